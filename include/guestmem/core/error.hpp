@@ -1,0 +1,157 @@
+// guestmem/core/error.hpp — the error model: `errc` codes in a
+// std::error_category named "guestmem", an `error` value that carries the
+// code, the first offending page, the vetoing consumer and a message in the
+// caller's terms, and `result<T>` built on Boost.Outcome's basic_result.
+//
+// Why Boost.Outcome: it is the well-kept result type in Debian's Boost 1.74,
+// and `basic_result` with the `terminate` policy compiles under
+// -fno-exceptions (the `boost/outcome/result.hpp` convenience header does
+// not: it pulls in boost/exception_ptr.hpp). The message is formatted into
+// a fixed buffer inside the error so that failing never allocates.
+#pragma once
+
+#include <boost/outcome/basic_result.hpp>
+#include <boost/outcome/policy/terminate.hpp>
+
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+
+#include <guestmem/core/types.hpp>
+
+namespace guestmem {
+
+/// Error codes. Zero is never used: a default std::error_code means success.
+enum class errc : int {
+    invalid_range = 1,  ///< empty, inverted, unaligned, overflowing or out-of-bounds range
+    out_of_memory,      ///< the allocator policy (or a reservation) ran out
+    busy,               ///< an unexpected reference (pin) blocks the operation
+    vetoed,             ///< a consumer refused a vetoable invalidation
+    poisoned,           ///< the page is poisoned and is never handed out again
+    not_allocated,      ///< no folio backs the page (a hole)
+    permission_denied,  ///< the accessor may not map this page
+    not_supported,      ///< the policy or platform cannot do this
+    invalid_argument,   ///< a bad enumeration value or parameter other than a range
+    already_bound,      ///< double bind, or a binding overlapping one of the same consumer
+    not_bound,          ///< unbind of an unknown or stale binding
+    retry,              ///< the mapping went stale (mappability none, or an invalidation ran)
+};
+
+[[nodiscard]] constexpr std::string_view to_string(errc e) noexcept {
+    switch (e) {
+    case errc::invalid_range: return "invalid_range";
+    case errc::out_of_memory: return "out_of_memory";
+    case errc::busy: return "busy";
+    case errc::vetoed: return "vetoed";
+    case errc::poisoned: return "poisoned";
+    case errc::not_allocated: return "not_allocated";
+    case errc::permission_denied: return "permission_denied";
+    case errc::not_supported: return "not_supported";
+    case errc::invalid_argument: return "invalid_argument";
+    case errc::already_bound: return "already_bound";
+    case errc::not_bound: return "not_bound";
+    case errc::retry: return "retry";
+    }
+    return "unknown guestmem error";
+}
+
+namespace detail {
+class error_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "guestmem"; }
+    std::string message(int code) const override {
+        return std::string(to_string(static_cast<errc>(code)));
+    }
+};
+} // namespace detail
+
+/// The "guestmem" error category (one instance per program).
+[[nodiscard]] inline const std::error_category& error_category() noexcept {
+    static const detail::error_category_impl instance;
+    return instance;
+}
+
+[[nodiscard]] inline std::error_code make_error_code(errc e) noexcept {
+    return {static_cast<int>(e), error_category()};
+}
+
+} // namespace guestmem
+
+template <> struct std::is_error_code_enum<guestmem::errc> : std::true_type {};
+
+namespace guestmem {
+
+/// Sentinel for "no page" / "no consumer".
+inline constexpr page_index no_page = std::numeric_limits<page_index>::max();
+inline constexpr std::uint64_t no_consumer = std::numeric_limits<std::uint64_t>::max();
+
+/// A failed operation: what went wrong (code), where (the first offending
+/// page, as the kernel's error_offset), who (the vetoing consumer's binding
+/// id, if any) and a sentence in the caller's terms. Trivially copyable;
+/// building one never allocates.
+class error {
+public:
+    static constexpr std::size_t max_message = 160;
+
+    constexpr error() noexcept = default;
+
+    /// printf-style constructor: error::make(errc::invalid_range, 0x200,
+    /// "range [%#llx, %#llx) is inverted", ...).
+    [[nodiscard]] static error make(errc code, page_index page, const char* fmt, ...) noexcept
+        __attribute__((format(printf, 3, 4))) {
+        error e;
+        e.code_ = code;
+        e.page_ = page;
+        std::va_list args;
+        va_start(args, fmt);
+        std::vsnprintf(e.text_, max_message, fmt, args);
+        va_end(args);
+        return e;
+    }
+
+    [[nodiscard]] constexpr errc code() const noexcept { return code_; }
+    [[nodiscard]] std::error_code error_code() const noexcept { return make_error_code(code_); }
+    /// First offending page, or `no_page` when the error is not about a page.
+    [[nodiscard]] constexpr page_index page() const noexcept { return page_; }
+    /// Binding id of the consumer that vetoed, or `no_consumer`.
+    [[nodiscard]] constexpr std::uint64_t consumer() const noexcept { return consumer_; }
+    [[nodiscard]] std::string_view message() const noexcept { return text_; }
+
+    /// Attach the vetoing consumer (used by the notifier set).
+    constexpr error& with_consumer(std::uint64_t binding_id) noexcept {
+        consumer_ = binding_id;
+        return *this;
+    }
+
+    friend bool operator==(const error& a, errc b) noexcept { return a.code_ == b; }
+
+private:
+    errc code_ = errc::invalid_argument;
+    page_index page_ = no_page;
+    std::uint64_t consumer_ = no_consumer;
+    char text_[max_message] = {};
+};
+
+/// std::error_code interop: `std::error_code ec = make_error_code(err);`
+[[nodiscard]] inline std::error_code make_error_code(const error& e) noexcept { return e.error_code(); }
+
+namespace outcome = BOOST_OUTCOME_V2_NAMESPACE;
+
+/// The return type of every fallible operation. `[[nodiscard]]` comes from
+/// Outcome (BOOST_OUTCOME_NODISCARD on basic_result). Accessing the value of
+/// a failed result terminates (there are no exceptions to throw).
+template <class T>
+using result = outcome::basic_result<T, error, outcome::policy::terminate>;
+
+/// result<void>, for operations that return nothing but may fail.
+using status = result<void>;
+
+/// The success value for `status`: `return ok();`.
+[[nodiscard]] constexpr auto ok() noexcept { return outcome::success(); }
+
+} // namespace guestmem

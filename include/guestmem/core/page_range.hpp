@@ -1,0 +1,95 @@
+// guestmem/core/page_range.hpp — the half-open page range [begin, end) and
+// its validation. Every public entry point validates its ranges here first,
+// so bad input is refused with one consistent message before anything is
+// touched.
+#pragma once
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdint>
+
+#include <guestmem/core/error.hpp>
+#include <guestmem/core/types.hpp>
+
+namespace guestmem {
+
+/// Half-open [begin, end) of page indices.
+struct page_range {
+    page_index begin = 0;
+    page_index end = 0;
+
+    [[nodiscard]] constexpr std::uint64_t size() const noexcept { return end > begin ? end - begin : 0; }
+    [[nodiscard]] constexpr bool empty() const noexcept { return end <= begin; }
+    [[nodiscard]] constexpr bool contains(page_index p) const noexcept { return p >= begin && p < end; }
+    [[nodiscard]] constexpr bool contains(const page_range& r) const noexcept {
+        return r.begin >= begin && r.end <= end;
+    }
+    [[nodiscard]] constexpr bool overlaps(const page_range& r) const noexcept {
+        return r.begin < end && begin < r.end;
+    }
+    /// Intersection; empty (begin == end) when the ranges do not overlap.
+    [[nodiscard]] constexpr page_range intersect(const page_range& r) const noexcept {
+        const page_index b = std::max(begin, r.begin);
+        const page_index e = std::min(end, r.end);
+        return b < e ? page_range{b, e} : page_range{b, b};
+    }
+    friend constexpr bool operator==(const page_range&, const page_range&) noexcept = default;
+};
+
+/// A range of `count` pages starting at `first`, refusing to wrap past 2^64.
+[[nodiscard]] inline result<page_range> make_range(page_index first, std::uint64_t count) noexcept {
+    if (count == 0)
+        return error::make(errc::invalid_range, first, "range of 0 pages at %#" PRIx64 " is empty", first);
+    if (first > UINT64_MAX - count)
+        return error::make(errc::invalid_range, first,
+                           "range of %#" PRIx64 " pages at %#" PRIx64 " overflows past 2^64", count, first);
+    return page_range{first, first + count};
+}
+
+/// A page range from a byte offset and length (as fallocate takes them):
+/// both must be multiples of the base page size.
+[[nodiscard]] inline result<page_range> range_from_bytes(std::uint64_t offset, std::uint64_t length) noexcept {
+    if (offset % page_size != 0 || length % page_size != 0)
+        return error::make(errc::invalid_range, offset / page_size,
+                           "byte range at %#" PRIx64 " of length %#" PRIx64 " is not aligned to %" PRIu64
+                           "-byte pages",
+                           offset, length, page_size);
+    return make_range(offset / page_size, length / page_size);
+}
+
+/// Validate `r` against an object of `limit` pages: not empty, not inverted,
+/// inside [0, limit). The message names the caller's range.
+[[nodiscard]] inline status check_range(const page_range& r, page_index limit) noexcept {
+    if (r.begin > r.end)
+        return error::make(errc::invalid_range, r.begin, "range [%#" PRIx64 ", %#" PRIx64 ") is inverted", r.begin,
+                           r.end);
+    if (r.begin == r.end)
+        return error::make(errc::invalid_range, r.begin, "range [%#" PRIx64 ", %#" PRIx64 ") is empty", r.begin,
+                           r.end);
+    if (r.end > limit)
+        return error::make(errc::invalid_range, std::max(r.begin, limit),
+                           "range [%#" PRIx64 ", %#" PRIx64 ") ends past the object's %#" PRIx64 " pages", r.begin,
+                           r.end, limit);
+    return ok();
+}
+
+/// Validate `r` and require both ends aligned to `order` (for APIs that work
+/// on whole folios).
+[[nodiscard]] inline status check_aligned_range(const page_range& r, page_index limit, folio_order order) noexcept {
+    if (auto s = check_range(r, limit); !s) return s;
+    if (!is_aligned(r.begin, order) || !is_aligned(r.end, order))
+        return error::make(errc::invalid_range, is_aligned(r.begin, order) ? r.end : r.begin,
+                           "range [%#" PRIx64 ", %#" PRIx64 ") is not aligned to order-%u folios (%" PRIu64 " pages)",
+                           r.begin, r.end, unsigned{order}, pages_in(order));
+    return ok();
+}
+
+/// Validate a single page against an object of `limit` pages.
+[[nodiscard]] inline status check_page(page_index p, page_index limit) noexcept {
+    if (p >= limit)
+        return error::make(errc::invalid_range, p, "page %#" PRIx64 " is past the object's %#" PRIx64 " pages", p,
+                           limit);
+    return ok();
+}
+
+} // namespace guestmem

@@ -1,0 +1,47 @@
+// guestmem/folio/allocator.hpp — the allocator policy: where folios come
+// from. A policy hands out naturally aligned folios of an order, takes them
+// back, and restructures them (split a huge folio into smaller ones, merge
+// the pieces back). Splitting needs metadata memory (hugetlb restores the
+// vmemmap of the tail pages) and so may fail; here that fallible part is a
+// separate `reserve_split` so the split itself, done at commit time, cannot.
+// Merging frees metadata and never fails.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+
+#include <guestmem/core/error.hpp>
+#include <guestmem/core/types.hpp>
+
+namespace guestmem {
+
+/// What an allocator policy must provide.
+///
+/// - `max_order()`: the largest folio order it can hand out.
+/// - `allocate(index, order)`: a new folio of `order` to back object pages
+///   [index, index + 2^order); `index` is aligned to `order`. Returns the
+///   frame number of its first page (the folio's pages are frames
+///   frame .. frame + 2^order - 1). May fail with out_of_memory.
+/// - `free(index, frame, order)`: give a whole folio back. Cannot fail.
+/// - `reserve_split(frame, from, to)`: take what splitting the folio at
+///   `frame` from order `from` into pieces of order `to` needs. May fail.
+/// - `unreserve_split(frame, from, to)`: give back an unused reservation.
+/// - `split(frame, from, to)`: split, consuming the reservation. Cannot fail.
+/// - `merge(frame, to, from)`: pieces of order `to` back into one folio of
+///   order `from`. Cannot fail.
+/// - `zero(index, frame, pages)`: clear the contents of `pages` base pages
+///   starting at `frame` (backing object page `index`). Cannot fail.
+template <class A>
+concept folio_allocator = requires(A& a, const A& ca, page_index index, frame_number frame, folio_order order,
+                                   folio_order to, std::uint64_t pages) {
+    { ca.max_order() } noexcept -> std::same_as<folio_order>;
+    { a.allocate(index, order) } -> std::same_as<result<frame_number>>;
+    { a.free(index, frame, order) } noexcept;
+    { a.reserve_split(frame, order, to) } -> std::same_as<status>;
+    { a.unreserve_split(frame, order, to) } noexcept;
+    { a.split(frame, order, to) } noexcept;
+    { a.merge(frame, to, order) } noexcept;
+    { a.zero(index, frame, pages) } noexcept;
+};
+
+} // namespace guestmem

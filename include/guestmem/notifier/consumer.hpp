@@ -1,0 +1,135 @@
+// guestmem/notifier/consumer.hpp — the consumer interface: what a stage-2
+// table, an IOMMU domain or a host view implements to be told, in two
+// phases, that part of the object is about to change hands (seed 004).
+// `prepare` may do fallible work and veto; `commit` cannot fail and reports
+// trouble (a page it could not drop) instead; `abort` undoes a prepare.
+// Truncation, release and memory failure are not vetoable.
+#pragma once
+
+#include <array>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include <guestmem/core/error.hpp>
+#include <guestmem/core/page_range.hpp>
+#include <guestmem/core/types.hpp>
+
+namespace guestmem {
+
+/// Why an invalidation happens.
+enum class invalidation_cause : std::uint8_t {
+    to_shared,       ///< convert guest_only -> shared (vetoable)
+    to_guest_only,   ///< convert shared -> guest_only (vetoable)
+    truncate,        ///< punch_hole (not vetoable)
+    release,         ///< the object or the binding goes away (not vetoable)
+    memory_failure,  ///< a page was poisoned (not vetoable)
+};
+
+[[nodiscard]] constexpr bool is_vetoable(invalidation_cause c) noexcept {
+    return c == invalidation_cause::to_shared || c == invalidation_cause::to_guest_only;
+}
+
+[[nodiscard]] constexpr std::string_view to_string(invalidation_cause c) noexcept {
+    switch (c) {
+    case invalidation_cause::to_shared: return "to_shared";
+    case invalidation_cause::to_guest_only: return "to_guest_only";
+    case invalidation_cause::truncate: return "truncate";
+    case invalidation_cause::release: return "release";
+    case invalidation_cause::memory_failure: return "memory_failure";
+    }
+    return "invalid cause";
+}
+
+/// One consumer's view of one invalidation, clipped to one of its bindings.
+struct invalidation {
+    page_range pages;               ///< object page indices, clipped to the binding
+    page_range target;              ///< the same pages in the consumer's own page numbers (GFN, IOVA/4K, VA/4K)
+    invalidation_cause cause = invalidation_cause::release;
+    bool vetoable = false;
+    folio_order order = order_4k;   ///< memory_failure: order of the folio holding the page
+    std::uint64_t sequence = 0;     ///< the binding's sequence number while this is in flight (odd)
+    std::uint64_t binding_id = 0;   ///< generation-unique id of the binding
+};
+
+/// What consumers report back while committing: pages they could not drop
+/// (leaked) or found poisoned. The owner quarantines them. Fixed capacity:
+/// reporting never allocates; past the capacity, `overflowed()` is set and
+/// the owner quarantines the whole invalidated range conservatively.
+class commit_report {
+public:
+    static constexpr std::size_t capacity = 32;
+    enum class kind : std::uint8_t { leaked, poisoned };
+    struct entry {
+        page_index page;
+        kind what;
+        std::uint64_t binding_id;
+    };
+
+    void leaked(page_index object_page, std::uint64_t binding_id = 0) noexcept { add({object_page, kind::leaked, binding_id}); }
+    void poisoned(page_index object_page, std::uint64_t binding_id = 0) noexcept {
+        add({object_page, kind::poisoned, binding_id});
+    }
+
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+    [[nodiscard]] bool empty() const noexcept { return size_ == 0 && !overflowed_; }
+    [[nodiscard]] bool overflowed() const noexcept { return overflowed_; }
+    [[nodiscard]] const entry* begin() const noexcept { return entries_.data(); }
+    [[nodiscard]] const entry* end() const noexcept { return entries_.data() + size_; }
+    void clear() noexcept {
+        size_ = 0;
+        overflowed_ = false;
+    }
+
+private:
+    void add(const entry& e) noexcept {
+        if (size_ < capacity)
+            entries_[size_++] = e;
+        else
+            overflowed_ = true;
+    }
+    std::array<entry, capacity> entries_{};
+    std::size_t size_ = 0;
+    bool overflowed_ = false;
+};
+
+/// The consumer policy as a concept. A closed set of consumer types can be
+/// used directly (no virtual dispatch); `consumer` below is the virtual
+/// base for heterogeneous sets.
+///
+/// - `prepare(inv)`: check and do fallible work (allocate, split own huge
+///   mappings). Return an error with errc::vetoed (and the page, and why)
+///   to refuse. For non-vetoable causes the result is ignored (logged).
+/// - `commit(inv, report)`: drop the mappings. Cannot fail; report pages
+///   that could not be dropped.
+/// - `abort(inv)`: undo what prepare did. Cannot fail.
+/// - `memory_failure(inv)`: a page (inv.pages, one page) was poisoned in a
+///   folio of order inv.order; unmap it. Single phase, cannot fail.
+template <class C>
+concept invalidation_consumer = requires(C& c, const invalidation& inv, commit_report& report) {
+    { c.prepare(inv) } -> std::same_as<status>;
+    { c.commit(inv, report) } noexcept;
+    { c.abort(inv) } noexcept;
+    { c.memory_failure(inv) } noexcept;
+};
+
+/// Virtual base class for consumers of different types bound to one object.
+class consumer {
+public:
+    consumer() = default;
+    consumer(const consumer&) = delete;
+    consumer& operator=(const consumer&) = delete;
+    virtual ~consumer() = default;
+
+    virtual status prepare(const invalidation& inv) = 0;
+    virtual void commit(const invalidation& inv, commit_report& report) noexcept = 0;
+    virtual void abort(const invalidation& inv) noexcept = 0;
+    virtual void memory_failure(const invalidation& inv) noexcept = 0;
+    /// A short name for dumps and veto messages.
+    [[nodiscard]] virtual std::string_view name() const noexcept { return "consumer"; }
+};
+
+static_assert(invalidation_consumer<consumer>);
+
+} // namespace guestmem

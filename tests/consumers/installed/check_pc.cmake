@@ -1,0 +1,7 @@
+if(NOT EXISTS "${PC}")
+  message(FATAL_ERROR "guestmem.pc was not installed at ${PC}")
+endif()
+file(READ "${PC}" pc)
+if(NOT pc MATCHES "Name: guestmem" OR NOT pc MATCHES "Cflags: -std=c\\+\\+20 -I")
+  message(FATAL_ERROR "guestmem.pc lacks Name or Cflags:\n${pc}")
+endif()
