@@ -1,0 +1,97 @@
+// guestmem/notifier/binding.hpp — one binding of a consumer to a range of a
+// guest memory object: (consumer, object pages, base in the consumer's own
+// space), the way a KVM memslot binds a guest_memfd pgoff range to GFNs.
+//
+// The embedder owns the storage (typically a member of the consumer; a
+// consumer may own several). The binding carries a Boost.Intrusive
+// auto-unlink list hook, so binding and unbinding allocate nothing, and a
+// binding destroyed while bound unlinks itself. It also carries the
+// per-binding sequence number that fault paths read concurrently (like
+// Linux's mmu_interval_notifier): odd while an invalidation over the
+// binding is in flight.
+#pragma once
+
+#include <boost/intrusive/list.hpp>
+
+#include <atomic>
+#include <cstdint>
+
+#include <guestmem/core/page_range.hpp>
+#include <guestmem/notifier/consumer.hpp>
+
+namespace guestmem {
+
+/// What bind() hands back: the binding's generation-unique id. Never a
+/// pointer; unbind() looks the id up, so a stale or foreign handle is
+/// refused instead of dereferenced.
+struct binding_handle {
+    std::uint64_t id = 0;
+    friend constexpr bool operator==(const binding_handle&, const binding_handle&) noexcept = default;
+};
+
+template <invalidation_consumer C>
+class notifier_set;
+
+namespace detail {
+using binding_hook = boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+} // namespace detail
+
+/// Storage for one binding. Owned by the embedder, linked into a
+/// notifier_set by bind(). Destroying a bound binding unlinks it (no
+/// notification is sent: its consumer is going away too). Like every
+/// mutation of the set, that must happen under the owner's exclusive lock.
+template <invalidation_consumer C = consumer>
+class binding {
+public:
+    binding() = default;
+    binding(const binding&) = delete;
+    binding& operator=(const binding&) = delete;
+    binding(binding&&) = delete;
+    binding& operator=(binding&&) = delete;
+    /// The auto-unlink hook removes a still-bound binding from its set.
+    ~binding() = default;
+
+    [[nodiscard]] bool is_bound() const noexcept { return hook_.is_linked(); }
+    /// Object pages covered by this binding (meaningful while bound).
+    [[nodiscard]] page_range pages() const noexcept { return pages_; }
+    /// Consumer-space page number that pages().begin translates to.
+    [[nodiscard]] std::uint64_t target_base() const noexcept { return target_base_; }
+    /// The whole binding in the consumer's page numbers.
+    [[nodiscard]] page_range target() const noexcept { return {target_base_, target_base_ + pages_.size()}; }
+    /// Generation-unique id while bound; 0 when not bound.
+    [[nodiscard]] std::uint64_t id() const noexcept { return is_bound() ? id_ : 0; }
+    [[nodiscard]] C* owner() const noexcept { return is_bound() ? owner_ : nullptr; }
+    /// The current sequence number; odd while an invalidation over this
+    /// binding is in flight. Safe to call concurrently with invalidations.
+    [[nodiscard]] std::uint64_t sequence() const noexcept { return sequence_.load(std::memory_order_acquire); }
+
+    /// Object page -> consumer page (the caller makes sure pages().contains(p)).
+    [[nodiscard]] std::uint64_t translate(page_index p) const noexcept { return target_base_ + (p - pages_.begin); }
+
+private:
+    friend class notifier_set<C>;
+
+    /// Begin an invalidation over this binding: the sequence becomes odd
+    /// (or, when one is already in flight, changes and stays odd).
+    void begin_invalidation() noexcept {
+        if (depth_++ == 0)
+            sequence_.fetch_add(1, std::memory_order_acq_rel);
+        else
+            sequence_.fetch_add(2, std::memory_order_acq_rel);
+    }
+    /// End one; the outermost end makes the sequence even again.
+    void end_invalidation() noexcept {
+        if (depth_ > 0 && --depth_ == 0) sequence_.fetch_add(1, std::memory_order_release);
+    }
+
+    detail::binding_hook hook_;
+    page_range pages_{};
+    std::uint64_t target_base_ = 0;
+    std::uint64_t id_ = 0;
+    C* owner_ = nullptr;
+    std::atomic<std::uint64_t> sequence_{0};
+    std::uint32_t depth_ = 0;   // nested invalidations in flight; owner's exclusive lock only
+    bool prepared_ = false;     // prepared in the set's active round; owner's exclusive lock only
+};
+
+} // namespace guestmem

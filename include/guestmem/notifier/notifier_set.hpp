@@ -1,0 +1,421 @@
+// guestmem/notifier/notifier_set.hpp — the consumers bound to one guest
+// memory object and the two-phase invalidation protocol (seed 004).
+//
+// A vetoable invalidation is a `round`: prepare() bumps the sequence of
+// every overlapping binding (odd = in flight) and asks each, in binding
+// order, to prepare; the first veto aborts every binding already prepared,
+// in reverse order, ends the sequences and returns the veto (which binding,
+// which page, why). Otherwise the caller later commits the round (commit
+// cannot fail; consumers report pages they could not drop) or aborts it.
+// Truncation, release and memory failure are not vetoable: invalidate()
+// still calls prepare, ignores (and counts) refusals, then commits.
+//
+// Binding order is object page order: bindings sorted by their first page,
+// ties by bind order (like the kernel's gmem bindings xarray, keyed by
+// pgoff). Everything here is intrusive: no operation allocates.
+//
+// Locking: every member except read_begin/read_retry (and
+// binding::sequence) must run under the owner's exclusive lock, as must
+// destroying a bound binding. Consumer callbacks must not bind or unbind on
+// the set that calls them.
+#pragma once
+
+#include <boost/intrusive/list.hpp>
+
+#include <atomic>
+#include <cinttypes>
+#include <concepts>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include <guestmem/core/error.hpp>
+#include <guestmem/core/page_range.hpp>
+#include <guestmem/notifier/binding.hpp>
+#include <guestmem/notifier/consumer.hpp>
+
+namespace guestmem {
+
+namespace detail {
+/// Binding ids come from one process-wide counter, so an id is never reused
+/// and a handle from another notifier_set never names a binding here.
+inline std::uint64_t next_binding_id() noexcept {
+    static std::atomic<std::uint64_t> counter{0};
+    return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+template <class C>
+concept named_consumer = requires(const C& c) {
+    { c.name() } -> std::convertible_to<std::string_view>;
+};
+} // namespace detail
+
+template <invalidation_consumer C = consumer>
+class notifier_set {
+    using list_type = boost::intrusive::list<
+        binding<C>, boost::intrusive::member_hook<binding<C>, detail::binding_hook, &binding<C>::hook_>,
+        boost::intrusive::constant_time_size<false>>;
+
+public:
+    /// Totals since construction. `rounds` counts every two-phase round
+    /// begun (prepare, invalidate, and the release sent by unbind and by
+    /// the destructor); `commits` and `aborts` the rounds that ended so;
+    /// `vetoes` the refusals that aborted a round; `ignored_vetoes` the
+    /// refusals of non-vetoable invalidations; `memory_failures` the calls
+    /// to memory_failure().
+    struct counters {
+        std::uint64_t rounds = 0, commits = 0, aborts = 0, vetoes = 0, ignored_vetoes = 0, memory_failures = 0;
+    };
+
+    /// One in-flight vetoable invalidation. Movable, holds no heap memory;
+    /// the prepared state lives in the bindings. A round destroyed while
+    /// still active is aborted, so begin and end stay balanced.
+    class round;
+
+private:
+    struct key {
+        explicit key() = default;
+    };
+
+public:
+    class round {
+    public:
+        round() = default;
+        round(const round&) = delete;
+        round& operator=(const round&) = delete;
+        round(round&& o) noexcept { take(o); }
+        round& operator=(round&& o) noexcept {
+            if (this != &o) {
+                finish();
+                take(o);
+            }
+            return *this;
+        }
+        ~round() { finish(); }
+
+        /// True until committed or aborted (or its set is destroyed).
+        [[nodiscard]] bool active() const noexcept { return set_ != nullptr && set_->live_round_ == this; }
+        [[nodiscard]] page_range pages() const noexcept { return pages_; }
+        [[nodiscard]] invalidation_cause cause() const noexcept { return cause_; }
+
+        /// Only the set can name the key. The new round becomes the set's
+        /// live round; moves hand that over.
+        round(key, notifier_set* s, page_range p, invalidation_cause c) noexcept : set_(s), pages_(p), cause_(c) {
+            s->live_round_ = this;
+        }
+
+    private:
+        friend class notifier_set;
+        void take(round& o) noexcept {
+            set_ = std::exchange(o.set_, nullptr);
+            pages_ = o.pages_;
+            cause_ = o.cause_;
+            if (set_ != nullptr && set_->live_round_ == &o) set_->live_round_ = this;
+        }
+        void finish() noexcept {
+            if (active()) set_->abort(*this);
+            set_ = nullptr;
+        }
+        notifier_set* set_ = nullptr;
+        page_range pages_{};
+        invalidation_cause cause_ = invalidation_cause::release;
+    };
+
+    notifier_set() = default;
+    notifier_set(const notifier_set&) = delete;
+    notifier_set& operator=(const notifier_set&) = delete;
+    notifier_set(notifier_set&&) = delete;
+    notifier_set& operator=(notifier_set&&) = delete;
+
+    /// Aborts a round still in flight, then releases and unlinks every
+    /// remaining binding (a non-vetoable `release` to each).
+    ~notifier_set() {
+        if (live_round_ != nullptr) abort_active();
+        commit_report discarded;
+        while (!list_.empty()) release_and_unlink(list_.front(), discarded);
+    }
+
+    /// Bind `slot` to `pages` of the object for `owner`, translating
+    /// pages.begin to `target_base` in the consumer's space.
+    [[nodiscard]] result<binding_handle> bind(binding<C>& slot, C& owner, page_range pages, std::uint64_t target_base) {
+        if (auto s = check_range(pages, no_page); !s) return s.error();
+        if (target_base > UINT64_MAX - pages.size())
+            return error::make(errc::invalid_range, pages.begin,
+                               "binding of pages [%#" PRIx64 ", %#" PRIx64 ") at target base %#" PRIx64
+                               " overflows past 2^64",
+                               pages.begin, pages.end, target_base);
+        if (slot.is_bound())
+            return error::make(errc::already_bound, pages.begin,
+                               "binding slot is already bound (binding %" PRIu64 " over pages [%#" PRIx64 ", %#" PRIx64
+                               "))",
+                               slot.id_, slot.pages_.begin, slot.pages_.end);
+        if (live_round_ != nullptr)
+            return error::make(errc::busy, pages.begin,
+                               "cannot bind pages [%#" PRIx64 ", %#" PRIx64 ") while an invalidation round over [%#" PRIx64
+                               ", %#" PRIx64 ") is in flight",
+                               pages.begin, pages.end, active_pages_.begin, active_pages_.end);
+        auto pos = list_.end();
+        for (auto it = list_.begin(); it != list_.end(); ++it) {
+            if (it->owner_ == &owner && it->pages_.overlaps(pages))
+                return error::make(errc::already_bound, std::max(pages.begin, it->pages_.begin),
+                                   "consumer already has binding %" PRIu64 " over pages [%#" PRIx64 ", %#" PRIx64
+                                   "), which overlaps [%#" PRIx64 ", %#" PRIx64 ")",
+                                   it->id_, it->pages_.begin, it->pages_.end, pages.begin, pages.end);
+            if (pos == list_.end() && it->pages_.begin > pages.begin) pos = it;
+        }
+        slot.pages_ = pages;
+        slot.target_base_ = target_base;
+        slot.id_ = detail::next_binding_id();
+        slot.owner_ = &owner;
+        slot.depth_ = 0;
+        slot.prepared_ = false;
+        list_.insert(pos, slot);
+        return binding_handle{slot.id_};
+    }
+
+    /// Unbind: deliver a non-vetoable `release` over the binding's whole
+    /// range (prepare result ignored, then commit), then unlink. Commit-time
+    /// reports go to `report`.
+    [[nodiscard]] status unbind(binding_handle h, commit_report& report) {
+        binding<C>* b = find(h.id);
+        if (b == nullptr)
+            return error::make(errc::not_bound, no_page,
+                               "binding %" PRIu64 " is not bound to this notifier set (unknown, already unbound, or "
+                               "from another set)",
+                               h.id);
+        release_and_unlink(*b, report);
+        return ok();
+    }
+    /// As above; commit-time reports from the release are discarded.
+    [[nodiscard]] status unbind(binding_handle h) {
+        commit_report discarded;
+        return unbind(h, discarded);
+    }
+
+    /// Begin a vetoable invalidation of `pages` (see the file comment).
+    /// Errors: invalid_argument for a non-vetoable or unknown cause,
+    /// invalid_range for an empty or inverted range, busy while another
+    /// round is in flight, vetoed (with the binding id) when a consumer
+    /// refuses.
+    [[nodiscard]] result<round> prepare(page_range pages, invalidation_cause cause) {
+        if (!is_vetoable(cause))
+            return error::make(errc::invalid_argument, pages.begin,
+                               "prepare() of pages [%#" PRIx64 ", %#" PRIx64 ") needs a vetoable cause; %.*s is not "
+                               "vetoable (use invalidate())",
+                               pages.begin, pages.end, static_cast<int>(to_string(cause).size()), to_string(cause).data());
+        if (auto s = check_range(pages, no_page); !s) return s.error();
+        if (live_round_ != nullptr)
+            return error::make(errc::busy, pages.begin,
+                               "cannot prepare pages [%#" PRIx64 ", %#" PRIx64 ") while an invalidation round over [%#" PRIx64
+                               ", %#" PRIx64 ") is in flight",
+                               pages.begin, pages.end, active_pages_.begin, active_pages_.end);
+        ++stats_.rounds;
+        for_overlapping(pages, [](binding<C>& b) { b.begin_invalidation(); });
+        for (auto it = list_.begin(); it != list_.end() && it->pages_.begin < pages.end; ++it) {
+            if (!it->pages_.overlaps(pages)) continue;
+            binding<C>& b = *it;
+            status st = b.owner_->prepare(make_invalidation(b, pages, cause, true));
+            if (st) {
+                b.prepared_ = true;
+                continue;
+            }
+            // Veto: abort everyone already prepared, newest first, then end
+            // every sequence this round began.
+            error e = describe_veto(b, pages, cause, st.error());
+            for (auto back = it; back != list_.begin();) {
+                --back;
+                if (!back->prepared_) continue;
+                back->owner_->abort(make_invalidation(*back, pages, cause, true));
+                back->prepared_ = false;
+            }
+            for_overlapping(pages, [](binding<C>& x) { x.end_invalidation(); });
+            ++stats_.vetoes;
+            ++stats_.aborts;
+            return e;
+        }
+        active_pages_ = pages;
+        active_cause_ = cause;
+        return result<round>(outcome::in_place_type<round>, key{}, this, pages, cause);
+    }
+
+    /// Commit every prepared binding in binding order and end the round.
+    /// A round that is not this set's active one (moved-from, already
+    /// finished, another set's) is ignored.
+    void commit(round& r, commit_report& report) noexcept {
+        if (r.set_ != this || !r.active()) return;
+        for (binding<C>& b : list_) {
+            if (!b.prepared_) continue;
+            b.owner_->commit(make_invalidation(b, r.pages_, r.cause_, true), report);
+            b.prepared_ = false;
+            b.end_invalidation();
+        }
+        r.set_ = nullptr;
+        live_round_ = nullptr;
+        ++stats_.commits;
+    }
+
+    /// The caller changed its mind after a successful prepare: abort every
+    /// prepared binding in reverse binding order and end the round.
+    void abort(round& r) noexcept {
+        if (r.set_ != this || !r.active()) return;
+        abort_active();
+    }
+
+    /// A non-vetoable invalidation (truncate, release, memory failure; any
+    /// cause given here is delivered with vetoable == false): prepare all
+    /// overlapping bindings, ignoring and counting refusals, then commit all.
+    void invalidate(page_range pages, invalidation_cause cause, commit_report& report) noexcept {
+        if (pages.empty()) return;
+        ++stats_.rounds;
+        for_overlapping(pages, [](binding<C>& b) { b.begin_invalidation(); });
+        for_overlapping(pages, [&](binding<C>& b) { prepare_ignoring_veto(b, pages, cause); });
+        for_overlapping(pages, [&](binding<C>& b) { b.owner_->commit(make_invalidation(b, pages, cause, false), report); });
+        for_overlapping(pages, [](binding<C>& b) { b.end_invalidation(); });
+        ++stats_.commits;
+    }
+
+    /// Page `page`, in a folio of `order`, was poisoned: one single-phase
+    /// notification to each binding covering it; each binding's sequence is
+    /// bumped (begin and end) around it.
+    void memory_failure(page_index page, folio_order order) noexcept {
+        ++stats_.memory_failures;
+        if (page == no_page) return;  // no binding can cover the last index
+        const page_range one{page, page + 1};
+        for_overlapping(one, [&](binding<C>& b) {
+            b.begin_invalidation();
+            invalidation inv = make_invalidation(b, one, invalidation_cause::memory_failure, false);
+            inv.order = order;
+            b.owner_->memory_failure(inv);
+            b.end_invalidation();
+        });
+    }
+
+    /// Like mmu_interval_read_begin: the binding's current sequence (odd
+    /// while an invalidation is in flight: read_retry will then say retry).
+    [[nodiscard]] std::uint64_t read_begin(const binding<C>& b) const noexcept { return b.sequence(); }
+    /// True if an invalidation over `b` was in flight at read_begin, or
+    /// began or ran since. Call under the consumer's own lock before
+    /// installing a mapping.
+    [[nodiscard]] bool read_retry(const binding<C>& b, std::uint64_t seq) const noexcept {
+        return (seq & 1) != 0 || b.sequence() != seq;
+    }
+
+    /// f(const binding<C>&) for each binding, in binding order.
+    template <class F>
+    void for_each_binding(F&& f) const {
+        for (const binding<C>& b : list_) f(b);
+    }
+    /// Number of bindings (walks the list: auto-unlink lists keep no size).
+    [[nodiscard]] std::size_t binding_count() const noexcept { return list_.size(); }
+    [[nodiscard]] counters stats() const noexcept { return stats_; }
+    /// The most recent refusal of a non-vetoable invalidation (the "log"),
+    /// with the binding id attached; empty if none happened.
+    [[nodiscard]] const std::optional<error>& last_ignored_veto() const noexcept { return last_ignored_veto_; }
+    /// True between a successful prepare() and its commit/abort.
+    [[nodiscard]] bool round_in_flight() const noexcept { return live_round_ != nullptr; }
+
+private:
+    binding<C>* find(std::uint64_t id) noexcept {
+        if (id == 0) return nullptr;
+        for (binding<C>& b : list_)
+            if (b.id_ == id) return &b;
+        return nullptr;
+    }
+
+    template <class F>
+    void for_overlapping(page_range pages, F&& f) noexcept {
+        for (auto it = list_.begin(); it != list_.end() && it->pages_.begin < pages.end; ++it)
+            if (it->pages_.overlaps(pages)) f(*it);
+    }
+
+    /// The invalidation one binding sees: clipped to it and translated
+    /// into its consumer's space (seed 002: base + max(pgoff, start) - pgoff).
+    static invalidation make_invalidation(const binding<C>& b, page_range pages, invalidation_cause cause,
+                                          bool vetoable) noexcept {
+        invalidation inv;
+        inv.pages = b.pages_.intersect(pages);
+        inv.target = {b.translate(inv.pages.begin), b.translate(inv.pages.end)};
+        inv.cause = cause;
+        inv.vetoable = vetoable;
+        inv.sequence = b.sequence();
+        inv.binding_id = b.id_;
+        return inv;
+    }
+
+    static std::string_view consumer_name(const binding<C>& b) noexcept {
+        if constexpr (detail::named_consumer<C>)
+            return std::string_view(b.owner_->name());
+        else
+            return "consumer";
+    }
+
+    /// The caller-facing veto: code vetoed, the consumer's page (if it is in
+    /// the clipped range, else the first clipped page), the binding id, and
+    /// the consumer's name and reason.
+    static error describe_veto(const binding<C>& b, page_range pages, invalidation_cause cause, const error& why) noexcept {
+        const page_range clipped = b.pages_.intersect(pages);
+        const page_index page = clipped.contains(why.page()) ? why.page() : clipped.begin;
+        const std::string_view name = consumer_name(b);
+        const std::string_view reason = why.message();
+        const std::string_view code = why.code() == errc::vetoed ? std::string_view{} : to_string(why.code());
+        const std::string_view cause_name = to_string(cause);
+        error e = error::make(errc::vetoed, page,
+                              "%.*s (binding %" PRIu64 ") vetoed %.*s of [%#" PRIx64 ", %#" PRIx64 "): %.*s%s%.*s%s",
+                              static_cast<int>(name.size()), name.data(), b.id_, static_cast<int>(cause_name.size()),
+                              cause_name.data(), clipped.begin, clipped.end, static_cast<int>(reason.size()),
+                              reason.data(), code.empty() ? "" : " (", static_cast<int>(code.size()), code.data(),
+                              code.empty() ? "" : ")");
+        e.with_consumer(b.id_);
+        return e;
+    }
+
+    void prepare_ignoring_veto(binding<C>& b, page_range pages, invalidation_cause cause) noexcept {
+        status st = b.owner_->prepare(make_invalidation(b, pages, cause, false));
+        if (st) return;
+        ++stats_.ignored_vetoes;
+        last_ignored_veto_ = describe_veto(b, pages, cause, st.error());
+    }
+
+    void abort_active() noexcept {
+        for (auto it = list_.rbegin(); it != list_.rend(); ++it) {
+            if (!it->prepared_) continue;
+            it->owner_->abort(make_invalidation(*it, active_pages_, active_cause_, true));
+            it->prepared_ = false;
+            it->end_invalidation();
+        }
+        live_round_->set_ = nullptr;  // finished: it no longer refers to this set
+        live_round_ = nullptr;
+        ++stats_.aborts;
+    }
+
+    /// Release one binding: if the active round prepared it, abort it for
+    /// that round first; then prepare (ignored) and commit a `release` over
+    /// its whole range, and unlink it.
+    void release_and_unlink(binding<C>& b, commit_report& report) noexcept {
+        if (b.prepared_) {
+            b.owner_->abort(make_invalidation(b, active_pages_, active_cause_, true));
+            b.prepared_ = false;
+            b.end_invalidation();
+        }
+        ++stats_.rounds;
+        b.begin_invalidation();
+        prepare_ignoring_veto(b, b.pages_, invalidation_cause::release);
+        b.owner_->commit(make_invalidation(b, b.pages_, invalidation_cause::release, false), report);
+        b.end_invalidation();
+        ++stats_.commits;
+        b.hook_.unlink();
+        b.owner_ = nullptr;
+        b.id_ = 0;
+        b.depth_ = 0;
+    }
+
+    list_type list_;
+    counters stats_{};
+    round* live_round_ = nullptr;  // the round in flight, followed through moves
+    page_range active_pages_{};
+    invalidation_cause active_cause_ = invalidation_cause::release;
+    std::optional<error> last_ignored_veto_;
+};
+
+} // namespace guestmem
