@@ -1,0 +1,189 @@
+// guestmem/range_map/range_map.hpp — the shareability range map (DESIGN.md
+// part 1): an ordered map of maximal runs [begin, end) -> Value over the
+// pages [0, size) of one guest memory object, always coalesced.
+//
+// Layout: a B+-tree of 256-byte nodes (16-way inner nodes; leaves of run
+// starts and values, 26 runs per leaf for a one-byte Value), chosen by
+// measurement against std::map, Boost.ICL, a sorted vector and a 2-bit
+// bitmap (bench/bench_range_map.cpp, bench/RESULTS.md). A map that is one
+// run holds no node at all. Costs: at() O(log runs); assign() O(log runs +
+// runs removed); the run view O(log runs) to start, O(1) per run.
+//
+// Memory comes only from the Allocator (rebound to 256-byte node storage).
+// The allocator reports exhaustion by returning nullptr from allocate();
+// the map turns that into errc::out_of_memory and leaves itself unchanged.
+// (A throwing allocator also leaves the map unchanged, but the library is
+// built for -fno-exceptions, where the nullptr convention is the policy.)
+//
+// Infallible commits: reserve_for(r) takes from the allocator every node a
+// following assign_reserved(r, v) can need (one per tree level plus a new
+// root, since one assign adds at most two run starts, both into one leaf);
+// assign_reserved() then cannot fail. Unused reserved nodes stay with the
+// map (counted in memory_bytes()) until release_reservation() or the
+// destructor. assign() is reserve_for() + assign_reserved() and keeps the
+// few leftover nodes for the next call.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <ranges>
+
+#include <guestmem/core/error.hpp>
+#include <guestmem/core/page_range.hpp>
+#include <guestmem/core/types.hpp>
+#include <guestmem/range_map/detail/nodes.hpp>
+#include <guestmem/range_map/detail/run_iterator.hpp>
+#include <guestmem/range_map/detail/run_tree.hpp>
+
+namespace guestmem {
+
+namespace detail {
+
+/// A view of the runs overlapping a window, clipped to it (range_map::run_view).
+template <class Value, class Allocator>
+class rm_run_view : public std::ranges::view_interface<rm_run_view<Value, Allocator>> {
+    using tree_type = run_tree<Value, Allocator>;
+
+public:
+    using iterator = run_iterator<Value>;
+
+    rm_run_view() = default;
+    rm_run_view(const tree_type* t, page_range window) noexcept : tree_(t), window_(window) {}
+
+    [[nodiscard]] iterator begin() const noexcept {
+        if (tree_ == nullptr || window_.empty()) return end();
+        if (tree_->root() == nullptr)
+            return iterator(nullptr, 0, window_.begin, window_.end, tree_->size(), tree_->single());
+        unsigned idx;
+        const auto* lf = tree_->find_leaf(window_.begin, idx);
+        return iterator(lf, idx, window_.begin, window_.end, tree_->size(), Value{});
+    }
+    [[nodiscard]] iterator end() const noexcept {
+        const page_index e = window_.empty() ? window_.begin : window_.end;
+        return iterator(nullptr, 0, e, e, 0, Value{});
+    }
+
+private:
+    const tree_type* tree_ = nullptr;
+    page_range window_{};
+};
+
+} // namespace detail
+
+/// Coalesced map page -> Value over [0, size). Value: small, trivially
+/// copyable, equality-comparable (a shareability, a pin count).
+template <class Value, class Allocator = std::allocator<Value>>
+class range_map {
+    static_assert(detail::rm_value_ok<Value>, "range_map values must be trivially copyable and at most 8 bytes");
+    using tree_type = detail::run_tree<Value, Allocator>;
+
+public:
+    using value_type = Value;
+    using allocator_type = Allocator;
+    using iterator = detail::run_iterator<Value>;
+
+    using run_view = detail::rm_run_view<Value, Allocator>;
+
+    /// One run [0, size) of `initial`. Allocates nothing; cannot fail.
+    /// Precondition: size > 0.
+    range_map(page_index size, Value initial, const Allocator& alloc = {}) noexcept : tree_(size, initial, alloc) {}
+    range_map(range_map&&) noexcept = default;
+    range_map(const range_map&) = delete;
+    range_map& operator=(const range_map&) = delete;
+    range_map& operator=(range_map&&) = delete;
+    ~range_map() = default;
+
+    [[nodiscard]] page_index size() const noexcept { return tree_.size(); }
+
+    /// Set every page of r to v, coalescing with equal neighbours.
+    /// Errors: invalid_range (r empty, inverted or past size()),
+    /// out_of_memory (the allocator returned nullptr). On error the map is
+    /// unchanged.
+    [[nodiscard]] status assign(page_range r, Value v) noexcept {
+        if (auto s = reserve_for(r); !s) return s;
+        tree_.commit_assign(r.begin, r.end, v);
+        return ok();
+    }
+
+    /// Take now every node that assign_reserved(r, any value) can need.
+    /// Errors: invalid_range, out_of_memory (then nothing new is reserved).
+    [[nodiscard]] status reserve_for(page_range r) noexcept {
+        if (auto s = check_range(r, size()); !s) return s;
+        if (!tree_.reserve())
+            return error::make(errc::out_of_memory, r.begin,
+                               "no memory for range map nodes to assign [%#" PRIx64 ", %#" PRIx64 ")", r.begin,
+                               r.end);
+        return ok();
+    }
+
+    /// Assign on reserved nodes. Preconditions: r is valid, reserve_for(r)
+    /// succeeded and the map has not changed since. Cannot fail.
+    void assign_reserved(page_range r, Value v) noexcept { tree_.commit_assign(r.begin, r.end, v); }
+
+    /// Give reserved, unused nodes back to the allocator.
+    void release_reservation() noexcept { tree_.release(); }
+
+    /// Value of page p. Precondition: p < size().
+    [[nodiscard]] Value at(page_index p) const noexcept { return tree_.at(p); }
+
+    /// The runs overlapping r, clipped to r, in order. An empty window gives
+    /// an empty view. Precondition: r.end <= size(). The view is valid
+    /// until the map changes.
+    [[nodiscard]] run_view runs(page_range r) const noexcept { return run_view(&tree_, r); }
+
+    /// Do all pages of r equal v? Precondition: r valid (check_range).
+    [[nodiscard]] bool all_of(page_range r, Value v) const noexcept { return find_first_not(r, v) == no_page; }
+
+    /// First page of r whose value is not v, or no_page.
+    /// Precondition: r valid (check_range).
+    [[nodiscard]] page_index find_first_not(page_range r, Value v) const noexcept {
+        for (const run<Value>& x : runs(r))
+            if (!(x.value == v)) return x.range.begin;
+        return no_page;
+    }
+
+    /// Pages of r whose value is v. Precondition: r valid (check_range).
+    [[nodiscard]] std::uint64_t count(page_range r, Value v) const noexcept {
+        std::uint64_t n = 0;
+        for (const run<Value>& x : runs(r))
+            if (x.value == v) n += x.range.size();
+        return n;
+    }
+
+    /// Number of maximal runs (1 for a uniform map).
+    [[nodiscard]] std::size_t run_count() const noexcept { return tree_.runs(); }
+
+    /// Node memory held now, in bytes: the tree plus reserved nodes.
+    [[nodiscard]] std::size_t memory_bytes() const noexcept {
+        return (tree_.nodes().live() + tree_.nodes().pooled()) * detail::rm_node_bytes;
+    }
+
+    /// Invariant check for tests and fuzzers: coalesced (no equal adjacent
+    /// runs), no empty runs, [0, size) covered, tree shape intact.
+    [[nodiscard]] bool coalesced() const noexcept { return tree_.check(); }
+
+    /// Same size and same runs.
+    friend bool operator==(const range_map& a, const range_map& b) noexcept {
+        if (a.size() != b.size() || a.run_count() != b.run_count()) return false;
+        const page_range all{0, a.size()};
+        auto ra = a.runs(all);
+        auto rb = b.runs(all);
+        auto i = ra.begin();
+        auto j = rb.begin();
+        for (; i != ra.end(); ++i, ++j)
+            if (!(*i == *j)) return false;
+        return true;
+    }
+
+private:
+    tree_type tree_;
+};
+
+} // namespace guestmem
+
+/// The run view's iterators point into the map, not into the view: a run
+/// view is a borrowed range (std::ranges algorithms may return its
+/// iterators even when called on a temporary view).
+template <class Value, class Allocator>
+inline constexpr bool std::ranges::enable_borrowed_range<guestmem::detail::rm_run_view<Value, Allocator>> = true;
