@@ -1,0 +1,200 @@
+// guestmem/linux/detail/fd_backing.hpp — the folio allocator policy over any
+// file that supports fallocate and punch-hole (a memfd or a KVM
+// guest_memfd). Both Linux allocators are this plus how their fd is made.
+//
+// Frames are file page offsets: the folio backing object pages
+// [index, index + 2^order) is file pages [index, index + 2^order), so frame
+// == index. allocate = fallocate(FALLOC_FL_KEEP_SIZE) of the folio's bytes
+// (guest_memfd refuses a mode without KEEP_SIZE; on a memfd whose size is
+// already the object's, mode 0 and KEEP_SIZE do the same); free =
+// fallocate(PUNCH_HOLE | KEEP_SIZE). The backing keeps its own MAP_SHARED
+// mapping of the whole file so zero() is a memset that cannot fail.
+//
+// Split and merge are bookkeeping: the kernel splits a transparent huge
+// folio by itself when part of it is punched out or mapped at base-page
+// granularity, and allocates nothing the embedder could reserve for it. So
+// reserve_split never fails here (there is no real resource to model); the
+// orders the library tracks are its own accounting, and real_order() says
+// what the kernel really used.
+#pragma once
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdint>
+#include <cstring>
+
+#include <guestmem/core/error.hpp>
+#include <guestmem/core/types.hpp>
+#include <guestmem/linux/detail/sys.hpp>
+
+namespace guestmem::detail::sys {
+
+/// Counters an fd-backed allocator keeps (read them with kernel()/counters()).
+struct backing_counters {
+    std::uint64_t allocated_folios = 0;
+    std::uint64_t freed_folios = 0;
+    std::uint64_t failed_frees = 0;  ///< punch-holes the kernel refused (pages stay allocated)
+    std::uint64_t splits = 0;
+    std::uint64_t merges = 0;
+};
+
+class fd_backing {
+public:
+    fd_backing() = default;
+    fd_backing(fd_backing&&) noexcept = default;
+    fd_backing& operator=(fd_backing&&) noexcept = default;
+
+    /// Take ownership of `fd` (a file of exactly `bytes`) and map it.
+    /// `huge_advice` asks for transparent hugepages on the mapping
+    /// (MADV_HUGEPAGE; a hint, ignored where the kernel has THP off).
+    [[nodiscard]] static result<fd_backing> adopt(unique_fd fd, std::uint64_t bytes, folio_order max_order,
+                                                  bool huge_advice, const char* what) noexcept {
+        if (max_order > max_supported_order)
+            return error::make(errc::invalid_argument, no_page, "max_order %u exceeds the library's largest order %u",
+                               unsigned{max_order}, unsigned{max_supported_order});
+        auto map = shared_mapping::map(fd.get(), 0, bytes, what);
+        if (!map) return map.error();
+        if (huge_advice) (void)::madvise(map.value().data(), bytes, MADV_HUGEPAGE);
+        fd_backing b;
+        b.fd_ = std::move(fd);
+        b.map_ = std::move(map).value();
+        b.pages_ = bytes / page_size;
+        b.max_order_ = max_order;
+        b.what_ = what;
+        return b;
+    }
+
+    // ---- the folio_allocator policy --------------------------------------
+
+    [[nodiscard]] folio_order max_order() const noexcept { return max_order_; }
+
+    [[nodiscard]] result<frame_number> allocate(page_index index, folio_order order) noexcept {
+        if (auto s = check_folio(index, order, "allocate"); !s) return s.error();
+        const std::uint64_t off = index * page_size, len = pages_in(order) * page_size;
+        const int rc = clock_.time([&] { return ::fallocate(fd_.get(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                                                            static_cast<off_t>(len)); });
+        if (rc != 0)
+            return errno_error(errno, index, "fallocate of %s pages [%#" PRIx64 ", %#" PRIx64 ") (order %u) failed",
+                               what_, index, index + pages_in(order), unsigned{order});
+        ++counters_.allocated_folios;
+        return frame_number{index};
+    }
+
+    void free(page_index index, frame_number frame, folio_order order) noexcept {
+        (void)index;
+        const std::uint64_t off = frame * page_size, len = pages_in(order) * page_size;
+        const int rc = clock_.time([&] {
+            return ::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                               static_cast<off_t>(len));
+        });
+        if (rc != 0)
+            ++counters_.failed_frees;  // cannot fail by contract: the pages stay allocated, counted
+        else
+            ++counters_.freed_folios;
+    }
+
+    [[nodiscard]] status reserve_split(frame_number, folio_order from, folio_order to) noexcept {
+        if (to >= from || from > max_order_)
+            return error::make(errc::invalid_argument, no_page, "cannot split an order-%u folio into order-%u pieces",
+                               unsigned{from}, unsigned{to});
+        return ok();  // nothing to reserve: the kernel splits THPs itself
+    }
+    void unreserve_split(frame_number, folio_order, folio_order) noexcept {}
+    void split(frame_number, folio_order, folio_order) noexcept { ++counters_.splits; }
+    void merge(frame_number, folio_order, folio_order) noexcept { ++counters_.merges; }
+
+    void zero(page_index, frame_number frame, std::uint64_t pages) noexcept {
+        std::memset(map_.data() + frame * page_size, 0, pages * page_size);
+    }
+
+    // ---- Linux-specific ----------------------------------------------------
+
+    /// The file descriptor (owned by this allocator).
+    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
+    /// Object size in base pages.
+    [[nodiscard]] page_index pages() const noexcept { return pages_; }
+    [[nodiscard]] std::uint64_t bytes() const noexcept { return pages_ * page_size; }
+    /// The allocator's own mapping of the whole file (for loading contents;
+    /// it is never protected, so do not hand it to code the host-mapping
+    /// consumer is meant to police).
+    [[nodiscard]] std::byte* data() const noexcept { return map_.data(); }
+    /// Time and number of fallocate calls (allocate and free).
+    [[nodiscard]] const kernel_clock& kernel() const noexcept { return clock_; }
+    [[nodiscard]] kernel_clock& kernel() noexcept { return clock_; }
+    [[nodiscard]] const backing_counters& counters() const noexcept { return counters_; }
+
+    /// The order of the folio the kernel really backs `page` with, found via
+    /// /proc/self/pagemap (the page's PFN through this allocator's mapping)
+    /// and /proc/kpageflags (compound head/tail bits): the largest order o
+    /// such that a compound folio of exactly 2^o pages, naturally aligned,
+    /// holds the page. Needs CAP_SYS_ADMIN (PFNs are hidden otherwise:
+    /// not_supported). The page must be allocated; reading it maps it.
+    [[nodiscard]] result<folio_order> real_order(page_index page) const noexcept {
+        if (page >= pages_)
+            return error::make(errc::invalid_range, page, "page %#" PRIx64 " is past the object's %#" PRIx64 " pages",
+                               page, pages_);
+        volatile const std::byte* p = map_.data() + page * page_size;
+        (void)*p;  // map it into our page tables so pagemap has its PFN
+        unique_fd pagemap{::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)};
+        unique_fd flags{::open("/proc/kpageflags", O_RDONLY | O_CLOEXEC)};
+        if (!pagemap || !flags)
+            return errno_error_as(errc::not_supported, errno, page, "cannot open /proc/self/pagemap or /proc/kpageflags");
+        std::uint64_t entry = 0;
+        const auto vpn = reinterpret_cast<std::uintptr_t>(p) / page_size;
+        if (::pread(pagemap.get(), &entry, sizeof entry, static_cast<off_t>(vpn * sizeof entry)) != sizeof entry)
+            return errno_error_as(errc::not_supported, errno, page, "reading /proc/self/pagemap failed");
+        const std::uint64_t pfn = entry & ((std::uint64_t{1} << 55) - 1);
+        if (!(entry >> 63) || pfn == 0)
+            return error::make(errc::not_supported, page,
+                               "the PFN of page %#" PRIx64 " is hidden (pagemap needs CAP_SYS_ADMIN)", page);
+        auto kflags = [&](std::uint64_t f) -> std::uint64_t {
+            std::uint64_t v = 0;
+            if (::pread(flags.get(), &v, sizeof v, static_cast<off_t>(f * sizeof v)) != sizeof v) return 0;
+            return v;
+        };
+        constexpr std::uint64_t head = std::uint64_t{1} << 15, tail = std::uint64_t{1} << 16;
+        if (!(kflags(pfn) & (head | tail))) return folio_order{order_4k};
+        for (unsigned o = order_1g; o >= 1; --o) {
+            const std::uint64_t n = std::uint64_t{1} << o;
+            const std::uint64_t first = page & ~(n - 1);
+            if (first + n > pages_) continue;
+            const std::uint64_t head_pfn = pfn - (page - first);
+            if (head_pfn & (n - 1)) continue;
+            if (!(kflags(head_pfn) & head)) continue;
+            if (!(kflags(head_pfn + n - 1) & tail)) continue;
+            if (kflags(head_pfn + n) & tail) continue;  // the folio is larger still
+            return static_cast<folio_order>(o);
+        }
+        return folio_order{order_4k};
+    }
+
+private:
+    [[nodiscard]] status check_folio(page_index index, folio_order order, const char* op) const noexcept {
+        if (order > max_order_)
+            return error::make(errc::not_supported, index, "%s of an order-%u folio: this %s allocator goes up to order %u",
+                               op, unsigned{order}, what_, unsigned{max_order_});
+        if (!is_aligned(index, order))
+            return error::make(errc::invalid_range, index, "%s: page %#" PRIx64 " is not aligned to order %u", op, index,
+                               unsigned{order});
+        if (index >= pages_ || pages_ - index < pages_in(order))
+            return error::make(errc::invalid_range, index,
+                               "%s: folio [%#" PRIx64 ", %#" PRIx64 ") ends past the object's %#" PRIx64 " pages", op,
+                               index, index + pages_in(order), pages_);
+        return ok();
+    }
+
+    unique_fd fd_;
+    shared_mapping map_;
+    page_index pages_ = 0;
+    folio_order max_order_ = order_4k;
+    const char* what_ = "file";
+    kernel_clock clock_;
+    backing_counters counters_;
+};
+
+} // namespace guestmem::detail::sys

@@ -1,0 +1,228 @@
+// guestmem/linux/host_mapping_consumer.hpp — a consumer that is a real host
+// userspace view of the object (a MAP_SHARED mapping of its fd) and
+// enforces shareability on it with mprotect: pages converted to guest_only
+// become PROT_NONE (a host touch faults with SIGSEGV), pages converted back
+// to shared become PROT_READ | PROT_WRITE again.
+//
+// Bind it over object pages [b, e) with target_base(b) (the view's virtual
+// page number for object page b): its target pages are host virtual
+// addresses >> 12.
+//
+// Two phases: prepare does everything that can fail — it checks the target
+// lies inside the view, reserves the bookkeeping for one more run of
+// protected pages, and checks that the VMAs the view splits into (each
+// maximal run of equal protection is one VMA) stay under a budget derived
+// from /proc/sys/vm/max_map_count, so commit's mprotect cannot hit ENOMEM
+// for want of VMAs. If mprotect still fails in commit, the pages are
+// reported as leaked (the object quarantines them); commit never fails.
+//
+// Non-vetoable causes: truncate leaves protections as they are (a hole
+// keeps its shareability; the kernel already dropped the pages from every
+// mapping), release leaves them too (PROT_NONE is the safe side; the view
+// goes away with the consumer), memory_failure makes the poisoned page
+// PROT_NONE so a host touch faults instead of consuming poison.
+//
+// Thread safety: prepare/commit/abort run under the object's exclusive
+// lock; call the queries under the object's lock or when no conversion is
+// in flight.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <string_view>
+
+#include <guestmem/core/error.hpp>
+#include <guestmem/core/page_range.hpp>
+#include <guestmem/core/types.hpp>
+#include <guestmem/linux/detail/protection_runs.hpp>
+#include <guestmem/linux/detail/sys.hpp>
+#include <guestmem/notifier/consumer.hpp>
+
+namespace guestmem {
+
+/// vm.max_map_count (65530 when unreadable, the kernel's default).
+[[nodiscard]] inline std::uint64_t max_map_count() noexcept {
+    std::uint64_t v = 65530;
+    if (std::FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+        unsigned long long x = 0;
+        if (std::fscanf(f, "%llu", &x) == 1 && x > 0) v = x;
+        std::fclose(f);
+    }
+    return v;
+}
+
+/// What a host_mapping_consumer counts.
+struct host_mapping_counters {
+    std::uint64_t protected_ranges = 0;    ///< successful mprotect(PROT_NONE)
+    std::uint64_t unprotected_ranges = 0;  ///< successful mprotect(PROT_READ | PROT_WRITE)
+    std::uint64_t vetoes = 0;              ///< prepares refused (view bounds, VMA budget, bookkeeping memory)
+    std::uint64_t leaked_pages = 0;        ///< pages reported because mprotect failed in commit
+    std::uint64_t poisoned_pages = 0;      ///< pages protected by memory_failure
+};
+
+class host_mapping_consumer final : public consumer {
+public:
+    host_mapping_consumer() = default;
+    ~host_mapping_consumer() override = default;
+
+    /// Map [file_offset, file_offset + bytes) of `fd` MAP_SHARED read/write
+    /// as this consumer's view (owned; unmapped by the destructor). Object
+    /// page file_offset / 4 KiB is the view's first page.
+    [[nodiscard]] status map(int fd, std::uint64_t file_offset, std::uint64_t bytes) noexcept {
+        if (view_)
+            return error::make(errc::already_bound, no_page, "host view already mapped at %p", static_cast<void*>(view_));
+        auto m = detail::sys::shared_mapping::map(fd, file_offset, bytes, "the host view");
+        if (!m) return m.error();
+        owned_ = std::move(m).value();
+        return attach(owned_.data(), bytes, file_offset / page_size);
+    }
+
+    /// Use an existing mapping (not owned) of object pages
+    /// [first_object_page, first_object_page + bytes / 4 KiB).
+    [[nodiscard]] status attach(std::byte* view, std::uint64_t bytes, page_index first_object_page) noexcept {
+        if (!view || bytes == 0 || bytes % page_size != 0 || reinterpret_cast<std::uintptr_t>(view) % page_size != 0)
+            return error::make(errc::invalid_argument, no_page, "host view %p of %#" PRIx64 " bytes is not page-aligned",
+                               static_cast<void*>(view), bytes);
+        if (!runs_.reserve(8)) return error::make(errc::out_of_memory, no_page, "no memory for the host view's bookkeeping");
+        view_ = view;
+        view_pages_ = bytes / page_size;
+        first_page_ = first_object_page;
+        vma_limit_ = std::max<std::uint64_t>(3, max_map_count() / 4);
+        return ok();
+    }
+
+    // ---- queries -----------------------------------------------------------
+
+    [[nodiscard]] std::byte* data() const noexcept { return view_; }
+    [[nodiscard]] std::uint64_t bytes() const noexcept { return view_pages_ * page_size; }
+    /// Host address of object page `p` (inside the view).
+    [[nodiscard]] std::byte* address_of(page_index p) const noexcept { return view_ + (p - first_page_) * page_size; }
+    /// The target_base to bind object pages starting at `first` with.
+    [[nodiscard]] std::uint64_t target_base(page_index first) const noexcept {
+        return reinterpret_cast<std::uintptr_t>(address_of(first)) / page_size;
+    }
+    /// Object pages the view covers.
+    [[nodiscard]] page_range object_pages() const noexcept { return {first_page_, first_page_ + view_pages_}; }
+    /// May the host touch object page `p` through the view right now?
+    [[nodiscard]] bool accessible(page_index p) const noexcept { return !runs_.protected_at(p - first_page_); }
+    /// VMAs the view currently splits into, and the budget prepare enforces.
+    [[nodiscard]] std::uint64_t vmas() const noexcept { return runs_.segments(view_pages_); }
+    [[nodiscard]] std::uint64_t vma_limit() const noexcept { return vma_limit_; }
+    /// Override the VMA budget (default: vm.max_map_count / 4, leaving the
+    /// rest for the process and other views).
+    void set_vma_limit(std::uint64_t limit) noexcept { vma_limit_ = limit; }
+    [[nodiscard]] const host_mapping_counters& counters() const noexcept { return counters_; }
+    /// Time and number of mprotect calls.
+    [[nodiscard]] const detail::sys::kernel_clock& kernel() const noexcept { return clock_; }
+    [[nodiscard]] detail::sys::kernel_clock& kernel() noexcept { return clock_; }
+    [[nodiscard]] std::string_view name() const noexcept override { return "host_mapping"; }
+
+    /// Set the protection of object pages outside a conversion (e.g. after
+    /// binding to an object whose pages start guest_only). Fallible.
+    [[nodiscard]] status apply(page_range pages, shareability s) noexcept {
+        const page_range view = object_pages();
+        if (!view.contains(pages) || pages.empty())
+            return error::make(errc::invalid_range, pages.begin,
+                               "pages [%#" PRIx64 ", %#" PRIx64 ") are not inside the host view [%#" PRIx64 ", %#" PRIx64 ")",
+                               pages.begin, pages.end, view.begin, view.end);
+        if (!runs_.reserve(runs_.size() + pending_ + 2))
+            return error::make(errc::out_of_memory, pages.begin, "no memory for the host view's bookkeeping");
+        const bool prot = s == shareability::guest_only;
+        if (mprotect_pages(pages, prot) != 0)
+            return detail::sys::errno_error(errno, pages.begin, "mprotect of host view pages [%#" PRIx64 ", %#" PRIx64 ") failed",
+                                            pages.begin, pages.end);
+        runs_.assign(relative(pages), prot);
+        return ok();
+    }
+
+    // ---- the consumer interface --------------------------------------------
+
+    status prepare(const invalidation& inv) override {
+        if (!is_vetoable(inv.cause)) return ok();  // truncate / release: nothing to do (see the top of the file)
+        if (!view_) return veto(inv, "the host view is not mapped");
+        if (!in_view(inv.target)) return veto(inv, "its target pages are outside the host view");
+        // Worst case every pending change adds two VMAs (a run split in three).
+        if (runs_.segments(view_pages_) + 2 * (pending_ + 1) > vma_limit_) return veto(inv, "the VMA budget is spent");
+        if (!runs_.reserve(runs_.size() + pending_ + 2)) return veto(inv, "no memory for the bookkeeping");
+        ++pending_;
+        return ok();
+    }
+
+    void commit(const invalidation& inv, commit_report& report) noexcept override {
+        if (!is_vetoable(inv.cause)) return;
+        if (pending_) --pending_;
+        const bool prot = inv.cause == invalidation_cause::to_guest_only;
+        if (!view_ || !in_view(inv.target) || mprotect_target(inv.target, prot) != 0) {
+            // Could not (un)protect: the pages are in an unknown state for
+            // the host, so the object must never hand them out again.
+            for (page_index p = inv.pages.begin; p < inv.pages.end && !report.overflowed(); ++p) {
+                report.leaked(p, inv.binding_id);
+                ++counters_.leaked_pages;
+            }
+            return;
+        }
+        runs_.assign(relative_target(inv.target), prot);
+        ++(prot ? counters_.protected_ranges : counters_.unprotected_ranges);
+    }
+
+    void abort(const invalidation& inv) noexcept override {
+        if (is_vetoable(inv.cause) && pending_) --pending_;
+    }
+
+    void memory_failure(const invalidation& inv) noexcept override {
+        if (!view_ || !in_view(inv.target)) return;
+        if (mprotect_target(inv.target, true) != 0) return;  // nothing more the host can do
+        // Bookkeeping: prepare always leaves one spare run; if two failures
+        // arrive without a prepare between them, grow (may allocate) or, if
+        // that fails, leave the tracking one run short (the kernel state is
+        // what protects the host).
+        if (runs_.capacity() > runs_.size() + pending_ || runs_.reserve(runs_.size() + pending_ + 2))
+            runs_.assign(relative_target(inv.target), true);
+        counters_.poisoned_pages += inv.target.size();
+    }
+
+private:
+    [[nodiscard]] status veto(const invalidation& inv, const char* why) noexcept {
+        ++counters_.vetoes;
+        return error::make(errc::vetoed, inv.pages.begin,
+                           "host view refuses %s of pages [%#" PRIx64 ", %#" PRIx64 "): %s", to_string(inv.cause).data(),
+                           inv.pages.begin, inv.pages.end, why);
+    }
+    [[nodiscard]] std::uint64_t view_vpn() const noexcept { return reinterpret_cast<std::uintptr_t>(view_) / page_size; }
+    [[nodiscard]] bool in_view(page_range target) const noexcept {
+        return !target.empty() && target.begin >= view_vpn() && target.end <= view_vpn() + view_pages_;
+    }
+    [[nodiscard]] page_range relative(page_range object) const noexcept {
+        return {object.begin - first_page_, object.end - first_page_};
+    }
+    [[nodiscard]] page_range relative_target(page_range target) const noexcept {
+        return {target.begin - view_vpn(), target.end - view_vpn()};
+    }
+    int mprotect_target(page_range target, bool prot) noexcept {
+        void* addr = reinterpret_cast<void*>(target.begin * page_size);
+        const std::size_t len = target.size() * page_size;
+        return clock_.time([&] { return ::mprotect(addr, len, prot ? PROT_NONE : PROT_READ | PROT_WRITE); });
+    }
+    int mprotect_pages(page_range object, bool prot) noexcept {
+        const std::uint64_t vpn = reinterpret_cast<std::uintptr_t>(address_of(object.begin)) / page_size;
+        return mprotect_target({vpn, vpn + object.size()}, prot);
+    }
+
+    detail::sys::shared_mapping owned_;
+    std::byte* view_ = nullptr;
+    std::uint64_t view_pages_ = 0;
+    page_index first_page_ = 0;
+    std::uint64_t vma_limit_ = 0;
+    std::size_t pending_ = 0;
+    detail::sys::protection_runs runs_;
+    detail::sys::kernel_clock clock_;
+    host_mapping_counters counters_;
+};
+
+} // namespace guestmem

@@ -1,0 +1,352 @@
+// tests/linux_test.cpp — the Linux backends against the real kernel: the
+// memfd and guest_memfd allocators (fallocate, punch hole, zero, the order
+// the kernel really used), the host-mapping consumer (a forked child that
+// touches a guest_only page dies with SIGSEGV, a shared page survives), and
+// KVM memslots. Tests that need /dev/kvm skip with a message without it.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include <guestmem/linux/detail/touch_probe.hpp>
+#include <guestmem/linux/linux.hpp>
+
+using namespace guestmem;
+using detail::sys::touch_in_child;
+using detail::sys::touch_outcome;
+
+namespace {
+
+bool all_bytes(const std::byte* p, std::size_t n, std::byte v) {
+    for (std::size_t i = 0; i < n; ++i)
+        if (p[i] != v) return false;
+    return true;
+}
+
+// A KVM VM for the tests, or a reason why not.
+struct test_vm {
+    detail::sys::unique_fd kvm, vm;
+    std::string why_not;
+    test_vm() {
+        kvm = detail::sys::unique_fd{::open("/dev/kvm", O_RDWR | O_CLOEXEC)};
+        if (!kvm) {
+            why_not = std::string("/dev/kvm unavailable: ") + std::strerror(errno);
+            return;
+        }
+        vm = detail::sys::unique_fd{::ioctl(kvm.get(), KVM_CREATE_VM, 0)};
+        if (!vm) why_not = std::string("KVM_CREATE_VM failed: ") + std::strerror(errno);
+    }
+    explicit operator bool() const { return bool(vm); }
+};
+
+invalidation make_inv(host_mapping_consumer& c, page_range pages, invalidation_cause cause) {
+    invalidation inv;
+    inv.pages = pages;
+    inv.target = {c.target_base(pages.begin), c.target_base(pages.begin) + pages.size()};
+    inv.cause = cause;
+    inv.vetoable = is_vetoable(cause);
+    inv.sequence = 1;
+    inv.binding_id = 7;
+    return inv;
+}
+
+// Run prepare + commit as the notifier set would; returns prepare's status.
+status convert_view(host_mapping_consumer& c, page_range pages, invalidation_cause cause, commit_report& report) {
+    const invalidation inv = make_inv(c, pages, cause);
+    auto s = c.prepare(inv);
+    if (!s) return s;
+    c.commit(inv, report);
+    return ok();
+}
+
+} // namespace
+
+TEST_CASE("kvm_uapi: definitions match the kernel's layout") {
+    CHECK(sizeof(kvm_userspace_memory_region2) == 160);
+    CHECK(sizeof(kvm_create_guest_memfd) == 64);
+    CHECK(KVM_MEM_GUEST_MEMFD == (1UL << 2));
+    CHECK(GUEST_MEMFD_FLAG_MMAP == 1);
+    CHECK(GUEST_MEMFD_FLAG_INIT_SHARED == 2);
+    CHECK(KVM_CREATE_GUEST_MEMFD == _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd));
+    CHECK(KVM_SET_USER_MEMORY_REGION2 == _IOW(KVMIO, 0x49, struct kvm_userspace_memory_region2));
+}
+
+TEST_CASE("errno errors carry the library code and the kernel's text") {
+    const error e = detail::sys::errno_error(ENOSPC, 3, "fallocate of pages [%#x, %#x) failed", 3, 4);
+    CHECK(e.code() == errc::out_of_memory);
+    CHECK(e.page() == 3);
+    CHECK(std::string(e.message()) == "fallocate of pages [0x3, 0x4) failed: No space left on device (errno 28)");
+    CHECK(detail::sys::errc_from_errno(ENOTTY) == errc::not_supported);
+    CHECK(detail::sys::errc_from_errno(EEXIST) == errc::already_bound);
+    CHECK(detail::sys::errc_from_errno(EINVAL) == errc::invalid_argument);
+}
+
+TEST_CASE("protection_runs: assign coalesces, splits, and counts VMAs") {
+    detail::sys::protection_runs r;
+    REQUIRE(r.reserve(8));
+    CHECK(r.segments(100) == 1);
+    r.assign({10, 20}, true);
+    CHECK(r.size() == 1);
+    CHECK(r.segments(100) == 3);
+    CHECK(r.protected_at(10));
+    CHECK(r.protected_at(19));
+    CHECK_FALSE(r.protected_at(20));
+    CHECK_FALSE(r.protected_at(9));
+    r.assign({20, 30}, true);  // touching: coalesces
+    CHECK(r.size() == 1);
+    CHECK(r.begin()->end == 30);
+    r.assign({15, 16}, false);  // punch a hole in the middle
+    CHECK(r.size() == 2);
+    CHECK(r.segments(100) == 5);
+    CHECK_FALSE(r.protected_at(15));
+    r.assign({0, 100}, true);
+    CHECK(r.size() == 1);
+    CHECK(r.segments(100) == 1);
+    r.assign({0, 50}, false);
+    CHECK(r.size() == 1);
+    CHECK(r.begin()->begin == 50);
+    CHECK(r.segments(100) == 2);
+    r.assign({40, 60}, false);
+    CHECK(r.size() == 1);
+    CHECK(r.begin()->begin == 60);
+    r.assign({60, 100}, false);
+    CHECK(r.size() == 0);
+    CHECK(r.segments(100) == 1);
+}
+
+TEST_CASE("memfd_allocator: fallocate, punch hole, zero, errors") {
+    auto a = memfd_allocator::create(1024);
+    REQUIRE_MESSAGE(a, (a ? "" : std::string(a.error().message())));
+    memfd_allocator& alloc = a.value();
+    CHECK(alloc.max_order() == order_2m);
+    CHECK(alloc.pages() == 1024);
+
+    auto f = alloc.allocate(512, order_2m);
+    REQUIRE(f);
+    CHECK(f.value() == 512);  // frames are file page offsets
+    auto g = alloc.allocate(3, order_4k);
+    REQUIRE(g);
+    CHECK(g.value() == 3);
+    CHECK(alloc.kernel().calls() == 2);
+
+    std::byte* mem = alloc.data();
+    std::memset(mem + 512 * page_size, 0xab, 512 * page_size);
+    std::memset(mem + 3 * page_size, 0xcd, page_size);
+
+    alloc.zero(600, 600, 2);
+    CHECK(all_bytes(mem + 600 * page_size, 2 * page_size, std::byte{0}));
+    CHECK(all_bytes(mem + 602 * page_size, page_size, std::byte{0xab}));
+
+    auto order = alloc.real_order(512);
+    if (order)
+        MESSAGE("memfd 2M folio at page 0x200: kernel really used order " << unsigned{order.value()}
+                << " (shmem THP setting: " << memfd_allocator::shmem_thp_setting() << ")");
+    else
+        MESSAGE("real_order unavailable: " << order.error().message());
+    if (order && !memfd_allocator::shmem_thp_possible()) CHECK(order.value() == order_4k);
+
+    alloc.free(512, 512, order_2m);
+    CHECK(all_bytes(mem + 512 * page_size, 512 * page_size, std::byte{0}));  // the hole reads back zero
+    CHECK(all_bytes(mem + 3 * page_size, page_size, std::byte{0xcd}));
+    CHECK(alloc.counters().freed_folios == 1);
+    CHECK(alloc.counters().failed_frees == 0);
+
+    auto bad = alloc.allocate(5, order_2m);
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error() == errc::invalid_range);
+    auto past = alloc.allocate(1024, order_4k);
+    REQUIRE_FALSE(past);
+    CHECK(past.error() == errc::invalid_range);
+    CHECK(std::string(past.error().message()).find("ends past") != std::string::npos);
+    auto big = alloc.allocate(0, order_1g);
+    REQUIRE_FALSE(big);
+    CHECK(big.error() == errc::not_supported);
+
+    CHECK(alloc.reserve_split(512, order_2m, order_4k));
+    alloc.split(512, order_2m, order_4k);
+    alloc.merge(512, order_4k, order_2m);
+    CHECK(alloc.counters().splits == 1);
+    CHECK(alloc.counters().merges == 1);
+
+    auto too_big = memfd_allocator::create(1024, order_1g);
+    REQUIRE_FALSE(too_big);
+    CHECK(too_big.error() == errc::not_supported);
+}
+
+TEST_CASE("memfd_allocator is move-only and keeps working after a move") {
+    auto a = memfd_allocator::create(16, order_4k);
+    REQUIRE(a);
+    memfd_allocator moved = std::move(a).value();
+    REQUIRE(moved.allocate(1, order_4k));
+    moved.data()[page_size] = std::byte{1};
+    memfd_allocator again;
+    again = std::move(moved);
+    CHECK(again.data()[page_size] == std::byte{1});
+}
+
+TEST_CASE("host_mapping_consumer: guest_only pages fault in a child, shared pages do not") {
+    auto a = memfd_allocator::create(64, order_4k);
+    REQUIRE(a);
+    memfd_allocator& alloc = a.value();
+    for (page_index p = 0; p < 64; ++p) REQUIRE(alloc.allocate(p, order_4k));
+
+    host_mapping_consumer view;
+    REQUIRE(view.map(alloc.fd(), 0, alloc.bytes()));
+    CHECK(view.vmas() == 1);
+    std::memset(view.address_of(8), 0x11, page_size);
+    CHECK(alloc.data()[8 * page_size] == std::byte{0x11});  // the same memory
+
+    commit_report report;
+    REQUIRE(convert_view(view, {8, 12}, invalidation_cause::to_guest_only, report));
+    CHECK(report.empty());
+    CHECK_FALSE(view.accessible(8));
+    CHECK_FALSE(view.accessible(11));
+    CHECK(view.accessible(12));
+    CHECK(view.vmas() == 3);
+    CHECK(touch_in_child(view.address_of(8), false) == touch_outcome::sigsegv);
+    CHECK(touch_in_child(view.address_of(11), true) == touch_outcome::sigsegv);
+    CHECK(touch_in_child(view.address_of(12), true) == touch_outcome::survived);
+    CHECK(touch_in_child(view.address_of(7), false) == touch_outcome::survived);
+    CHECK(view.counters().protected_ranges == 1);
+    CHECK(view.kernel().calls() == 1);
+
+    // Back to shared: the host may touch it again, contents preserved.
+    REQUIRE(convert_view(view, {8, 10}, invalidation_cause::to_shared, report));
+    CHECK(view.accessible(8));
+    CHECK_FALSE(view.accessible(10));
+    CHECK(touch_in_child(view.address_of(9), true) == touch_outcome::survived);
+    CHECK(view.address_of(9)[0] == std::byte{0x5a});  // the child's write landed in the shared memory
+    CHECK(view.address_of(8)[0] == std::byte{0x11});  // contents survive the round trip
+    CHECK(touch_in_child(view.address_of(10), false) == touch_outcome::sigsegv);
+
+    // Abort undoes a prepare without touching anything.
+    const invalidation inv = make_inv(view, {20, 21}, invalidation_cause::to_guest_only);
+    REQUIRE(view.prepare(inv));
+    view.abort(inv);
+    CHECK(view.accessible(20));
+
+    // Truncate and release change nothing.
+    const invalidation tr = make_inv(view, {10, 12}, invalidation_cause::truncate);
+    CHECK(view.prepare(tr));
+    view.commit(tr, report);
+    CHECK_FALSE(view.accessible(10));
+
+    // Memory failure protects the page.
+    view.memory_failure(make_inv(view, {30, 31}, invalidation_cause::memory_failure));
+    CHECK_FALSE(view.accessible(30));
+    CHECK(touch_in_child(view.address_of(30), false) == touch_outcome::sigsegv);
+    CHECK(report.empty());
+}
+
+TEST_CASE("host_mapping_consumer: prepare vetoes what commit could not do") {
+    auto a = memfd_allocator::create(64, order_4k);
+    REQUIRE(a);
+    host_mapping_consumer view;
+    REQUIRE(view.map(a.value().fd(), 0, a.value().bytes()));
+    commit_report report;
+
+    SUBCASE("the VMA budget") {
+        view.set_vma_limit(3);
+        auto s = convert_view(view, {4, 5}, invalidation_cause::to_guest_only, report);
+        REQUIRE(s);  // 1 + 2 <= 3
+        CHECK(view.vmas() == 3);
+        auto v = convert_view(view, {10, 11}, invalidation_cause::to_guest_only, report);
+        REQUIRE_FALSE(v);
+        CHECK(v.error() == errc::vetoed);
+        CHECK(v.error().page() == 10);
+        CHECK(std::string(v.error().message()).find("VMA budget") != std::string::npos);
+        CHECK(view.accessible(10));
+        CHECK(view.counters().vetoes == 1);
+    }
+    SUBCASE("targets outside the view") {
+        invalidation inv = make_inv(view, {4, 5}, invalidation_cause::to_guest_only);
+        inv.target = {inv.target.begin + 1000, inv.target.end + 1000};
+        auto v = view.prepare(inv);
+        REQUIRE_FALSE(v);
+        CHECK(v.error() == errc::vetoed);
+        // A commit without a successful prepare cannot protect them: leaked.
+        view.commit(inv, report);
+        REQUIRE(report.size() == 1);
+        CHECK(report.begin()->page == 4);
+        CHECK(report.begin()->what == commit_report::kind::leaked);
+        CHECK(report.begin()->binding_id == 7);
+    }
+    SUBCASE("apply sets protection outside a conversion") {
+        REQUIRE(view.apply({0, 64}, shareability::guest_only));
+        CHECK(view.vmas() == 1);
+        CHECK(touch_in_child(view.address_of(63), false) == touch_outcome::sigsegv);
+        auto bad = view.apply({60, 70}, shareability::shared);
+        REQUIRE_FALSE(bad);
+        CHECK(bad.error() == errc::invalid_range);
+    }
+}
+
+TEST_CASE("guest_memfd_allocator and memslot on a real KVM VM") {
+    test_vm vm;
+    if (!vm) {
+        MESSAGE("skipped: " << vm.why_not);
+        return;
+    }
+    auto flags = guest_memfd_supported_flags(vm.vm.get());
+    if (!flags || (flags.value() & default_guest_memfd_flags) != default_guest_memfd_flags) {
+        MESSAGE("skipped: this kernel's guest_memfd lacks MMAP | INIT_SHARED ("
+                << (flags ? std::to_string(flags.value()) : std::string(flags.error().message())) << ")");
+        return;
+    }
+    auto a = guest_memfd_allocator::create(vm.vm.get(), 4 << 20);
+    REQUIRE_MESSAGE(a, (a ? "" : std::string(a.error().message())));
+    guest_memfd_allocator& alloc = a.value();
+    CHECK(alloc.flags() == default_guest_memfd_flags);
+    CHECK(alloc.pages() == 1024);
+
+    REQUIRE(alloc.allocate(512, order_2m));
+    REQUIRE(alloc.allocate(0, order_4k));
+    std::memset(alloc.data() + 512 * page_size, 0x77, 512 * page_size);
+    auto order = alloc.real_order(600);
+    if (order)
+        MESSAGE("guest_memfd 2M folio: kernel really used order " << unsigned{order.value()});
+    alloc.free(512, 512, order_2m);
+    CHECK(alloc.counters().failed_frees == 0);
+    CHECK(all_bytes(alloc.data() + 512 * page_size, 512 * page_size, std::byte{0}));
+
+    // Host view + memslot.
+    host_mapping_consumer view;
+    REQUIRE(view.map(alloc.fd(), 0, alloc.bytes()));
+    auto slot = memslot::bind(vm.vm.get(), {0, 0x100000, alloc.fd(), {0, 1024}, view.data()});
+    REQUIRE_MESSAGE(slot, (slot ? "" : std::string(slot.error().message())));
+    CHECK(slot.value().gpa_of(3) == 0x103000);
+    CHECK(slot.value().page_of(0x103fff) == 3);
+    CHECK(slot.value().page_of(0x50000) == no_page);
+
+    // Overlapping GPA range: the kernel says EEXIST.
+    auto clash = memslot::bind(vm.vm.get(), {1, 0x100000, alloc.fd(), {0, 16}, view.data()});
+    REQUIRE_FALSE(clash);
+    CHECK(clash.error() == errc::already_bound);
+    CHECK(std::string(clash.error().message()).find("File exists") != std::string::npos);
+    // Not a guest_memfd: EINVAL with the errno text.
+    auto notgmem = memslot::bind(vm.vm.get(), {2, 0x10000000, 12345, {0, 16}, view.data()});
+    REQUIRE_FALSE(notgmem);
+    CHECK(notgmem.error() == errc::invalid_argument);
+    CHECK(std::string(notgmem.error().message()).find("KVM_SET_USER_MEMORY_REGION2 of slot 2") != std::string::npos);
+
+    CHECK(slot.value().unbind());
+    CHECK_FALSE(slot.value().is_bound());
+
+    // The kernel refuses unknown flags: not_supported with the errno text.
+    auto refused = guest_memfd_allocator::create(vm.vm.get(), 1 << 20, order_2m, default_guest_memfd_flags | (1ULL << 40));
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error() == errc::not_supported);
+}
+
+TEST_CASE("guest_memfd_allocator::create on a non-VM fd fails with the errno text") {
+    auto a = memfd_allocator::create(16, order_4k);
+    REQUIRE(a);
+    auto g = guest_memfd_allocator::create(a.value().fd(), 1 << 20);
+    REQUIRE_FALSE(g);
+    CHECK(g.error() == errc::not_supported);
+    CHECK(std::string(g.error().message()).find("errno") != std::string::npos);
+}
