@@ -1,0 +1,440 @@
+// guestmem/memory/guest_memory.hpp — the guest memory object: one guest's
+// memory as the four parts see it together. The shareability map says who
+// may map each page, the folio table says what backs it, the notifier set
+// says who has it mapped. `convert` changes ownership all or nothing:
+//
+//   1. validate   bad input is refused before anything is touched
+//   2. plan       which folios split (to shared) or may merge (to guest_only)
+//   3. reserve    every map node and split the commit needs (out_of_memory)
+//   4. check      no unexpected reference on a page going guest_only (busy)
+//   5. prepare    every overlapping consumer; any may veto (vetoed)
+//   6. commit     consumers drop mappings, folios restructure, the map
+//                 changes, mappability moves — none of this can fail
+//   7. rollback   a failure in 2–5 aborts prepared consumers in reverse
+//                 order and releases the reservations: nothing changed
+#pragma once
+
+#include <cinttypes>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <shared_mutex>
+
+#include <guestmem/core/error.hpp>
+#include <guestmem/core/page_range.hpp>
+#include <guestmem/core/types.hpp>
+#include <guestmem/folio/allocator.hpp>
+#include <guestmem/folio/folio_table.hpp>
+#include <guestmem/memory/config.hpp>
+#include <guestmem/memory/detail/counters.hpp>
+#include <guestmem/memory/lock.hpp>
+#include <guestmem/notifier/binding.hpp>
+#include <guestmem/notifier/consumer.hpp>
+#include <guestmem/notifier/notifier_set.hpp>
+#include <guestmem/range_map/range_map.hpp>
+
+namespace guestmem {
+
+template <folio_allocator Allocator, invalidation_consumer Consumer = consumer, lock_policy Lock = std::shared_mutex,
+          class NodeAllocator = std::allocator<std::byte>>
+class guest_memory {
+public:
+    using allocator_type = Allocator;
+    using consumer_type = Consumer;
+    using binding_type = binding<Consumer>;
+    using share_map = range_map<shareability, NodeAllocator>;
+
+    /// An object of `cfg.pages` pages whose folios come from `allocator`
+    /// (which must outlive it). Construction cannot fail: a max_order above
+    /// what the allocator supports is lowered to it (check_config says so).
+    guest_memory(Allocator& allocator, const guest_memory_config& cfg, const NodeAllocator& nodes = {})
+        : alloc_(allocator),
+          size_(cfg.pages),
+          max_order_(clamp_order(allocator, cfg.max_order)),
+          shares_(cfg.pages, is_valid(cfg.initial) ? cfg.initial : shareability::guest_only, nodes),
+          folios_(allocator, cfg.pages, max_order_, nodes) {}
+
+    guest_memory(const guest_memory&) = delete;
+    guest_memory& operator=(const guest_memory&) = delete;
+
+    /// Validate a configuration before constructing with it.
+    [[nodiscard]] static status check_config(const Allocator& allocator, const guest_memory_config& cfg) noexcept {
+        if (cfg.pages == 0) return error::make(errc::invalid_argument, no_page, "an object of 0 pages holds nothing");
+        if (!is_valid(cfg.initial))
+            return error::make(errc::invalid_argument, no_page, "initial shareability %u is not shared or guest_only",
+                               unsigned(cfg.initial));
+        if (cfg.max_order != order_4k && cfg.max_order != order_2m && cfg.max_order != order_1g)
+            return error::make(errc::invalid_argument, no_page, "folio order %u is not 0, 9 or 18",
+                               unsigned(cfg.max_order));
+        if (cfg.max_order > allocator.max_order())
+            return error::make(errc::not_supported, no_page, "the allocator hands out folios up to order %u, not %u",
+                               unsigned(allocator.max_order()), unsigned(cfg.max_order));
+        return ok();
+    }
+
+    [[nodiscard]] page_index size() const noexcept { return size_; }
+    [[nodiscard]] folio_order max_order() const noexcept { return max_order_; }
+
+    // ---- population -------------------------------------------------------
+
+    /// fallocate: back every hole in `r` with folios of the largest order
+    /// that fits, split at once where shareability is mixed. All or nothing.
+    status allocate(page_range r) {
+        std::unique_lock guard(lock_);
+        if (auto s = check_range(r, size_); !s) return s;
+        return folios_.populate(r, shares_);
+    }
+
+    /// Truncate: consumers are told (not vetoable), whole folios are freed,
+    /// partly covered huge folios are zeroed and kept. Shareability is kept.
+    /// Refused (busy, nothing changed) while a page in `r` is pinned: the
+    /// pin holder may be doing DMA to it.
+    status punch_hole(page_range r) {
+        std::unique_lock guard(lock_);
+        if (auto s = check_range(r, size_); !s) return s;
+        if (page_index p = folios_.first_pinned(r); p != no_page)
+            return error::make(errc::busy, p, "page %#" PRIx64 " is pinned (%" PRIu32 " references); unpin it before punching [%#" PRIx64 ", %#" PRIx64 ")",
+                               p, folios_.pins(p), r.begin, r.end);
+        commit_report report;
+        notifier_.invalidate(r, invalidation_cause::truncate, report);
+        folios_.truncate(r);
+        quarantine(report, r);
+        return ok();
+    }
+
+    // ---- conversion -------------------------------------------------------
+
+    /// Change the shareability of every page in `r` to `to`, all or
+    /// nothing. On failure error().page() is the first offending page and,
+    /// for a veto, error().consumer() the vetoing binding.
+    status convert(page_range r, shareability to, convert_options opts = {}) {
+        std::unique_lock guard(lock_);
+        // 1. validate
+        if (auto s = check_range(r, size_); !s) return s;
+        if (!is_valid(to))
+            return error::make(errc::invalid_argument, r.begin, "shareability %u is not shared or guest_only",
+                               unsigned(to));
+        if (opts.content != content_policy::preserve && opts.content != content_policy::zero)
+            return error::make(errc::invalid_argument, r.begin, "content policy %u is not preserve or zero",
+                               unsigned(opts.content));
+        if (shares_.all_of(r, to)) {
+            ++counters_.noop_conversions;
+            return ok();
+        }
+        if (page_index p = first_poisoned(r); p != no_page)
+            return error::make(errc::poisoned, p, "page %#" PRIx64 " in [%#" PRIx64 ", %#" PRIx64 ") is poisoned", p,
+                               r.begin, r.end);
+        // 2. plan
+        auto plan = folios_.plan_conversion(r, to, shares_);
+        if (!plan) return plan.error();
+        // 3. reserve
+        if (auto s = shares_.reserve_for(r); !s) {
+            ++counters_.rollbacks;
+            return s;
+        }
+        if (auto s = folios_.reserve(plan.value()); !s) {
+            shares_.release_reservation();
+            ++counters_.rollbacks;
+            return s;
+        }
+        auto undo = [&] {
+            folios_.cancel(plan.value());
+            shares_.release_reservation();
+            ++counters_.rollbacks;
+        };
+        // 4. check unexpected references
+        const bool to_private = to == shareability::guest_only;
+        if (to_private && !opts.defer_if_pinned) {
+            if (page_index p = folios_.first_pinned(r); p != no_page) {
+                undo();
+                ++counters_.busy;
+                return error::make(errc::busy, p,
+                                   "page %#" PRIx64 " has %" PRIu32 " unexpected references; [%#" PRIx64 ", %#" PRIx64
+                                   ") cannot become guest_only until they are dropped",
+                                   p, folios_.pins(p), r.begin, r.end);
+            }
+        }
+        // 5. prepare consumers
+        auto round = notifier_.prepare(r, to_private ? invalidation_cause::to_guest_only : invalidation_cause::to_shared);
+        if (!round) {
+            undo();
+            ++counters_.vetoes;
+            return round.error();
+        }
+        // 6. commit: nothing below can fail.
+        commit_report report;
+        notifier_.commit(round.value(), report);
+        folios_.apply(plan.value(), opts.defer_if_pinned);
+        shares_.assign_reserved(r, to);
+        shares_.release_reservation();
+        if (opts.content == content_policy::zero) zero_contents(r);
+        if (to_private) {
+            if (opts.defer_if_pinned) counters_.deferred += count_mappability(r, mappability::none);
+            folios_.merge_eligible(r, shares_);
+        }
+        quarantine(report, r);
+        ++counters_.conversions;
+        return ok();
+    }
+
+    // ---- faults -----------------------------------------------------------
+
+    /// Look up `page` for a mapping of shareability `wanted` by `who`.
+    /// Shared faults: host, hypervisor or device, on shared pages.
+    /// Guest-only faults: hypervisor or trusted device, on guest_only pages.
+    /// Pair with read_begin/read_retry on the caller's binding so a mapping
+    /// is never installed after an invalidation ran in between.
+    result<fault_result> fault(page_index page, shareability wanted, accessor who) const {
+        std::shared_lock guard(lock_);
+        auto r = fault_locked(page, wanted, who);
+        (r ? counters_.faults : counters_.refused_faults).fetch_add(1, std::memory_order_relaxed);
+        return r;
+    }
+
+    [[nodiscard]] std::uint64_t read_begin(const binding_type& b) const noexcept { return notifier_.read_begin(b); }
+    [[nodiscard]] bool read_retry(const binding_type& b, std::uint64_t seq) const noexcept {
+        return notifier_.read_retry(b, seq);
+    }
+
+    // ---- unexpected references --------------------------------------------
+
+    /// Take an unexpected reference (GUP pin, IOMMU mapping, I/O in flight)
+    /// on every page of `r` on behalf of `who`.
+    status pin(page_range r, accessor who) {
+        std::unique_lock guard(lock_);
+        if (auto s = check_range(r, size_); !s) return s;
+        if (!is_valid(who))
+            return error::make(errc::invalid_argument, r.begin, "accessor %u is not host, hypervisor, device or trusted_device",
+                               unsigned(who));
+        if (!may_access(who, shareability::guest_only)) {
+            if (page_index p = shares_.find_first_not(r, shareability::shared); p != no_page)
+                return error::make(errc::permission_denied, p,
+                                   "page %#" PRIx64 " is guest_only; the %.*s may not pin it", p,
+                                   int(to_string(who).size()), to_string(who).data());
+        }
+        if (page_index p = first_unmappable(r); p != no_page)
+            return error::make(errc::busy, p, "page %#" PRIx64 " is draining references (mappability none)", p);
+        return folios_.pin(r);
+    }
+
+    /// Drop one unexpected reference on every page of `r`. The last one on a
+    /// folio fires the deferred work at once (none -> guest, re-merge).
+    status unpin(page_range r) {
+        std::unique_lock guard(lock_);
+        if (auto s = check_range(r, size_); !s) return s;
+        return folios_.unpin(r, shares_);
+    }
+
+    // ---- memory failure ---------------------------------------------------
+
+    /// A hardware error hit `page`: poison its folio (never handed out or
+    /// merged again) and tell every consumer mapping it, with the order.
+    status memory_failure(page_index page) {
+        std::unique_lock guard(lock_);
+        if (auto s = check_page(page, size_); !s) return s;
+        auto f = folios_.lookup(page);
+        if (!f) return error::make(errc::not_allocated, page, "page %#" PRIx64 " is a hole; no memory there can fail", page);
+        if (folios_.poisoned(page)) return ok();  // already quarantined, consumers already told
+        folios_.poison(page);
+        ++poison_events_;
+        notifier_.memory_failure(page, f->order);
+        return ok();
+    }
+
+    // ---- consumers ----------------------------------------------------------
+
+    /// Bind `c` over object pages `pages`, translated to `target_base` in
+    /// the consumer's own page numbers. `slot` is the consumer's storage for
+    /// this binding; several per consumer, several consumers per object.
+    result<binding_handle> bind(binding_type& slot, Consumer& c, page_range pages, std::uint64_t target_base) {
+        std::unique_lock guard(lock_);
+        if (auto s = check_range(pages, size_); !s) return s.error();
+        return notifier_.bind(slot, c, pages, target_base);
+    }
+
+    /// Unbind; the consumer gets a `release` invalidation first. A stale
+    /// handle (from an earlier binding or another object) is not_bound.
+    status unbind(binding_handle h) {
+        std::unique_lock guard(lock_);
+        return notifier_.unbind(h);
+    }
+
+    // ---- queries ------------------------------------------------------------
+
+    [[nodiscard]] result<shareability> shareability_at(page_index page) const {
+        std::shared_lock guard(lock_);
+        if (auto s = check_page(page, size_); !s) return s.error();
+        return shares_.at(page);
+    }
+
+    /// The shareability runs overlapping `r`, clipped to it. The view reads
+    /// the map lazily: iterate it while no other thread mutates the object.
+    [[nodiscard]] auto runs(page_range r) const -> result<decltype(std::declval<const share_map&>().runs(r))> {
+        if (auto s = check_range(r, size_); !s) return s.error();
+        return shares_.runs(r);
+    }
+
+    /// Mappability of the folio holding `page` (not_allocated for a hole).
+    [[nodiscard]] result<mappability> mappability_at(page_index page) const {
+        std::shared_lock guard(lock_);
+        if (auto s = check_page(page, size_); !s) return s.error();
+        auto f = folios_.lookup(page);
+        if (!f) return error::make(errc::not_allocated, page, "page %#" PRIx64 " is not allocated", page);
+        return f->map;
+    }
+
+    [[nodiscard]] std::uint32_t pins(page_index page) const {
+        std::shared_lock guard(lock_);
+        return page < size_ ? folios_.pins(page) : 0;
+    }
+
+    [[nodiscard]] guest_memory_stats stats() const {
+        std::shared_lock guard(lock_);
+        guest_memory_stats s = counters_.snapshot();
+        s.pages = size_;
+        if (size_ != 0) {
+            s.shared_pages = shares_.count({0, size_}, shareability::shared);
+            s.guest_only_pages = size_ - s.shared_pages;
+        }
+        s.runs = shares_.run_count();
+        const auto f = folios_.stats();
+        s.allocated_pages = f.allocated_pages;
+        s.folios_4k = f.folios_by_order[0];
+        s.folios_2m = f.folios_by_order[1];
+        s.folios_1g = f.folios_by_order[2];
+        s.split_folios = f.split_folios;
+        s.pinned_pages = f.pinned_pages;
+        s.poisoned_folios = f.poisoned_folios;
+        s.bindings = notifier_.binding_count();
+        return s;
+    }
+
+    /// A readable map of runs, folios and consumers.
+    void dump(std::ostream& os) const {
+        std::shared_lock guard(lock_);
+        os << "guest_memory: " << size_ << " pages, max order " << unsigned(max_order_) << ", "
+           << shares_.run_count() << " runs\n";
+        if (size_ == 0) return;
+        os << "runs:\n";
+        for (const auto& run : shares_.runs({0, size_}))
+            os << "  [" << std::hex << "0x" << run.range.begin << ", 0x" << run.range.end << std::dec << ") "
+               << to_string(run.value) << '\n';
+        os << "folios:\n";
+        folios_.dump(os);
+        os << "consumers:\n";
+        notifier_.for_each_binding([&](const binding_type& b) {
+            os << "  binding " << b.id() << ": pages [0x" << std::hex << b.pages().begin << ", 0x" << b.pages().end
+               << ") -> target 0x" << b.target_base() << std::dec << ", sequence " << b.sequence() << '\n';
+        });
+    }
+
+    /// The parts, read-only, for tests, fuzzers and dumps.
+    [[nodiscard]] const share_map& shareability_map() const noexcept { return shares_; }
+    [[nodiscard]] const folio_table<Allocator, NodeAllocator>& folios() const noexcept { return folios_; }
+    [[nodiscard]] const notifier_set<Consumer>& notifiers() const noexcept { return notifier_; }
+
+private:
+    static folio_order clamp_order(const Allocator& a, folio_order wanted) noexcept {
+        folio_order limit = wanted < a.max_order() ? wanted : a.max_order();
+        for (folio_order o : standard_orders)
+            if (o <= limit) return o;
+        return order_4k;
+    }
+
+    result<fault_result> fault_locked(page_index page, shareability wanted, accessor who) const {
+        if (auto s = check_page(page, size_); !s) return s.error();
+        if (!is_valid(wanted))
+            return error::make(errc::invalid_argument, page, "shareability %u is not shared or guest_only",
+                               unsigned(wanted));
+        if (!is_valid(who))
+            return error::make(errc::invalid_argument, page, "accessor %u is not host, hypervisor, device or trusted_device",
+                               unsigned(who));
+        const auto who_name = to_string(who);
+        if (!may_access(who, wanted))
+            return error::make(errc::permission_denied, page, "the %.*s may not take a guest_only fault (page %#" PRIx64 ")",
+                               int(who_name.size()), who_name.data(), page);
+        const shareability actual = shares_.at(page);
+        if (actual != wanted)
+            return error::make(errc::permission_denied, page, "page %#" PRIx64 " is %s, not %s", page,
+                               actual == shareability::shared ? "shared" : "guest_only",
+                               wanted == shareability::shared ? "shared" : "guest_only");
+        auto f = folios_.lookup(page);
+        if (!f) return error::make(errc::not_allocated, page, "page %#" PRIx64 " is not allocated", page);
+        if (f->poisoned) return error::make(errc::poisoned, page, "page %#" PRIx64 " is poisoned", page);
+        if (f->map == mappability::none)
+            return error::make(errc::busy, page, "page %#" PRIx64 " is draining host references (mappability none)",
+                               page);
+        if (f->map == mappability::guest && !may_access(who, shareability::guest_only))
+            return error::make(errc::permission_denied, page, "page %#" PRIx64 " is mappable by the guest only", page);
+        return fault_result{f->frame + (page - f->first), f->first, f->frame, f->order, f->map};
+    }
+
+    page_index first_poisoned(page_range r) const {
+        if (poison_events_ == 0) return no_page;
+        page_index found = no_page;
+        folios_.for_each_folio(r, [&](const folio_view& v) {
+            if (found == no_page && v.poisoned) found = v.first > r.begin ? v.first : r.begin;
+        });
+        return found;
+    }
+
+    page_index first_unmappable(page_range r) const {
+        page_index found = no_page;
+        folios_.for_each_folio(r, [&](const folio_view& v) {
+            if (found == no_page && v.map == mappability::none) found = v.first > r.begin ? v.first : r.begin;
+        });
+        return found;
+    }
+
+    std::uint64_t count_mappability(page_range r, mappability m) const {
+        std::uint64_t n = 0;
+        folios_.for_each_folio(r, [&](const folio_view& v) { n += v.map == m; });
+        return n;
+    }
+
+    void zero_contents(page_range r) noexcept {
+        folios_.for_each_folio(r, [&](const folio_view& v) {
+            const page_range part = r.intersect({v.first, v.first + pages_in(v.order)});
+            alloc_.zero(part.begin, v.frame + (part.begin - v.first), part.size());
+        });
+    }
+
+    /// Poison the pages consumers could not drop while committing. Past the
+    /// report's capacity every folio in the invalidated range is quarantined.
+    void quarantine(const commit_report& report, page_range r) noexcept {
+        for (const auto& e : report) {
+            if (e.page < size_ && folios_.lookup(e.page) && !folios_.poisoned(e.page)) {
+                folios_.poison(e.page);
+                ++poison_events_;
+                ++counters_.quarantined;
+            }
+        }
+        if (!report.overflowed()) return;
+        for (page_index p = r.begin; p < r.end;) {
+            auto f = folios_.lookup(p);
+            if (!f) {
+                ++p;
+                continue;
+            }
+            if (!f->poisoned) {
+                folios_.poison(p);
+                ++poison_events_;
+                ++counters_.quarantined;
+            }
+            p = f->first + pages_in(f->order);
+        }
+    }
+
+    Allocator& alloc_;
+    page_index size_;
+    folio_order max_order_;
+    mutable Lock lock_;
+    share_map shares_;
+    folio_table<Allocator, NodeAllocator> folios_;
+    std::uint64_t poison_events_ = 0;
+    mutable detail::memory_counters counters_;
+    notifier_set<Consumer> notifier_;  // last: destroyed first, releasing consumers before folios go
+};
+
+} // namespace guestmem
