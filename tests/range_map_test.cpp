@@ -417,10 +417,13 @@ TEST_CASE("runs() works with std::ranges and range-v3") {
     const auto v = m.runs({15, 55});
     CHECK(std::ranges::distance(v) == 5);
     CHECK(std::ranges::count_if(v, [](const run<std::uint8_t>& r) { return r.value == 1; }) == 2);
+#if !(defined(__clang__) && __clang_major__ < 15 && defined(__GLIBCXX__))
+    // (clang 14 cannot instantiate libstdc++ 12's own views at all.)
     auto sizes = v | std::views::filter([](auto r) { return r.value != 0; }) |
                  std::views::transform([](auto r) { return r.range.size(); });
     std::vector<std::uint64_t> got(sizes.begin(), sizes.end());
     CHECK(got == std::vector<std::uint64_t>{5, 10, 5});
+#endif
     CHECK((*std::ranges::find_if(m.runs({15, 55}), [](auto r) { return r.value == 2; })).range == page_range{50, 55});
     auto it = v.begin();
     auto copy = it;

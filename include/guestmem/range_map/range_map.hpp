@@ -40,9 +40,27 @@ namespace guestmem {
 
 namespace detail {
 
+#if defined(__clang__) && __clang_major__ < 15 && defined(__GLIBCXX__)
+/// clang 14 cannot instantiate libstdc++ 12's view_interface (the ranges
+/// concepts then fail for every type derived from it); there the view gets
+/// the few members it needs from this stand-in, and is still a std view.
+template <class View>
+struct rm_view_base : std::ranges::view_base {
+    [[nodiscard]] bool empty() const noexcept {
+        const View& v = static_cast<const View&>(*this);
+        return v.begin() == v.end();
+    }
+    explicit operator bool() const noexcept { return !empty(); }
+    [[nodiscard]] auto front() const noexcept { return *static_cast<const View&>(*this).begin(); }
+};
+#else
+template <class View>
+using rm_view_base = std::ranges::view_interface<View>;
+#endif
+
 /// A view of the runs overlapping a window, clipped to it (range_map::run_view).
 template <class Value, class Allocator>
-class rm_run_view : public std::ranges::view_interface<rm_run_view<Value, Allocator>> {
+class rm_run_view : public rm_view_base<rm_run_view<Value, Allocator>> {
     using tree_type = run_tree<Value, Allocator>;
 
 public:
