@@ -121,6 +121,12 @@ public:
         if (b == 0 && e == size_) {
             drop_all();
             single_ = v;
+            nodes_.trim(nodes_needed());
+            return;
+        }
+        if (root_ != nullptr && assign_in_leaf(b, e, v)) {
+            collapse_if_single();
+            nodes_.trim(nodes_needed());
             return;
         }
         const bool has_prev = b > 0;
@@ -130,7 +136,7 @@ public:
         const bool want_b = !has_prev || !(prev == v);
         const bool want_e = has_after && !(after == v);
         if (root_ == nullptr) {
-            if (single_ == v) return;  // nothing changes
+            if (single_ == v) return;  // nothing changes (the pool stays as reserved)
             leaf* lf = new_leaf();
             lf->keys[0] = 0;
             lf->vals[0] = single_;
@@ -166,6 +172,8 @@ public:
             if (n) insert_into_leaf(lf, pos, nk, nv, n);
         }
         collapse_if_single();
+        // Keep what the next assign needs; nodes freed by merges go back.
+        nodes_.trim(nodes_needed());
     }
 
 private:
@@ -210,6 +218,56 @@ private:
                 return;
             }
         }
+    }
+
+    /// The common case in one descent: the run before b, the run holding b
+    /// and the run holding e are all in b's leaf. Returns false (having
+    /// changed nothing) when they are not.
+    bool assign_in_leaf(page_index b, page_index e, Value v) noexcept {
+        leaf* lf = const_cast<leaf*>(descend(b));
+        const unsigned i = lf->find(b) - 1;
+        Value prev = v;
+        const bool has_prev = b > 0;
+        if (has_prev) {
+            if (lf->keys[i] < b)
+                prev = lf->vals[i];
+            else if (i > 0)
+                prev = lf->vals[i - 1];
+            else
+                return false;  // the run before b is in the previous leaf
+        }
+        const bool has_after = e < size_;
+        if (lf->next != nullptr && lf->next->keys[0] <= e) return false;
+        const unsigned s = lf->keys[i] == b ? i : i + 1;  // keys < b
+        const unsigned t = has_after ? lf->find(e) : lf->count;  // keys <= e
+        const Value after = has_after ? lf->vals[t - 1] : v;
+        const bool want_b = !has_prev || !(prev == v);
+        const bool want_e = has_after && !(after == v);
+        page_index nk[2];
+        Value nv[2];
+        unsigned n = 0;
+        if (want_b) {
+            nk[n] = b;
+            nv[n++] = v;
+        }
+        if (want_e) {
+            nk[n] = e;
+            nv[n++] = after;
+        }
+        if (n == t - s) {  // same number of starts: rewrite in place
+            std::copy(nk, nk + n, lf->keys + s);
+            std::copy(nv, nv + n, lf->vals + s);
+            return true;
+        }
+        const unsigned removed = t - s;
+        std::copy(lf->keys + t, lf->keys + lf->count, lf->keys + s);
+        std::copy(lf->vals + t, lf->vals + lf->count, lf->vals + s);
+        lf->count = static_cast<std::uint16_t>(lf->count - removed);
+        std::fill(lf->keys + lf->count, lf->keys + lf->count + removed, key_pad);
+        runs_ -= removed;
+        if (n) insert_into_leaf(lf, s, nk, nv, n);
+        rebalance_leaf(lf);
+        return true;
     }
 
     /// Remove every key k with lo <= k < hi (lo >= 1).
