@@ -316,7 +316,7 @@ TEST_CASE("guest_memfd_allocator and memslot on a real KVM VM") {
     // Host view + memslot.
     host_mapping_consumer view;
     REQUIRE(view.map(alloc.fd(), 0, alloc.bytes()));
-    auto slot = memslot::bind(vm.vm.get(), {0, 0x100000, alloc.fd(), {0, 1024}, view.data()});
+    auto slot = memslot::bind(vm.vm.get(), {0, 0x100000, alloc.fd(), {0, 1024}, alloc.data()});
     REQUIRE_MESSAGE(slot, (slot ? "" : std::string(slot.error().message())));
     CHECK(slot.value().gpa_of(3) == 0x103000);
     CHECK(slot.value().page_of(0x103fff) == 3);

@@ -1,10 +1,15 @@
 // guestmem/linux/memslot.hpp — bind object pages to a KVM memslot:
 // KVM_SET_USER_MEMORY_REGION2 with KVM_MEM_GUEST_MEMFD, so guest physical
-// [gpa, gpa + size) is backed by guest_memfd pages [first, first + n) and,
-// for shared accesses on kernels that fault shared memory through the
-// host's mapping, by userspace_addr (the host view). With
-// GUEST_MEMFD_FLAG_MMAP (Linux 6.18) KVM faults every page from the
-// guest_memfd itself, so protecting the host view does not block the guest.
+// [gpa, gpa + size) is backed by guest_memfd pages [first, first + n).
+//
+// userspace_addr: with GUEST_MEMFD_FLAG_MMAP (Linux 6.18) KVM's page faults
+// take every page from the guest_memfd itself, but KVM still reads guest
+// memory through userspace_addr wherever it emulates (the instruction
+// emulator; on a software-virtualized host such as kvm_pvm, real mode). So
+// point it at a mapping that stays accessible — the allocator's own
+// (`alloc.data()`), which is the hypervisor's path (accessor::hypervisor may
+// touch guest_only pages) — not at the host view the host-mapping consumer
+// protects, or the guest's emulated accesses to private pages fail.
 //
 // Kernel errors come back as library errors (EINVAL -> invalid_argument,
 // EEXIST -> already_bound, ENOTTY/EOPNOTSUPP -> not_supported, ...) with
@@ -32,7 +37,7 @@ struct memslot_config {
     std::uint64_t guest_phys_addr = 0;
     int guest_memfd = -1;
     page_range pages;                 ///< guest_memfd pages (offset = pages.begin * 4 KiB)
-    void* userspace_addr = nullptr;   ///< host view of pages.begin (page-aligned)
+    void* userspace_addr = nullptr;   ///< a host mapping of pages.begin KVM may read (page-aligned; see above)
     std::uint32_t extra_flags = 0;    ///< e.g. KVM_MEM_LOG_DIRTY_PAGES
 };
 

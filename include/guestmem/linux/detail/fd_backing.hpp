@@ -127,6 +127,9 @@ public:
     [[nodiscard]] const kernel_clock& kernel() const noexcept { return clock_; }
     [[nodiscard]] kernel_clock& kernel() noexcept { return clock_; }
     [[nodiscard]] const backing_counters& counters() const noexcept { return counters_; }
+    /// Splits and merges the library asked for (bookkeeping only here).
+    [[nodiscard]] std::uint64_t splits() const noexcept { return counters_.splits; }
+    [[nodiscard]] std::uint64_t merges() const noexcept { return counters_.merges; }
 
     /// The order of the folio the kernel really backs `page` with, found via
     /// /proc/self/pagemap (the page's PFN through this allocator's mapping)
