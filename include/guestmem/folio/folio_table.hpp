@@ -1,0 +1,655 @@
+// guestmem/folio/folio_table.hpp — which folios back which pages of one
+// guest memory object (DESIGN.md parts 2 and 3): each top-level folio's
+// order and frame, how it is split (only as far as needed, level by level:
+// 1G -> 2M -> 4K), per-leaf mappability, pins (unexpected references) as
+// sparse runs, and poison. Restructuring for a conversion is a plan:
+// plan_conversion (pure), reserve (every fallible step: split metadata and
+// records), then apply, which cannot fail; or cancel, which changes nothing.
+// Merges, truncation and apply never allocate. The last unpin on a folio
+// fires its deferred work at once (none -> guest, re-merge).
+//
+// Invariant kept by populate/apply: every leaf that is not poisoned is
+// uniform in shareability. Poisoned leaves are never split or merged.
+#pragma once
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <new>
+#include <optional>
+#include <ostream>
+
+#include <guestmem/core/error.hpp>
+#include <guestmem/core/page_range.hpp>
+#include <guestmem/core/types.hpp>
+#include <guestmem/folio/allocator.hpp>
+#include <guestmem/folio/detail/folio_node.hpp>
+#include <guestmem/folio/detail/pin_runs.hpp>
+#include <guestmem/folio/mappability.hpp>
+
+namespace guestmem {
+
+/// A leaf folio as the table reports it.
+struct folio_view {
+    page_index first;
+    folio_order order;
+    frame_number frame;
+    mappability map;
+    bool poisoned;
+    folio_order top_order;           ///< order of the top-level folio it belongs to
+    page_index poison_page = no_page;  ///< first poisoned page, when poisoned
+    [[nodiscard]] page_range range() const noexcept { return {first, first + pages_in(order)}; }
+};
+
+/// What folio_table::stats() reports.
+struct folio_counters {
+    std::uint64_t folios_by_order[3] = {};  ///< leaf folios: [0] 4K, [1] 2M, [2] 1G
+    std::uint64_t split_folios = 0;         ///< folios currently split into pieces
+    std::uint64_t pinned_pages = 0;         ///< pages with at least one pin
+    std::uint64_t poisoned_folios = 0;      ///< poisoned leaves still in the table
+    std::uint64_t allocated_pages = 0;      ///< pages backed by a folio
+    std::uint64_t top_folios = 0;           ///< allocations (top-level folios)
+    std::uint64_t quarantined_pages = 0;    ///< poisoned folios truncated and never returned
+    friend bool operator==(const folio_counters&, const folio_counters&) = default;
+};
+
+template <folio_allocator A, class NodeAllocator = std::allocator<std::byte>>
+class folio_table {
+    using rec = detail::folio_rec;
+    using top = detail::top_folio;
+    using top_alloc_t = typename std::allocator_traits<NodeAllocator>::template rebind_alloc<top>;
+    using rec_alloc_t = typename std::allocator_traits<NodeAllocator>::template rebind_alloc<rec>;
+    using top_traits = std::allocator_traits<top_alloc_t>;
+    using rec_traits = std::allocator_traits<rec_alloc_t>;
+    static constexpr std::uint32_t fanout = detail::split_fanout;
+
+public:
+    using counters = folio_counters;
+
+    /// What a conversion must restructure: at most four splits (the leaves
+    /// holding the first and last page of the range, each at most two
+    /// levels). Movable; a plan destroyed while reserved cancels itself.
+    struct plan {
+        struct split_op {
+            page_index first = 0;
+            frame_number frame = 0;
+            folio_order from = order_4k;
+            rec* children = nullptr;  ///< reserved record array
+            bool reserved = false;    ///< allocator reservation held
+        };
+        static constexpr unsigned max_splits = 4;
+
+        page_range range{};
+        shareability to = shareability::shared;
+        split_op ops[max_splits] = {};
+        unsigned count = 0;
+
+        plan() = default;
+        plan(const plan&) = delete;
+        plan& operator=(const plan&) = delete;
+        plan(plan&& o) noexcept { take(o); }
+        plan& operator=(plan&& o) noexcept {
+            if (this != &o) {
+                release();
+                take(o);
+            }
+            return *this;
+        }
+        ~plan() { release(); }
+
+        [[nodiscard]] unsigned splits() const noexcept { return count; }
+        [[nodiscard]] bool reserved() const noexcept { return owner_ != nullptr; }
+
+    private:
+        friend class folio_table;
+        void take(plan& o) noexcept {
+            range = o.range;
+            to = o.to;
+            count = o.count;
+            std::copy(std::begin(o.ops), std::end(o.ops), std::begin(ops));
+            owner_ = o.owner_;
+            o.owner_ = nullptr;
+            o.count = 0;
+        }
+        void release() noexcept {
+            if (owner_ != nullptr) owner_->cancel(*this);
+        }
+        folio_table* owner_ = nullptr;
+    };
+
+    folio_table(A& alloc, page_index size, folio_order max_order, const NodeAllocator& na = {}) noexcept
+        : alloc_(&alloc), size_(size), max_order_(std::min({max_order, alloc.max_order(), max_supported_order})),
+          top_alloc_(na), rec_alloc_(na), pins_(na) {}
+    folio_table(const folio_table&) = delete;
+    folio_table& operator=(const folio_table&) = delete;
+    ~folio_table() {
+        while (!tops_.empty()) remove_top(tops_.begin());
+    }
+
+    [[nodiscard]] page_index size() const noexcept { return size_; }
+    [[nodiscard]] folio_order max_order() const noexcept { return max_order_; }
+    [[nodiscard]] A& allocator() noexcept { return *alloc_; }
+
+    // ---- queries ---------------------------------------------------------
+    [[nodiscard]] std::optional<folio_view> lookup(page_index p) const noexcept {
+        auto it = detail::top_at_or_after(tops_, p);
+        if (it == tops_.end() || it->first > p) return std::nullopt;
+        const rec* r = &it->rec;
+        page_index first = it->first;
+        while (r->split()) {
+            const folio_order co = next_lower_order(r->order);
+            const std::uint64_t i = (p - first) >> co;
+            first += i << co;
+            r = &r->children[i];
+        }
+        return view(*r, first, it->rec.order);
+    }
+    [[nodiscard]] bool allocated(page_index p) const noexcept {
+        auto it = detail::top_at_or_after(tops_, p);
+        return it != tops_.end() && it->first <= p;
+    }
+    [[nodiscard]] page_index first_hole(page_range r) const noexcept {
+        page_index cur = r.begin;
+        for (auto it = detail::top_at_or_after(tops_, r.begin); cur < r.end; ++it) {
+            if (it == tops_.end() || it->first > cur) return cur;
+            cur = it->end();
+        }
+        return no_page;
+    }
+    [[nodiscard]] bool poisoned(page_index p) const noexcept {
+        auto v = lookup(p);
+        return v && v->poisoned;
+    }
+    [[nodiscard]] std::uint32_t pins(page_index p) const noexcept { return pins_.count(p); }
+    [[nodiscard]] page_index first_pinned(page_range r) const noexcept { return pins_.first_pinned(r); }
+    /// Visit pin runs: f(begin, end, count).
+    template <class F>
+    void for_each_pin_run(F&& f) const { pins_.for_each(f); }
+
+    /// Leaves overlapping r, in order, as folio_view.
+    template <class F>
+    void for_each_folio(page_range r, F&& f) const {
+        walk(*this, r, [&](const rec& x, page_index first, folio_order top_order) { f(view(x, first, top_order)); });
+    }
+
+    [[nodiscard]] counters stats() const noexcept {
+        counters c = c_;
+        c.pinned_pages = pins_.pinned_pages();
+        return c;
+    }
+
+    // ---- populate (fallocate) and truncate (punch hole) ----------------
+    /// Fill the holes in r with folios of the largest standard order that
+    /// fits, each split at once as far as `share` needs. All or nothing.
+    template <class ShareMap>
+    [[nodiscard]] status populate(page_range r, const ShareMap& share) {
+        if (auto s = check_range(r, size_); !s) return s;
+        page_index p = r.begin;
+        auto it = detail::top_at_or_after(tops_, r.begin);
+        status st = ok();
+        while (p < r.end) {
+            if (it != tops_.end() && it->first <= p) {
+                p = it->end();
+                ++it;
+                continue;
+            }
+            const page_index hole_end = it != tops_.end() && it->first < r.end ? it->first : r.end;
+            const folio_order o = largest_fitting_order(p, hole_end, max_order_);
+            st = create(p, o, share, it);
+            if (!st) break;
+            p += pages_in(o);
+        }
+        for (auto i = detail::top_at_or_after(tops_, r.begin); i != tops_.end() && i->first < r.end;) {
+            if (!i->fresh) {
+                ++i;
+            } else if (st) {
+                i->fresh = false;
+                ++i;
+            } else {
+                i = remove_top(i);
+            }
+        }
+        return st;
+    }
+
+    /// Punch a hole: free top-level folios wholly inside r (quarantine the
+    /// poisoned ones), zero the covered pages of the others. Pins in r must
+    /// have been refused by the caller (first_pinned).
+    void truncate(page_range r) noexcept {
+        r.end = std::min(r.end, size_);
+        if (r.empty()) return;
+        for (auto it = detail::top_at_or_after(tops_, r.begin); it != tops_.end() && it->first < r.end;) {
+            if (r.begin <= it->first && it->end() <= r.end) {
+                it = remove_top(it);
+                continue;
+            }
+            // Partially covered: zero the covered pages, skipping poisoned leaves.
+            page_index run = no_page, run_end = 0;
+            frame_number run_frame = 0;
+            auto flush = [&] {
+                if (run != no_page) alloc_->zero(run, run_frame, run_end - run);
+                run = no_page;
+            };
+            walk_top(*it, r, [&](rec& x, page_index first, folio_order) {
+                const page_index b = std::max(first, r.begin), e = std::min(first + pages_in(x.order), r.end);
+                if (x.poisoned()) return flush();
+                if (run == no_page) {
+                    run = b;
+                    run_frame = x.frame + (b - first);
+                }
+                run_end = e;
+            });
+            flush();
+            ++it;
+        }
+    }
+
+    // ---- pins -------------------------------------------------------------
+    /// Take one unexpected reference on every page of r. All or nothing.
+    [[nodiscard]] status pin(page_range r) {
+        if (auto s = check_range(r, size_); !s) return s;
+        if (page_index h = first_hole(r); h != no_page)
+            return error::make(errc::not_allocated, h, "pin of page %#" PRIx64 " which is not allocated", h);
+        if (c_.poisoned_folios != 0) {
+            page_index bad = no_page;
+            walk(*this, r, [&](const rec& x, page_index first, folio_order) {
+                if (bad == no_page && x.poisoned()) bad = std::max(first, r.begin);
+            });
+            if (bad != no_page)
+                return error::make(errc::poisoned, bad, "pin of page %#" PRIx64 " which is poisoned", bad);
+        }
+        return pins_.pin(r);
+    }
+
+    /// Drop one pin on every page of r (refused, nothing changed, if a page
+    /// has none). A folio whose last pin drops runs its deferred work now:
+    /// none -> guest, then the merge check.
+    template <class ShareMap>
+    [[nodiscard]] status unpin(page_range r, const ShareMap& share) {
+        if (auto s = check_range(r, size_); !s) return s;
+        if (auto s = pins_.unpin(r); !s) return s;
+        settle(r);
+        merge_eligible(r, share);
+        return ok();
+    }
+
+    // ---- conversion: plan, reserve, apply / cancel ----------------------
+    /// `share` is the state before; inside r the new state is `to`.
+    template <class ShareMap>
+    [[nodiscard]] result<plan> plan_conversion(page_range r, shareability to, const ShareMap& share) const {
+        if (auto s = check_range(r, size_); !s) return s.error();
+        if (!is_valid(to))
+            return error::make(errc::invalid_argument, r.begin, "conversion of [%#" PRIx64 ", %#" PRIx64
+                               ") to an invalid shareability (%u)", r.begin, r.end, unsigned(to));
+        plan p;
+        p.range = r;
+        p.to = to;
+        for (page_index b : {r.begin, r.end - 1}) {
+            auto it = detail::top_at_or_after(tops_, b);
+            if (it == tops_.end() || it->first > b) continue;
+            const rec* x = &it->rec;
+            page_index first = it->first;
+            frame_number frame = x->frame;
+            folio_order o = x->order;
+            // Descend through existing splits to the leaf holding b.
+            while (x != nullptr && x->split()) {
+                const folio_order co = next_lower_order(o);
+                const std::uint64_t i = (b - first) >> co;
+                x = &x->children[i];
+                first += i << co;
+                frame = x->frame;
+                o = co;
+            }
+            if (x->poisoned()) continue;
+            // Then plan splits of the leaf (and its new pieces) while mixed.
+            while (o > order_4k && mixed_after(page_range{first, first + pages_in(o)}, r, to, share)) {
+                bool dup = false;
+                for (unsigned k = 0; k < p.count; ++k) dup |= p.ops[k].first == first && p.ops[k].from == o;
+                if (!dup) p.ops[p.count++] = typename plan::split_op{first, frame, o, nullptr, false};
+                const folio_order co = next_lower_order(o);
+                const page_index child = align_down(b, co);
+                frame += child - first;
+                first = child;
+                o = co;
+            }
+        }
+        return p;
+    }
+
+    /// Take everything apply needs: split metadata from the allocator and
+    /// the record arrays. All or nothing.
+    [[nodiscard]] status reserve(plan& p) {
+        for (unsigned k = 0; k < p.count; ++k) {
+            auto& op = p.ops[k];
+            op.children = rec_traits::allocate(rec_alloc_, fanout);
+            if (op.children == nullptr) {
+                cancel_ops(p);
+                return error::make(errc::out_of_memory, op.first,
+                                   "no memory for the records to split the order-%u folio at page %#" PRIx64,
+                                   unsigned{op.from}, op.first);
+            }
+            if (auto s = alloc_->reserve_split(op.frame, op.from, next_lower_order(op.from)); !s) {
+                cancel_ops(p);
+                return error::make(errc::out_of_memory, op.first, "cannot split the order-%u folio at page %#" PRIx64
+                                   ": %.*s", unsigned{op.from}, op.first, int(s.error().message().size()),
+                                   s.error().message().data());
+            }
+            op.reserved = true;
+        }
+        p.owner_ = this;
+        return ok();
+    }
+
+    /// Give back what reserve took; the table is unchanged.
+    void cancel(plan& p) noexcept {
+        cancel_ops(p);
+        p.owner_ = nullptr;
+    }
+
+    /// Split as planned, then move the mappability of every leaf in the
+    /// range: to shared -> all; to guest_only -> guest, or none for leaves
+    /// with pins when defer_if_pinned. Cannot fail; allocates nothing.
+    void apply(plan& p, bool defer_if_pinned) noexcept {
+        for (unsigned k = 0; k < p.count; ++k) {
+            auto& op = p.ops[k];
+            if (!op.reserved) continue;  // contract violation: apply without reserve
+            rec* leaf = find_leaf(op.first);
+            if (leaf != nullptr && !leaf->split() && leaf->order == op.from && !leaf->poisoned()) {
+                do_split(*leaf, op.children);
+            } else {
+                rec_traits::deallocate(rec_alloc_, op.children, fanout);
+                alloc_->unreserve_split(op.frame, op.from, next_lower_order(op.from));
+            }
+            op.children = nullptr;
+            op.reserved = false;
+        }
+        const page_range r = p.range;
+        walk(*this, r, [&](rec& x, page_index first, folio_order) {
+            mappability_event e = mappability_event::share;
+            if (p.to == shareability::guest_only)
+                e = defer_if_pinned && pins_.first_pinned({first, first + pages_in(x.order)}) != no_page
+                        ? mappability_event::unshare_deferred
+                        : mappability_event::unshare;
+            fire(x, e);
+        });
+        for (unsigned k = 0; k < p.count; ++k) settle({p.ops[k].first, p.ops[k].first + pages_in(p.ops[k].from)});
+        p.count = 0;
+        p.owner_ = nullptr;
+    }
+
+    /// After the caller updated the map: merge level by level around r every
+    /// split folio whose pieces are all guest_only, unpinned, unpoisoned.
+    template <class ShareMap>
+    void merge_eligible(page_range r, const ShareMap& share) noexcept {
+        r.end = std::min(r.end, size_);
+        if (r.empty()) return;
+        for (auto it = detail::top_at_or_after(tops_, r.begin); it != tops_.end() && it->first < r.end; ++it)
+            if (it->rec.split()) try_merge(it->rec, it->first, r, share);
+    }
+
+    // ---- poison -------------------------------------------------------------
+    /// Mark the leaf holding p poisoned (never merged, never handed out,
+    /// quarantined on truncation). A hole is left alone. Never allocates.
+    void poison(page_index p) noexcept {
+        rec* leaf = find_leaf(p);
+        if (leaf == nullptr || leaf->poisoned()) return;
+        leaf->poison = p;
+        ++c_.poisoned_folios;
+    }
+
+    // ---- debugging and comparison ----------------------------------------
+    void dump(std::ostream& os) const;
+
+    /// Recount everything from the records; true if the counters agree.
+    [[nodiscard]] bool check_counters() const noexcept {
+        counters c{};
+        for (const top& t : tops_) {
+            ++c.top_folios;
+            c.allocated_pages += pages_in(t.rec.order);
+            count_rec(t.rec, c);
+        }
+        c.quarantined_pages = c_.quarantined_pages;
+        c.pinned_pages = c_.pinned_pages;
+        return c == c_;
+    }
+
+    /// Full snapshot equality (folios, orders, frames, split structure,
+    /// mappability, pins, poison, counters), also across allocator types.
+    template <folio_allocator A2, class N2>
+    [[nodiscard]] bool same_state(const folio_table<A2, N2>& b) const noexcept {
+        if (size_ != b.size_ || max_order_ != b.max_order_ || !(c_ == b.c_) || !pins_.same_runs(b.pins_) ||
+            tops_.size() != b.tops_.size())
+            return false;
+        auto j = b.tops_.begin();
+        for (auto i = tops_.begin(); i != tops_.end(); ++i, ++j)
+            if (i->first != j->first || !detail::same_structure(i->rec, j->rec)) return false;
+        return true;
+    }
+    friend bool operator==(const folio_table& a, const folio_table& b) noexcept { return a.same_state(b); }
+    template <folio_allocator A2, class N2>
+    friend bool operator==(const folio_table& a, const folio_table<A2, N2>& b) noexcept { return a.same_state(b); }
+
+private:
+    template <folio_allocator, class>
+    friend class folio_table;
+
+    static folio_view view(const rec& x, page_index first, folio_order top_order) noexcept {
+        return {first, x.order, x.frame, x.map, x.poisoned(), top_order, x.poison};
+    }
+    static mappability initial_map(shareability s) noexcept {
+        return s == shareability::shared ? mappability::all : mappability::guest;
+    }
+
+    static void count_rec(const rec& x, counters& c) noexcept {
+        if (!x.split()) {
+            ++c.folios_by_order[detail::order_slot(x.order)];
+            if (x.poisoned()) ++c.poisoned_folios;
+            return;
+        }
+        ++c.split_folios;
+        for (std::uint32_t i = 0; i < fanout; ++i) count_rec(x.children[i], c);
+    }
+
+    // Leaf walks over r: f(rec&, first, top_order).
+    template <class Rec, class F>
+    static void walk_rec(Rec& x, page_index first, page_range r, folio_order top_order, F& f) {
+        if (!x.split()) return f(x, first, top_order);
+        const folio_order co = next_lower_order(x.order);
+        const std::uint64_t lo = r.begin > first ? (r.begin - first) >> co : 0;
+        const page_index end_off = std::min(r.end, first + pages_in(x.order)) - first;
+        const std::uint64_t hi = (end_off + pages_in(co) - 1) >> co;
+        for (std::uint64_t i = lo; i < hi; ++i) walk_rec(x.children[i], first + (i << co), r, top_order, f);
+    }
+    template <class Top, class F>
+    static void walk_top(Top& t, page_range r, F&& f) {
+        auto& x = t.rec;
+        walk_rec(x, t.first, r, x.order, f);
+    }
+    template <class Self, class F>
+    static void walk(Self& self, page_range r, F&& f) {
+        for (auto it = detail::top_at_or_after(self.tops_, r.begin); it != self.tops_.end() && it->first < r.end;
+             ++it)
+            walk_top(*it, r, f);
+    }
+
+    rec* find_leaf(page_index p) noexcept {
+        auto it = detail::top_at_or_after(tops_, p);
+        if (it == tops_.end() || it->first > p) return nullptr;
+        rec* r = &it->rec;
+        page_index first = it->first;
+        while (r->split()) {
+            const folio_order co = next_lower_order(r->order);
+            const std::uint64_t i = (p - first) >> co;
+            first += i << co;
+            r = &r->children[i];
+        }
+        return r;
+    }
+
+    /// Would R be mixed once [r) becomes `to` (R overlaps r)?
+    template <class ShareMap>
+    static bool mixed_after(page_range R, page_range r, shareability to, const ShareMap& share) {
+        if (R.begin < r.begin && !share.all_of(page_range{R.begin, r.begin}, to)) return true;
+        if (R.end > r.end && !share.all_of(page_range{r.end, R.end}, to)) return true;
+        return false;
+    }
+
+    void fire(rec& x, mappability_event e) noexcept {
+        const mappability_transition t = next_mappability(x.map, e);
+        if (t.allowed) x.map = t.next;
+    }
+
+    /// Leaves in r stuck in none with no pins left: last_unpin.
+    void settle(page_range r) noexcept {
+        walk(*this, r, [&](rec& x, page_index first, folio_order) {
+            if (x.map == mappability::none && pins_.first_pinned({first, first + pages_in(x.order)}) == no_page)
+                fire(x, mappability_event::last_unpin);
+        });
+    }
+
+    void do_split(rec& x, rec* children) noexcept {
+        const folio_order co = next_lower_order(x.order);
+        for (std::uint32_t i = 0; i < fanout; ++i)
+            ::new (static_cast<void*>(&children[i]))
+                rec{x.frame + (std::uint64_t{i} << co), nullptr, no_page, co, x.map};
+        alloc_->split(x.frame, x.order, co);
+        x.children = children;
+        --c_.folios_by_order[detail::order_slot(x.order)];
+        c_.folios_by_order[detail::order_slot(co)] += fanout;
+        ++c_.split_folios;
+    }
+
+    /// Pieces (all leaves) back into x. Frees records; cannot fail.
+    void do_merge(rec& x) noexcept {
+        const folio_order co = next_lower_order(x.order);
+        alloc_->merge(x.frame, co, x.order);
+        rec_traits::deallocate(rec_alloc_, x.children, fanout);
+        x.children = nullptr;
+        x.map = mappability::guest;
+        c_.folios_by_order[detail::order_slot(co)] -= fanout;
+        ++c_.folios_by_order[detail::order_slot(x.order)];
+        --c_.split_folios;
+    }
+
+    template <class ShareMap>
+    void try_merge(rec& x, page_index first, page_range r, const ShareMap& share) noexcept {
+        const folio_order co = next_lower_order(x.order);
+        const std::uint64_t lo = r.begin > first ? (r.begin - first) >> co : 0;
+        const page_index end_off = std::min(r.end, first + pages_in(x.order)) - first;
+        const std::uint64_t hi = (end_off + pages_in(co) - 1) >> co;
+        for (std::uint64_t i = lo; i < hi; ++i)
+            if (x.children[i].split()) try_merge(x.children[i], first + (i << co), r, share);
+        for (std::uint32_t i = 0; i < fanout; ++i) {
+            const rec& c = x.children[i];
+            if (c.split() || c.poisoned() || c.map != mappability::guest) return;
+        }
+        const page_range R{first, first + pages_in(x.order)};
+        if (pins_.first_pinned(R) != no_page || !share.all_of(R, shareability::guest_only)) return;
+        do_merge(x);
+    }
+
+    /// Split a fresh folio as far as `share` needs (populate).
+    template <class ShareMap>
+    [[nodiscard]] status split_for(rec& x, page_index first, const ShareMap& share) {
+        const page_range R{first, first + pages_in(x.order)};
+        const shareability s0 = share.at(first);
+        if (x.order == order_4k || share.all_of(R, s0)) {
+            x.map = initial_map(s0);
+            return ok();
+        }
+        const folio_order co = next_lower_order(x.order);
+        rec* children = rec_traits::allocate(rec_alloc_, fanout);
+        if (children == nullptr)
+            return error::make(errc::out_of_memory, first,
+                               "no memory for the records to split the order-%u folio at page %#" PRIx64,
+                               unsigned{x.order}, first);
+        if (auto s = alloc_->reserve_split(x.frame, x.order, co); !s) {
+            rec_traits::deallocate(rec_alloc_, children, fanout);
+            return s;
+        }
+        do_split(x, children);
+        for (std::uint32_t i = 0; i < fanout; ++i)
+            if (auto s = split_for(x.children[i], first + (std::uint64_t{i} << co), share); !s) return s;
+        return ok();
+    }
+
+    template <class ShareMap>
+    [[nodiscard]] status create(page_index p, folio_order o, const ShareMap& share,
+                                typename detail::top_folio_set::iterator hint) {
+        top* t = top_traits::allocate(top_alloc_, 1);
+        if (t == nullptr)
+            return error::make(errc::out_of_memory, p, "no memory for the record of a folio at page %#" PRIx64, p);
+        auto frame = alloc_->allocate(p, o);
+        if (!frame) {
+            top_traits::deallocate(top_alloc_, t, 1);
+            return frame.error();
+        }
+        std::construct_at(t);
+        t->first = p;
+        t->fresh = true;
+        t->rec.frame = frame.value();
+        t->rec.order = o;
+        tops_.insert_before(hint, *t);
+        ++c_.folios_by_order[detail::order_slot(o)];
+        ++c_.top_folios;
+        c_.allocated_pages += pages_in(o);
+        return split_for(t->rec, p, share);
+    }
+
+    /// Undo every split under x (merging in the allocator when `give_back`)
+    /// and drop x's counts.
+    void release_rec(rec& x, bool give_back) noexcept {
+        if (!x.split()) {
+            --c_.folios_by_order[detail::order_slot(x.order)];
+            if (x.poisoned()) --c_.poisoned_folios;
+            return;
+        }
+        for (std::uint32_t i = 0; i < fanout; ++i) release_rec(x.children[i], give_back);
+        if (give_back) alloc_->merge(x.frame, next_lower_order(x.order), x.order);
+        rec_traits::deallocate(rec_alloc_, x.children, fanout);
+        x.children = nullptr;
+        --c_.split_folios;
+    }
+
+    /// Remove a top-level folio: merged and freed, or quarantined if poisoned.
+    typename detail::top_folio_set::iterator remove_top(typename detail::top_folio_set::iterator it) noexcept {
+        top& t = *it;
+        const bool quarantine = detail::any_poison(t.rec);
+        release_rec(t.rec, !quarantine);
+        if (quarantine)
+            c_.quarantined_pages += pages_in(t.rec.order);
+        else
+            alloc_->free(t.first, t.rec.frame, t.rec.order);
+        --c_.top_folios;
+        c_.allocated_pages -= pages_in(t.rec.order);
+        auto next = tops_.erase(it);
+        std::destroy_at(&t);
+        top_traits::deallocate(top_alloc_, &t, 1);
+        return next;
+    }
+
+    void cancel_ops(plan& p) noexcept {
+        for (unsigned k = 0; k < p.count; ++k) {
+            auto& op = p.ops[k];
+            if (op.reserved) alloc_->unreserve_split(op.frame, op.from, next_lower_order(op.from));
+            if (op.children != nullptr) rec_traits::deallocate(rec_alloc_, op.children, fanout);
+            op.children = nullptr;
+            op.reserved = false;
+        }
+    }
+
+    A* alloc_;
+    page_index size_;
+    folio_order max_order_;
+    top_alloc_t top_alloc_;
+    rec_alloc_t rec_alloc_;
+    detail::top_folio_set tops_;
+    detail::pin_runs<NodeAllocator> pins_;
+    counters c_{};
+};
+
+} // namespace guestmem
+
+#include <guestmem/folio/detail/folio_dump.hpp>

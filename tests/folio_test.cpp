@@ -1,0 +1,861 @@
+// Tests for the folio part: the mappability table (every cell), the
+// simulated and fault-injecting allocators, and the folio table — populate,
+// split only as far as needed, level-by-level merge, deferred work fired by
+// the last unpin, poison, truncation, exhaustive fault injection (allocator
+// and record memory) with snapshot equality, no allocation on the
+// cannot-fail paths, and a randomised run against a per-page model.
+#include <doctest/doctest.h>
+
+#include <guestmem/folio/fault_injecting_allocator.hpp>
+#include <guestmem/folio/folio_table.hpp>
+#include <guestmem/folio/mappability.hpp>
+#include <guestmem/folio/simulated_allocator.hpp>
+
+#include <cstdint>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace guestmem;
+
+namespace {
+
+constexpr auto S = shareability::shared;
+constexpr auto G = shareability::guest_only;
+constexpr page_index pages_1g = pages_in(order_1g);
+
+/// Trivial per-page stand-in for the range map.
+struct share_map {
+    std::vector<shareability> v;
+    explicit share_map(page_index n, shareability s = G) : v(n, s) {}
+    shareability at(page_index p) const { return v[p]; }
+    bool all_of(page_range r, shareability s) const {
+        for (page_index p = r.begin; p < r.end; ++p)
+            if (v[p] != s) return false;
+        return true;
+    }
+    void assign(page_range r, shareability s) {
+        for (page_index p = r.begin; p < r.end; ++p) v[p] = s;
+    }
+};
+
+/// Node allocator that counts and can fail the N-th allocation.
+struct node_stats {
+    std::uint64_t allocs = 0, deallocs = 0, calls = 0, fail_at = 0;
+};
+template <class T>
+struct counting_alloc {
+    using value_type = T;
+    node_stats* st;
+    explicit counting_alloc(node_stats* s) noexcept : st(s) {}
+    template <class U>
+    counting_alloc(const counting_alloc<U>& o) noexcept : st(o.st) {}
+    T* allocate(std::size_t n) noexcept {
+        ++st->calls;
+        if (st->fail_at != 0 && st->calls == st->fail_at) return nullptr;
+        ++st->allocs;
+        return static_cast<T*>(::operator new(n * sizeof(T), std::nothrow));
+    }
+    void deallocate(T* p, std::size_t) noexcept {
+        ++st->deallocs;
+        ::operator delete(p);
+    }
+    template <class U>
+    friend bool operator==(const counting_alloc&, const counting_alloc<U>&) noexcept { return true; }
+};
+
+using sim_table = folio_table<simulated_allocator>;
+using fi_alloc = fault_injecting_allocator<simulated_allocator>;
+
+/// Convert through the whole plan/reserve/apply/merge sequence.
+template <class T>
+void convert(T& t, share_map& m, page_range r, shareability to, bool defer = true) {
+    auto p = t.plan_conversion(r, to, m);
+    REQUIRE(p);
+    REQUIRE(t.reserve(p.value()));
+    t.apply(p.value(), defer);
+    m.assign(r, to);
+    t.merge_eligible(r, m);
+}
+
+std::string dump(const auto& t) {
+    std::ostringstream os;
+    t.dump(os);
+    return os.str();
+}
+
+} // namespace
+
+TEST_CASE("mappability: every (state, event) cell of the table") {
+    struct expect { mappability from; mappability_event e; bool ok; mappability to; errc why; };
+    using M = mappability;
+    using E = mappability_event;
+    const expect cases[] = {
+        {M::all, E::share, true, M::all, {}},
+        {M::all, E::unshare, true, M::guest, {}},
+        {M::all, E::unshare_deferred, true, M::none, {}},
+        {M::all, E::last_unpin, true, M::all, {}},
+        {M::all, E::host_fault, true, M::all, {}},
+        {M::all, E::guest_fault, true, M::all, {}},
+        {M::guest, E::share, true, M::all, {}},
+        {M::guest, E::unshare, true, M::guest, {}},
+        {M::guest, E::unshare_deferred, true, M::guest, {}},
+        {M::guest, E::last_unpin, true, M::guest, {}},
+        {M::guest, E::host_fault, false, M::guest, errc::permission_denied},
+        {M::guest, E::guest_fault, true, M::guest, {}},
+        {M::none, E::share, true, M::all, {}},
+        {M::none, E::unshare, true, M::guest, {}},
+        {M::none, E::unshare_deferred, true, M::none, {}},
+        {M::none, E::last_unpin, true, M::guest, {}},
+        {M::none, E::host_fault, false, M::none, errc::permission_denied},
+        {M::none, E::guest_fault, false, M::none, errc::retry},
+    };
+    int seen = 0;
+    for (M s : all_mappabilities)
+        for (E e : all_mappability_events) {
+            const auto t = next_mappability(s, e);
+            bool found = false;
+            for (const auto& c : cases) {
+                if (c.from != s || c.e != e) continue;
+                found = true;
+                CAPTURE(to_string(s));
+                CAPTURE(to_string(e));
+                CHECK(t.allowed == c.ok);
+                if (c.ok) CHECK(t.next == c.to);
+                else CHECK(t.refusal == c.why);
+                CHECK_FALSE(t.why.empty());
+            }
+            CHECK(found);
+            ++seen;
+        }
+    CHECK(seen == 18);
+    CHECK_FALSE(next_mappability(static_cast<M>(3), E::share).allowed);
+    CHECK_FALSE(next_mappability(M::all, static_cast<E>(6)).allowed);
+
+    std::ostringstream os;
+    write_mappability_dot(os);
+    const std::string dot = os.str();
+    CHECK(dot.rfind("digraph mappability {", 0) == 0);
+    CHECK(dot.find("all -> none [label=\"unshare_deferred\"]") != std::string::npos);
+    CHECK(dot.find("none -> guest [label=\"last_unpin\"]") != std::string::npos);
+    CHECK(dot.find("none -> all [label=\"share\"]") != std::string::npos);
+    CHECK(dot.find("none -> refused [label=\"guest_fault (retry)\"") != std::string::npos);
+    std::size_t edges = 0;
+    for (std::size_t at = dot.find(" -> "); at != std::string::npos; at = dot.find(" -> ", at + 1)) ++edges;
+    CHECK(edges == 18);
+}
+
+TEST_CASE("simulated and fault-injecting allocators") {
+    simulated_allocator a(1024, order_2m);
+    CHECK(a.max_order() == order_2m);
+    CHECK(a.allocate(0, order_1g).error() == errc::not_supported);
+    auto f = a.allocate(0, order_2m);
+    REQUIRE(f);
+    CHECK(is_aligned(f.value(), order_2m));
+    CHECK(a.pages_in_use() == 512);
+    CHECK(a.allocate(512, order_2m));
+    CHECK(a.allocate(1024, order_4k).error() == errc::out_of_memory);
+    a.set_split_limit(1);
+    CHECK(a.reserve_split(f.value(), order_2m, order_4k));
+    CHECK(a.reserve_split(f.value(), order_2m, order_4k).error() == errc::out_of_memory);
+    a.split(f.value(), order_2m, order_4k);
+    CHECK(a.reserved_splits() == 0);
+    CHECK(a.splits_in_place() == 1);
+    a.merge(f.value(), order_4k, order_2m);
+    CHECK(a.merges() == 1);
+
+    simulated_allocator b;
+    fi_alloc fi(b);
+    fi.fail_at(2);
+    CHECK(fi.allocate(0, order_4k));
+    auto r = fi.reserve_split(0x100000, order_2m, order_4k);
+    CHECK(r.error() == errc::out_of_memory);
+    CHECK(std::string(r.error().message()).find("injected") != std::string::npos);
+    CHECK(fi.allocate(1, order_4k));  // one-shot
+    CHECK(fi.calls() == 3);
+    fi.count(fault_point::allocate);
+    fi.fail_at(1, true);
+    CHECK(fi.reserve_split(0x100000, order_2m, order_4k));  // not counted
+    CHECK_FALSE(fi.allocate(2, order_4k));
+    CHECK_FALSE(fi.allocate(2, order_4k));  // sticky
+    CHECK(fi.injected() == 3);
+}
+
+TEST_CASE("populate chooses the largest fitting order") {
+    simulated_allocator a;
+    const page_index n = pages_1g + 512 + 3;
+    sim_table t(a, n, order_1g);
+    share_map m(n);
+    REQUIRE(t.populate({0, n}, m));
+    CHECK(t.lookup(0)->order == order_1g);
+    CHECK(t.lookup(pages_1g)->order == order_2m);
+    CHECK(t.lookup(pages_1g + 512)->order == order_4k);
+    auto c = t.stats();
+    CHECK(c.folios_by_order[2] == 1);
+    CHECK(c.folios_by_order[1] == 1);
+    CHECK(c.folios_by_order[0] == 3);
+    CHECK(c.allocated_pages == n);
+    CHECK(a.pages_in_use() == n);
+    CHECK(t.first_hole({0, n}) == no_page);
+
+    // Unaligned range into holes, and max_order below the allocator's.
+    simulated_allocator b;
+    sim_table u(b, 4096, order_2m);
+    REQUIRE(u.populate({600, 700}, m));
+    REQUIRE(u.populate({1, 1030}, m));  // fills around the existing folios
+    CHECK(u.lookup(1)->order == order_4k);
+    CHECK(u.lookup(511)->order == order_4k);
+    CHECK(u.lookup(512)->order == order_4k);  // [512, 600) could not hold a 2M
+    CHECK(u.lookup(1029)->order == order_4k);
+    CHECK_FALSE(u.allocated(0));
+    CHECK(u.first_hole({0, 2000}) == 0);
+    CHECK(u.first_hole({1, 2000}) == 1030);
+    CHECK(u.stats().allocated_pages == 1029);
+    REQUIRE(u.populate({1024, 1536}, m));
+    CHECK(u.lookup(1100)->order == order_4k);  // 1024..1029 existed
+    REQUIRE(u.populate({1536, 2048}, m));
+    CHECK(u.lookup(1600)->order == order_2m);
+    CHECK(u.populate({0, 5000}, m).error() == errc::invalid_range);
+    CHECK(u.populate({10, 5}, m).error() == errc::invalid_range);
+    CHECK(u.check_counters());
+}
+
+TEST_CASE("populate splits at once, only as far as shareability needs") {
+    simulated_allocator a;
+    sim_table t(a, pages_1g, order_1g);
+    share_map m(pages_1g);
+    m.assign({5, 6}, S);
+    REQUIRE(t.populate({0, pages_1g}, m));
+    auto c = t.stats();
+    CHECK(c.split_folios == 2);
+    CHECK(c.folios_by_order[1] == 511);
+    CHECK(c.folios_by_order[0] == 512);
+    CHECK(c.folios_by_order[2] == 0);
+    auto v = t.lookup(5);
+    CHECK(v->order == order_4k);
+    CHECK(v->map == mappability::all);
+    CHECK(v->top_order == order_1g);
+    CHECK(t.lookup(6)->map == mappability::guest);
+    CHECK(t.lookup(100000)->order == order_2m);
+    CHECK(t.lookup(100000)->frame == t.lookup(0)->frame + align_down(100000, order_2m));
+    CHECK(a.splits_in_place() == 2);
+    CHECK(dump(t).find("511 x order 9 guest") != std::string::npos);
+}
+
+TEST_CASE("multi-level split and merge: one shared page in a 1G folio") {
+    simulated_allocator a;
+    sim_table t(a, pages_1g, order_1g);
+    share_map m(pages_1g);
+    REQUIRE(t.populate({0, pages_1g}, m));
+    CHECK(t.lookup(7)->order == order_1g);
+
+    auto p = t.plan_conversion({7, 8}, S, m);
+    REQUIRE(p);
+    CHECK(p.value().splits() == 2);
+    REQUIRE(t.reserve(p.value()));
+    CHECK(a.reserved_splits() == 2);
+    t.apply(p.value(), true);
+    m.assign({7, 8}, S);
+    CHECK(a.reserved_splits() == 0);
+    auto c = t.stats();
+    CHECK(c.split_folios == 2);
+    CHECK(c.folios_by_order[1] == 511);
+    CHECK(c.folios_by_order[0] == 512);
+    CHECK(t.lookup(7)->map == mappability::all);
+    CHECK(t.lookup(8)->map == mappability::guest);
+    CHECK(t.lookup(8)->order == order_4k);
+    CHECK(t.lookup(600)->order == order_2m);
+
+    convert(t, m, {7, 8}, G);
+    CHECK(t.lookup(7)->order == order_1g);
+    CHECK(t.lookup(7)->map == mappability::guest);
+    CHECK(a.merges() == 2);
+    CHECK(t.stats().split_folios == 0);
+
+    // A range across two 2M boundaries inside one 1G: three splits.
+    auto q = t.plan_conversion({100, 2000}, S, m);
+    REQUIRE(q);
+    CHECK(q.value().splits() == 3);
+    REQUIRE(t.reserve(q.value()));
+    t.apply(q.value(), true);
+    m.assign({100, 2000}, S);
+    CHECK(t.lookup(99)->order == order_4k);
+    CHECK(t.lookup(100)->map == mappability::all);
+    CHECK(t.lookup(600)->order == order_2m);  // wholly shared 2M piece stays intact
+    CHECK(t.lookup(600)->map == mappability::all);
+    CHECK(t.lookup(1999)->order == order_4k);
+    CHECK(t.lookup(2000)->map == mappability::guest);
+    // Shared ranges are not merged; back to guest_only merges everything.
+    t.merge_eligible({0, pages_1g}, m);
+    CHECK(t.stats().split_folios == 3);
+    convert(t, m, {100, 2000}, G);
+    CHECK(t.lookup(0)->order == order_1g);
+    CHECK(a.splits_in_place() == 0);
+    CHECK(t.check_counters());
+
+    // Whole range converted: no split at all.
+    auto w = t.plan_conversion({0, pages_1g}, S, m);
+    REQUIRE(w);
+    CHECK(w.value().splits() == 0);
+}
+
+TEST_CASE("cancel releases the reservation and a reserved plan cancels itself") {
+    simulated_allocator a;
+    sim_table t(a, pages_1g, order_1g);
+    share_map m(pages_1g);
+    REQUIRE(t.populate({0, pages_1g}, m));
+    simulated_allocator a2;
+    sim_table twin(a2, pages_1g, order_1g);
+    REQUIRE(twin.populate({0, pages_1g}, m));
+    {
+        auto p = t.plan_conversion({3, 4}, S, m);
+        REQUIRE(t.reserve(p.value()));
+        CHECK(a.reserved_splits() == 2);
+        t.cancel(p.value());
+        CHECK(a.reserved_splits() == 0);
+        CHECK(t == twin);
+        REQUIRE(t.reserve(p.value()));
+        auto moved = std::move(p.value());
+        CHECK(moved.reserved());
+        CHECK_FALSE(p.value().reserved());
+    }
+    CHECK(a.reserved_splits() == 0);
+    CHECK(t == twin);
+}
+
+TEST_CASE("merge deferred by a pin, fired by the unpin") {
+    simulated_allocator a;
+    sim_table t(a, pages_1g, order_1g);
+    share_map m(pages_1g);
+    m.assign({5, 6}, S);
+    REQUIRE(t.populate({0, pages_1g}, m));
+    REQUIRE(t.pin({5, 6}));
+    CHECK(t.pins(5) == 1);
+    convert(t, m, {5, 6}, G, /*defer=*/true);
+    CHECK(t.lookup(5)->map == mappability::none);
+    CHECK(t.lookup(5)->order == order_4k);
+    CHECK(t.stats().split_folios == 2);  // the pin holds the merge back
+    REQUIRE(t.unpin({5, 6}, m));
+    CHECK(t.lookup(5)->order == order_1g);  // at once, not on a later call
+    CHECK(t.lookup(5)->map == mappability::guest);
+    CHECK(t.stats().split_folios == 0);
+    CHECK(t.stats().pinned_pages == 0);
+
+    // A pin on a guest_only 2M piece elsewhere also holds the merge back.
+    convert(t, m, {5, 6}, S);
+    REQUIRE(t.pin({4096, 4097}));
+    convert(t, m, {5, 6}, G);
+    CHECK(t.lookup(5)->order == order_2m);  // 4K pieces merged back to 2M
+    CHECK(t.lookup(5)->top_order == order_1g);
+    CHECK(t.stats().split_folios == 1);
+    REQUIRE(t.unpin({4096, 4097}, m));
+    CHECK(t.lookup(5)->order == order_1g);
+}
+
+TEST_CASE("none -> guest fired by the last unpin; none -> all when shared again") {
+    simulated_allocator a;
+    sim_table t(a, 16, order_1g);
+    share_map m(16, S);
+    REQUIRE(t.populate({0, 16}, m));
+    CHECK(t.lookup(3)->order == order_4k);
+    CHECK(t.lookup(3)->map == mappability::all);
+    REQUIRE(t.pin({2, 4}));
+    REQUIRE(t.pin({3, 5}));
+    convert(t, m, {0, 8}, G, true);
+    CHECK(t.lookup(0)->map == mappability::guest);
+    CHECK(t.lookup(2)->map == mappability::none);
+    CHECK(t.lookup(3)->map == mappability::none);
+    CHECK(t.lookup(4)->map == mappability::none);
+    CHECK(t.lookup(5)->map == mappability::guest);
+    CHECK_FALSE(next_mappability(t.lookup(3)->map, mappability_event::guest_fault).allowed);
+    REQUIRE(t.unpin({2, 4}, m));
+    CHECK(t.lookup(2)->map == mappability::guest);
+    CHECK(t.lookup(3)->map == mappability::none);  // still one pin
+    REQUIRE(t.unpin({3, 4}, m));
+    CHECK(t.lookup(3)->map == mappability::guest);
+    CHECK(t.lookup(4)->map == mappability::none);
+    convert(t, m, {4, 5}, S);
+    CHECK(t.lookup(4)->map == mappability::all);  // shared again before the pin drained
+    REQUIRE(t.unpin({4, 5}, m));
+    CHECK(t.lookup(4)->map == mappability::all);
+    // Without deferral the caller vouches for the pins: guest at once.
+    REQUIRE(t.pin({6, 7}));
+    convert(t, m, {6, 7}, S);
+    convert(t, m, {6, 7}, G, false);
+    CHECK(t.lookup(6)->map == mappability::guest);
+
+    // A pinned page in a split 2M piece: only the leaf with the pin waits.
+    simulated_allocator b;
+    sim_table u(b, 512, order_2m);
+    share_map mu(512, S);
+    REQUIRE(u.populate({0, 512}, mu));
+    CHECK(u.lookup(0)->order == order_2m);
+    REQUIRE(u.pin({10, 11}));
+    convert(u, mu, {0, 256}, G, true);
+    CHECK(u.lookup(10)->map == mappability::none);
+    CHECK(u.lookup(11)->map == mappability::guest);
+    convert(u, mu, {256, 512}, G, true);
+    CHECK(u.lookup(300)->order == order_4k);  // none leaf holds the merge back
+    REQUIRE(u.unpin({10, 11}, mu));
+    CHECK(u.lookup(10)->order == order_2m);
+    CHECK(u.lookup(10)->map == mappability::guest);
+}
+
+TEST_CASE("pins: holes, poison, runs, unpin below zero") {
+    simulated_allocator a;
+    sim_table t(a, 4096, order_2m);
+    share_map m(4096);
+    REQUIRE(t.populate({0, 1024}, m));
+    REQUIRE(t.populate({1030, 2048}, m));
+    auto e = t.pin({1000, 1100});
+    REQUIRE_FALSE(e);
+    CHECK(e.error() == errc::not_allocated);
+    CHECK(e.error().page() == 1024);
+    CHECK(std::string(e.error().message()) == "pin of page 0x400 which is not allocated");
+    CHECK(t.stats().pinned_pages == 0);
+    CHECK(t.pin({0, 5000}).error() == errc::invalid_range);
+
+    REQUIRE(t.pin({0, 1024}));  // a large pin is one run
+    REQUIRE(t.pin({10, 20}));
+    CHECK(t.pins(9) == 1);
+    CHECK(t.pins(10) == 2);
+    CHECK(t.pins(1023) == 1);
+    CHECK(t.pins(1024) == 0);
+    CHECK(t.first_pinned({1024, 2048}) == no_page);
+    CHECK(t.first_pinned({500, 2048}) == 500);
+    CHECK(t.stats().pinned_pages == 1024);
+    int runs = 0;
+    t.for_each_pin_run([&](page_index, page_index, std::uint32_t) { ++runs; });
+    CHECK(runs == 3);
+
+    simulated_allocator a2;
+    sim_table twin(a2, 4096, order_2m);
+    REQUIRE(twin.populate({0, 1024}, m));
+    REQUIRE(twin.populate({1030, 2048}, m));
+    REQUIRE(twin.pin({0, 1024}));
+    REQUIRE(twin.pin({10, 20}));
+    CHECK(t == twin);
+    auto u = t.unpin({15, 1030}, m);
+    REQUIRE_FALSE(u);
+    CHECK(u.error() == errc::invalid_argument);
+    CHECK(u.error().page() == 1024);
+    CHECK(std::string(u.error().message()) == "unpin of page 0x400 which has no pins");
+    CHECK(t == twin);
+    REQUIRE(t.unpin({10, 20}, m));
+    REQUIRE(t.unpin({0, 1024}, m));
+    runs = 0;
+    t.for_each_pin_run([&](page_index, page_index, std::uint32_t) { ++runs; });
+    CHECK(runs == 0);
+    CHECK(t.unpin({0, 1}, m).error() == errc::invalid_argument);
+
+    t.poison(1600);
+    auto p = t.pin({1400, 1700});
+    CHECK(p.error() == errc::poisoned);
+    CHECK(p.error().page() == 1536);  // the whole 2M folio [0x600, 0x800) reports poisoned
+    CHECK(std::string(p.error().message()) == "pin of page 0x600 which is poisoned");
+    CHECK(t.stats().pinned_pages == 0);
+}
+
+TEST_CASE("poison blocks merge and is reported with the folio order") {
+    simulated_allocator a;
+    sim_table t(a, pages_1g, order_1g);
+    share_map m(pages_1g);
+    REQUIRE(t.populate({0, pages_1g}, m));
+    convert(t, m, {5, 6}, S);
+    convert(t, m, {700, 701}, S);
+    t.poison(700);
+    t.poison(703);  // another 4K leaf of the same split 2M piece
+    auto v = t.lookup(700);
+    CHECK(v->poisoned);
+    CHECK(v->order == order_4k);
+    CHECK(v->poison_page == 700);
+    CHECK_FALSE(t.poisoned(701));
+    CHECK(t.stats().poisoned_folios == 2);
+    t.poison(5000);  // an intact 2M piece: the whole piece is poisoned
+    CHECK(t.lookup(5100)->poisoned);
+    CHECK(t.lookup(5100)->order == order_2m);
+    CHECK(t.lookup(5100)->poison_page == 5000);
+    t.poison(5001);  // already poisoned: first page kept
+    CHECK(t.lookup(5100)->poison_page == 5000);
+    CHECK(t.stats().poisoned_folios == 3);
+
+    convert(t, m, {5, 6}, G);
+    convert(t, m, {700, 701}, G);
+    CHECK(t.lookup(5)->order == order_2m);     // [0, 512) merged back to 2M
+    CHECK(t.lookup(700)->order == order_4k);   // [512, 1024) holds poison: stays split
+    CHECK(t.lookup(0)->top_order == order_1g);
+    CHECK(t.stats().split_folios == 2);        // 1G and one 2M
+    // A poisoned leaf is never split by a conversion.
+    auto p = t.plan_conversion({5000, 5001}, S, m);
+    REQUIRE(p);
+    CHECK(p.value().splits() == 0);
+    // Nothing allocated for poison; truncating quarantines the 1G folio.
+    const auto in_use = a.pages_in_use();
+    t.truncate({0, pages_1g});
+    CHECK(a.pages_in_use() == in_use);  // frames not returned
+    CHECK(t.stats().quarantined_pages == pages_1g);
+    CHECK(t.stats().poisoned_folios == 0);
+    CHECK_FALSE(t.allocated(0));
+    CHECK(t.check_counters());
+}
+
+TEST_CASE("truncate frees whole folios and zeroes partial ones") {
+    simulated_allocator a;
+    sim_table t(a, 2048, order_2m);
+    share_map m(2048);
+    REQUIRE(t.populate({0, 2048}, m));
+    CHECK(a.pages_in_use() == 2048);
+    t.truncate({512, 1034});
+    CHECK(a.pages_in_use() == 1536);
+    CHECK(a.frees() == 1);
+    CHECK(a.zeroed_pages() == 10);
+    CHECK(a.zero_calls() == 1);
+    CHECK_FALSE(t.allocated(600));
+    CHECK(t.allocated(1033));
+    CHECK(t.first_hole({0, 2048}) == 512);
+    // A split folio partially truncated: zero across pieces, skipping poison.
+    convert(t, m, {1100, 1101}, S);
+    t.poison(1105);
+    t.truncate({1090, 1110});
+    CHECK(a.zeroed_pages() == 10 + 19);
+    CHECK(a.zero_calls() == 3);
+    // Whole split folio: merged back in the allocator, then freed.
+    convert(t, m, {1600, 1601}, S);
+    const auto merges = a.merges();
+    t.truncate({1536, 2048});
+    CHECK(a.merges() == merges + 1);
+    CHECK(a.splits_in_place() == 1);  // [1024, 1536) is still split (poison)
+    CHECK(a.pages_in_use() == 1024);
+    t.truncate({0, 100000});  // clamped
+    CHECK(a.pages_in_use() == 512);  // the poisoned folio is quarantined
+    CHECK(t.stats().quarantined_pages == 512);
+    CHECK(t.stats().allocated_pages == 0);
+    CHECK(t.check_counters());
+}
+
+TEST_CASE("destructor returns every folio except quarantined ones") {
+    simulated_allocator a;
+    {
+        sim_table t(a, pages_1g + 1024, order_1g);
+        share_map m(pages_1g + 1024);
+        m.assign({3, 4}, S);
+        REQUIRE(t.populate({0, pages_1g + 1024}, m));
+        t.poison(pages_1g + 600);
+    }
+    CHECK(a.pages_in_use() == 512);
+    CHECK(a.splits_in_place() == 0);
+}
+
+TEST_CASE("exhaustive fault injection: populate and reserve leave the table unchanged") {
+    const page_index n = pages_1g + 2048;
+    share_map m(n);
+    m.assign({5, 6}, S);
+    m.assign({pages_1g + 700, pages_1g + 1600}, S);
+    auto setup = [&](auto& t) {
+        REQUIRE(t.populate({pages_1g, pages_1g + 512}, m));
+        REQUIRE(t.pin({pages_1g + 10, pages_1g + 20}));
+    };
+    // Count the fallible points first.
+    std::uint64_t points = 0;
+    {
+        simulated_allocator inner;
+        fi_alloc fa(inner);
+        folio_table<fi_alloc> t(fa, n, order_1g);
+        setup(t);
+        fa.fail_at(0);
+        REQUIRE(t.populate({0, n}, m));
+        points = fa.calls();
+    }
+    // 1G + two splits; 2M [+512, +1024) + split; 2M [+1024, +1536) (uniform); 2M [+1536, +2048) + split
+    CHECK(points == 3 + 2 + 1 + 2);
+    for (std::uint64_t k = 1; k <= points; ++k) {
+        CAPTURE(k);
+        simulated_allocator inner, ref_inner;
+        fi_alloc fa(inner);
+        folio_table<fi_alloc> t(fa, n, order_1g);
+        sim_table ref(ref_inner, n, order_1g);
+        setup(t);
+        setup(ref);
+        fa.fail_at(k);
+        auto s = t.populate({0, n}, m);
+        REQUIRE_FALSE(s);
+        CHECK(s.error() == errc::out_of_memory);
+        CHECK(t == ref);
+        CHECK(inner.pages_in_use() == ref_inner.pages_in_use());
+        CHECK(inner.splits_in_place() == ref_inner.splits_in_place());
+        CHECK(inner.reserved_splits() == 0);
+        CHECK(t.check_counters());
+    }
+    // Reserve: a conversion needing four splits (two 1G-level, two 2M-level).
+    {
+        const page_index n2 = 2 * pages_1g;
+        share_map m2(n2);
+        const page_range r{pages_1g - 100, pages_1g + 100};
+        std::uint64_t reserve_points = 0;
+        for (std::uint64_t k = 0;; ++k) {
+            simulated_allocator inner, ref_inner;
+            fi_alloc fa(inner);
+            folio_table<fi_alloc> t(fa, n2, order_1g);
+            sim_table ref(ref_inner, n2, order_1g);
+            REQUIRE(t.populate({0, n2}, m2));
+            REQUIRE(ref.populate({0, n2}, m2));
+            auto p = t.plan_conversion(r, S, m2);
+            REQUIRE(p);
+            CHECK(p.value().splits() == 4);
+            fa.fail_at(k);
+            auto s = t.reserve(p.value());
+            if (k == 0) {
+                REQUIRE(s);
+                reserve_points = fa.calls();
+                t.cancel(p.value());
+                CHECK(t == ref);
+                CHECK(inner.reserved_splits() == 0);
+                continue;
+            }
+            if (k > reserve_points) break;
+            CAPTURE(k);
+            REQUIRE_FALSE(s);
+            CHECK(s.error() == errc::out_of_memory);
+            CHECK(s.error().page() != no_page);
+            CHECK_FALSE(p.value().reserved());
+            CHECK(inner.reserved_splits() == 0);
+            CHECK(t == ref);
+        }
+        CHECK(reserve_points == 4);
+    }
+}
+
+TEST_CASE("record memory: failures are all or nothing; apply, merge and truncate allocate nothing") {
+    using ctable = folio_table<simulated_allocator, counting_alloc<std::byte>>;
+    const page_index n = pages_1g + 1024;
+    share_map m(n);
+    m.assign({5, 6}, S);
+    // Every node allocation of populate, pin and reserve can fail.
+    node_stats probe;
+    std::uint64_t populate_calls = 0, pin_calls = 0, reserve_calls = 0;
+    {
+        simulated_allocator a;
+        ctable t(a, n, order_1g, counting_alloc<std::byte>(&probe));
+        REQUIRE(t.populate({0, n}, m));
+        populate_calls = probe.calls;
+        REQUIRE(t.pin({0, 4}));
+        REQUIRE(t.pin({2, 8}));
+        pin_calls = probe.calls - populate_calls;
+        auto p = t.plan_conversion({pages_1g + 3, pages_1g + 4}, S, m);
+        REQUIRE(t.reserve(p.value()));
+        reserve_calls = probe.calls - populate_calls - pin_calls;
+        t.cancel(p.value());
+    }
+    CHECK(probe.allocs == probe.deallocs);
+    CHECK(populate_calls == 1 + 2 + 2);  // 1G + its two split arrays, 2M x2
+    CHECK(pin_calls == 1 + 2);
+    CHECK(reserve_calls == 1);
+    for (std::uint64_t k = 1; k <= populate_calls + pin_calls + reserve_calls; ++k) {
+        CAPTURE(k);
+        node_stats st, ref_st;
+        simulated_allocator a, ra;
+        ctable t(a, n, order_1g, counting_alloc<std::byte>(&st));
+        ctable ref(ra, n, order_1g, counting_alloc<std::byte>(&ref_st));
+        st.fail_at = k;
+        if (k <= populate_calls) {
+            CHECK(t.populate({0, n}, m).error() == errc::out_of_memory);
+            CHECK(t == ref);
+            CHECK(a.pages_in_use() == 0);
+            CHECK(a.reserved_splits() == 0);
+            CHECK(a.splits_in_place() == 0);
+            continue;
+        }
+        REQUIRE(t.populate({0, n}, m));
+        REQUIRE(ref.populate({0, n}, m));
+        REQUIRE(ref.pin({0, 4}));
+        if (k <= populate_calls + pin_calls) {
+            auto s1 = t.pin({0, 4});
+            auto s2 = s1 ? t.pin({2, 8}) : s1;
+            CHECK(s2.error() == errc::out_of_memory);
+            if (!s1) REQUIRE(ref.unpin({0, 4}, m));
+            CHECK(t == ref);
+            continue;
+        }
+        REQUIRE(t.pin({0, 4}));
+        REQUIRE(t.pin({2, 8}));
+        REQUIRE(ref.pin({2, 8}));
+        auto p = t.plan_conversion({pages_1g + 3, pages_1g + 4}, S, m);
+        CHECK(t.reserve(p.value()).error() == errc::out_of_memory);
+        CHECK(t == ref);
+    }
+
+    // apply, merge_eligible, unpin's deferred work and truncate: no allocation.
+    node_stats st;
+    simulated_allocator a;
+    ctable t(a, n, order_1g, counting_alloc<std::byte>(&st));
+    share_map g(n);
+    REQUIRE(t.populate({0, n}, g));
+    REQUIRE(t.pin({100, 101}));
+    auto p = t.plan_conversion({100, 101}, S, g);
+    REQUIRE(t.reserve(p.value()));
+    const auto before = st.allocs;
+    t.apply(p.value(), true);
+    g.assign({100, 101}, S);
+    t.merge_eligible({0, n}, g);
+    auto q = t.plan_conversion({100, 101}, G, g);
+    CHECK(q.value().splits() == 0);
+    t.apply(q.value(), true);
+    g.assign({100, 101}, G);
+    t.merge_eligible({100, 101}, g);
+    CHECK(t.lookup(100)->map == mappability::none);
+    CHECK(t.stats().split_folios == 2);
+    CHECK(t.unpin({100, 101}, g));  // whole-run unpin needs no node
+    CHECK(t.lookup(100)->order == order_1g);
+    t.poison(pages_1g + 3);
+    t.truncate({pages_1g, pages_1g + 10});
+    t.truncate({0, n});
+    CHECK(st.allocs == before);
+    CHECK(st.deallocs > 0);
+}
+
+TEST_CASE("randomised against a per-page model") {
+    const page_index n = 4096;
+    std::mt19937_64 rng(12345);
+    simulated_allocator a;
+    sim_table t(a, n, order_2m);
+    share_map m(n);
+    std::vector<bool> alloc(n, false), poison(n, false);
+    std::vector<std::uint32_t> pins(n, 0);
+    auto rand_range = [&] {
+        std::uniform_int_distribution<page_index> pick(0, n - 1);
+        page_index b = pick(rng), len = 1 + pick(rng) % (rng() % 4 == 0 ? 1200 : 40);
+        if (rng() % 3 == 0) b = align_down(b, order_2m);
+        return page_range{b, std::min(n, b + len)};
+    };
+    auto backed = [&](page_range r) {
+        for (page_index p = r.begin; p < r.end; ++p)
+            if (!alloc[p]) return false;
+        return true;
+    };
+    std::uint64_t checks = 0;
+    for (int op = 0; op < 12000; ++op) {
+        const page_range r = rand_range();
+        switch (rng() % 11) {
+        case 0:
+        case 1: {
+            page_range pr = r;
+            if (rng() % 4 != 0) pr = {align_down(r.begin, order_2m), std::min(n, align_up(r.end, order_2m))};
+            REQUIRE(t.populate(pr, m));
+            for (page_index p = pr.begin; p < pr.end; ++p) alloc[p] = true;
+            break;
+        }
+        case 2:
+        case 3: {
+            page_range tr = r;
+            if (rng() % 2) tr = {align_down(r.begin, order_2m), std::min(n, align_up(r.end, order_2m))};
+            if (t.first_pinned(tr) != no_page) break;
+            t.truncate(tr);
+            const page_range r = tr;
+            for (page_index p = r.begin; p < r.end; ++p) alloc[p] = t.allocated(p);
+            for (page_index p = 0; p < n; ++p)
+                if (!t.allocated(p)) poison[p] = false;
+            break;
+        }
+        case 4:
+        case 5:
+        case 6: {
+            // Small shared windows, often unshared again over whole 2M blocks,
+            // so both splits and merges are frequent.
+            if (rng() % 2) {
+                convert(t, m, {r.begin, std::min(n, r.begin + 1 + rng() % 16)}, S, true);
+            } else {
+                page_range gr = r;
+                if (rng() % 2) gr = {align_down(r.begin, order_2m), std::min(n, align_up(r.end, order_2m))};
+                convert(t, m, gr, G, true);
+            }
+            break;
+        }
+        case 7: {
+            const page_index b = rand_range().begin;
+            const page_range r{b, std::min(n, b + 1 + rng() % 8)};  // pins are short-lived and small
+            auto s = t.pin(r);
+            bool bad = !backed(r);
+            for (page_index p = r.begin; p < r.end && !bad; ++p) bad = poison[p];
+            CHECK(bool(s) == !bad);
+            if (s)
+                for (page_index p = r.begin; p < r.end; ++p) ++pins[p];
+            break;
+        }
+        case 8:
+        case 9: {
+            page_range r = rand_range();
+            if (rng() % 4 != 0) {  // usually a piece of an existing pin run
+                std::vector<page_range> runs;
+                t.for_each_pin_run([&](page_index b, page_index e, std::uint32_t) { runs.push_back({b, e}); });
+                if (!runs.empty()) {
+                    const page_range pr = runs[rng() % runs.size()];
+                    const page_index b = rng() % 2 ? pr.begin : pr.begin + rng() % pr.size();
+                    r = {b, rng() % 2 ? pr.end : b + 1 + rng() % (pr.end - b)};
+                }
+            }
+            bool ok = true;
+            for (page_index p = r.begin; p < r.end; ++p) ok = ok && pins[p] > 0;
+            auto s = t.unpin(r, m);
+            CHECK(bool(s) == ok);
+            if (s)
+                for (page_index p = r.begin; p < r.end; ++p) --pins[p];
+            break;
+        }
+        case 10:
+            if (rng() % 64 == 0) {
+                t.poison(r.begin);
+                if (auto v = t.lookup(r.begin))
+                    for (page_index p = v->first; p < v->first + pages_in(v->order); ++p) poison[p] = true;
+            }
+            break;
+        }
+        // Check the table against the model: pages every op in and around r,
+        // everything every 16 ops.
+        const bool full = op % 16 == 0;
+        const page_range cr = full ? page_range{0, n} : page_range{r.begin > 0 ? r.begin - 1 : 0, std::min(n, r.end + 1)};
+        page_index bad = no_page;
+        for (page_index p = cr.begin; p < cr.end && bad == no_page; ++p)
+            if (t.allocated(p) != alloc[p] || t.pins(p) != pins[p]) bad = p;
+        REQUIRE(bad == no_page);
+        if (!full) continue;
+        std::uint64_t pinned = 0;
+        for (auto c : pins) pinned += c > 0;
+        REQUIRE(t.stats().pinned_pages == pinned);
+        const char* fail = nullptr;
+        page_index fail_at = 0;
+        t.for_each_folio({0, n}, [&](const folio_view& v) {
+            ++checks;
+            auto expect = [&](bool ok, const char* what) {
+                if (!ok && fail == nullptr) {
+                    fail = what;
+                    fail_at = v.first;
+                }
+            };
+            const page_range fr = v.range();
+            expect(v.poisoned == poison[v.first], "poison differs from the model");
+            if (v.poisoned) return;
+            const shareability s = m.at(v.first);
+            expect(m.all_of(fr, s), "leaf not uniform in shareability");
+            bool any_pin = false;
+            for (page_index p = fr.begin; p < fr.end; ++p) any_pin = any_pin || pins[p] > 0;
+            if (s == S) expect(v.map == mappability::all, "shared leaf not in all");
+            else if (v.map == mappability::none) expect(any_pin, "none leaf without pins");
+            else expect(v.map == mappability::guest, "guest_only leaf not in guest");
+            // No missed merge: a split 2M whose range is guest_only, unpinned, unpoisoned.
+            if (v.top_order == order_2m && v.order == order_4k && is_aligned(v.first, order_2m)) {
+                const page_range tr{v.first, v.first + 512};
+                bool mergeable = m.all_of(tr, G);
+                for (page_index p = tr.begin; p < tr.end && mergeable; ++p) mergeable = pins[p] == 0 && !poison[p];
+                expect(!mergeable, "missed merge");
+            }
+        });
+        CAPTURE(fail_at);
+        REQUIRE(fail == nullptr);
+        REQUIRE(t.check_counters());
+    }
+    CHECK(checks > 10000);
+    CHECK(a.splits() > 50);
+    CHECK(a.merges() > 50);
+    CHECK(a.reserved_splits() == 0);
+}
