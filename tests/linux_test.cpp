@@ -14,6 +14,7 @@
 
 #include <guestmem/linux/detail/touch_probe.hpp>
 #include <guestmem/linux/linux.hpp>
+#include <guestmem/memory/guest_memory.hpp>
 
 using namespace guestmem;
 using detail::sys::touch_in_child;
@@ -349,4 +350,60 @@ TEST_CASE("guest_memfd_allocator::create on a non-VM fd fails with the errno tex
     REQUIRE_FALSE(g);
     CHECK(g.error() == errc::not_supported);
     CHECK(std::string(g.error().message()).find("errno") != std::string::npos);
+}
+
+TEST_CASE("guest_memory over a memfd with a host view: conversions really protect the host") {
+    auto a = memfd_allocator::create(1024, order_2m);
+    REQUIRE(a);
+    memfd_allocator& alloc = a.value();
+    guest_memory<memfd_allocator> mem(alloc, {1024, shareability::shared, order_2m});
+    host_mapping_consumer view;
+    REQUIRE(view.map(alloc.fd(), 0, alloc.bytes()));
+    binding<> slot;
+    REQUIRE(mem.bind(slot, view, {0, 1024}, view.target_base(0)));
+    REQUIRE(mem.allocate({0, 1024}));
+    std::memset(view.address_of(0), 0x42, 1024 * page_size);
+
+    // Everything private: the whole view faults, the allocator's data stays.
+    REQUIRE(mem.convert({0, 1024}, shareability::guest_only));
+    CHECK(touch_in_child(view.address_of(0), false) == touch_outcome::sigsegv);
+    CHECK(touch_in_child(view.address_of(1023), true) == touch_outcome::sigsegv);
+    CHECK(alloc.data()[5 * page_size] == std::byte{0x42});
+
+    // Share one page of the first 2M folio: only it becomes accessible.
+    REQUIRE(mem.convert({16, 17}, shareability::shared));
+    CHECK(touch_in_child(view.address_of(16), true) == touch_outcome::survived);
+    CHECK(touch_in_child(view.address_of(15), false) == touch_outcome::sigsegv);
+    CHECK(touch_in_child(view.address_of(17), false) == touch_outcome::sigsegv);
+    CHECK(view.address_of(16)[0] == std::byte{0x5a});  // the child's write, through shared memory
+    CHECK(alloc.splits() >= 1);
+
+    // A pin blocks the unshare (busy at that page) and the view is untouched.
+    REQUIRE(mem.pin({16, 17}, accessor::device));
+    auto busy = mem.convert({16, 17}, shareability::guest_only);
+    REQUIRE_FALSE(busy);
+    CHECK(busy.error() == errc::busy);
+    CHECK(busy.error().page() == 16);
+    CHECK(view.accessible(16));
+    REQUIRE(mem.unpin({16, 17}));
+    REQUIRE(mem.convert({16, 17}, shareability::guest_only));
+    CHECK_FALSE(view.accessible(16));
+    CHECK(alloc.merges() >= 1);
+
+    // A veto from the view (VMA budget) leaves everything as it was.
+    view.set_vma_limit(view.vmas());
+    auto vetoed = mem.convert({100, 101}, shareability::shared);
+    REQUIRE_FALSE(vetoed);
+    CHECK(vetoed.error() == errc::vetoed);
+    CHECK(vetoed.error().page() == 100);
+    CHECK(mem.shareability_at(100).value() == shareability::guest_only);
+    view.set_vma_limit(1000);
+
+    // Memory failure on a shared page: the view protects it.
+    REQUIRE(mem.convert({200, 202}, shareability::shared));
+    REQUIRE(mem.memory_failure(201));
+    CHECK(view.accessible(200));
+    CHECK_FALSE(view.accessible(201));
+    CHECK(touch_in_child(view.address_of(201), false) == touch_outcome::sigsegv);
+    CHECK(view.counters().poisoned_pages == 1);
 }
