@@ -43,17 +43,6 @@ struct folio_view {
     [[nodiscard]] page_range range() const noexcept { return {first, first + pages_in(order)}; }
 };
 
-/// What folio_table::stats() reports.
-struct folio_counters {
-    std::uint64_t folios_by_order[3] = {};  ///< leaf folios: [0] 4K, [1] 2M, [2] 1G
-    std::uint64_t split_folios = 0;         ///< folios currently split into pieces
-    std::uint64_t pinned_pages = 0;         ///< pages with at least one pin
-    std::uint64_t poisoned_folios = 0;      ///< poisoned leaves still in the table
-    std::uint64_t allocated_pages = 0;      ///< pages backed by a folio
-    std::uint64_t top_folios = 0;           ///< allocations (top-level folios)
-    std::uint64_t quarantined_pages = 0;    ///< poisoned folios truncated and never returned
-    friend bool operator==(const folio_counters&, const folio_counters&) = default;
-};
 
 template <folio_allocator A, class NodeAllocator = std::allocator<std::byte>>
 class folio_table {
@@ -408,7 +397,7 @@ public:
         for (const top& t : tops_) {
             ++c.top_folios;
             c.allocated_pages += pages_in(t.rec.order);
-            count_rec(t.rec, c);
+            detail::count_rec(t.rec, c);
         }
         c.quarantined_pages = c_.quarantined_pages;
         c.pinned_pages = c_.pinned_pages;
@@ -442,30 +431,10 @@ private:
         return s == shareability::shared ? mappability::all : mappability::guest;
     }
 
-    static void count_rec(const rec& x, counters& c) noexcept {
-        if (!x.split()) {
-            ++c.folios_by_order[detail::order_slot(x.order)];
-            if (x.poisoned()) ++c.poisoned_folios;
-            return;
-        }
-        ++c.split_folios;
-        for (std::uint32_t i = 0; i < fanout; ++i) count_rec(x.children[i], c);
-    }
-
-    // Leaf walks over r: f(rec&, first, top_order).
-    template <class Rec, class F>
-    static void walk_rec(Rec& x, page_index first, page_range r, folio_order top_order, F& f) {
-        if (!x.split()) return f(x, first, top_order);
-        const folio_order co = next_lower_order(x.order);
-        const std::uint64_t lo = r.begin > first ? (r.begin - first) >> co : 0;
-        const page_index end_off = std::min(r.end, first + pages_in(x.order)) - first;
-        const std::uint64_t hi = (end_off + pages_in(co) - 1) >> co;
-        for (std::uint64_t i = lo; i < hi; ++i) walk_rec(x.children[i], first + (i << co), r, top_order, f);
-    }
     template <class Top, class F>
     static void walk_top(Top& t, page_range r, F&& f) {
         auto& x = t.rec;
-        walk_rec(x, t.first, r, x.order, f);
+        detail::walk_rec(x, t.first, r, x.order, f);
     }
     template <class Self, class F>
     static void walk(Self& self, page_range r, F&& f) {

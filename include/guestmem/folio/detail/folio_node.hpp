@@ -8,10 +8,29 @@
 
 #include <boost/intrusive/set.hpp>
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 
 #include <guestmem/core/error.hpp>
+#include <guestmem/core/page_range.hpp>
 #include <guestmem/core/types.hpp>
+
+namespace guestmem {
+
+/// What folio_table::stats() reports.
+struct folio_counters {
+    std::uint64_t folios_by_order[3] = {};  ///< leaf folios: [0] 4K, [1] 2M, [2] 1G
+    std::uint64_t split_folios = 0;         ///< folios currently split into pieces
+    std::uint64_t pinned_pages = 0;         ///< pages with at least one pin
+    std::uint64_t poisoned_folios = 0;      ///< poisoned leaves still in the table
+    std::uint64_t allocated_pages = 0;      ///< pages backed by a folio
+    std::uint64_t top_folios = 0;           ///< allocations (top-level folios)
+    std::uint64_t quarantined_pages = 0;    ///< poisoned folios truncated and never returned
+    friend bool operator==(const folio_counters&, const folio_counters&) = default;
+};
+
+} // namespace guestmem
 
 namespace guestmem::detail {
 
@@ -76,6 +95,28 @@ template <class Set>
         if (prev->end() > p) return prev;
     }
     return it;
+}
+
+/// Recount leaves, splits and poison under x.
+inline void count_rec(const folio_rec& x, folio_counters& c) noexcept {
+    if (!x.split()) {
+        ++c.folios_by_order[detail::order_slot(x.order)];
+        if (x.poisoned()) ++c.poisoned_folios;
+        return;
+    }
+    ++c.split_folios;
+    for (std::uint32_t i = 0; i < split_fanout; ++i) count_rec(x.children[i], c);
+}
+
+/// Visit the leaves under x that overlap r: f(rec&, first, top_order).
+template <class Rec, class F>
+void walk_rec(Rec& x, page_index first, page_range r, folio_order top_order, F& f) {
+    if (!x.split()) return f(x, first, top_order);
+    const folio_order co = next_lower_order(x.order);
+    const std::uint64_t lo = r.begin > first ? (r.begin - first) >> co : 0;
+    const page_index end_off = std::min(r.end, first + pages_in(x.order)) - first;
+    const std::uint64_t hi = (end_off + pages_in(co) - 1) >> co;
+    for (std::uint64_t i = lo; i < hi; ++i) walk_rec(x.children[i], first + (i << co), r, top_order, f);
 }
 
 } // namespace guestmem::detail
