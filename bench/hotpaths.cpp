@@ -1,0 +1,182 @@
+// guestmem_hotpaths — the hot paths alone, for an instruction count under
+// callgrind that is stable run to run (bench/report runs it):
+//
+//   valgrind --tool=callgrind --instr-atstart=no guestmem_hotpaths <path> [iterations]
+//
+// Setup runs uninstrumented; only the timed loop runs between
+// CALLGRIND_START_INSTRUMENTATION and CALLGRIND_STOP_INSTRUMENTATION, so
+// the total instruction count divided by the iterations is the cost of one
+// operation (plus a few instructions of loop and operand fetch). Natively
+// the macros do nothing and the program just runs the loop.
+//
+// Paths (same setups as bench/bench_range_map.cpp and bench_guest_memory.cpp):
+//   point_query   range_map<uint8_t>::at, 10^6 random runs over 2^28 pages
+//   convert_4k    guest_memory::convert of one 4 KiB page, alternating
+//                 guest_only / shared, 3 bound consumers, std::shared_mutex,
+//                 16 GiB object of 2 MiB folios (already split), ~8k runs
+//   convert_1g    guest_memory::convert of a uniform 1 GiB folio, alternating
+//   fault         guest_memory::fault, shared, by the host, random page
+#include <valgrind/callgrind.h>
+
+#include <guestmem/guestmem.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+using namespace guestmem;
+
+[[noreturn]] void die(const char* what) {
+    std::fprintf(stderr, "guestmem_hotpaths: %s\n", what);
+    std::exit(2);
+}
+
+struct counting_consumer final : consumer {
+    std::uint64_t n = 0;
+    status prepare(const invalidation&) override { return ok(); }
+    void commit(const invalidation& inv, commit_report&) noexcept override { n += inv.pages.size(); }
+    void abort(const invalidation&) noexcept override {}
+    void memory_failure(const invalidation&) noexcept override {}
+};
+
+struct wired {
+    simulated_allocator frames;
+    guest_memory<simulated_allocator> mem;
+    std::array<counting_consumer, 3> consumers;
+    std::array<binding<consumer>, 3> slots;
+    wired(page_index pages, shareability initial, folio_order order)
+        : mem(frames, {.pages = pages, .initial = initial, .max_order = order}) {
+        for (std::size_t i = 0; i < 3; ++i)
+            if (!mem.bind(slots[i], consumers[i], {0, pages}, 0x100000 * (i + 1))) die("bind");
+        if (!mem.allocate({0, pages})) die("allocate");
+    }
+};
+
+volatile std::uint64_t sink;
+
+std::uint64_t point_query(std::size_t n) {
+    constexpr page_index domain = page_index{1} << 28;
+    constexpr std::size_t runs = 1000000;
+    std::mt19937_64 rng(runs * 7919 + 1);
+    std::vector<page_index> s;
+    while (s.size() < runs - 1) {
+        while (s.size() < runs - 1) s.push_back(1 + rng() % (domain - 1));
+        std::sort(s.begin(), s.end());
+        s.erase(std::unique(s.begin(), s.end()), s.end());
+    }
+    s.insert(s.begin(), 0);
+    range_map<std::uint8_t> m(domain, 0);
+    std::vector<std::size_t> odd;
+    for (std::size_t i = 1; i < runs; i += 2) odd.push_back(i);
+    std::shuffle(odd.begin(), odd.end(), rng);
+    for (std::size_t i : odd)
+        if (!m.assign({s[i], i + 1 < runs ? s[i + 1] : domain}, 1)) die("assign");
+    if (m.run_count() != runs) die("runs");
+    std::vector<page_index> pts(n);
+    for (auto& p : pts) p = rng() % domain;
+    std::uint64_t sum = 0;
+    CALLGRIND_START_INSTRUMENTATION;
+    for (std::size_t i = 0; i < n; ++i) sum += m.at(pts[i]);
+    CALLGRIND_STOP_INSTRUMENTATION;
+    return sum;
+}
+
+std::uint64_t convert_4k(std::size_t n) {
+    constexpr page_index pages = page_index{16} << 18;
+    wired w(pages, shareability::shared, order_2m);
+    std::mt19937_64 rng(42);
+    for (int i = 0; i < 4096; ++i) {  // background: ~8k runs
+        const page_index p = rng() % pages;
+        if (!w.mem.convert({p, p + 1}, shareability::guest_only)) die("background");
+    }
+    std::vector<page_index> work;
+    while (work.size() < 4096) {
+        const page_index p = 1 + rng() % (pages - 2);
+        if (w.mem.shareability_map().all_of({p - 1, p + 2}, shareability::shared)) work.push_back(p);
+    }
+    std::sort(work.begin(), work.end());
+    work.erase(std::unique(work.begin(), work.end()), work.end());
+    std::shuffle(work.begin(), work.end(), rng);
+    for (page_index p : work)  // split every folio the loop touches
+        if (!w.mem.convert({p, p + 1}, shareability::guest_only) || !w.mem.convert({p, p + 1}, shareability::shared))
+            die("warm-up");
+    std::uint64_t ok_count = 0;
+    CALLGRIND_START_INSTRUMENTATION;
+    for (std::size_t i = 0; i < n; ++i) {
+        const page_index p = work[(i >> 1) % work.size()];
+        ok_count += bool(w.mem.convert({p, p + 1}, (i & 1) ? shareability::shared : shareability::guest_only));
+    }
+    CALLGRIND_STOP_INSTRUMENTATION;
+    if (ok_count != n) die("a conversion failed");
+    return ok_count;
+}
+
+std::uint64_t convert_1g(std::size_t n) {
+    constexpr page_index g = 262144;
+    simulated_allocator frames;
+    guest_memory<simulated_allocator> mem(frames, {.pages = 4 * g, .initial = shareability::guest_only,
+                                                   .max_order = order_1g});
+    if (!mem.allocate({0, 4 * g})) die("allocate");
+    std::uint64_t ok_count = 0;
+    CALLGRIND_START_INSTRUMENTATION;
+    for (std::size_t i = 0; i < n; ++i)
+        ok_count += bool(mem.convert({g, 2 * g}, (i & 1) ? shareability::guest_only : shareability::shared));
+    CALLGRIND_STOP_INSTRUMENTATION;
+    if (ok_count != n) die("a conversion failed");
+    return ok_count;
+}
+
+std::uint64_t fault(std::size_t n) {
+    constexpr page_index pages = page_index{4} << 18;
+    wired w(pages, shareability::shared, order_2m);
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < 4096; ++i) {  // split some folios in the upper half, as in the benchmark
+        const page_index p = pages / 2 + rng() % (pages / 2);
+        if (!w.mem.convert({p, p + 1}, shareability::guest_only) || !w.mem.convert({p, p + 1}, shareability::shared))
+            die("warm-up");
+    }
+    std::vector<page_index> pts(n);
+    for (auto& p : pts) p = rng() % (pages / 2);
+    std::uint64_t sum = 0;
+    CALLGRIND_START_INSTRUMENTATION;
+    for (std::size_t i = 0; i < n; ++i) {
+        auto r = w.mem.fault(pts[i], shareability::shared, accessor::host);
+        sum += r ? r.value().frame : 0;
+    }
+    CALLGRIND_STOP_INSTRUMENTATION;
+    return sum;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: %s point_query|convert_4k|convert_1g|fault [iterations]\n", argv[0]);
+        return 2;
+    }
+    const std::string_view path = argv[1];
+    const std::size_t n = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 100000;
+    if (n == 0) die("iterations must be > 0");
+    std::uint64_t r;
+    if (path == "point_query")
+        r = point_query(n);
+    else if (path == "convert_4k")
+        r = convert_4k(n);
+    else if (path == "convert_1g")
+        r = convert_1g(n);
+    else if (path == "fault")
+        r = fault(n);
+    else
+        die("unknown path");
+    sink = r;
+    std::printf("%.*s %zu\n", int(path.size()), path.data(), n);
+    return 0;
+}
