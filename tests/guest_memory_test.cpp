@@ -195,7 +195,8 @@ TEST_CASE("seed 000: unshare of a pinned page goes all -> none; the last unpin f
     // Nobody may map it while references drain, not even the hypervisor.
     auto f = mem.fault(3 * p2m + 7, shareability::guest_only, accessor::hypervisor);
     REQUIRE_FALSE(f);
-    CHECK(f.error().code() == errc::busy);
+    CHECK(f.error().code() == errc::retry);
+    CHECK(std::string(f.error().message()) == "page 0x607 (mappability none): pins still draining: retry once they drop");
     // The last unpin fires the deferred work at once: no vCPU run involved.
     REQUIRE(mem.unpin({3 * p2m + 7, 3 * p2m + 8}));
     s = mem.stats();

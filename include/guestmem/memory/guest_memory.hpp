@@ -26,6 +26,7 @@
 #include <guestmem/core/types.hpp>
 #include <guestmem/folio/allocator.hpp>
 #include <guestmem/folio/folio_table.hpp>
+#include <guestmem/folio/mappability.hpp>
 #include <guestmem/memory/config.hpp>
 #include <guestmem/memory/detail/counters.hpp>
 #include <guestmem/memory/lock.hpp>
@@ -362,11 +363,13 @@ private:
         auto f = folios_.lookup(page);
         if (!f) return error::make(errc::not_allocated, page, "page %#" PRIx64 " is not allocated", page);
         if (f->poisoned) return error::make(errc::poisoned, page, "page %#" PRIx64 " is poisoned", page);
-        if (f->map == mappability::none)
-            return error::make(errc::busy, page, "page %#" PRIx64 " is draining host references (mappability none)",
-                               page);
-        if (f->map == mappability::guest && !may_access(who, shareability::guest_only))
-            return error::make(errc::permission_denied, page, "page %#" PRIx64 " is mappable by the guest only", page);
+        // The mappability table decides: host faults need `all`; guest-side
+        // faults are refused (retry) while the folio drains references.
+        const auto event =
+            may_access(who, shareability::guest_only) ? mappability_event::guest_fault : mappability_event::host_fault;
+        if (const auto t = next_mappability(f->map, event); !t.allowed)
+            return error::make(t.refusal, page, "page %#" PRIx64 " (mappability %s): %.*s", page,
+                               to_string(f->map).data(), int(t.why.size()), t.why.data());
         return fault_result{f->frame + (page - f->first), f->first, f->frame, f->order, f->map};
     }
 
