@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""tests/fuzz/make_corpus.py — writes the seed corpus (tests/fuzz/corpus/):
+one small binary file per meaningful scenario, encoded in the byte format
+that tests/fuzz/harness.hpp decodes. Re-run after changing the format."""
+import os
+
+SMALL, BIG = 3 * 512 + 37, (1 << 18) + 515
+P1G = 1 << 18
+BIG_POINTS = [0, 1, 7, 511, 512, 513, 1024, 1536, BIG // 2, BIG - 513, BIG - 512, BIG - 1, BIG, P1G - 1, P1G, P1G + 1]
+LENS = [1, 2, 3, 8, 511, 512, 513, 1024, 4096, P1G]
+
+
+class Seq:
+    def __init__(self, big, shared):
+        self.big = big
+        self.b = bytearray([(1 if big else 0) | (2 if shared else 0)])
+
+    def point(self, p):
+        if not self.big:
+            self.b += bytes([0, p & 0xFF, p >> 8])
+        else:
+            i = BIG_POINTS.index(p)
+            self.b.append(i)
+        return self
+
+    def rng(self, begin, length=None, whole=False):
+        """[begin, begin + length); length 1..64 or from LENS; whole = to the end."""
+        if whole:
+            self.b.append(143)  # 143 % 16 == 15: to the end
+            self.point(begin)
+        elif length <= 64:
+            self.b.append(0)
+            self.point(begin)
+            self.b.append(length - 1)
+        else:
+            i = LENS.index(length)
+            mode = next(m for m in range(128, 240) if m % 10 == i and m % 16 != 15 and not m & 64)
+            self.b.append(mode)
+            self.point(begin)
+        return self
+
+    def bad(self, kind):  # 0 whole, 1 inverted, 2 empty, 3 past size, 4 near 2^64
+        self.b += bytes([240 + kind, 0, 5, 0, 1])
+        return self
+
+    def op(self, code, *rest):
+        self.b.append(code)
+        self.b += bytes(rest)
+        return self
+
+    def allocate(self, b, n=None, whole=False): self.op(0); return self.rng(b, n, whole)
+    def punch(self, b, n=None, whole=False): self.op(2); return self.rng(b, n, whole)
+    def convert(self, b, n=None, shared=False, defer=False, zero=False, whole=False):
+        self.op(3); self.rng(b, n, whole); self.b.append((1 if shared else 0) | (2 if defer else 0) | (4 if zero else 0)); return self
+    def pin(self, b, n, who): self.op(6); self.rng(b, n); self.b.append(who); return self
+    def unpin(self, b, n): self.op(7); self.rng(b, n); self.b.append(0); return self
+    def fault(self, p, guest_only, who): self.op(8, 0); self.point(p); self.b.append((1 if guest_only else 0) | (who << 1)); return self
+    def faults(self, p):
+        for g in (False, True):
+            for w in range(4): self.fault(p, g, w)
+        return self
+    def poison(self, p): self.op(10, 0); self.point(p); return self
+    def bind(self, c, s, b, n=None, base=0, whole=False): self.op(11, c, s); self.rng(b, n, whole); self.b.append(base); return self
+    def unbind(self, c, s, how=0): return self.op(12, c, s, how)
+    def veto(self, c, p=None):
+        if p is None: return self.op(13, c, 0)
+        self.op(13, c, 1); self.point(p); return self
+    def fail_alloc(self, n): return self.op(14, n - 1)
+    def fail_node(self, n): return self.op(15, n - 1)
+
+
+HOST, HYP, DEV, TDEV = range(4)
+seeds = {}
+
+s = Seq(False, True).allocate(0, whole=True)
+s.bind(0, 0, 0, whole=True).bind(1, 0, 0, whole=True, base=1).bind(2, 0, 512, 512, base=2)
+s.veto(2, 520).convert(515, 8).veto(2).convert(515, 8).faults(515)
+seeds["seed004_veto_then_commit"] = s
+
+s = Seq(False, True).allocate(0, whole=True).pin(700, 1, DEV).convert(690, 20).faults(700).unpin(700, 1).convert(690, 20).faults(700)
+seeds["pinned_page_busy_then_unpin"] = s
+
+s = Seq(True, False).allocate(0, P1G).convert(513, 1, shared=True).pin(513, 1, HOST).convert(513, 1, defer=True)
+s.faults(513).pin(513, 1, TDEV).unpin(513, 1).faults(513).faults(0)
+seeds["seed000_deferred_unshare_1g_remerge"] = s
+
+s = Seq(False, True).allocate(0, whole=True)
+for b, n in [(0, 1), (10, 10), (511, 2), (0, 512), (1024, 513)]:
+    s.convert(b, n).faults(b).convert(b, n, shared=True)
+s.convert(0, whole=True).convert(0, whole=True, shared=True)
+seeds["round_trips_2m"] = s
+
+s = Seq(False, False).allocate(0, whole=True).convert(100, 64, shared=True).bind(0, 0, 0, whole=True).veto(0, 600)
+s.punch(512, 1024).faults(600).punch(1024, 8).faults(1030).allocate(512, 512).faults(512)
+seeds["truncate_keeps_shareability"] = s
+
+s = Seq(False, False).allocate(0, 512).convert(500, 20, shared=True).allocate(512, 512).faults(515).faults(600)
+seeds["partly_allocated_conversion"] = s
+
+s = Seq(False, True).allocate(0, whole=True).convert(512, 512).faults(1).faults(513).fault(1024 + 512, False, HOST)
+seeds["fault_access_matrix"] = s
+
+s = Seq(False, True).allocate(0, whole=True).bind(0, 0, 0, 512).bind(1, 0, 512, 1024, base=3).poison(42).poison(42)
+s.faults(42).convert(40, 10).pin(40, 4, HOST).punch(0, 512).poison(0).poison(600).punch(512, 1024)
+seeds["memory_failure_and_quarantine"] = s
+
+s = Seq(False, False).convert(500, 30, shared=True).fail_alloc(1).allocate(0, 1024).fail_alloc(2).allocate(0, 1024)
+s.fail_node(1).allocate(0, 1024).allocate(0, 1024).fail_alloc(1).convert(1000, 40, shared=True).fail_node(2).convert(700, 3, shared=True)
+s.fail_node(1).pin(500, 10, HOST).pin(500, 10, HOST).fail_node(1).unpin(503, 2)
+seeds["injected_out_of_memory"] = s
+
+s = Seq(False, True).bind(0, 0, 0, 512).bind(0, 0, 600, 10).bind(0, 1, 500, 20).bind(0, 1, 512, 512).unbind(0, 0)
+s.unbind(0, 0, 1).unbind(1, 1, 2).bind(0, 0, 0, 64).allocate(0, 64).convert(0, 64).unbind(0, 1)
+seeds["bind_unbind_stale_handles"] = s
+
+s = Seq(False, True).allocate(0, whole=True)
+for k in range(5):
+    s.op(0).bad(k).op(2).bad(k).op(3).bad(k).b.append(0)
+s.op(3).rng(0, 1).b.append(250)  # unknown content policy
+s.op(3).rng(0, 1).b.append(254)  # unknown shareability
+s.op(6).rng(0, 1).b.append(251)  # unknown accessor
+s.op(8, 0).point(0).b.append(253)
+s.op(8, 255, 3).op(10, 255).unpin(5, 3)
+seeds["bad_input"] = s
+
+s = Seq(False, True).allocate(0, 1024).convert(100, 64, zero=True).convert(100, 64, shared=True, zero=True).punch(10, 20).punch(520, 8)
+seeds["content_zero_and_partial_punch"] = s
+
+s = Seq(True, True).allocate(0, whole=True).bind(0, 0, 0, whole=True).bind(1, 0, 512, P1G, base=1)
+s.convert(511, 2).convert(1536, 1024).faults(512).faults(0).convert(0, P1G).faults(1).convert(0, P1G, shared=True).pin(7, 1, DEV)
+s.convert(0, whole=True, defer=True).faults(7).unpin(7, 1).faults(7)
+seeds["big_1g_layouts"] = s
+
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+os.makedirs(out, exist_ok=True)
+for name, seq in seeds.items():
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(bytes(seq.b))
+print(f"wrote {len(seeds)} seeds to {out}")
