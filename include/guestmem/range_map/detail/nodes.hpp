@@ -32,18 +32,38 @@ struct alignas(64) rm_node_storage {
     unsigned char bytes[rm_node_bytes];
 };
 
+/// One halving step of rm_count_le, unrolled at compile time (a runtime
+/// loop here costs ~9 instructions a step instead of 3: GCC does not peel
+/// it at -O2).
+template <unsigned N>
+[[nodiscard, gnu::always_inline]] inline const page_index* rm_search_step(const page_index* base,
+                                                                         page_index p) noexcept {
+    if constexpr (N <= 1) {
+        return base;
+    } else {
+        constexpr unsigned half = N / 2;
+        // A conditional move, never a branch: the comparison is a coin toss
+        // for random pages, and GCC compiles `?:` here into a jump (which
+        // mispredicted ~half the steps: PointQuery 1e6 ~260 -> ~120 ns).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+        const page_index* moved = base + half;
+        __asm__("cmpq %[k], %[p]\n\tcmovaeq %[m], %[b]"
+                : [b] "+r"(base)
+                : [k] "m"(base[half - 1]), [p] "r"(p), [m] "r"(moved)
+                : "cc");
+#else
+        base += half & (std::size_t{0} - static_cast<std::size_t>(base[half - 1] <= p));
+#endif
+        return rm_search_step<N - half>(base, p);
+    }
+}
+
 /// Number of keys <= p among N sorted keys (padded with key_pad): a
 /// branchless binary search of fixed depth (no mispredictions; the node's
 /// lines are prefetched together by the descent).
 template <unsigned N>
-[[nodiscard]] inline unsigned rm_count_le(const page_index* keys, page_index p) noexcept {
-    const page_index* base = keys;
-    unsigned n = N;
-    while (n > 1) {
-        const unsigned half = n / 2;
-        base = base[half - 1] <= p ? base + half : base;
-        n -= half;
-    }
+[[nodiscard, gnu::always_inline]] inline unsigned rm_count_le(const page_index* keys, page_index p) noexcept {
+    const page_index* base = rm_search_step<N>(keys, p);
     return static_cast<unsigned>(base - keys) + (*base <= p);
 }
 
