@@ -178,8 +178,7 @@ private:
     // ---- one call ---------------------------------------------------------
     void step(ctx& c) {
         const std::uint8_t opcode = std::uint8_t(u8() % 16);
-        const bool mutating = opcode != 8 && opcode != 9 && opcode < 13;
-        observation before = mutating ? observe(c) : observation{};
+        observation& before = last_;  // the state as the last full check saw it (unchanged since)
         const model::leaf_list& before_leaves = before.leaves;
         const auto calls_before = c.alloc.injected();
         const auto nodes_before = c.ctl.failures;
@@ -221,7 +220,7 @@ private:
             probe = r.begin;
             note("[%#" PRIx64 ", %#" PRIx64 ") to %u content %u defer %d", r.begin, r.end, unsigned(to), content, defer);
             st = c.mem.convert(r, to, {.content = static_cast<content_policy>(content), .defer_if_pinned = defer});
-            const model::leaf_list after = leaves_of(c.mem);
+            const model::leaf_list after = (*st || st->error().code() == errc::out_of_memory) ? leaves_of(c.mem) : model::leaf_list{};
             if (!oom(c, *st, calls_before, nodes_before, before,
                      dry([&](auto& m) { return m.convert(r, to, content, defer, after); }), true))
                 want = c.ref.convert(r, to, content, defer, after);
@@ -330,23 +329,29 @@ private:
                 // A veto is seen by consumers (prepare, abort, a sequence
                 // bump): the model checks those; everything else is unchanged.
                 observation now = observe(c);
+                observation was = before;
                 if (st->error().code() == errc::vetoed) {
-                    for (auto* o : {&before, &now}) {
+                    for (auto* o : {&was, &now}) {
                         o->consumer_calls.clear();
                         for (auto& b : o->bindings) std::get<4>(b) = 0;
                     }
                 }
-                if (!(before == now))
+                if (!(was == now))
                     diverge(c, "a failed call (%s) changed the object's observable state:%s%s%s%s%s%s", msg(*st),
-                            before.runs == now.runs ? "" : " runs", before.leaves == now.leaves ? "" : " folios",
-                            before.pins == now.pins ? "" : " pins", before.bindings == now.bindings ? "" : " bindings",
-                            before.consumer_calls == now.consumer_calls ? "" : " consumer calls",
-                            before.pages_in_use == now.pages_in_use && before.splits == now.splits && before.zeroed == now.zeroed ? "" : " allocator");
+                            was.runs == now.runs ? "" : " runs", was.leaves == now.leaves ? "" : " folios",
+                            was.pins == now.pins ? "" : " pins", was.bindings == now.bindings ? "" : " bindings",
+                            was.consumer_calls == now.consumer_calls ? "" : " consumer calls",
+                            was.pages_in_use == now.pages_in_use && was.splits == now.splits && was.zeroed == now.zeroed ? "" : " allocator");
             }
         }
-        const model::leaf_list after = leaves_of(c.mem);
-        c.ref.settle(after);
-        check_all(c, c.op, probe);
+        // Full check after anything that changed state (a success, or a veto
+        // seen by consumers), and every 16th call regardless. A failed call
+        // was compared with the last full check's snapshot above; faults
+        // change nothing and are checked against the model one by one.
+        if ((st && (*st || st->error().code() == errc::vetoed)) || operation_count() % 16 == 0)
+            check_all(c, c.op, probe);
+        else if (probe != no_page && opcode == 8)
+            for (accessor a : {accessor::host, accessor::device}) check_fault(c, probe, shareability::shared, a);
     }
 
     static model::expect st_expect(const status& st) {
@@ -420,13 +425,15 @@ private:
     void check_all(ctx& c, const char* what, page_index probe) {
         c.op = what;
         const memory_type& mem = c.mem;
+        last_ = observe(c);
+        c.ref.settle(last_.leaves);  // the last unpin on a leaf ends its draining at once
         const model::reference_model& ref = c.ref;
         if (!mem.shareability_map().coalesced()) diverge(c, "shareability map not coalesced");
         for (const auto& r : mem.shareability_map().runs({0, mem.size()}))
             if (page_index p = ref.first_where(r.range, [&](const model::page_state& s) { return s.share != r.value; }); p != no_page)
                 diverge(c, "page %#" PRIx64 " is %s in the object", p, std::string(to_string(r.value)).c_str());
         // Leaves: aligned, inside a modelled top folio, uniform, flags as modelled.
-        const model::leaf_list leaves = leaves_of(mem);
+        const model::leaf_list& leaves = last_.leaves;
         struct flat_run {
             page_index begin, end;
             model::page_state s;
@@ -569,6 +576,7 @@ private:
     const std::uint8_t* data_ = nullptr;
     std::size_t size_ = 0, pos_ = 0;
     ctx* ctx_ = nullptr;
+    observation last_;
     char args_[128] = {};
 };
 
