@@ -205,8 +205,20 @@ private:
             const unsigned i = in->find(p);
             path_[l] = {in, i};
             n = in->child[i];
+            prefetch_node(n);
         }
         return static_cast<leaf*>(n);
+    }
+
+    /// Smallest key after the leaf at the bottom of path_ (its next leaf's
+    /// first key), or key_pad for the last leaf: read from the separators
+    /// on the path, which are in cache, instead of from the next leaf.
+    [[nodiscard]] page_index leaf_upper() const noexcept {
+        for (unsigned l = height_ - 1; l-- > 0;) {
+            const inner* in = path_[l].node;
+            if (path_[l].idx + 1u < in->count) return in->keys[path_[l].idx];
+        }
+        return key_pad;
     }
 
     /// The leaf at the bottom of path_ got a new smallest key m: fix the
@@ -237,7 +249,7 @@ private:
                 return false;  // the run before b is in the previous leaf
         }
         const bool has_after = e < size_;
-        if (lf->next != nullptr && lf->next->keys[0] <= e) return false;
+        if (leaf_upper() <= e) return false;  // the run at e starts in a later leaf
         const unsigned s = lf->keys[i] == b ? i : i + 1;  // keys < b
         const unsigned t = has_after ? lf->find(e) : lf->count;  // keys <= e
         const Value after = has_after ? lf->vals[t - 1] : v;
