@@ -457,3 +457,43 @@ TEST_CASE("equality, move and run counts") {
     CHECK(c.at(1) == 1);
     CHECK(c.coalesced());
 }
+
+namespace {
+template <unsigned N>
+void check_count_le(std::mt19937_64& rng) {
+    const page_index top = std::numeric_limits<page_index>::max();
+    for (unsigned used = 0; used <= N; ++used) {
+        for (int round = 0; round < 50; ++round) {
+            page_index keys[N];
+            std::vector<page_index> s;
+            while (s.size() < used) {
+                const page_index k = round % 3 == 0 ? top - 1 - rng() % 64 : rng() % (top - 1);
+                if (std::find(s.begin(), s.end(), k) == s.end()) s.push_back(k);
+            }
+            std::sort(s.begin(), s.end());
+            for (unsigned i = 0; i < N; ++i) keys[i] = i < used ? s[i] : detail::key_pad;
+            std::vector<page_index> probes = {0, 1, top - 1, top};
+            for (page_index k : s) {
+                probes.push_back(k);
+                probes.push_back(k - 1);
+                probes.push_back(k + 1);
+            }
+            for (int j = 0; j < 8; ++j) probes.push_back(rng());
+            for (page_index p : probes) {
+                const auto want = static_cast<unsigned>(std::upper_bound(keys, keys + N, p) - keys);
+                REQUIRE(detail::rm_count_le<N>(keys, p) == want);
+            }
+        }
+    }
+}
+} // namespace
+
+TEST_CASE("node search counts keys <= p exactly, padding and 2^64 limits included") {
+    std::mt19937_64 rng(3);
+    check_count_le<detail::rm_inner::fanout - 1>(rng);
+    check_count_le<detail::rm_leaf<std::uint8_t>::capacity>(rng);
+    check_count_le<detail::rm_leaf<std::uint64_t>::capacity>(rng);
+    check_count_le<1>(rng);
+    check_count_le<2>(rng);
+    check_count_le<3>(rng);
+}
