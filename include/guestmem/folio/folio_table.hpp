@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cinttypes>
+#include <cstring>
 #include <cstdint>
 #include <iterator>
 #include <memory>
@@ -26,6 +27,7 @@
 #include <guestmem/core/types.hpp>
 #include <guestmem/folio/allocator.hpp>
 #include <guestmem/folio/detail/folio_node.hpp>
+#include <guestmem/folio/detail/folio_plan.hpp>
 #include <guestmem/folio/detail/pin_runs.hpp>
 #include <guestmem/folio/mappability.hpp>
 
@@ -46,71 +48,28 @@ struct folio_view {
 
 template <folio_allocator A, class NodeAllocator = std::allocator<std::byte>>
 class folio_table {
-    using rec = detail::folio_rec;
+    using ref = detail::folio_ref;
     using top = detail::top_folio;
-    using top_alloc_t = typename std::allocator_traits<NodeAllocator>::template rebind_alloc<top>;
-    using rec_alloc_t = typename std::allocator_traits<NodeAllocator>::template rebind_alloc<rec>;
+    using pieces = detail::piece_array;
+    using wide_pieces = detail::wide_piece_array;
+    template <class T>
+    using rebind = typename std::allocator_traits<NodeAllocator>::template rebind_alloc<T>;
+    using top_alloc_t = rebind<top>;
+    using pieces_alloc_t = rebind<pieces>;
+    using wide_alloc_t = rebind<wide_pieces>;
     using top_traits = std::allocator_traits<top_alloc_t>;
-    using rec_traits = std::allocator_traits<rec_alloc_t>;
     static constexpr std::uint32_t fanout = detail::split_fanout;
 
 public:
     using counters = folio_counters;
 
-    /// What a conversion must restructure: at most four splits (the leaves
-    /// holding the first and last page of the range, each at most two
-    /// levels). Movable; a plan destroyed while reserved cancels itself.
-    struct plan {
-        struct split_op {
-            page_index first = 0;
-            frame_number frame = 0;
-            folio_order from = order_4k;
-            rec* children = nullptr;  ///< reserved record array
-            bool reserved = false;    ///< allocator reservation held
-        };
-        static constexpr unsigned max_splits = 4;
-
-        page_range range{};
-        shareability to = shareability::shared;
-        split_op ops[max_splits] = {};
-        unsigned count = 0;
-
-        plan() = default;
-        plan(const plan&) = delete;
-        plan& operator=(const plan&) = delete;
-        plan(plan&& o) noexcept { take(o); }
-        plan& operator=(plan&& o) noexcept {
-            if (this != &o) {
-                release();
-                take(o);
-            }
-            return *this;
-        }
-        ~plan() { release(); }
-
-        [[nodiscard]] unsigned splits() const noexcept { return count; }
-        [[nodiscard]] bool reserved() const noexcept { return owner_ != nullptr; }
-
-    private:
-        friend class folio_table;
-        void take(plan& o) noexcept {
-            range = o.range;
-            to = o.to;
-            count = o.count;
-            std::copy(std::begin(o.ops), std::end(o.ops), std::begin(ops));
-            owner_ = o.owner_;
-            o.owner_ = nullptr;
-            o.count = 0;
-        }
-        void release() noexcept {
-            if (owner_ != nullptr) owner_->cancel(*this);
-        }
-        folio_table* owner_ = nullptr;
-    };
+    /// What a conversion must restructure (detail/folio_plan.hpp). Movable;
+    /// a plan destroyed while reserved cancels itself.
+    using plan = detail::conversion_plan<folio_table>;
 
     folio_table(A& alloc, page_index size, folio_order max_order, const NodeAllocator& na = {}) noexcept
         : alloc_(&alloc), size_(size), max_order_(std::min({max_order, alloc.max_order(), max_supported_order})),
-          top_alloc_(na), rec_alloc_(na), pins_(na) {}
+          top_alloc_(na), pieces_alloc_(na), wide_alloc_(na), pins_(na) {}
     folio_table(const folio_table&) = delete;
     folio_table& operator=(const folio_table&) = delete;
     ~folio_table() {
@@ -125,15 +84,7 @@ public:
     [[nodiscard]] std::optional<folio_view> lookup(page_index p) const noexcept {
         auto it = detail::top_at_or_after(tops_, p);
         if (it == tops_.end() || it->first > p) return std::nullopt;
-        const rec* r = &it->rec;
-        page_index first = it->first;
-        while (r->split()) {
-            const folio_order co = next_lower_order(r->order);
-            const std::uint64_t i = (p - first) >> co;
-            first += i << co;
-            r = &r->children[i];
-        }
-        return view(*r, first, it->rec.order);
+        return view(descend(it->ref(), p), it->order);
     }
     [[nodiscard]] bool allocated(page_index p) const noexcept {
         auto it = detail::top_at_or_after(tops_, p);
@@ -160,7 +111,7 @@ public:
     /// Leaves overlapping r, in order, as folio_view.
     template <class F>
     void for_each_folio(page_range r, F&& f) const {
-        walk(*this, r, [&](const rec& x, page_index first, folio_order top_order) { f(view(x, first, top_order)); });
+        walk(*this, r, [&](const ref& x, folio_order top_order) { f(view(x, top_order)); });
     }
 
     [[nodiscard]] counters stats() const noexcept {
@@ -221,12 +172,12 @@ public:
                 if (run != no_page) alloc_->zero(run, run_frame, run_end - run);
                 run = no_page;
             };
-            walk_top(*it, r, [&](rec& x, page_index first, folio_order) {
-                const page_index b = std::max(first, r.begin), e = std::min(first + pages_in(x.order), r.end);
+            walk_top(*it, r, [&](const ref& x, folio_order) {
+                const page_index b = std::max(x.first, r.begin), e = std::min(x.end(), r.end);
                 if (x.poisoned()) return flush();
                 if (run == no_page) {
                     run = b;
-                    run_frame = x.frame + (b - first);
+                    run_frame = x.frame + (b - x.first);
                 }
                 run_end = e;
             });
@@ -243,8 +194,8 @@ public:
             return error::make(errc::not_allocated, h, "pin of page %#" PRIx64 " which is not allocated", h);
         if (c_.poisoned_folios != 0) {
             page_index bad = no_page;
-            walk(*this, r, [&](const rec& x, page_index first, folio_order) {
-                if (bad == no_page && x.poisoned()) bad = std::max(first, r.begin);
+            walk(*this, r, [&](const ref& x, folio_order) {
+                if (bad == no_page && x.poisoned()) bad = std::max(x.first, r.begin);
             });
             if (bad != no_page)
                 return error::make(errc::poisoned, bad, "pin of page %#" PRIx64 " which is poisoned", bad);
@@ -278,20 +229,12 @@ public:
         for (page_index b : {r.begin, r.end - 1}) {
             auto it = detail::top_at_or_after(tops_, b);
             if (it == tops_.end() || it->first > b) continue;
-            const rec* x = &it->rec;
-            page_index first = it->first;
-            frame_number frame = x->frame;
-            folio_order o = x->order;
             // Descend through existing splits to the leaf holding b.
-            while (x != nullptr && x->split()) {
-                const folio_order co = next_lower_order(o);
-                const std::uint64_t i = (b - first) >> co;
-                x = &x->children[i];
-                first += i << co;
-                frame = x->frame;
-                o = co;
-            }
-            if (x->poisoned()) continue;
+            const ref x = descend(it->ref(), b);
+            if (x.poisoned()) continue;
+            page_index first = x.first;
+            frame_number frame = x.frame;
+            folio_order o = x.order;
             // Then plan splits of the leaf (and its new pieces) while mixed.
             while (o > order_4k && mixed_after(page_range{first, first + pages_in(o)}, r, to, share)) {
                 bool dup = false;
@@ -312,7 +255,7 @@ public:
     [[nodiscard]] status reserve(plan& p) {
         for (unsigned k = 0; k < p.count; ++k) {
             auto& op = p.ops[k];
-            op.children = rec_traits::allocate(rec_alloc_, fanout);
+            op.children = alloc_pieces(next_lower_order(op.from));
             if (op.children == nullptr) {
                 cancel_ops(p);
                 return error::make(errc::out_of_memory, op.first,
@@ -341,29 +284,34 @@ public:
     /// range: to shared -> all; to guest_only -> guest, or none for leaves
     /// with pins when defer_if_pinned. Cannot fail; allocates nothing.
     void apply(plan& p, bool defer_if_pinned) noexcept {
+        unsigned settle_mask = 0;
         for (unsigned k = 0; k < p.count; ++k) {
             auto& op = p.ops[k];
             if (!op.reserved) continue;  // contract violation: apply without reserve
-            rec* leaf = find_leaf(op.first);
-            if (leaf != nullptr && !leaf->split() && leaf->order == op.from && !leaf->poisoned()) {
-                do_split(*leaf, op.children);
+            const ref leaf = find_leaf(op.first);
+            op.reserved = false;
+            if (leaf && !leaf.split() && leaf.order == op.from && !leaf.poisoned()) {
+                // Pieces of a folio in none inherit none: those without pins
+                // settle below (pieces in the range are settled by their event).
+                if (leaf.map() == mappability::none) settle_mask |= 1u << k;
+                do_split(leaf, op.children);
             } else {
-                rec_traits::deallocate(rec_alloc_, op.children, fanout);
+                free_pieces(op.children, next_lower_order(op.from));
                 alloc_->unreserve_split(op.frame, op.from, next_lower_order(op.from));
             }
             op.children = nullptr;
-            op.reserved = false;
         }
         const page_range r = p.range;
-        walk(*this, r, [&](rec& x, page_index first, folio_order) {
+        walk(*this, r, [&](const ref& x, folio_order) {
             mappability_event e = mappability_event::share;
             if (p.to == shareability::guest_only)
-                e = defer_if_pinned && pins_.first_pinned({first, first + pages_in(x.order)}) != no_page
+                e = defer_if_pinned && pins_.first_pinned({x.first, x.end()}) != no_page
                         ? mappability_event::unshare_deferred
                         : mappability_event::unshare;
             fire(x, e);
         });
-        for (unsigned k = 0; k < p.count; ++k) settle({p.ops[k].first, p.ops[k].first + pages_in(p.ops[k].from)});
+        for (unsigned k = 0; k < p.count; ++k)
+            if ((settle_mask >> k) & 1u) settle({p.ops[k].first, p.ops[k].first + pages_in(p.ops[k].from)});
         p.count = 0;
         p.owner_ = nullptr;
     }
@@ -375,16 +323,17 @@ public:
         r.end = std::min(r.end, size_);
         if (r.empty()) return;
         for (auto it = detail::top_at_or_after(tops_, r.begin); it != tops_.end() && it->first < r.end; ++it)
-            if (it->rec.split()) try_merge(it->rec, it->first, r, share);
+            if (it->ref().split()) try_merge(it->ref(), r, share);
     }
 
     // ---- poison -------------------------------------------------------------
     /// Mark the leaf holding p poisoned (never merged, never handed out,
     /// quarantined on truncation). A hole is left alone. Never allocates.
     void poison(page_index p) noexcept {
-        rec* leaf = find_leaf(p);
-        if (leaf == nullptr || leaf->poisoned()) return;
-        leaf->poison = p;
+        const ref leaf = find_leaf(p);
+        if (!leaf || leaf.poisoned()) return;
+        *leaf.st |= detail::st_poisoned;
+        if (leaf.aux != nullptr) leaf.aux->poison = p;
         ++c_.poisoned_folios;
     }
 
@@ -392,30 +341,12 @@ public:
     void dump(std::ostream& os) const;
 
     /// Recount everything from the records; true if the counters agree.
-    [[nodiscard]] bool check_counters() const noexcept {
-        counters c{};
-        for (const top& t : tops_) {
-            ++c.top_folios;
-            c.allocated_pages += pages_in(t.rec.order);
-            detail::count_rec(t.rec, c);
-        }
-        c.quarantined_pages = c_.quarantined_pages;
-        c.pinned_pages = c_.pinned_pages;
-        return c == c_;
-    }
+    [[nodiscard]] bool check_counters() const noexcept;
 
     /// Full snapshot equality (folios, orders, frames, split structure,
     /// mappability, pins, poison, counters), also across allocator types.
     template <folio_allocator A2, class N2>
-    [[nodiscard]] bool same_state(const folio_table<A2, N2>& b) const noexcept {
-        if (size_ != b.size_ || max_order_ != b.max_order_ || !(c_ == b.c_) || !pins_.same_runs(b.pins_) ||
-            tops_.size() != b.tops_.size())
-            return false;
-        auto j = b.tops_.begin();
-        for (auto i = tops_.begin(); i != tops_.end(); ++i, ++j)
-            if (i->first != j->first || !detail::same_structure(i->rec, j->rec)) return false;
-        return true;
-    }
+    [[nodiscard]] bool same_state(const folio_table<A2, N2>& b) const noexcept;
     friend bool operator==(const folio_table& a, const folio_table& b) noexcept { return a.same_state(b); }
     template <folio_allocator A2, class N2>
     friend bool operator==(const folio_table& a, const folio_table<A2, N2>& b) noexcept { return a.same_state(b); }
@@ -424,8 +355,8 @@ private:
     template <folio_allocator, class>
     friend class folio_table;
 
-    static folio_view view(const rec& x, page_index first, folio_order top_order) noexcept {
-        return {first, x.order, x.frame, x.map, x.poisoned(), top_order, x.poison};
+    static folio_view view(const ref& x, folio_order top_order) noexcept {
+        return {x.first, x.order, x.frame, x.map(), x.poisoned(), top_order, x.poison_page()};
     }
     static mappability initial_map(shareability s) noexcept {
         return s == shareability::shared ? mappability::all : mappability::guest;
@@ -433,8 +364,7 @@ private:
 
     template <class Top, class F>
     static void walk_top(Top& t, page_range r, F&& f) {
-        auto& x = t.rec;
-        detail::walk_rec(x, t.first, r, x.order, f);
+        detail::walk_rec(t.ref(), r, t.order, f);
     }
     template <class Self, class F>
     static void walk(Self& self, page_range r, F&& f) {
@@ -443,18 +373,28 @@ private:
             walk_top(*it, r, f);
     }
 
-    rec* find_leaf(page_index p) noexcept {
+    /// The leaf under x holding p.
+    static ref descend(ref x, page_index p) noexcept {
+        while (x.split()) x = x.child((p - x.first) >> next_lower_order(x.order));
+        return x;
+    }
+    /// The leaf holding p, or a null ref for a hole.
+    ref find_leaf(page_index p) noexcept {
         auto it = detail::top_at_or_after(tops_, p);
-        if (it == tops_.end() || it->first > p) return nullptr;
-        rec* r = &it->rec;
-        page_index first = it->first;
-        while (r->split()) {
-            const folio_order co = next_lower_order(r->order);
-            const std::uint64_t i = (p - first) >> co;
-            first += i << co;
-            r = &r->children[i];
-        }
-        return r;
+        if (it == tops_.end() || it->first > p) return {};
+        return descend(it->ref(), p);
+    }
+
+    /// Piece arrays for pieces of order co: wide when the pieces are huge.
+    pieces* alloc_pieces(folio_order co) noexcept {
+        if (co > order_4k) return std::allocator_traits<wide_alloc_t>::allocate(wide_alloc_, 1);
+        return std::allocator_traits<pieces_alloc_t>::allocate(pieces_alloc_, 1);
+    }
+    void free_pieces(pieces* c, folio_order co) noexcept {
+        if (co > order_4k)
+            std::allocator_traits<wide_alloc_t>::deallocate(wide_alloc_, static_cast<wide_pieces*>(c), 1);
+        else
+            std::allocator_traits<pieces_alloc_t>::deallocate(pieces_alloc_, c, 1);
     }
 
     /// Would R be mixed once [r) becomes `to` (R overlaps r)?
@@ -465,82 +405,86 @@ private:
         return false;
     }
 
-    void fire(rec& x, mappability_event e) noexcept {
-        const mappability_transition t = next_mappability(x.map, e);
-        if (t.allowed) x.map = t.next;
+    void fire(const ref& x, mappability_event e) noexcept {
+        const mappability_transition t = next_mappability(x.map(), e);
+        if (t.allowed) x.set_map(t.next);
     }
 
     /// Leaves in r stuck in none with no pins left: last_unpin.
     void settle(page_range r) noexcept {
-        walk(*this, r, [&](rec& x, page_index first, folio_order) {
-            if (x.map == mappability::none && pins_.first_pinned({first, first + pages_in(x.order)}) == no_page)
+        walk(*this, r, [&](const ref& x, folio_order) {
+            if (x.map() == mappability::none && pins_.first_pinned({x.first, x.end()}) == no_page)
                 fire(x, mappability_event::last_unpin);
         });
     }
 
-    void do_split(rec& x, rec* children) noexcept {
+    /// Pieces inherit x's mappability: one byte each, frames implicit.
+    void do_split(const ref& x, pieces* children) noexcept {
         const folio_order co = next_lower_order(x.order);
-        for (std::uint32_t i = 0; i < fanout; ++i)
-            ::new (static_cast<void*>(&children[i]))
-                rec{x.frame + (std::uint64_t{i} << co), nullptr, no_page, co, x.map};
+        if (co > order_4k) ::new (static_cast<void*>(children)) wide_pieces;
+        else ::new (static_cast<void*>(children)) pieces;
+        std::memset(children->state, static_cast<int>(x.map()), fanout);
         alloc_->split(x.frame, x.order, co);
-        x.children = children;
+        x.aux->sub = children;
+        *x.st |= detail::st_split;
         --c_.folios_by_order[detail::order_slot(x.order)];
         c_.folios_by_order[detail::order_slot(co)] += fanout;
         ++c_.split_folios;
     }
 
     /// Pieces (all leaves) back into x. Frees records; cannot fail.
-    void do_merge(rec& x) noexcept {
+    void do_merge(const ref& x) noexcept {
         const folio_order co = next_lower_order(x.order);
         alloc_->merge(x.frame, co, x.order);
-        rec_traits::deallocate(rec_alloc_, x.children, fanout);
-        x.children = nullptr;
-        x.map = mappability::guest;
+        free_pieces(x.pieces(), co);
+        x.aux->sub = nullptr;
+        *x.st = static_cast<std::uint8_t>(mappability::guest);
         c_.folios_by_order[detail::order_slot(co)] -= fanout;
         ++c_.folios_by_order[detail::order_slot(x.order)];
         --c_.split_folios;
     }
 
     template <class ShareMap>
-    void try_merge(rec& x, page_index first, page_range r, const ShareMap& share) noexcept {
+    void try_merge(const ref& x, page_range r, const ShareMap& share) noexcept {
         const folio_order co = next_lower_order(x.order);
-        const std::uint64_t lo = r.begin > first ? (r.begin - first) >> co : 0;
-        const page_index end_off = std::min(r.end, first + pages_in(x.order)) - first;
+        const std::uint64_t lo = r.begin > x.first ? (r.begin - x.first) >> co : 0;
+        const page_index end_off = std::min(r.end, x.end()) - x.first;
         const std::uint64_t hi = (end_off + pages_in(co) - 1) >> co;
-        for (std::uint64_t i = lo; i < hi; ++i)
-            if (x.children[i].split()) try_merge(x.children[i], first + (i << co), r, share);
-        for (std::uint32_t i = 0; i < fanout; ++i) {
-            const rec& c = x.children[i];
-            if (c.split() || c.poisoned() || c.map != mappability::guest) return;
-        }
-        const page_range R{first, first + pages_in(x.order)};
+        const std::uint8_t* st = x.pieces()->state;
+        if (co > order_4k)
+            for (std::uint64_t i = lo; i < hi; ++i)
+                if ((st[i] & detail::st_split) != 0) try_merge(x.child(i), r, share);
+        // Every piece a plain guest leaf (not split, not poisoned)?
+        unsigned diff = 0;
+        for (std::uint32_t i = 0; i < fanout; ++i) diff |= st[i] ^ static_cast<std::uint8_t>(mappability::guest);
+        if (diff != 0) return;
+        const page_range R{x.first, x.end()};
         if (pins_.first_pinned(R) != no_page || !share.all_of(R, shareability::guest_only)) return;
         do_merge(x);
     }
 
     /// Split a fresh folio as far as `share` needs (populate).
     template <class ShareMap>
-    [[nodiscard]] status split_for(rec& x, page_index first, const ShareMap& share) {
-        const page_range R{first, first + pages_in(x.order)};
-        const shareability s0 = share.at(first);
+    [[nodiscard]] status split_for(const ref& x, const ShareMap& share) {
+        const page_range R{x.first, x.end()};
+        const shareability s0 = share.at(x.first);
         if (x.order == order_4k || share.all_of(R, s0)) {
-            x.map = initial_map(s0);
+            x.set_map(initial_map(s0));
             return ok();
         }
         const folio_order co = next_lower_order(x.order);
-        rec* children = rec_traits::allocate(rec_alloc_, fanout);
+        pieces* children = alloc_pieces(co);
         if (children == nullptr)
-            return error::make(errc::out_of_memory, first,
+            return error::make(errc::out_of_memory, x.first,
                                "no memory for the records to split the order-%u folio at page %#" PRIx64,
-                               unsigned{x.order}, first);
+                               unsigned{x.order}, x.first);
         if (auto s = alloc_->reserve_split(x.frame, x.order, co); !s) {
-            rec_traits::deallocate(rec_alloc_, children, fanout);
+            free_pieces(children, co);
             return s;
         }
         do_split(x, children);
         for (std::uint32_t i = 0; i < fanout; ++i)
-            if (auto s = split_for(x.children[i], first + (std::uint64_t{i} << co), share); !s) return s;
+            if (auto s = split_for(x.child(i), share); !s) return s;
         return ok();
     }
 
@@ -558,41 +502,43 @@ private:
         std::construct_at(t);
         t->first = p;
         t->fresh = true;
-        t->rec.frame = frame.value();
-        t->rec.order = o;
+        t->frame = frame.value();
+        t->order = o;
         tops_.insert_before(hint, *t);
         ++c_.folios_by_order[detail::order_slot(o)];
         ++c_.top_folios;
         c_.allocated_pages += pages_in(o);
-        return split_for(t->rec, p, share);
+        return split_for(t->ref(), share);
     }
 
     /// Undo every split under x (merging in the allocator when `give_back`)
     /// and drop x's counts.
-    void release_rec(rec& x, bool give_back) noexcept {
+    void release_rec(const ref& x, bool give_back) noexcept {
         if (!x.split()) {
             --c_.folios_by_order[detail::order_slot(x.order)];
             if (x.poisoned()) --c_.poisoned_folios;
             return;
         }
-        for (std::uint32_t i = 0; i < fanout; ++i) release_rec(x.children[i], give_back);
-        if (give_back) alloc_->merge(x.frame, next_lower_order(x.order), x.order);
-        rec_traits::deallocate(rec_alloc_, x.children, fanout);
-        x.children = nullptr;
+        for (std::uint32_t i = 0; i < fanout; ++i) release_rec(x.child(i), give_back);
+        const folio_order co = next_lower_order(x.order);
+        if (give_back) alloc_->merge(x.frame, co, x.order);
+        free_pieces(x.pieces(), co);
+        x.aux->sub = nullptr;
+        *x.st &= static_cast<std::uint8_t>(~detail::st_split);
         --c_.split_folios;
     }
 
     /// Remove a top-level folio: merged and freed, or quarantined if poisoned.
     typename detail::top_folio_set::iterator remove_top(typename detail::top_folio_set::iterator it) noexcept {
         top& t = *it;
-        const bool quarantine = detail::any_poison(t.rec);
-        release_rec(t.rec, !quarantine);
+        const bool quarantine = detail::any_poison(t.ref());
+        release_rec(t.ref(), !quarantine);
         if (quarantine)
-            c_.quarantined_pages += pages_in(t.rec.order);
+            c_.quarantined_pages += pages_in(t.order);
         else
-            alloc_->free(t.first, t.rec.frame, t.rec.order);
+            alloc_->free(t.first, t.frame, t.order);
         --c_.top_folios;
-        c_.allocated_pages -= pages_in(t.rec.order);
+        c_.allocated_pages -= pages_in(t.order);
         auto next = tops_.erase(it);
         std::destroy_at(&t);
         top_traits::deallocate(top_alloc_, &t, 1);
@@ -603,7 +549,7 @@ private:
         for (unsigned k = 0; k < p.count; ++k) {
             auto& op = p.ops[k];
             if (op.reserved) alloc_->unreserve_split(op.frame, op.from, next_lower_order(op.from));
-            if (op.children != nullptr) rec_traits::deallocate(rec_alloc_, op.children, fanout);
+            if (op.children != nullptr) free_pieces(op.children, next_lower_order(op.from));
             op.children = nullptr;
             op.reserved = false;
         }
@@ -613,7 +559,8 @@ private:
     page_index size_;
     folio_order max_order_;
     top_alloc_t top_alloc_;
-    rec_alloc_t rec_alloc_;
+    pieces_alloc_t pieces_alloc_;
+    wide_alloc_t wide_alloc_;
     detail::top_folio_set tops_;
     detail::pin_runs<NodeAllocator> pins_;
     counters c_{};

@@ -1,6 +1,7 @@
 // guestmem/folio/detail/folio_dump.hpp — folio_table::dump(): a readable
 // listing of top-level folios, their split structure (runs of identical
-// intact pieces collapsed into one line) and the pin runs.
+// intact pieces collapsed into one line) and the pin runs; and the checks
+// tests lean on: check_counters() and same_state().
 #pragma once
 
 #include <cinttypes>
@@ -22,32 +23,32 @@ inline void dump_line(std::ostream& os, int depth, const char* fmt, ...) {
     os << buf << '\n';
 }
 
-inline void dump_rec(std::ostream& os, const folio_rec& x, page_index first, int depth) {
-    const std::string_view m = to_string(x.map);
+inline void dump_rec(std::ostream& os, const folio_ref& x, int depth) {
+    const std::string_view m = to_string(x.map());
+    const page_index first = x.first;
     if (!x.split()) {
         if (x.poisoned())
             dump_line(os, depth, "[%#" PRIx64 ", %#" PRIx64 ") order %u frame %#" PRIx64 " %.*s POISONED at %#" PRIx64,
-                      first, first + pages_in(x.order), unsigned{x.order}, x.frame, int(m.size()), m.data(), x.poison);
+                      first, x.end(), unsigned{x.order}, x.frame, int(m.size()), m.data(), x.poison_page());
         else
-            dump_line(os, depth, "[%#" PRIx64 ", %#" PRIx64 ") order %u frame %#" PRIx64 " %.*s", first,
-                      first + pages_in(x.order), unsigned{x.order}, x.frame, int(m.size()), m.data());
+            dump_line(os, depth, "[%#" PRIx64 ", %#" PRIx64 ") order %u frame %#" PRIx64 " %.*s", first, x.end(),
+                      unsigned{x.order}, x.frame, int(m.size()), m.data());
         return;
     }
-    dump_line(os, depth, "[%#" PRIx64 ", %#" PRIx64 ") order %u frame %#" PRIx64 " split to order %u", first,
-              first + pages_in(x.order), unsigned{x.order}, x.frame, unsigned{next_lower_order(x.order)});
     const folio_order co = next_lower_order(x.order);
+    dump_line(os, depth, "[%#" PRIx64 ", %#" PRIx64 ") order %u frame %#" PRIx64 " split to order %u", first, x.end(),
+              unsigned{x.order}, x.frame, unsigned{co});
+    const std::uint8_t* st = x.pieces()->state;
+    const auto plain = [](std::uint8_t s) { return (s & (st_split | st_poisoned)) == 0; };
     std::uint32_t i = 0;
     while (i < split_fanout) {
-        const folio_rec& c = x.children[i];
         std::uint32_t j = i + 1;
-        if (!c.split() && !c.poisoned())
-            while (j < split_fanout && !x.children[j].split() && !x.children[j].poisoned() &&
-                   x.children[j].map == c.map)
-                ++j;
+        if (plain(st[i]))
+            while (j < split_fanout && plain(st[j]) && st[j] == st[i]) ++j;
         if (j - i == 1) {
-            dump_rec(os, c, first + (std::uint64_t{i} << co), depth + 1);
+            dump_rec(os, x.child(i), depth + 1);
         } else {
-            const std::string_view cm = to_string(c.map);
+            const std::string_view cm = to_string(static_cast<mappability>(st[i] & st_map_mask));
             dump_line(os, depth + 1, "[%#" PRIx64 ", %#" PRIx64 ") %u x order %u %.*s", first + (std::uint64_t{i} << co),
                       first + (std::uint64_t{j} << co), j - i, unsigned{co}, int(cm.size()), cm.data());
         }
@@ -68,10 +69,35 @@ void folio_table<A, NodeAllocator>::dump(std::ostream& os) const {
                       " quarantined pages",
                       size_, unsigned{max_order_}, c.top_folios, c.allocated_pages, c.split_folios, c.pinned_pages,
                       c.poisoned_folios, c.quarantined_pages);
-    for (const auto& t : tops_) detail::dump_rec(os, t.rec, t.first, 1);
+    for (const auto& t : tops_) detail::dump_rec(os, t.ref(), 1);
     pins_.for_each([&](page_index b, page_index e, std::uint32_t n) {
         detail::dump_line(os, 1, "pins [%#" PRIx64 ", %#" PRIx64 ") x%u", b, e, n);
     });
+}
+
+template <folio_allocator A, class NodeAllocator>
+bool folio_table<A, NodeAllocator>::check_counters() const noexcept {
+    counters c{};
+    for (const top& t : tops_) {
+        ++c.top_folios;
+        c.allocated_pages += pages_in(t.order);
+        detail::count_rec(t.ref(), c);
+    }
+    c.quarantined_pages = c_.quarantined_pages;
+    c.pinned_pages = c_.pinned_pages;
+    return c == c_;
+}
+
+template <folio_allocator A, class NodeAllocator>
+template <folio_allocator A2, class N2>
+bool folio_table<A, NodeAllocator>::same_state(const folio_table<A2, N2>& b) const noexcept {
+    if (size_ != b.size_ || max_order_ != b.max_order_ || !(c_ == b.c_) || !pins_.same_runs(b.pins_) ||
+        tops_.size() != b.tops_.size())
+        return false;
+    auto j = b.tops_.begin();
+    for (auto i = tops_.begin(); i != tops_.end(); ++i, ++j)
+        if (i->first != j->first || !detail::same_structure(i->ref(), j->ref())) return false;
+    return true;
 }
 
 } // namespace guestmem

@@ -1,9 +1,13 @@
 // guestmem/folio/detail/folio_node.hpp — the records behind the folio table.
 // A top-level folio (one allocation) is a node in an intrusive rbtree keyed
-// by its first page; a split folio points at one array of 512 records of
-// the next lower standard order (the "metadata memory" a split needs, like
-// hugetlb's vmemmap restore), recursively. A 1 GiB folio split to 2M costs
-// one array of 512 small records, never 262144 per-page entries.
+// by its first page. A split folio points at one piece array for its 512
+// pieces of the next lower standard order (the "metadata memory" a split
+// needs, like hugetlb's vmemmap restore), recursively. A piece's frame,
+// first page and order are implicit (parent's + i << order), so a piece
+// costs one state byte (mappability, poisoned, split); pieces that are
+// themselves huge (2M pieces of a 1G folio) add one 8-byte slot for their
+// own piece array or their poison page. Splitting 2M -> 4K allocates and
+// fills 512 bytes; 1G -> 2M 4.5 KiB of which 512 bytes are written.
 #pragma once
 
 #include <boost/intrusive/set.hpp>
@@ -37,23 +41,69 @@ namespace guestmem::detail {
 /// Pieces per split: every standard order is 512 times the next lower one.
 inline constexpr std::uint32_t split_fanout = 512;
 
-struct folio_rec {
-    frame_number frame = 0;
-    folio_rec* children = nullptr;  ///< split_fanout records of next_lower_order(order) while split
-    page_index poison = no_page;    ///< first poisoned page of this leaf, or no_page
-    folio_order order = order_4k;
-    mappability map = mappability::all;
+/// State byte of a folio record: mappability in the low two bits, then flags.
+inline constexpr std::uint8_t st_map_mask = 3, st_poisoned = 4, st_split = 8;
 
-    [[nodiscard]] bool split() const noexcept { return children != nullptr; }
-    [[nodiscard]] bool poisoned() const noexcept { return poison != no_page; }
+/// The pieces of a folio split one level, as state bytes.
+struct piece_array {
+    std::uint8_t state[split_fanout];
+};
+/// Per-record slot: its piece array while split, its poison page while poisoned
+/// (a split record is never poisoned and a poisoned one is never split).
+union piece_aux {
+    piece_array* sub;
+    page_index poison;
+};
+/// Pieces that are huge themselves (order > 4K) also get a slot each; only
+/// the slots whose state byte says split or poisoned are meaningful.
+struct wide_piece_array : piece_array {
+    piece_aux aux[split_fanout];
+};
+
+/// One folio record, top-level or piece: where its state lives and what it
+/// backs. Cheap to copy; a view into the table, valid until it changes.
+struct folio_ref {
+    std::uint8_t* st = nullptr;
+    piece_aux* aux = nullptr;  ///< nullptr for a 4K piece (poison page = its first page; never split)
+    frame_number frame = 0;
+    page_index first = 0;
+    folio_order order = order_4k;
+
+    [[nodiscard]] explicit operator bool() const noexcept { return st != nullptr; }
+    [[nodiscard]] mappability map() const noexcept { return static_cast<mappability>(*st & st_map_mask); }
+    void set_map(mappability m) const noexcept {
+        *st = static_cast<std::uint8_t>((*st & ~st_map_mask) | static_cast<std::uint8_t>(m));
+    }
+    [[nodiscard]] bool split() const noexcept { return (*st & st_split) != 0; }
+    [[nodiscard]] bool poisoned() const noexcept { return (*st & st_poisoned) != 0; }
+    [[nodiscard]] page_index poison_page() const noexcept {
+        return !poisoned() ? no_page : aux != nullptr ? aux->poison : first;
+    }
+    [[nodiscard]] page_index end() const noexcept { return first + pages_in(order); }
+    [[nodiscard]] piece_array* pieces() const noexcept { return aux->sub; }
+    /// Piece i of a split record.
+    [[nodiscard]] folio_ref child(std::uint64_t i) const noexcept {
+        const folio_order co = next_lower_order(order);
+        piece_array* c = aux->sub;
+        piece_aux* ca = co > order_4k ? &static_cast<wide_piece_array*>(c)->aux[i] : nullptr;
+        return {&c->state[i], ca, frame + (i << co), first + (i << co), co};
+    }
 };
 
 struct top_folio : boost::intrusive::set_base_hook<> {
     page_index first = 0;
-    folio_rec rec;
-    bool fresh = false;  ///< created by the populate in progress (rolled back on failure)
+    frame_number frame = 0;
+    piece_aux aux{nullptr};
+    folio_order order = order_4k;
+    std::uint8_t state = 0;  ///< mappability::all, not split, not poisoned
+    bool fresh = false;      ///< created by the populate in progress (rolled back on failure)
 
-    [[nodiscard]] page_index end() const noexcept { return first + pages_in(rec.order); }
+    [[nodiscard]] page_index end() const noexcept { return first + pages_in(order); }
+    /// The record (const tops hand out a ref only read through).
+    [[nodiscard]] folio_ref ref() const noexcept {
+        auto& t = const_cast<top_folio&>(*this);
+        return {&t.state, &t.aux, frame, first, order};
+    }
 };
 
 struct top_folio_key {
@@ -68,21 +118,20 @@ using top_folio_set = boost::intrusive::set<top_folio, boost::intrusive::key_of_
     return o >= order_1g ? 2 : o >= order_2m ? 1 : 0;
 }
 
-/// Does any leaf under rec carry poison?
-[[nodiscard]] inline bool any_poison(const folio_rec& rec) noexcept {
-    if (!rec.split()) return rec.poisoned();
+/// Does any leaf under x carry poison?
+[[nodiscard]] inline bool any_poison(const folio_ref& x) noexcept {
+    if (!x.split()) return x.poisoned();
     for (std::uint32_t i = 0; i < split_fanout; ++i)
-        if (any_poison(rec.children[i])) return true;
+        if (any_poison(x.child(i))) return true;
     return false;
 }
 
-[[nodiscard]] inline bool same_structure(const folio_rec& a, const folio_rec& b) noexcept {
-    if (a.frame != b.frame || a.order != b.order || a.map != b.map || a.poison != b.poison ||
-        a.split() != b.split())
+[[nodiscard]] inline bool same_structure(const folio_ref& a, const folio_ref& b) noexcept {
+    if (a.frame != b.frame || a.order != b.order || *a.st != *b.st || a.poison_page() != b.poison_page())
         return false;
     if (a.split())
         for (std::uint32_t i = 0; i < split_fanout; ++i)
-            if (!same_structure(a.children[i], b.children[i])) return false;
+            if (!same_structure(a.child(i), b.child(i))) return false;
     return true;
 }
 
@@ -98,25 +147,25 @@ template <class Set>
 }
 
 /// Recount leaves, splits and poison under x.
-inline void count_rec(const folio_rec& x, folio_counters& c) noexcept {
+inline void count_rec(const folio_ref& x, folio_counters& c) noexcept {
     if (!x.split()) {
         ++c.folios_by_order[detail::order_slot(x.order)];
         if (x.poisoned()) ++c.poisoned_folios;
         return;
     }
     ++c.split_folios;
-    for (std::uint32_t i = 0; i < split_fanout; ++i) count_rec(x.children[i], c);
+    for (std::uint32_t i = 0; i < split_fanout; ++i) count_rec(x.child(i), c);
 }
 
-/// Visit the leaves under x that overlap r: f(rec&, first, top_order).
-template <class Rec, class F>
-void walk_rec(Rec& x, page_index first, page_range r, folio_order top_order, F& f) {
-    if (!x.split()) return f(x, first, top_order);
+/// Visit the leaves under x that overlap r: f(const folio_ref&, top_order).
+template <class F>
+void walk_rec(const folio_ref& x, page_range r, folio_order top_order, F& f) {
+    if (!x.split()) return f(x, top_order);
     const folio_order co = next_lower_order(x.order);
-    const std::uint64_t lo = r.begin > first ? (r.begin - first) >> co : 0;
-    const page_index end_off = std::min(r.end, first + pages_in(x.order)) - first;
+    const std::uint64_t lo = r.begin > x.first ? (r.begin - x.first) >> co : 0;
+    const page_index end_off = std::min(r.end, x.end()) - x.first;
     const std::uint64_t hi = (end_off + pages_in(co) - 1) >> co;
-    for (std::uint64_t i = lo; i < hi; ++i) walk_rec(x.children[i], first + (i << co), r, top_order, f);
+    for (std::uint64_t i = lo; i < hi; ++i) walk_rec(x.child(i), r, top_order, f);
 }
 
 } // namespace guestmem::detail

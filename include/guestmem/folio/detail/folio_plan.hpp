@@ -1,0 +1,68 @@
+// guestmem/folio/detail/folio_plan.hpp — folio_table::plan: what a
+// conversion must restructure. At most four splits (the leaves holding the
+// first and last page of the range, each at most two levels), each with its
+// reserved piece array and allocator reservation.
+#pragma once
+
+#include <algorithm>
+#include <iterator>
+
+#include <guestmem/core/page_range.hpp>
+#include <guestmem/core/types.hpp>
+#include <guestmem/folio/detail/folio_node.hpp>
+
+namespace guestmem::detail {
+
+/// What a conversion must restructure: at most four splits (the leaves
+/// holding the first and last page of the range, each at most two
+/// levels). Movable; a plan destroyed while reserved cancels itself.
+template <class Table>
+struct conversion_plan {
+    struct split_op {
+        page_index first = 0;
+        frame_number frame = 0;
+        folio_order from = order_4k;
+        piece_array* children = nullptr;  ///< reserved piece array
+        bool reserved = false;            ///< allocator reservation held
+    };
+    static constexpr unsigned max_splits = 4;
+
+    page_range range{};
+    shareability to = shareability::shared;
+    split_op ops[max_splits] = {};
+    unsigned count = 0;
+
+    conversion_plan() = default;
+    conversion_plan(const conversion_plan&) = delete;
+    conversion_plan& operator=(const conversion_plan&) = delete;
+    conversion_plan(conversion_plan&& o) noexcept { take(o); }
+    conversion_plan& operator=(conversion_plan&& o) noexcept {
+        if (this != &o) {
+            release();
+            take(o);
+        }
+        return *this;
+    }
+    ~conversion_plan() { release(); }
+
+    [[nodiscard]] unsigned splits() const noexcept { return count; }
+    [[nodiscard]] bool reserved() const noexcept { return owner_ != nullptr; }
+
+private:
+    friend Table;
+    void take(conversion_plan& o) noexcept {
+        range = o.range;
+        to = o.to;
+        count = o.count;
+        std::copy(std::begin(o.ops), std::end(o.ops), std::begin(ops));
+        owner_ = o.owner_;
+        o.owner_ = nullptr;
+        o.count = 0;
+    }
+    void release() noexcept {
+        if (owner_ != nullptr) owner_->cancel(*this);
+    }
+    Table* owner_ = nullptr;
+};
+
+} // namespace guestmem::detail
