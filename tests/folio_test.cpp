@@ -379,10 +379,14 @@ TEST_CASE("none -> guest fired by the last unpin; none -> all when shared again"
     CHECK(t.lookup(4)->map == mappability::all);  // shared again before the pin drained
     REQUIRE(t.unpin({4, 5}, m));
     CHECK(t.lookup(4)->map == mappability::all);
-    // Without deferral the caller vouches for the pins: guest at once.
+    // Pins decide, not the caller's flag: even a caller that skipped its
+    // busy check cannot make a pinned leaf mappable by the guest; it drains,
+    // and the last unpin finishes it.
     REQUIRE(t.pin({6, 7}));
     convert(t, m, {6, 7}, S);
     convert(t, m, {6, 7}, G, false);
+    CHECK(t.lookup(6)->map == mappability::none);
+    REQUIRE(t.unpin({6, 7}, m));
     CHECK(t.lookup(6)->map == mappability::guest);
 
     // A pinned page in a split 2M piece: only the leaf with the pin waits.

@@ -282,8 +282,8 @@ public:
 
     /// Split as planned, then move the mappability of every leaf in the
     /// range: to shared -> all; to guest_only -> guest, or none for leaves
-    /// with pins when defer_if_pinned. Cannot fail; allocates nothing.
-    void apply(plan& p, bool defer_if_pinned) noexcept {
+    /// with pins (whatever defer_if_pinned says: pins always drain). Cannot fail; allocates nothing.
+    void apply(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
         unsigned settle_mask = 0;
         for (unsigned k = 0; k < p.count; ++k) {
             auto& op = p.ops[k];
@@ -304,10 +304,14 @@ public:
         const page_range r = p.range;
         walk(*this, r, [&](const ref& x, folio_order) {
             mappability_event e = mappability_event::share;
+            // A leaf that still holds pins drains (unshare_deferred) whatever
+            // the caller asked: without deferral the caller refused pins
+            // inside the range, so a pinned leaf here is one already private
+            // and draining (none stays none) or pinned by the guest side
+            // (guest stays guest). Only an unpinned leaf may settle at once.
             if (p.to == shareability::guest_only)
-                e = defer_if_pinned && pins_.first_pinned({x.first, x.end()}) != no_page
-                        ? mappability_event::unshare_deferred
-                        : mappability_event::unshare;
+                e = pins_.first_pinned({x.first, x.end()}) != no_page ? mappability_event::unshare_deferred
+                                                                       : mappability_event::unshare;
             fire(x, e);
         });
         for (unsigned k = 0; k < p.count; ++k)
