@@ -343,34 +343,6 @@ void bm_convert_4k(benchmark::State& state, shareability initial) {
 
 // ---- BM_Fault -----------------------------------------------------------------
 
-/// A reader-writer lock whose readers each touch only their own cache line
-/// (a per-CPU reader count, as Linux's percpu_rw_semaphore / brlock): the
-/// writer takes every slot. Bench-side, to measure what the library's
-/// default lock costs the fault path when it scales.
-class sharded_shared_mutex {
-    static constexpr unsigned slots = 8;
-    struct alignas(64) slot {
-        std::shared_mutex m;
-    };
-    std::array<slot, slots> s_;
-    static unsigned mine() noexcept {
-        static std::atomic<unsigned> next{0};
-        thread_local unsigned idx = next.fetch_add(1, std::memory_order_relaxed) % slots;
-        return idx;
-    }
-
-public:
-    void lock() {
-        for (auto& x : s_) x.m.lock();
-    }
-    void unlock() {
-        for (auto& x : s_) x.m.unlock();
-    }
-    void lock_shared() { s_[mine()].m.lock_shared(); }
-    void unlock_shared() { s_[mine()].m.unlock_shared(); }
-};
-static_assert(lock_policy<sharded_shared_mutex>);
-
 constexpr page_index fault_pages = 4 * gib_pages;
 constexpr page_index fault_region = 2 * gib_pages;  // faults below, converter above
 constexpr std::size_t nfault = 1u << 20;
@@ -571,7 +543,7 @@ void bm_object_memory(benchmark::State& state, std::size_t runs) {
         ->Threads(1)
         ->Threads(2)
         ->UseRealTime();
-    benchmark::RegisterBenchmark("BM_FaultParts/sharded_lock_fault", bm_fault<sharded_shared_mutex>)
+    benchmark::RegisterBenchmark("BM_Fault/sharded_lock", bm_fault<sharded_shared_mutex<>>)
         ->Threads(1)
         ->Threads(2)
         ->UseRealTime();

@@ -66,8 +66,6 @@ struct guest_memory_stats {
     std::uint64_t rollbacks = 0;          ///< conversions undone after reserving (veto, busy, out of memory)
     std::uint64_t deferred = 0;           ///< folios left in mappability none by a deferred conversion
     std::uint64_t quarantined = 0;        ///< pages poisoned because a consumer could not drop them
-    std::uint64_t faults = 0;             ///< successful faults
-    std::uint64_t refused_faults = 0;
 };
 
 } // namespace guestmem

@@ -167,8 +167,7 @@ public:
         commit_report report;
         notifier_.commit(round.value(), report);
         folios_.apply(plan.value(), opts.defer_if_pinned);
-        shares_.assign_reserved(r, to);
-        shares_.release_reservation();
+        shares_.assign_reserved(r, to);  // keeps the few nodes the next assign needs: no malloc per conversion
         if (opts.content == content_policy::zero) zero_contents(r);
         if (to_private) {
             if (opts.defer_if_pinned) counters_.deferred += count_mappability(r, mappability::none);
@@ -187,10 +186,10 @@ public:
     /// Pair with read_begin/read_retry on the caller's binding so a mapping
     /// is never installed after an invalidation ran in between.
     result<fault_result> fault(page_index page, shareability wanted, accessor who) const {
+        // Nothing on this path writes shared memory but the lock itself, so
+        // faults scale with a lock whose readers write only their own line.
         std::shared_lock guard(lock_);
-        auto r = fault_locked(page, wanted, who);
-        (r ? counters_.faults : counters_.refused_faults).fetch_add(1, std::memory_order_relaxed);
-        return r;
+        return fault_locked(page, wanted, who);
     }
 
     [[nodiscard]] std::uint64_t read_begin(const binding_type& b) const noexcept { return notifier_.read_begin(b); }
@@ -436,7 +435,7 @@ private:
     share_map shares_;
     folio_table<Allocator, NodeAllocator> folios_;
     std::uint64_t poison_events_ = 0;
-    mutable detail::memory_counters counters_;
+    detail::memory_counters counters_;
     notifier_set<Consumer> notifier_;  // last: destroyed first, releasing consumers before folios go
 };
 

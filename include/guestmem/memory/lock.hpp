@@ -2,12 +2,18 @@
 // Faults take the lock shared; every mutation (allocate, punch_hole,
 // convert, pin, unpin, memory_failure, bind, unbind) takes it exclusive.
 // std::shared_mutex is the default; `null_lock` is for single-threaded
-// embedders that serialise calls themselves and want to pay nothing.
+// embedders that serialise calls themselves and want to pay nothing;
+// `sharded_shared_mutex` is for fault-heavy embedders: its readers write
+// only their own cache line, so faults on several threads scale.
 #pragma once
 
+#include <atomic>
 #include <concepts>
+#include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <shared_mutex>
+#include <thread>
 
 namespace guestmem {
 
@@ -28,7 +34,66 @@ struct null_lock {
     constexpr void unlock_shared() noexcept {}
 };
 
+/// A reader-writer lock in the shape of Linux's percpu_rw_semaphore: each
+/// thread counts itself in one of `Slots` padded reader slots, so readers on
+/// different threads write different cache lines, and the uncontended read
+/// side is one atomic increment and one load. A writer raises a flag (new
+/// readers back off, so writers are not starved), then waits for every slot
+/// to drain. Writers are rare here (conversions); faults are the readers.
+/// std::shared_mutex instead bounces one reader count between all cores.
+template <std::size_t Slots = 16>
+class sharded_shared_mutex {
+    static_assert(Slots > 0);
+
+public:
+    sharded_shared_mutex() = default;
+    sharded_shared_mutex(const sharded_shared_mutex&) = delete;
+    sharded_shared_mutex& operator=(const sharded_shared_mutex&) = delete;
+
+    void lock_shared() noexcept {
+        auto& mine = slots_[slot_index()].readers;
+        for (;;) {
+            // Dekker with lock(): both sides write, then read the other's
+            // variable, all sequentially consistent, so at least one sees
+            // the other.
+            mine.fetch_add(1, std::memory_order_seq_cst);
+            if (!writer_.load(std::memory_order_seq_cst)) return;
+            mine.fetch_sub(1, std::memory_order_release);
+            while (writer_.load(std::memory_order_acquire)) std::this_thread::yield();
+        }
+    }
+    void unlock_shared() noexcept { slots_[slot_index()].readers.fetch_sub(1, std::memory_order_release); }
+
+    void lock() {
+        writers_.lock();
+        writer_.store(true, std::memory_order_seq_cst);
+        for (auto& s : slots_)
+            while (s.readers.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+    }
+    void unlock() {
+        writer_.store(false, std::memory_order_release);
+        writers_.unlock();
+    }
+
+private:
+    struct alignas(64) slot {
+        std::atomic<std::uint32_t> readers{0};
+    };
+    /// A thread keeps one slot for its lifetime (round robin on first use),
+    /// so unlock_shared finds the slot lock_shared counted in.
+    static std::size_t slot_index() noexcept {
+        static std::atomic<std::size_t> next{0};
+        thread_local const std::size_t index = next.fetch_add(1, std::memory_order_relaxed) % Slots;
+        return index;
+    }
+
+    slot slots_[Slots];
+    alignas(64) std::atomic<bool> writer_{false};
+    std::mutex writers_;
+};
+
 static_assert(lock_policy<std::shared_mutex>);
 static_assert(lock_policy<null_lock>);
+static_assert(lock_policy<sharded_shared_mutex<>>);
 
 } // namespace guestmem
