@@ -28,17 +28,19 @@
 //   list to guest_only, the next iteration converts it back to shared.
 //   The list is run through once before timing, so every folio that a
 //   page of it lives in is already split: the timed loop is the steady
-//   state (no 16 KiB split-record allocation inside it).
+//   state (no split-record allocation inside it).
 // BM_Convert4K/end_to_end_3_consumers_split_merge
 //   The same, but initially guest_only: to shared splits the page's 2 MiB
 //   folio to 4 KiB (reserving 512 records), back to guest_only re-merges
-//   it. The worst case of a 4 KiB conversion; context, not a goal.
+//   it (a 512-byte piece array). The worst case of a 4 KiB conversion;
+//   context, not a goal.
 //
 // *_node_cache variants (diagnostic, not goals): the same with a node
 //   allocator that recycles single freed nodes instead of calling
-//   operator new(align_val_t)/delete: what the default path would cost if
-//   guest_memory::convert kept the range map's reserved nodes between
-//   conversions (see bench/RESULTS.md, analysis of the missed goals).
+//   operator new(align_val_t)/delete. Since guest_memory::convert keeps the
+//   range map's reserved nodes between conversions, the default path makes
+//   no allocator call in the steady state; these rows show that a caching
+//   allocator now adds nothing.
 //
 // BM_Fault/shared_lock/threads:N (N = 1, 2)
 //   Shared faults from the host on random shared pages of a 4 GiB object
@@ -52,15 +54,17 @@
 //   The converter takes the lock exclusively ~4000 times a second in both
 //   runs (counter conversions_per_s). Real time: items_per_second is the
 //   total fault rate, faults_per_s_per_thread the per-thread rate.
+// BM_Fault/sharded_lock/threads:N
+//   The same with the library's sharded_shared_mutex lock policy, whose
+//   readers count in their own cache line: the 1.7x goal's row.
 // BM_FaultParts/<part>/threads:N
 //   What bounds the fault path's scaling, measured alone on the same
 //   threads: shared_mutex = lock_shared + unlock_shared of one
 //   std::shared_mutex; shared_counter = one relaxed fetch_add on one
-//   shared std::atomic (the object's fault counter); sharded_lock_fault =
-//   guest_memory::fault with a bench-side lock policy whose readers touch
-//   only their own cache line (what a per-CPU reader count would gain);
-//   private_work = thread-private arithmetic only, whose 2-thread ratio is
-//   the parallelism the machine gave this run (other users share it).
+//   shared std::atomic (what a fault counter in the object would cost; the
+//   object keeps none); private_work = thread-private arithmetic only, whose
+//   2-thread ratio is the parallelism the machine gave this run (other
+//   users share it).
 //
 // BM_ObjectMemory/guestmem/<runs> (runs = 1000, 100000, 1000000)
 //   An object over 2^28 pages (1 TiB), not populated, with <runs> runs
