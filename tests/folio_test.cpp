@@ -11,6 +11,8 @@
 #include <guestmem/folio/mappability.hpp>
 #include <guestmem/folio/simulated_allocator.hpp>
 
+#include "support/failing_allocator.hpp"
+
 #include <cstdint>
 #include <random>
 #include <sstream>
@@ -41,29 +43,9 @@ struct share_map {
 };
 
 /// Node allocator that counts and can fail the N-th allocation.
-struct node_stats {
-    std::uint64_t allocs = 0, deallocs = 0, calls = 0, fail_at = 0;
-};
+using node_stats = test_support::alloc_control;
 template <class T>
-struct counting_alloc {
-    using value_type = T;
-    node_stats* st;
-    explicit counting_alloc(node_stats* s) noexcept : st(s) {}
-    template <class U>
-    counting_alloc(const counting_alloc<U>& o) noexcept : st(o.st) {}
-    T* allocate(std::size_t n) noexcept {
-        ++st->calls;
-        if (st->fail_at != 0 && st->calls == st->fail_at) return nullptr;
-        ++st->allocs;
-        return static_cast<T*>(::operator new(n * sizeof(T), std::nothrow));
-    }
-    void deallocate(T* p, std::size_t) noexcept {
-        ++st->deallocs;
-        ::operator delete(p);
-    }
-    template <class U>
-    friend bool operator==(const counting_alloc&, const counting_alloc<U>&) noexcept { return true; }
-};
+using counting_alloc = test_support::failing_allocator<T>;
 
 using sim_table = folio_table<simulated_allocator>;
 using fi_alloc = fault_injecting_allocator<simulated_allocator>;

@@ -7,6 +7,8 @@
 #include <guestmem/folio/simulated_allocator.hpp>
 #include <guestmem/memory/guest_memory.hpp>
 
+#include "support/failing_allocator.hpp"
+
 #include <cstdint>
 #include <cstdlib>
 #include <iterator>
@@ -57,27 +59,8 @@ struct test_consumer final : consumer {
 };
 
 /// Node allocator whose N-th allocation (1-based, across copies) returns nullptr.
-struct alloc_control {
-    std::uint64_t calls = 0;
-    std::uint64_t fail_at = 0;
-};
-template <class T>
-struct failing_allocator {
-    using value_type = T;
-    alloc_control* ctl;
-    explicit failing_allocator(alloc_control* c) noexcept : ctl(c) {}
-    template <class U>
-    failing_allocator(const failing_allocator<U>& o) noexcept : ctl(o.ctl) {}
-    T* allocate(std::size_t n) noexcept {
-        if (++ctl->calls == ctl->fail_at) return nullptr;
-        return static_cast<T*>(std::malloc(n * sizeof(T)));
-    }
-    void deallocate(T* p, std::size_t) noexcept { std::free(p); }
-    template <class U>
-    bool operator==(const failing_allocator<U>& o) const noexcept {
-        return ctl == o.ctl;
-    }
-};
+using test_support::alloc_control;
+using test_support::failing_allocator;
 
 using sim_memory = guest_memory<simulated_allocator>;
 constexpr page_index p2m = pages_in(order_2m);

@@ -7,6 +7,8 @@
 
 #include <guestmem/range_map/range_map.hpp>
 
+#include "support/failing_allocator.hpp"
+
 #include <range/v3/algorithm/count_if.hpp>
 #include <range/v3/numeric/accumulate.hpp>
 #include <range/v3/range/concepts.hpp>
@@ -30,37 +32,10 @@ namespace {
 
 constexpr page_index top = std::numeric_limits<page_index>::max();
 
-/// Shared bookkeeping of the counting / failing allocator.
-struct alloc_state {
-    long calls = 0;     // allocate() calls
-    long fail_at = 0;   // the call number that returns nullptr (0 = never)
-    long live = 0;      // blocks not yet deallocated
-};
-
-/// A standard allocator that counts and fails the N-th allocation by
-/// returning nullptr (the range map's documented exhaustion signal).
+/// The counting / failing allocator (nullptr is the range map's documented exhaustion signal).
+using alloc_state = test_support::alloc_control;
 template <class T>
-struct test_allocator {
-    using value_type = T;
-    alloc_state* st;
-    explicit test_allocator(alloc_state* s) noexcept : st(s) {}
-    template <class U>
-    test_allocator(const test_allocator<U>& o) noexcept : st(o.st) {}
-    T* allocate(std::size_t n) noexcept {
-        ++st->calls;
-        if (st->fail_at != 0 && st->calls == st->fail_at) return nullptr;
-        ++st->live;
-        return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{alignof(T)}, std::nothrow));
-    }
-    void deallocate(T* p, std::size_t) noexcept {
-        --st->live;
-        ::operator delete(p, std::align_val_t{alignof(T)});
-    }
-    template <class U>
-    friend bool operator==(const test_allocator& a, const test_allocator<U>& b) noexcept {
-        return a.st == b.st;
-    }
-};
+using test_allocator = test_support::failing_allocator<T>;
 
 using u8map = range_map<std::uint8_t>;
 using counted_map = range_map<std::uint8_t, test_allocator<std::uint8_t>>;

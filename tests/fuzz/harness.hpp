@@ -28,6 +28,7 @@
 #include <guestmem/notifier/recording_consumer.hpp>
 
 #include "../model/reference_model.hpp"
+#include "../support/failing_allocator.hpp"
 
 #include <algorithm>
 #include <cinttypes>
@@ -49,27 +50,9 @@ inline std::uint64_t& operation_count() {
 
 /// Node allocator with a shared control: the fail_at-th call (counted from
 /// the start) returns nullptr. Standard allocator interface.
-struct node_control {
-    std::uint64_t calls = 0, fail_at = 0, failures = 0;
-};
+using node_control = test_support::alloc_control;
 template <class T>
-struct counting_node_allocator {
-    using value_type = T;
-    node_control* ctl;
-    explicit counting_node_allocator(node_control* c) noexcept : ctl(c) {}
-    template <class U>
-    counting_node_allocator(const counting_node_allocator<U>& o) noexcept : ctl(o.ctl) {}
-    T* allocate(std::size_t n) noexcept {
-        if (++ctl->calls == ctl->fail_at) {
-            ++ctl->failures;
-            return nullptr;
-        }
-        return static_cast<T*>(std::malloc(n * sizeof(T)));
-    }
-    void deallocate(T* p, std::size_t) noexcept { std::free(p); }
-    template <class U>
-    bool operator==(const counting_node_allocator<U>& o) const noexcept { return ctl == o.ctl; }
-};
+using counting_node_allocator = test_support::failing_allocator<T>;
 
 using injecting_allocator = fault_injecting_allocator<simulated_allocator>;
 using memory_type = guest_memory<injecting_allocator, consumer, null_lock, counting_node_allocator<std::byte>>;
@@ -362,7 +345,7 @@ private:
     /// during the call, the model says the call would otherwise succeed (or
     /// fail only after its reservations: busy, vetoed), and nothing changed.
     template <class Would>
-    bool oom(ctx& c, const status& st, std::uint64_t calls_before, std::uint64_t nodes_before, const observation& before,
+    bool oom(ctx& c, const status& st, std::uint64_t calls_before, std::int64_t nodes_before, const observation& before,
              Would&& would_fn, bool late_errors = false) {
         if (st || st.error().code() != errc::out_of_memory) return false;
         const model::expect would = would_fn();
