@@ -20,6 +20,7 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <utility>
 #include <ostream>
 
 #include <guestmem/core/error.hpp>
@@ -74,6 +75,7 @@ public:
     folio_table& operator=(const folio_table&) = delete;
     ~folio_table() {
         while (!tops_.empty()) remove_top(tops_.begin());
+        release_spares();
     }
 
     [[nodiscard]] page_index size() const noexcept { return size_; }
@@ -390,15 +392,32 @@ private:
     }
 
     /// Piece arrays for pieces of order co: wide when the pieces are huge.
+    /// One freed array of each kind is kept for the next split, so a page
+    /// shared and unshared over and over (split, merge, split, ...) calls
+    /// the NodeAllocator once, not on every conversion.
     pieces* alloc_pieces(folio_order co) noexcept {
-        if (co > order_4k) return std::allocator_traits<wide_alloc_t>::allocate(wide_alloc_, 1);
+        if (co > order_4k) {
+            if (wide_pieces* w = std::exchange(spare_wide_, nullptr)) return w;
+            return std::allocator_traits<wide_alloc_t>::allocate(wide_alloc_, 1);
+        }
+        if (pieces* c = std::exchange(spare_narrow_, nullptr)) return c;
         return std::allocator_traits<pieces_alloc_t>::allocate(pieces_alloc_, 1);
     }
     void free_pieces(pieces* c, folio_order co) noexcept {
-        if (co > order_4k)
-            std::allocator_traits<wide_alloc_t>::deallocate(wide_alloc_, static_cast<wide_pieces*>(c), 1);
-        else
+        if (co > order_4k) {
+            if (spare_wide_ == nullptr)
+                spare_wide_ = static_cast<wide_pieces*>(c);
+            else
+                std::allocator_traits<wide_alloc_t>::deallocate(wide_alloc_, static_cast<wide_pieces*>(c), 1);
+        } else if (spare_narrow_ == nullptr) {
+            spare_narrow_ = c;
+        } else {
             std::allocator_traits<pieces_alloc_t>::deallocate(pieces_alloc_, c, 1);
+        }
+    }
+    void release_spares() noexcept {
+        if (spare_wide_) std::allocator_traits<wide_alloc_t>::deallocate(wide_alloc_, std::exchange(spare_wide_, nullptr), 1);
+        if (spare_narrow_) std::allocator_traits<pieces_alloc_t>::deallocate(pieces_alloc_, std::exchange(spare_narrow_, nullptr), 1);
     }
 
     /// Would R be mixed once [r) becomes `to` (R overlaps r)?
@@ -565,6 +584,8 @@ private:
     top_alloc_t top_alloc_;
     pieces_alloc_t pieces_alloc_;
     wide_alloc_t wide_alloc_;
+    pieces* spare_narrow_ = nullptr;    // one freed 4K-piece array, kept for the next split
+    wide_pieces* spare_wide_ = nullptr; // one freed 2M-piece array
     detail::top_folio_set tops_;
     detail::pin_runs<NodeAllocator> pins_;
     counters c_{};
