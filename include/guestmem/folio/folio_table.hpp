@@ -226,10 +226,22 @@ public:
             return error::make(errc::invalid_argument, r.begin, "conversion of [%#" PRIx64 ", %#" PRIx64
                                ") to an invalid shareability (%u)", r.begin, r.end, unsigned(to));
         plan p;
+        plan_into(p, r, to, share);
+        return p;
+    }
+
+    /// plan_conversion without the checks, into a caller's plan (the
+    /// object's convert has validated r and `to` already). Preconditions:
+    /// r valid for this table, `to` valid, p holds no reservation.
+    template <class ShareMap>
+    void plan_into(plan& p, page_range r, shareability to, const ShareMap& share) const noexcept {
         p.range = r;
         p.to = to;
+        p.count = 0;
+        auto it = detail::top_at_or_after(tops_, r.begin);
+        p.first_top = it == tops_.end() ? nullptr : &*it;
         for (page_index b : {r.begin, r.end - 1}) {
-            auto it = detail::top_at_or_after(tops_, b);
+            if (it != tops_.end() && it->end() <= b) it = detail::top_at_or_after(tops_, b);
             if (it == tops_.end() || it->first > b) continue;
             // Descend through existing splits to the leaf holding b.
             const ref x = descend(it->ref(), b);
@@ -248,8 +260,10 @@ public:
                 first = child;
                 o = co;
             }
+            // One leaf holds the whole range and needs no split: the last
+            // page would find the same leaf and plan the same nothing.
+            if (p.count == 0 && x.end() >= r.end) break;
         }
-        return p;
     }
 
     /// Take everything apply needs: split metadata from the allocator and
@@ -304,7 +318,7 @@ public:
             op.children = nullptr;
         }
         const page_range r = p.range;
-        walk(*this, r, [&](const ref& x, folio_order) {
+        walk_from(*this, top_iterator(p.first_top), r, [&](const ref& x, folio_order) {
             mappability_event e = mappability_event::share;
             // A leaf that still holds pins drains (unshare_deferred) whatever
             // the caller asked: without deferral the caller refused pins
@@ -330,6 +344,14 @@ public:
         if (r.empty()) return;
         for (auto it = detail::top_at_or_after(tops_, r.begin); it != tops_.end() && it->first < r.end; ++it)
             if (it->ref().split()) try_merge(it->ref(), r, share);
+    }
+
+    /// The same after a conversion's apply, starting from the top folio its
+    /// plan found (no second lookup).
+    template <class ShareMap>
+    void merge_eligible(const plan& p, const ShareMap& share) noexcept {
+        for (auto it = top_iterator(p.first_top); it != tops_.end() && it->first < p.range.end; ++it)
+            if (it->ref().split()) try_merge(it->ref(), p.range, share);
     }
 
     // ---- poison -------------------------------------------------------------
@@ -374,9 +396,15 @@ private:
     }
     template <class Self, class F>
     static void walk(Self& self, page_range r, F&& f) {
-        for (auto it = detail::top_at_or_after(self.tops_, r.begin); it != self.tops_.end() && it->first < r.end;
-             ++it)
-            walk_top(*it, r, f);
+        walk_from(self, detail::top_at_or_after(self.tops_, r.begin), r, f);
+    }
+    /// walk, from `it` (the top holding r.begin or the first after it).
+    template <class Self, class It, class F>
+    static void walk_from(Self& self, It it, page_range r, F&& f) {
+        for (; it != self.tops_.end() && it->first < r.end; ++it) walk_top(*it, r, f);
+    }
+    typename detail::top_folio_set::iterator top_iterator(const top* t) noexcept {
+        return t == nullptr ? tops_.end() : tops_.iterator_to(*const_cast<top*>(t));
     }
 
     /// The leaf under x holding p.
@@ -524,6 +552,7 @@ private:
         }
         std::construct_at(t);
         t->first = p;
+        t->last_end = p + pages_in(o);
         t->fresh = true;
         t->frame = frame.value();
         t->order = o;

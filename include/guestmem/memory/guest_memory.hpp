@@ -127,20 +127,20 @@ public:
             return error::make(errc::poisoned, p, "page %#" PRIx64 " in [%#" PRIx64 ", %#" PRIx64 ") is poisoned", p,
                                r.begin, r.end);
         // 2. plan
-        auto plan = folios_.plan_conversion(r, to, shares_);
-        if (!plan) return plan.error();
+        typename folio_table<Allocator, NodeAllocator>::plan plan;
+        folios_.plan_into(plan, r, to, shares_);
         // 3. reserve
         if (auto s = shares_.reserve_for(r); !s) {
             ++counters_.rollbacks;
             return s;
         }
-        if (auto s = folios_.reserve(plan.value()); !s) {
+        if (auto s = folios_.reserve(plan); !s) {
             shares_.release_reservation();
             ++counters_.rollbacks;
             return s;
         }
         auto undo = [&] {
-            folios_.cancel(plan.value());
+            folios_.cancel(plan);
             shares_.release_reservation();
             ++counters_.rollbacks;
         };
@@ -166,12 +166,12 @@ public:
         // 6. commit: nothing below can fail.
         commit_report report;
         notifier_.commit(round.value(), report);
-        folios_.apply(plan.value(), opts.defer_if_pinned);
+        folios_.apply(plan, opts.defer_if_pinned);
         shares_.assign_reserved(r, to);  // keeps the few nodes the next assign needs: no malloc per conversion
         if (opts.content == content_policy::zero) zero_contents(r);
         if (to_private) {
             if (opts.defer_if_pinned) counters_.deferred += count_mappability(r, mappability::none);
-            folios_.merge_eligible(r, shares_);
+            folios_.merge_eligible(plan, shares_);
         }
         quarantine(report, r);
         ++counters_.conversions;
@@ -405,6 +405,7 @@ private:
     /// Poison the pages consumers could not drop while committing. Past the
     /// report's capacity every folio in the invalidated range is quarantined.
     void quarantine(const commit_report& report, page_range r) noexcept {
+        if (report.empty()) return;
         for (const auto& e : report) {
             if (e.page < size_ && folios_.lookup(e.page) && !folios_.poisoned(e.page)) {
                 folios_.poison(e.page);

@@ -89,7 +89,7 @@ private:
         else
             overflowed_ = true;
     }
-    std::array<entry, capacity> entries_{};
+    std::array<entry, capacity> entries_;  // not zeroed: only [0, size_) is ever read
     std::size_t size_ = 0;
     bool overflowed_ = false;
 };

@@ -90,15 +90,19 @@ struct folio_ref {
     }
 };
 
-struct top_folio : boost::intrusive::set_base_hook<> {
+/// A top-level folio: its set hook keeps the color in the parent pointer
+/// (optimize_size) so the record stays one 64-byte cache line with its
+/// end stored for the lookup key.
+struct top_folio : boost::intrusive::set_base_hook<boost::intrusive::optimize_size<true>> {
     page_index first = 0;
+    page_index last_end = 0;  ///< first + pages_in(order): the set's key
     frame_number frame = 0;
     piece_aux aux{nullptr};
     folio_order order = order_4k;
     std::uint8_t state = 0;  ///< mappability::all, not split, not poisoned
     bool fresh = false;      ///< created by the populate in progress (rolled back on failure)
 
-    [[nodiscard]] page_index end() const noexcept { return first + pages_in(order); }
+    [[nodiscard]] page_index end() const noexcept { return last_end; }
     /// The record (const tops hand out a ref only read through).
     [[nodiscard]] folio_ref ref() const noexcept {
         auto& t = const_cast<top_folio&>(*this);
@@ -106,9 +110,12 @@ struct top_folio : boost::intrusive::set_base_hook<> {
     }
 };
 
+/// Tops are keyed by their end (one past their last page): tops never
+/// overlap, so this is the same order as by first page, and "the top
+/// holding p, or the first one after p" is one upper_bound(p) descent.
 struct top_folio_key {
     using type = page_index;
-    page_index operator()(const top_folio& t) const noexcept { return t.first; }
+    page_index operator()(const top_folio& t) const noexcept { return t.last_end; }
 };
 
 using top_folio_set = boost::intrusive::set<top_folio, boost::intrusive::key_of_value<top_folio_key>>;
@@ -135,15 +142,11 @@ using top_folio_set = boost::intrusive::set<top_folio, boost::intrusive::key_of_
     return true;
 }
 
-/// Top-level folio holding p, or the first one after p.
+/// Top-level folio holding p, or the first one after p: the first top
+/// whose end is past p.
 template <class Set>
 [[nodiscard]] auto top_at_or_after(Set& s, page_index p) noexcept {
-    auto it = s.upper_bound(p);
-    if (it != s.begin()) {
-        auto prev = std::prev(it);
-        if (prev->end() > p) return prev;
-    }
-    return it;
+    return s.upper_bound(p);
 }
 
 /// Recount leaves, splits and poison under x.

@@ -18,18 +18,22 @@ namespace guestmem::detail {
 /// levels). Movable; a plan destroyed while reserved cancels itself.
 template <class Table>
 struct conversion_plan {
-    struct split_op {
-        page_index first = 0;
-        frame_number frame = 0;
-        folio_order from = order_4k;
-        piece_array* children = nullptr;  ///< reserved piece array
-        bool reserved = false;            ///< allocator reservation held
+    struct split_op {  // no initializers: only ops[0, count) are ever read
+        page_index first;
+        frame_number frame;
+        folio_order from;
+        piece_array* children;  ///< reserved piece array
+        bool reserved;          ///< allocator reservation held
     };
     static constexpr unsigned max_splits = 4;
 
     page_range range{};
     shareability to = shareability::shared;
-    split_op ops[max_splits] = {};
+    /// The top folio holding range.begin or the first after it (null: none),
+    /// found by the plan and reused by apply and merge_eligible: the set of
+    /// top folios does not change during a conversion.
+    const top_folio* first_top = nullptr;
+    split_op ops[max_splits];
     unsigned count = 0;
 
     conversion_plan() = default;
@@ -53,8 +57,9 @@ private:
     void take(conversion_plan& o) noexcept {
         range = o.range;
         to = o.to;
+        first_top = o.first_top;
         count = o.count;
-        std::copy(std::begin(o.ops), std::end(o.ops), std::begin(ops));
+        std::copy(o.ops, o.ops + o.count, ops);
         owner_ = o.owner_;
         o.owner_ = nullptr;
         o.count = 0;

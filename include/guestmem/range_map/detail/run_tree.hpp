@@ -131,7 +131,28 @@ public:
             nodes_.trim(nodes_kept());
             return;
         }
-        if (root_ != nullptr && assign_in_leaf(b, e, v)) {
+        if (root_ == nullptr) {  // one run becomes two or three: one fresh leaf
+            if (single_ == v) return;  // nothing changes (the pool stays as reserved)
+            leaf* lf = new_leaf();
+            unsigned n = 0;
+            if (b > 0) {
+                lf->keys[n] = 0;
+                lf->vals[n++] = single_;
+            }
+            lf->keys[n] = b;
+            lf->vals[n++] = v;
+            if (e < size_) {
+                lf->keys[n] = e;
+                lf->vals[n++] = single_;
+            }
+            lf->count = static_cast<std::uint16_t>(n);
+            runs_ = n;
+            root_ = lf;
+            height_ = 1;
+            nodes_.trim(nodes_kept());
+            return;
+        }
+        if (assign_in_leaf(b, e, v)) {
             collapse_if_single();
             nodes_.trim(nodes_kept());
             return;
@@ -142,15 +163,6 @@ public:
         const Value after = has_after ? at(e) : v;
         const bool want_b = !has_prev || !(prev == v);
         const bool want_e = has_after && !(after == v);
-        if (root_ == nullptr) {
-            if (single_ == v) return;  // nothing changes (the pool stays as reserved)
-            leaf* lf = new_leaf();
-            lf->keys[0] = 0;
-            lf->vals[0] = single_;
-            lf->count = 1;
-            root_ = lf;
-            height_ = 1;
-        }
         const bool e_present = has_after && run_start(e) == e;
         // 1. Remove the keys that must go: (b, e) always, b when it merges
         //    into the run before, e when the run at e merges into ours.
