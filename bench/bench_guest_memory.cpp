@@ -68,14 +68,17 @@
 //
 // BM_ObjectMemory/guestmem/<runs> (runs = 1000, 100000, 1000000)
 //   An object over 2^28 pages (1 TiB), not populated, with <runs> runs
-//   made by convert() at random boundaries (same construction as the range
-//   map benchmark). Counter bytes_per_run: every byte the object holds
-//   (sizeof plus all node memory, counted by the node allocator), per run;
-//   map_bytes_per_run: the shareability map alone. The timed loop is an
-//   object-level point query (shareability_at, which takes the shared lock).
+//   made by convert() at random boundaries (bench/run_shapes.hpp, the same
+//   shape as the range map benchmark and guestmem_hotpaths point_query).
+//   Counter bytes_per_run: every byte the object holds (sizeof plus all node
+//   memory, counted by the node allocator), per run; map_bytes_per_run: the
+//   shareability map alone. The timed loop is an object-level point query
+//   (shareability_at, which takes the shared lock).
 #include <benchmark/benchmark.h>
 
 #include <guestmem/guestmem.hpp>
+
+#include "run_shapes.hpp"
 
 #include <algorithm>
 #include <array>
@@ -497,23 +500,12 @@ struct memory_object {
     std::vector<page_index> points;
 
     explicit memory_object(std::size_t runs) {
-        std::mt19937_64 rng(runs * 7919 + 1);
-        std::vector<page_index> s;
-        while (s.size() < runs - 1) {
-            while (s.size() < runs - 1) s.push_back(1 + rng() % (domain - 1));
-            std::sort(s.begin(), s.end());
-            s.erase(std::unique(s.begin(), s.end()), s.end());
-        }
-        s.insert(s.begin(), 0);
-        std::vector<std::size_t> odd;
-        for (std::size_t i = 1; i < runs; i += 2) odd.push_back(i);
-        std::shuffle(odd.begin(), odd.end(), rng);
-        for (std::size_t i : odd) {
-            const page_index e = i + 1 < runs ? s[i + 1] : domain;
-            if (!mem.convert({s[i], e}, shareability::shared)) die("memory object conversion failed");
-        }
+        bench_support::run_shape shape = bench_support::random_run_shape(runs, domain);
+        for (std::size_t i : shape.build_order)
+            if (!mem.convert({shape.starts[i], shape.end_of(i)}, shareability::shared))
+                die("memory object conversion failed");
         if (mem.stats().runs != runs) die("memory object does not hold the expected runs");
-        for (std::size_t i = 0; i < (1u << 20); ++i) points.push_back(rng() % domain);
+        for (std::size_t i = 0; i < (1u << 20); ++i) points.push_back(shape.rng() % domain);
     }
 };
 

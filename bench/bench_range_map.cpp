@@ -6,7 +6,8 @@
 //   sorted_vector sorted run starts + values (queries only: no cheap assign)
 //   bitmap        2 bits per page, QEMU's approach
 // Names: BM_<Operation>/<impl>/<runs>, runs in {1000, 100000, 1000000},
-// random run starts over a 2^28-page (1 TiB) domain, two alternating values
+// random run starts over a 2^28-page (1 TiB) domain (bench/run_shapes.hpp,
+// shared with BM_ObjectMemory and guestmem_hotpaths), two alternating values
 // (so every structure holds exactly `runs` coalesced runs; checked at setup).
 // Operations: PointQuery (random page), Assign (random 4 KiB-2 MiB range
 // inside a run set to the other value: a split, or a merge when it touches
@@ -23,6 +24,8 @@
 #include <boost/icl/interval_map.hpp>
 
 #include <guestmem/range_map/range_map.hpp>
+
+#include "run_shapes.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -217,7 +220,7 @@ struct bitmap_impl {
 // ---- workloads -----------------------------------------------------------
 
 struct workload {
-    std::vector<page_index> starts;  // sorted, starts[0] == 0
+    guestmem::bench_support::run_shape shape;  // starts and build_order (odd runs, shuffled)
     std::vector<page_index> points;
     struct assign_op {
         page_index b, e;
@@ -229,13 +232,13 @@ struct workload {
         u8 v;
     };
     std::vector<window_op> windows;
-    std::vector<std::size_t> build_order;  // odd runs, shuffled
 
-    u8 value_of(std::size_t run) const { return u8(run & 1); }
+    const std::vector<page_index>& starts() const { return shape.starts; }
+    u8 value_of(std::size_t run) const { return shape.value_of(run); }
     std::size_t run_of(page_index p) const {
-        return std::size_t(std::upper_bound(starts.begin(), starts.end(), p) - starts.begin()) - 1;
+        return std::size_t(std::upper_bound(starts().begin(), starts().end(), p) - starts().begin()) - 1;
     }
-    page_index end_of(std::size_t run) const { return run + 1 < starts.size() ? starts[run + 1] : domain; }
+    page_index end_of(std::size_t run) const { return shape.end_of(run); }
 };
 
 const workload& get_workload(std::size_t runs) {
@@ -244,19 +247,8 @@ const workload& get_workload(std::size_t runs) {
     if (slot) return *slot;
     slot = std::make_unique<workload>();
     workload& w = *slot;
-    std::mt19937_64 rng(runs * 7919 + 1);
-    std::vector<page_index> s;
-    s.reserve(runs + runs / 8);
-    while (true) {
-        while (s.size() < runs - 1) s.push_back(1 + rng() % (domain - 1));
-        std::sort(s.begin(), s.end());
-        s.erase(std::unique(s.begin(), s.end()), s.end());
-        if (s.size() == runs - 1) break;
-    }
-    w.starts.push_back(0);
-    w.starts.insert(w.starts.end(), s.begin(), s.end());
-    for (std::size_t i = 1; i < runs; i += 2) w.build_order.push_back(i);
-    std::shuffle(w.build_order.begin(), w.build_order.end(), rng);
+    w.shape = guestmem::bench_support::random_run_shape(runs, domain);
+    std::mt19937_64& rng = w.shape.rng;
     for (std::size_t i = 0; i < npoints; ++i) w.points.push_back(rng() % domain);
     for (std::size_t i = 0; i < nops; ++i) {
         const page_index b = rng() % domain;
@@ -279,10 +271,10 @@ Impl& get_impl(std::size_t runs) {
     slot = std::make_unique<Impl>();
     Impl& m = *slot;
     if constexpr (std::is_same_v<Impl, sorted_vector_impl>) {
-        m.starts = w.starts;
+        m.starts = w.starts();
         for (std::size_t i = 0; i < runs; ++i) m.vals.push_back(w.value_of(i));
     } else {
-        for (std::size_t i : w.build_order) m.assign(w.starts[i], w.end_of(i), 1);
+        for (std::size_t i : w.shape.build_order) m.assign(w.starts()[i], w.end_of(i), 1);
         if constexpr (std::is_same_v<Impl, bitmap_impl>) m.runs_ = runs;
     }
     if (m.runs() != runs) die("peer does not hold the expected number of coalesced runs");

@@ -11,6 +11,7 @@
 //
 // Paths (same setups as bench/bench_range_map.cpp and bench_guest_memory.cpp):
 //   point_query   range_map<uint8_t>::at, 10^6 random runs over 2^28 pages
+//                 (bench/run_shapes.hpp, as BM_PointQuery/guestmem/1000000)
 //   convert_4k    guest_memory::convert of one 4 KiB page, alternating
 //                 guest_only / shared, 3 bound consumers, std::shared_mutex,
 //                 16 GiB object of 2 MiB folios (already split), ~8k runs
@@ -19,6 +20,8 @@
 #include <valgrind/callgrind.h>
 
 #include <guestmem/guestmem.hpp>
+
+#include "run_shapes.hpp"
 
 #include <algorithm>
 #include <array>
@@ -65,23 +68,13 @@ volatile std::uint64_t sink;
 std::uint64_t point_query(std::size_t n) {
     constexpr page_index domain = page_index{1} << 28;
     constexpr std::size_t runs = 1000000;
-    std::mt19937_64 rng(runs * 7919 + 1);
-    std::vector<page_index> s;
-    while (s.size() < runs - 1) {
-        while (s.size() < runs - 1) s.push_back(1 + rng() % (domain - 1));
-        std::sort(s.begin(), s.end());
-        s.erase(std::unique(s.begin(), s.end()), s.end());
-    }
-    s.insert(s.begin(), 0);
+    bench_support::run_shape shape = bench_support::random_run_shape(runs, domain);
     range_map<std::uint8_t> m(domain, 0);
-    std::vector<std::size_t> odd;
-    for (std::size_t i = 1; i < runs; i += 2) odd.push_back(i);
-    std::shuffle(odd.begin(), odd.end(), rng);
-    for (std::size_t i : odd)
-        if (!m.assign({s[i], i + 1 < runs ? s[i + 1] : domain}, 1)) die("assign");
+    for (std::size_t i : shape.build_order)
+        if (!m.assign({shape.starts[i], shape.end_of(i)}, 1)) die("assign");
     if (m.run_count() != runs) die("runs");
     std::vector<page_index> pts(n);
-    for (auto& p : pts) p = rng() % domain;
+    for (auto& p : pts) p = shape.rng() % domain;
     std::uint64_t sum = 0;
     CALLGRIND_START_INSTRUMENTATION;
     for (std::size_t i = 0; i < n; ++i) sum += m.at(pts[i]);
