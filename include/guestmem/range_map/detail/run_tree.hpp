@@ -152,6 +152,15 @@ public:
             nodes_.trim(nodes_kept());
             return;
         }
+        if (height_ == 1 && becomes_single(b, e, v)) {  // the last other runs are covered: back to no node
+            free_node(root_);  // to the pool, as collapse_if_single does
+            root_ = nullptr;
+            height_ = 0;
+            runs_ = 1;
+            single_ = v;
+            nodes_.trim(nodes_kept());
+            return;
+        }
         if (assign_in_leaf(b, e, v)) {
             collapse_if_single();
             nodes_.trim(nodes_kept());
@@ -539,6 +548,17 @@ private:
     }
 
     /// One run left: go back to holding no node at all.
+    /// Root is the only leaf: is every run that reaches outside [b, e)
+    /// already v (so the assign leaves one run)?
+    [[nodiscard]] bool becomes_single(page_index b, page_index e, Value v) const noexcept {
+        const leaf* lf = static_cast<const leaf*>(root_);
+        for (unsigned i = 0; i < lf->count; ++i) {
+            const page_index next = i + 1 < lf->count ? lf->keys[i + 1] : size_;
+            if (!(lf->vals[i] == v) && (lf->keys[i] < b || next > e)) return false;
+        }
+        return true;
+    }
+
     void collapse_if_single() noexcept {
         if (runs_ != 1 || root_ == nullptr || height_ != 1) return;
         single_ = static_cast<leaf*>(root_)->vals[0];
