@@ -93,6 +93,30 @@ struct snapshot {
     }
 };
 
+/// Converts `target` to shared on a fresh Fixture (its `mem` set up by
+/// `scenario` with three consumers) with one fallible step failing, for
+/// N = 1, 2, ... until the conversion succeeds: `arm(fixture, n)` makes the
+/// n-th counted call from then on fail. Every failed conversion must be
+/// out_of_memory, leave everything observable equal to the snapshot from
+/// before and call no consumer. Returns how many steps could be failed.
+template <class Fixture, class Scenario, class Arm>
+std::uint64_t fail_each_step_until_success(const Scenario& scenario, page_range target, const Arm& arm) {
+    for (std::uint64_t n = 1;; ++n) {
+        CAPTURE(n);
+        Fixture f;
+        test_consumer consumers[3] = {test_consumer("A"), test_consumer("B"), test_consumer("C")};
+        binding<consumer> slots[3];
+        scenario(f.mem, consumers, slots);
+        const snapshot before(f.mem);
+        arm(f, n);
+        auto r = f.mem.convert(target, shareability::shared);
+        if (r) return n - 1;
+        CHECK(r.error().code() == errc::out_of_memory);
+        CHECK(snapshot(f.mem) == before);
+        for (auto& c : consumers) CHECK(c.calls.empty());
+    }
+}
+
 } // namespace
 
 TEST_CASE("seed 004: A and B prepare, C vetoes: nothing changes, A and B are aborted in reverse order") {
@@ -471,51 +495,29 @@ TEST_CASE("exhaustive failure injection through convert: every split, every node
     const page_range target{p2m * 7 + 3, p2m * 90 + 77};
 
     SUBCASE("allocator split reservations") {
-        std::uint64_t points = 0;
-        for (std::uint64_t n = 1;; ++n) {
+        struct fixture {
             simulated_allocator inner;
-            fault_injecting_allocator<simulated_allocator> alloc(inner);
-            guest_memory<fault_injecting_allocator<simulated_allocator>> mem(
-                alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g});
-            test_consumer consumers[3] = {test_consumer("A"), test_consumer("B"), test_consumer("C")};
-            binding<consumer> slots[3];
-            scenario(mem, consumers, slots);
-            const snapshot before(mem);
-            alloc.fail_at(n);  // counts allocate and reserve_split calls from here
-            auto r = mem.convert(target, shareability::shared);
-            if (r) {
-                points = n - 1;
-                break;
-            }
-            CHECK(r.error().code() == errc::out_of_memory);
-            CHECK(snapshot(mem) == before);
-            for (auto& c : consumers) CHECK(c.calls.empty());
-        }
+            fault_injecting_allocator<simulated_allocator> alloc{inner};
+            guest_memory<fault_injecting_allocator<simulated_allocator>> mem{
+                alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g}};
+        };
+        const auto points = fail_each_step_until_success<fixture>(scenario, target, [](fixture& f, std::uint64_t n) {
+            f.alloc.fail_at(n);  // counts allocate and reserve_split calls from here
+        });
         CHECK(points >= 2);  // two 2M folios split at the ends of the range
     }
 
     SUBCASE("node allocations") {
-        std::uint64_t points = 0;
-        for (std::uint64_t n = 1;; ++n) {
+        struct fixture {
             alloc_control ctl;
             simulated_allocator alloc;
-            guest_memory<simulated_allocator, consumer, std::shared_mutex, failing_allocator<std::byte>> mem(
+            guest_memory<simulated_allocator, consumer, std::shared_mutex, failing_allocator<std::byte>> mem{
                 alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g},
-                failing_allocator<std::byte>(&ctl));
-            test_consumer consumers[3] = {test_consumer("A"), test_consumer("B"), test_consumer("C")};
-            binding<consumer> slots[3];
-            scenario(mem, consumers, slots);
-            const snapshot before(mem);
-            ctl.fail_at = ctl.calls + n;
-            auto r = mem.convert(target, shareability::shared);
-            if (r) {
-                points = n - 1;
-                break;
-            }
-            CHECK(r.error().code() == errc::out_of_memory);
-            CHECK(snapshot(mem) == before);
-            for (auto& c : consumers) CHECK(c.calls.empty());
-        }
+                failing_allocator<std::byte>(&ctl)};
+        };
+        const auto points = fail_each_step_until_success<fixture>(scenario, target, [](fixture& f, std::uint64_t n) {
+            f.ctl.fail_at = f.ctl.calls + n;  // the n-th node allocation from here
+        });
         CHECK(points >= 1);
     }
 
