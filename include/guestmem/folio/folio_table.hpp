@@ -240,30 +240,17 @@ public:
         p.count = 0;
         auto it = detail::top_at_or_after(tops_, r.begin);
         p.first_top = it == tops_.end() ? nullptr : &*it;
-        for (page_index b : {r.begin, r.end - 1}) {
-            if (it != tops_.end() && it->end() <= b) it = detail::top_at_or_after(tops_, b);
-            if (it == tops_.end() || it->first > b) continue;
-            // Descend through existing splits to the leaf holding b.
-            const ref x = descend(it->ref(), b);
-            if (x.poisoned()) continue;
-            page_index first = x.first;
-            frame_number frame = x.frame;
-            folio_order o = x.order;
-            // Then plan splits of the leaf (and its new pieces) while mixed.
-            while (o > order_4k && mixed_after(page_range{first, first + pages_in(o)}, r, to, share)) {
-                bool dup = false;
-                for (unsigned k = 0; k < p.count; ++k) dup |= p.ops[k].first == first && p.ops[k].from == o;
-                if (!dup) p.ops[p.count++] = typename plan::split_op{first, frame, o, nullptr, false};
-                const folio_order co = next_lower_order(o);
-                const page_index child = align_down(b, co);
-                frame += child - first;
-                first = child;
-                o = co;
-            }
+        if (it == tops_.end()) return;  // all holes: nothing to split
+        if (it->first <= r.begin) {
+            const ref x = descend(it->ref(), r.begin);
+            plan_splits(p, x, r.begin, share);
             // One leaf holds the whole range and needs no split: the last
             // page would find the same leaf and plan the same nothing.
-            if (p.count == 0 && x.end() >= r.end) break;
+            if (p.count == 0 && x.end() >= r.end) return;
         }
+        const page_index last = r.end - 1;
+        if (it->end() <= last) it = detail::top_at_or_after(tops_, last);
+        if (it != tops_.end() && it->first <= last) plan_splits(p, descend(it->ref(), last), last, share);
     }
 
     /// Take everything apply needs: split metadata from the allocator and
@@ -446,6 +433,26 @@ private:
     void release_spares() noexcept {
         if (spare_wide_) std::allocator_traits<wide_alloc_t>::deallocate(wide_alloc_, std::exchange(spare_wide_, nullptr), 1);
         if (spare_narrow_) std::allocator_traits<pieces_alloc_t>::deallocate(pieces_alloc_, std::exchange(spare_narrow_, nullptr), 1);
+    }
+
+    /// Plan the splits of leaf x (holding page b, an end of p.range) and of
+    /// its pieces holding b, while they would be mixed after the conversion.
+    template <class ShareMap>
+    static void plan_splits(plan& p, const ref& x, page_index b, const ShareMap& share) noexcept {
+        if (x.poisoned()) return;
+        page_index first = x.first;
+        frame_number frame = x.frame;
+        folio_order o = x.order;
+        while (o > order_4k && mixed_after(page_range{first, first + pages_in(o)}, p.range, p.to, share)) {
+            bool dup = false;
+            for (unsigned k = 0; k < p.count; ++k) dup |= p.ops[k].first == first && p.ops[k].from == o;
+            if (!dup) p.ops[p.count++] = typename plan::split_op{first, frame, o, nullptr, false};
+            const folio_order co = next_lower_order(o);
+            const page_index child = align_down(b, co);
+            frame += child - first;
+            first = child;
+            o = co;
+        }
     }
 
     /// Would R be mixed once [r) becomes `to` (R overlaps r)?
