@@ -215,6 +215,24 @@ TEST_CASE("seed 000: unshare of a pinned page goes all -> none; the last unpin f
     CHECK(mem.fault(3 * p2m + 7, shareability::guest_only, accessor::hypervisor).value().order == order_1g);
 }
 
+TEST_CASE("the deferred counter counts folios a conversion sent to none, not those already draining") {
+    simulated_allocator alloc;
+    sim_memory mem(alloc, {.pages = 8, .initial = shareability::shared, .max_order = order_4k});
+    REQUIRE(mem.allocate({0, 8}));
+    REQUIRE(mem.pin({1, 2}, accessor::host));
+    REQUIRE(mem.convert({0, 4}, shareability::guest_only, {.defer_if_pinned = true}));
+    CHECK(mem.mappability_at(1).value() == mappability::none);
+    CHECK(mem.stats().deferred == 1);
+    // Page 2 is shared again, then the whole range unshared again while page
+    // 1 still drains: page 1 was already in none, nothing new was deferred.
+    REQUIRE(mem.convert({2, 3}, shareability::shared));
+    REQUIRE(mem.convert({0, 4}, shareability::guest_only, {.defer_if_pinned = true}));
+    CHECK(mem.mappability_at(1).value() == mappability::none);
+    CHECK(mem.stats().deferred == 1);
+    REQUIRE(mem.unpin({1, 2}));
+    CHECK(mem.mappability_at(1).value() == mappability::guest);
+}
+
 TEST_CASE("seed 000: none -> all when the range is shared again before references drain") {
     simulated_allocator alloc;
     sim_memory mem(alloc, {.pages = p2m, .initial = shareability::shared, .max_order = order_2m});

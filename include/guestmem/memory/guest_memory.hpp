@@ -166,11 +166,17 @@ public:
         // 6. commit: nothing below can fail.
         commit_report report;
         notifier_.commit(round.value(), report);
+        // Folios this conversion leaves draining (not those already in none).
+        const std::uint64_t draining_before =
+            to_private && opts.defer_if_pinned ? count_mappability(r, mappability::none) : 0;
         folios_.apply(plan, opts.defer_if_pinned);
         shares_.assign_reserved(r, to);  // keeps the few nodes the next assign needs: no malloc per conversion
         if (opts.content == content_policy::zero) zero_contents(r);
         if (to_private) {
-            if (opts.defer_if_pinned) counters_.deferred += count_mappability(r, mappability::none);
+            if (opts.defer_if_pinned) {
+                const std::uint64_t draining = count_mappability(r, mappability::none);
+                counters_.deferred += draining > draining_before ? draining - draining_before : 0;
+            }
             folios_.merge_eligible(plan, shares_);
         }
         quarantine(report, r);
