@@ -539,6 +539,33 @@ TEST_CASE("exhaustive failure injection through convert: every split, every node
         CHECK(points >= 1);
     }
 
+    SUBCASE("node allocations when the map's own reservation must allocate (a map with no node yet)") {
+        struct fixture {
+            alloc_control ctl;
+            simulated_allocator alloc;
+            guest_memory<simulated_allocator, consumer, std::shared_mutex, failing_allocator<std::byte>> mem{
+                alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g},
+                failing_allocator<std::byte>(&ctl)};
+        };
+        // No conversion before: the map is one run, its node pool empty.
+        auto fresh = [](auto& mem, auto& consumers, auto& slots) {
+            REQUIRE(mem.allocate({0, p1g}));
+            for (std::size_t i = 0; i < std::size(consumers); ++i)
+                REQUIRE(mem.bind(slots[i], consumers[i], {i * p2m * 30, p1g}, 0x10000 * (i + 1)));
+        };
+        auto arm = [](fixture& f, std::uint64_t n) { f.ctl.fail_at = f.ctl.calls + n; };
+        const auto points = fail_each_step_until_success<fixture>(fresh, target, arm);
+        CHECK(points >= 2);  // the map's node, then the piece arrays of the splits
+        fixture f;
+        test_consumer consumers[3] = {test_consumer("A"), test_consumer("B"), test_consumer("C")};
+        binding<consumer> slots[3];
+        fresh(f.mem, consumers, slots);
+        arm(f, 1);
+        auto r = f.mem.convert(target, shareability::shared);
+        REQUIRE_FALSE(r);
+        CHECK(std::string(r.error().message()).find("range map nodes") != std::string::npos);
+    }
+
     SUBCASE("veto at every consumer position") {
         for (std::size_t veto = 0; veto < 3; ++veto) {
             CAPTURE(veto);
