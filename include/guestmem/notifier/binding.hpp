@@ -80,8 +80,13 @@ private:
             sequence_.fetch_add(2, std::memory_order_acq_rel);
     }
     /// End one; the outermost end makes the sequence even again.
+    /// Writers are serialised by the owner's exclusive lock, so the end
+    /// needs no read-modify-write: a release store of the next value
+    /// publishes everything the invalidation did (begin keeps its full
+    /// barrier: nothing the invalidation does may be seen before it).
     void end_invalidation() noexcept {
-        if (depth_ > 0 && --depth_ == 0) sequence_.fetch_add(1, std::memory_order_release);
+        if (depth_ > 0 && --depth_ == 0)
+            sequence_.store(sequence_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     }
 
     detail::binding_hook hook_;
