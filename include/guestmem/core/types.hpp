@@ -56,10 +56,11 @@ inline constexpr folio_order standard_orders[] = {order_1g, order_2m, order_4k};
 
 /// The next standard order below `order` (order_4k stays order_4k).
 [[nodiscard]] constexpr folio_order next_lower_order(folio_order order) noexcept {
-    for (folio_order o : standard_orders)
-        if (o < order) return o;
-    return order_4k;
+    // Two compares, not a walk over standard_orders: every descent calls this.
+    return order > order_1g ? order_1g : order > order_2m ? order_2m : order_4k;
 }
+static_assert(next_lower_order(order_1g) == order_2m && next_lower_order(order_2m) == order_4k &&
+              next_lower_order(order_4k) == order_4k && next_lower_order(12) == order_2m);
 
 /// Largest standard order <= `limit` whose aligned folio starting at `page`
 /// fits inside [page, end). Returns order_4k when only a base page fits.

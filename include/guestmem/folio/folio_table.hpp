@@ -256,6 +256,15 @@ public:
     /// Take everything apply needs: split metadata from the allocator and
     /// the record arrays. All or nothing.
     [[nodiscard]] status reserve(plan& p) {
+        if (p.count == 0) {  // most conversions split nothing
+            p.owner_ = this;
+            return ok();
+        }
+        return reserve_splits(p);
+    }
+
+private:
+    [[nodiscard]] status reserve_splits(plan& p) {
         for (unsigned k = 0; k < p.count; ++k) {
             auto& op = p.ops[k];
             op.children = alloc_pieces(next_lower_order(op.from));
@@ -277,6 +286,7 @@ public:
         return ok();
     }
 
+public:
     /// Give back what reserve took; the table is unchanged.
     void cancel(plan& p) noexcept {
         cancel_ops(p);
