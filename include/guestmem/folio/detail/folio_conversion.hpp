@@ -1,0 +1,135 @@
+// guestmem/folio/detail/folio_conversion.hpp — the bodies of folio_table's
+// conversion steps, declared and documented in folio_table.hpp: plan_into
+// (which leaves at the two ends of the range split), reserve_splits (the
+// fallible part), apply (split, then move mappability; cannot fail) and
+// try_merge (pieces back into their folio once all are plain guest).
+#pragma once
+
+#include <cinttypes>
+#include <cstring>
+
+#include <guestmem/folio/folio_table.hpp>
+
+namespace guestmem {
+
+template <folio_allocator A, class NodeAllocator>
+template <class ShareMap>
+inline void folio_table<A, NodeAllocator>::plan_into(plan& p, page_range r, shareability to,
+                                                     const ShareMap& share) const noexcept {
+    p.range = r;
+    p.to = to;
+    p.count = 0;
+    auto it = detail::top_at_or_after(tops_, r.begin);
+    p.first_top = it == tops_.end() ? nullptr : &*it;
+    if (it == tops_.end()) return;  // all holes: nothing to split
+    if (it->first <= r.begin) {
+        const ref x = descend(it->ref(), r.begin);
+        plan_splits(p, x, r.begin, share);
+        // One leaf holds the whole range and needs no split: the last
+        // page would find the same leaf and plan the same nothing.
+        if (p.count == 0 && x.end() >= r.end) return;
+    }
+    const page_index last = r.end - 1;
+    if (it->end() <= last) it = detail::top_at_or_after(tops_, last);
+    if (it != tops_.end() && it->first <= last) plan_splits(p, descend(it->ref(), last), last, share);
+}
+
+template <folio_allocator A, class NodeAllocator>
+inline status folio_table<A, NodeAllocator>::reserve_splits(plan& p) {
+    for (unsigned k = 0; k < p.count; ++k) {
+        auto& op = p.ops[k];
+        op.children = alloc_pieces(next_lower_order(op.from));
+        if (op.children == nullptr) {
+            cancel_ops(p);
+            return error::make(errc::out_of_memory, op.first,
+                               "no memory for the records to split the order-%u folio at page %#" PRIx64,
+                               unsigned{op.from}, op.first);
+        }
+        if (auto s = alloc_->reserve_split(op.frame, op.from, next_lower_order(op.from)); !s) {
+            cancel_ops(p);
+            return error::make(errc::out_of_memory, op.first, "cannot split the order-%u folio at page %#" PRIx64
+                               ": %.*s", unsigned{op.from}, op.first, int(s.error().message().size()),
+                               s.error().message().data());
+        }
+        op.reserved = true;
+    }
+    p.owner_ = this;
+    return ok();
+}
+
+template <folio_allocator A, class NodeAllocator>
+inline void folio_table<A, NodeAllocator>::apply(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
+    unsigned settle_mask = 0;
+    for (unsigned k = 0; k < p.count; ++k) {
+        auto& op = p.ops[k];
+        if (!op.reserved) continue;  // contract violation: apply without reserve
+        const ref leaf = find_leaf(op.first);
+        op.reserved = false;
+        if (leaf && !leaf.split() && leaf.order == op.from && !leaf.poisoned()) {
+            // Pieces of a folio in none inherit none: those without pins
+            // settle below (pieces in the range are settled by their event).
+            if (leaf.map() == mappability::none) settle_mask |= 1u << k;
+            do_split(leaf, op.children);
+        } else {
+            free_pieces(op.children, next_lower_order(op.from));
+            alloc_->unreserve_split(op.frame, op.from, next_lower_order(op.from));
+        }
+        op.children = nullptr;
+    }
+    const page_range r = p.range;
+    walk_from(*this, top_iterator(p.first_top), r, [&](const ref& x, folio_order) {
+        mappability_event e = mappability_event::share;
+        // A leaf that still holds pins drains (unshare_deferred) whatever
+        // the caller asked: without deferral the caller refused pins
+        // inside the range, so a pinned leaf here is one already private
+        // and draining (none stays none) or pinned by the guest side
+        // (guest stays guest). Only an unpinned leaf may settle at once.
+        if (p.to == shareability::guest_only)
+            e = pins_.first_pinned({x.first, x.end()}) != no_page ? mappability_event::unshare_deferred
+                                                                   : mappability_event::unshare;
+        fire(x, e);
+    });
+    for (unsigned k = 0; k < p.count; ++k)
+        if ((settle_mask >> k) & 1u) settle({p.ops[k].first, p.ops[k].first + pages_in(p.ops[k].from)});
+    p.count = 0;
+    p.owner_ = nullptr;
+}
+
+template <folio_allocator A, class NodeAllocator>
+template <class ShareMap>
+inline void folio_table<A, NodeAllocator>::plan_splits(plan& p, const ref& x, page_index b,
+                                                      const ShareMap& share) noexcept {
+    if (x.poisoned()) return;
+    page_index first = x.first;
+    frame_number frame = x.frame;
+    folio_order o = x.order;
+    while (o > order_4k && mixed_after(page_range{first, first + pages_in(o)}, p.range, p.to, share)) {
+        bool dup = false;
+        for (unsigned k = 0; k < p.count; ++k) dup |= p.ops[k].first == first && p.ops[k].from == o;
+        if (!dup) p.ops[p.count++] = typename plan::split_op{first, frame, o, nullptr, false};
+        const folio_order co = next_lower_order(o);
+        const page_index child = align_down(b, co);
+        frame += child - first;
+        first = child;
+        o = co;
+    }
+}
+
+template <folio_allocator A, class NodeAllocator>
+template <class ShareMap>
+inline void folio_table<A, NodeAllocator>::try_merge(const ref& x, page_range r, const ShareMap& share) noexcept {
+    const folio_order co = next_lower_order(x.order);
+    const std::uint64_t lo = r.begin > x.first ? (r.begin - x.first) >> co : 0;
+    const page_index end_off = std::min(r.end, x.end()) - x.first;
+    const std::uint64_t hi = (end_off + pages_in(co) - 1) >> co;
+    const std::uint8_t* st = x.pieces()->state;
+    if (co > order_4k)
+        for (std::uint64_t i = lo; i < hi; ++i)
+            if ((st[i] & detail::st_split) != 0) try_merge(x.child(i), r, share);
+    if (!all_plain_guest(st)) return;
+    const page_range R{x.first, x.end()};
+    if (pins_.first_pinned(R) != no_page || !share.all_of(R, shareability::guest_only)) return;
+    do_merge(x);
+}
+
+} // namespace guestmem
