@@ -1,13 +1,11 @@
 // Tests for the guest memory object: the seeds' scenarios, conversion all
-// or nothing under every injected failure, faults with access control,
-// pins, poison, bindings, stats and dump.
+// or nothing, faults with access control, pins, poison, bindings, stats and
+// dump; failure injection through convert is in
+// guest_memory_injection_tests.hpp, included at the end.
 #include <doctest/doctest.h>
 
-#include <guestmem/folio/fault_injecting_allocator.hpp>
 #include <guestmem/folio/simulated_allocator.hpp>
 #include <guestmem/memory/guest_memory.hpp>
-
-#include "support/failing_allocator.hpp"
 
 #include <cstdint>
 #include <cstdlib>
@@ -58,10 +56,6 @@ struct test_consumer final : consumer {
     }
 };
 
-/// Node allocator whose N-th allocation (1-based, across copies) returns nullptr.
-using test_support::alloc_control;
-using test_support::failing_allocator;
-
 using sim_memory = guest_memory<simulated_allocator>;
 constexpr page_index p2m = pages_in(order_2m);
 constexpr page_index p1g = pages_in(order_1g);
@@ -92,30 +86,6 @@ struct snapshot {
                a.conversions == b.conversions && a.bindings == b.bindings;
     }
 };
-
-/// Converts `target` to shared on a fresh Fixture (its `mem` set up by
-/// `scenario` with three consumers) with one fallible step failing, for
-/// N = 1, 2, ... until the conversion succeeds: `arm(fixture, n)` makes the
-/// n-th counted call from then on fail. Every failed conversion must be
-/// out_of_memory, leave everything observable equal to the snapshot from
-/// before and call no consumer. Returns how many steps could be failed.
-template <class Fixture, class Scenario, class Arm>
-std::uint64_t fail_each_step_until_success(const Scenario& scenario, page_range target, const Arm& arm) {
-    for (std::uint64_t n = 1;; ++n) {
-        CAPTURE(n);
-        Fixture f;
-        test_consumer consumers[3] = {test_consumer("A"), test_consumer("B"), test_consumer("C")};
-        binding<consumer> slots[3];
-        scenario(f.mem, consumers, slots);
-        const snapshot before(f.mem);
-        arm(f, n);
-        auto r = f.mem.convert(target, shareability::shared);
-        if (r) return n - 1;
-        CHECK(r.error().code() == errc::out_of_memory);
-        CHECK(snapshot(f.mem) == before);
-        for (auto& c : consumers) CHECK(c.calls.empty());
-    }
-}
 
 } // namespace
 
@@ -500,95 +470,6 @@ TEST_CASE("bad input changes nothing: inverted, empty, out of bounds, unknown en
     CHECK(sim_memory::check_config(alloc, {.pages = 8}));
 }
 
-TEST_CASE("exhaustive failure injection through convert: every split, every node allocation, every veto position") {
-    // Layout: a 1G folio, partly shared; the conversion below needs splits
-    // (to shared) and map nodes, and has three consumers.
-    auto scenario = [](auto& mem, auto& consumers, auto& slots) {
-        REQUIRE(mem.allocate({0, p1g}));
-        REQUIRE(mem.convert({p2m * 3, p2m * 3 + 9}, shareability::shared));
-        REQUIRE(mem.convert({p2m * 100 + 1, p2m * 100 + 2}, shareability::shared));
-        for (std::size_t i = 0; i < std::size(consumers); ++i)
-            REQUIRE(mem.bind(slots[i], consumers[i], {i * p2m * 30, p1g}, 0x10000 * (i + 1)));
-    };
-    const page_range target{p2m * 7 + 3, p2m * 90 + 77};
-
-    SUBCASE("allocator split reservations") {
-        struct fixture {
-            simulated_allocator inner;
-            fault_injecting_allocator<simulated_allocator> alloc{inner};
-            guest_memory<fault_injecting_allocator<simulated_allocator>> mem{
-                alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g}};
-        };
-        const auto points = fail_each_step_until_success<fixture>(scenario, target, [](fixture& f, std::uint64_t n) {
-            f.alloc.fail_at(n);  // counts allocate and reserve_split calls from here
-        });
-        CHECK(points >= 2);  // two 2M folios split at the ends of the range
-    }
-
-    SUBCASE("node allocations") {
-        struct fixture {
-            alloc_control ctl;
-            simulated_allocator alloc;
-            guest_memory<simulated_allocator, consumer, std::shared_mutex, failing_allocator<std::byte>> mem{
-                alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g},
-                failing_allocator<std::byte>(&ctl)};
-        };
-        const auto points = fail_each_step_until_success<fixture>(scenario, target, [](fixture& f, std::uint64_t n) {
-            f.ctl.fail_at = f.ctl.calls + n;  // the n-th node allocation from here
-        });
-        CHECK(points >= 1);
-    }
-
-    SUBCASE("node allocations when the map's own reservation must allocate (a map with no node yet)") {
-        struct fixture {
-            alloc_control ctl;
-            simulated_allocator alloc;
-            guest_memory<simulated_allocator, consumer, std::shared_mutex, failing_allocator<std::byte>> mem{
-                alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g},
-                failing_allocator<std::byte>(&ctl)};
-        };
-        // No conversion before: the map is one run, its node pool empty.
-        auto fresh = [](auto& mem, auto& consumers, auto& slots) {
-            REQUIRE(mem.allocate({0, p1g}));
-            for (std::size_t i = 0; i < std::size(consumers); ++i)
-                REQUIRE(mem.bind(slots[i], consumers[i], {i * p2m * 30, p1g}, 0x10000 * (i + 1)));
-        };
-        auto arm = [](fixture& f, std::uint64_t n) { f.ctl.fail_at = f.ctl.calls + n; };
-        const auto points = fail_each_step_until_success<fixture>(fresh, target, arm);
-        CHECK(points >= 2);  // the map's node, then the piece arrays of the splits
-        fixture f;
-        test_consumer consumers[3] = {test_consumer("A"), test_consumer("B"), test_consumer("C")};
-        binding<consumer> slots[3];
-        fresh(f.mem, consumers, slots);
-        arm(f, 1);
-        auto r = f.mem.convert(target, shareability::shared);
-        REQUIRE_FALSE(r);
-        CHECK(std::string(r.error().message()).find("range map nodes") != std::string::npos);
-    }
-
-    SUBCASE("veto at every consumer position") {
-        for (std::size_t veto = 0; veto < 3; ++veto) {
-            CAPTURE(veto);
-            simulated_allocator alloc;
-            sim_memory mem(alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g});
-            test_consumer consumers[3] = {test_consumer("A"), test_consumer("B"), test_consumer("C")};
-            binding<consumer> slots[3];
-            scenario(mem, consumers, slots);
-            consumers[veto].veto = true;
-            const snapshot before(mem);
-            auto r = mem.convert(target, shareability::shared);
-            REQUIRE_FALSE(r);
-            CHECK(r.error().code() == errc::vetoed);
-            CHECK(snapshot(mem) == before);
-            for (std::size_t i = 0; i < 3; ++i) {
-                CHECK(consumers[i].count('c') == 0);
-                CHECK(consumers[i].count('a') == (i < veto ? 1u : 0u));
-                CHECK(consumers[i].count('p') == (i <= veto ? 1u : 0u));
-            }
-        }
-    }
-}
-
 TEST_CASE("stats and dump describe runs, folios and consumers") {
     simulated_allocator alloc;
     guest_memory<simulated_allocator, consumer, null_lock> mem(
@@ -615,3 +496,5 @@ TEST_CASE("stats and dump describe runs, folios and consumers") {
     CHECK(text.find("binding") != std::string::npos);
     CHECK(text.find("0x80000") != std::string::npos);
 }
+
+#include "guest_memory_injection_tests.hpp"

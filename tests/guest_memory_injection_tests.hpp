@@ -1,0 +1,132 @@
+// tests/guest_memory_injection_tests.hpp — the second half of
+// test_guest_memory, included at the end of guest_memory_test.cpp (one
+// binary, shared helpers): exhaustive failure injection through convert —
+// every allocator call, every node allocation (the folio records' and the
+// range map's own), every veto position — with the whole observable state
+// compared against the snapshot from before.
+#pragma once
+
+#include <guestmem/folio/fault_injecting_allocator.hpp>
+
+#include "support/failing_allocator.hpp"
+
+namespace {
+
+/// Node allocator whose N-th allocation (1-based, across copies) returns nullptr.
+using test_support::alloc_control;
+using test_support::failing_allocator;
+
+/// Converts `target` to shared on a fresh Fixture (its `mem` set up by
+/// `scenario` with three consumers) with one fallible step failing, for
+/// N = 1, 2, ... until the conversion succeeds: `arm(fixture, n)` makes the
+/// n-th counted call from then on fail. Every failed conversion must be
+/// out_of_memory, leave everything observable equal to the snapshot from
+/// before and call no consumer. Returns how many steps could be failed.
+template <class Fixture, class Scenario, class Arm>
+std::uint64_t fail_each_step_until_success(const Scenario& scenario, page_range target, const Arm& arm) {
+    for (std::uint64_t n = 1;; ++n) {
+        CAPTURE(n);
+        Fixture f;
+        test_consumer consumers[3] = {test_consumer("A"), test_consumer("B"), test_consumer("C")};
+        binding<consumer> slots[3];
+        scenario(f.mem, consumers, slots);
+        const snapshot before(f.mem);
+        arm(f, n);
+        auto r = f.mem.convert(target, shareability::shared);
+        if (r) return n - 1;
+        CHECK(r.error().code() == errc::out_of_memory);
+        CHECK(snapshot(f.mem) == before);
+        for (auto& c : consumers) CHECK(c.calls.empty());
+    }
+}
+
+} // namespace
+
+TEST_CASE("exhaustive failure injection through convert: every split, every node allocation, every veto position") {
+    // Layout: a 1G folio, partly shared; the conversion below needs splits
+    // (to shared) and map nodes, and has three consumers.
+    auto scenario = [](auto& mem, auto& consumers, auto& slots) {
+        REQUIRE(mem.allocate({0, p1g}));
+        REQUIRE(mem.convert({p2m * 3, p2m * 3 + 9}, shareability::shared));
+        REQUIRE(mem.convert({p2m * 100 + 1, p2m * 100 + 2}, shareability::shared));
+        for (std::size_t i = 0; i < std::size(consumers); ++i)
+            REQUIRE(mem.bind(slots[i], consumers[i], {i * p2m * 30, p1g}, 0x10000 * (i + 1)));
+    };
+    const page_range target{p2m * 7 + 3, p2m * 90 + 77};
+
+    SUBCASE("allocator split reservations") {
+        struct fixture {
+            simulated_allocator inner;
+            fault_injecting_allocator<simulated_allocator> alloc{inner};
+            guest_memory<fault_injecting_allocator<simulated_allocator>> mem{
+                alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g}};
+        };
+        const auto points = fail_each_step_until_success<fixture>(scenario, target, [](fixture& f, std::uint64_t n) {
+            f.alloc.fail_at(n);  // counts allocate and reserve_split calls from here
+        });
+        CHECK(points >= 2);  // two 2M folios split at the ends of the range
+    }
+
+    SUBCASE("node allocations") {
+        struct fixture {
+            alloc_control ctl;
+            simulated_allocator alloc;
+            guest_memory<simulated_allocator, consumer, std::shared_mutex, failing_allocator<std::byte>> mem{
+                alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g},
+                failing_allocator<std::byte>(&ctl)};
+        };
+        const auto points = fail_each_step_until_success<fixture>(scenario, target, [](fixture& f, std::uint64_t n) {
+            f.ctl.fail_at = f.ctl.calls + n;  // the n-th node allocation from here
+        });
+        CHECK(points >= 1);
+    }
+
+    SUBCASE("node allocations when the map's own reservation must allocate (a map with no node yet)") {
+        struct fixture {
+            alloc_control ctl;
+            simulated_allocator alloc;
+            guest_memory<simulated_allocator, consumer, std::shared_mutex, failing_allocator<std::byte>> mem{
+                alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g},
+                failing_allocator<std::byte>(&ctl)};
+        };
+        // No conversion before: the map is one run, its node pool empty.
+        auto fresh = [](auto& mem, auto& consumers, auto& slots) {
+            REQUIRE(mem.allocate({0, p1g}));
+            for (std::size_t i = 0; i < std::size(consumers); ++i)
+                REQUIRE(mem.bind(slots[i], consumers[i], {i * p2m * 30, p1g}, 0x10000 * (i + 1)));
+        };
+        auto arm = [](fixture& f, std::uint64_t n) { f.ctl.fail_at = f.ctl.calls + n; };
+        const auto points = fail_each_step_until_success<fixture>(fresh, target, arm);
+        CHECK(points >= 2);  // the map's node, then the piece arrays of the splits
+        fixture f;
+        test_consumer consumers[3] = {test_consumer("A"), test_consumer("B"), test_consumer("C")};
+        binding<consumer> slots[3];
+        fresh(f.mem, consumers, slots);
+        arm(f, 1);
+        auto r = f.mem.convert(target, shareability::shared);
+        REQUIRE_FALSE(r);
+        CHECK(std::string(r.error().message()).find("range map nodes") != std::string::npos);
+    }
+
+    SUBCASE("veto at every consumer position") {
+        for (std::size_t veto = 0; veto < 3; ++veto) {
+            CAPTURE(veto);
+            simulated_allocator alloc;
+            sim_memory mem(alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g});
+            test_consumer consumers[3] = {test_consumer("A"), test_consumer("B"), test_consumer("C")};
+            binding<consumer> slots[3];
+            scenario(mem, consumers, slots);
+            consumers[veto].veto = true;
+            const snapshot before(mem);
+            auto r = mem.convert(target, shareability::shared);
+            REQUIRE_FALSE(r);
+            CHECK(r.error().code() == errc::vetoed);
+            CHECK(snapshot(mem) == before);
+            for (std::size_t i = 0; i < 3; ++i) {
+                CHECK(consumers[i].count('c') == 0);
+                CHECK(consumers[i].count('a') == (i < veto ? 1u : 0u));
+                CHECK(consumers[i].count('p') == (i <= veto ? 1u : 0u));
+            }
+        }
+    }
+}
