@@ -113,19 +113,13 @@ public:
         std::unique_lock guard(lock_);
         // 1. validate
         if (auto s = check_range(r, size_); !s) return s;
-        if (!is_valid(to))
-            return error::make(errc::invalid_argument, r.begin, "shareability %u is not shared or guest_only",
-                               unsigned(to));
-        if (opts.content != content_policy::preserve && opts.content != content_policy::zero)
-            return error::make(errc::invalid_argument, r.begin, "content policy %u is not preserve or zero",
-                               unsigned(opts.content));
+        if (!is_valid(to) || (opts.content != content_policy::preserve && opts.content != content_policy::zero))
+            return bad_conversion_argument(r, to, opts);
         if (shares_.all_of(r, to)) {
             ++counters_.noop_conversions;
             return ok();
         }
-        if (page_index p = first_poisoned(r); p != no_page)
-            return error::make(errc::poisoned, p, "page %#" PRIx64 " in [%#" PRIx64 ", %#" PRIx64 ") is poisoned", p,
-                               r.begin, r.end);
+        if (page_index p = first_poisoned(r); p != no_page) return poisoned_in(p, r);
         // 2. plan
         typename folio_table<Allocator, NodeAllocator>::plan plan;
         folios_.plan_into(plan, r, to, shares_);
@@ -150,10 +144,7 @@ public:
             if (page_index p = folios_.first_pinned(r); p != no_page) {
                 undo();
                 ++counters_.busy;
-                return error::make(errc::busy, p,
-                                   "page %#" PRIx64 " has %" PRIu32 " unexpected references; [%#" PRIx64 ", %#" PRIx64
-                                   ") cannot become guest_only until they are dropped",
-                                   p, folios_.pins(p), r.begin, r.end);
+                return pinned_in(p, r);
             }
         }
         // 5. prepare consumers
@@ -376,6 +367,27 @@ private:
             return error::make(t.refusal, page, "page %#" PRIx64 " (mappability %s): %.*s", page,
                                to_string(f->map).data(), int(t.why.size()), t.why.data());
         return fault_result{f->frame + (page - f->first), f->first, f->frame, f->order, f->map};
+    }
+
+    // Errors of convert, kept out of its hot path (the compiler then has
+    // room to inline the steps every conversion runs).
+    [[gnu::cold, gnu::noinline]] static error bad_conversion_argument(page_range r, shareability to,
+                                                                       convert_options opts) noexcept {
+        if (!is_valid(to))
+            return error::make(errc::invalid_argument, r.begin, "shareability %u is not shared or guest_only",
+                               unsigned(to));
+        return error::make(errc::invalid_argument, r.begin, "content policy %u is not preserve or zero",
+                           unsigned(opts.content));
+    }
+    [[gnu::cold, gnu::noinline]] static error poisoned_in(page_index p, page_range r) noexcept {
+        return error::make(errc::poisoned, p, "page %#" PRIx64 " in [%#" PRIx64 ", %#" PRIx64 ") is poisoned", p,
+                           r.begin, r.end);
+    }
+    [[gnu::cold, gnu::noinline]] error pinned_in(page_index p, page_range r) const noexcept {
+        return error::make(errc::busy, p,
+                           "page %#" PRIx64 " has %" PRIu32 " unexpected references; [%#" PRIx64 ", %#" PRIx64
+                           ") cannot become guest_only until they are dropped",
+                           p, folios_.pins(p), r.begin, r.end);
     }
 
     page_index first_poisoned(page_range r) const {
