@@ -256,8 +256,9 @@ public:
     /// range: to shared -> all; to guest_only -> guest, or none for leaves
     /// with pins (whatever defer_if_pinned says: pins always drain). Cannot
     /// fail; allocates nothing. Precondition: the plan was reserved and no
-    /// folio was populated or truncated since it was made.
-    void apply(plan& p, bool defer_if_pinned) noexcept;
+    /// folio was populated or truncated since it was made. Returns how many
+    /// leaves in the range it moved into mappability none (left draining).
+    std::uint64_t apply(plan& p, bool defer_if_pinned) noexcept;
 
     /// After the caller updated the map: merge level by level around r every
     /// split folio whose pieces are all guest_only, unpinned, unpoisoned.
@@ -265,16 +266,14 @@ public:
     void merge_eligible(page_range r, const ShareMap& share) noexcept {
         r.end = std::min(r.end, size_);
         if (r.empty()) return;
-        for (auto it = detail::top_at_or_after(tops_, r.begin); it != tops_.end() && it->first < r.end; ++it)
-            if (it->ref().split()) try_merge(it->ref(), r, share);
+        merge_from(detail::top_at_or_after(tops_, r.begin), r, share);
     }
 
     /// The same after a conversion's apply, starting from the top folio its
     /// plan found (no second lookup).
     template <class ShareMap>
     void merge_eligible(const plan& p, const ShareMap& share) noexcept {
-        for (auto it = top_iterator(p.first_top); it != tops_.end() && it->first < p.range.end; ++it)
-            if (it->ref().split()) try_merge(it->ref(), p.range, share);
+        merge_from(top_iterator(p.first_top), p.range, share);
     }
 
     // ---- poison -------------------------------------------------------------
@@ -423,6 +422,13 @@ private:
         c_.folios_by_order[detail::order_slot(co)] -= fanout;
         ++c_.folios_by_order[detail::order_slot(x.order)];
         --c_.split_folios;
+    }
+
+    /// merge_eligible's walk, from `it` (the top holding r.begin or the first after it).
+    template <class ShareMap>
+    void merge_from(typename detail::top_folio_set::iterator it, page_range r, const ShareMap& share) noexcept {
+        for (; it != tops_.end() && it->first < r.end; ++it)
+            if (it->ref().split()) try_merge(it->ref(), r, share);
     }
 
     template <class ShareMap>

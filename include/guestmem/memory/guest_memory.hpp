@@ -157,17 +157,11 @@ public:
         // 6. commit: nothing below can fail.
         commit_report report;
         notifier_.commit(round.value(), report);
-        // Folios this conversion leaves draining (not those already in none).
-        const std::uint64_t draining_before =
-            to_private && opts.defer_if_pinned ? count_mappability(r, mappability::none) : 0;
-        folios_.apply(plan, opts.defer_if_pinned);
+        const std::uint64_t drained = folios_.apply(plan, opts.defer_if_pinned);  // leaves sent to none
         shares_.assign_reserved(r, to);  // keeps the few nodes the next assign needs: no malloc per conversion
         if (opts.content == content_policy::zero) zero_contents(r);
         if (to_private) {
-            if (opts.defer_if_pinned) {
-                const std::uint64_t draining = count_mappability(r, mappability::none);
-                counters_.deferred += draining > draining_before ? draining - draining_before : 0;
-            }
+            if (opts.defer_if_pinned) counters_.deferred += drained;
             folios_.merge_eligible(plan, shares_);
         }
         quarantine(report, r);
@@ -405,12 +399,6 @@ private:
             if (found == no_page && v.map == mappability::none) found = v.first > r.begin ? v.first : r.begin;
         });
         return found;
-    }
-
-    std::uint64_t count_mappability(page_range r, mappability m) const {
-        std::uint64_t n = 0;
-        folios_.for_each_folio(r, [&](const folio_view& v) { n += v.map == m; });
-        return n;
     }
 
     void zero_contents(page_range r) noexcept {

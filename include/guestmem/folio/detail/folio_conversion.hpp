@@ -58,8 +58,9 @@ inline status folio_table<A, NodeAllocator>::reserve_splits(plan& p) {
 }
 
 template <folio_allocator A, class NodeAllocator>
-inline void folio_table<A, NodeAllocator>::apply(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
+inline std::uint64_t folio_table<A, NodeAllocator>::apply(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
     unsigned settle_mask = 0;
+    std::uint64_t drained = 0;  // leaves in the range this apply moved into none
     for (unsigned k = 0; k < p.count; ++k) {
         auto& op = p.ops[k];
         if (!op.reserved) continue;  // contract violation: apply without reserve
@@ -87,12 +88,16 @@ inline void folio_table<A, NodeAllocator>::apply(plan& p, [[maybe_unused]] bool 
         if (p.to == shareability::guest_only)
             e = pins_.first_pinned({x.first, x.end()}) != no_page ? mappability_event::unshare_deferred
                                                                    : mappability_event::unshare;
+        if (e != mappability_event::unshare_deferred) return fire(x, e);
+        const bool was_none = x.map() == mappability::none;
         fire(x, e);
+        drained += !was_none && x.map() == mappability::none;
     });
     for (unsigned k = 0; k < p.count; ++k)
         if ((settle_mask >> k) & 1u) settle({p.ops[k].first, p.ops[k].first + pages_in(p.ops[k].from)});
     p.count = 0;
     p.owner_ = nullptr;
+    return drained;
 }
 
 template <folio_allocator A, class NodeAllocator>
