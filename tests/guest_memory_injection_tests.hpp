@@ -16,14 +16,34 @@ namespace {
 using test_support::alloc_control;
 using test_support::failing_allocator;
 
+/// An object of one 1G folio whose node allocator can be told to fail.
+struct node_fixture {
+    alloc_control ctl;
+    simulated_allocator alloc;
+    guest_memory<simulated_allocator, consumer, std::shared_mutex, failing_allocator<std::byte>> mem{
+        alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g},
+        failing_allocator<std::byte>(&ctl)};
+};
+/// Arm: the n-th node allocation from here fails.
+void fail_nth_node(node_fixture& f, std::uint64_t n) { f.ctl.fail_at = f.ctl.calls + n; }
+
+/// Bind the three consumers, 30 2M folios apart, each to the object's end.
+template <class Mem, class Consumers, class Slots>
+void bind_three(Mem& mem, Consumers& consumers, Slots& slots) {
+    for (std::size_t i = 0; i < std::size(consumers); ++i)
+        REQUIRE(mem.bind(slots[i], consumers[i], {i * p2m * 30, p1g}, 0x10000 * (i + 1)));
+}
+
 /// Converts `target` to shared on a fresh Fixture (its `mem` set up by
 /// `scenario` with three consumers) with one fallible step failing, for
 /// N = 1, 2, ... until the conversion succeeds: `arm(fixture, n)` makes the
 /// n-th counted call from then on fail. Every failed conversion must be
 /// out_of_memory, leave everything observable equal to the snapshot from
-/// before and call no consumer. Returns how many steps could be failed.
+/// before and call no consumer. Returns how many steps could be failed;
+/// `first_message`, when given, receives the message of the first failure.
 template <class Fixture, class Scenario, class Arm>
-std::uint64_t fail_each_step_until_success(const Scenario& scenario, page_range target, const Arm& arm) {
+std::uint64_t fail_each_step_until_success(const Scenario& scenario, page_range target, const Arm& arm,
+                                           std::string* first_message = nullptr) {
     for (std::uint64_t n = 1;; ++n) {
         CAPTURE(n);
         Fixture f;
@@ -34,6 +54,7 @@ std::uint64_t fail_each_step_until_success(const Scenario& scenario, page_range 
         arm(f, n);
         auto r = f.mem.convert(target, shareability::shared);
         if (r) return n - 1;
+        if (n == 1 && first_message) *first_message = std::string(r.error().message());
         CHECK(r.error().code() == errc::out_of_memory);
         CHECK(snapshot(f.mem) == before);
         for (auto& c : consumers) CHECK(c.calls.empty());
@@ -49,8 +70,7 @@ TEST_CASE("exhaustive failure injection through convert: every split, every node
         REQUIRE(mem.allocate({0, p1g}));
         REQUIRE(mem.convert({p2m * 3, p2m * 3 + 9}, shareability::shared));
         REQUIRE(mem.convert({p2m * 100 + 1, p2m * 100 + 2}, shareability::shared));
-        for (std::size_t i = 0; i < std::size(consumers); ++i)
-            REQUIRE(mem.bind(slots[i], consumers[i], {i * p2m * 30, p1g}, 0x10000 * (i + 1)));
+        bind_three(mem, consumers, slots);
     };
     const page_range target{p2m * 7 + 3, p2m * 90 + 77};
 
@@ -68,44 +88,19 @@ TEST_CASE("exhaustive failure injection through convert: every split, every node
     }
 
     SUBCASE("node allocations") {
-        struct fixture {
-            alloc_control ctl;
-            simulated_allocator alloc;
-            guest_memory<simulated_allocator, consumer, std::shared_mutex, failing_allocator<std::byte>> mem{
-                alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g},
-                failing_allocator<std::byte>(&ctl)};
-        };
-        const auto points = fail_each_step_until_success<fixture>(scenario, target, [](fixture& f, std::uint64_t n) {
-            f.ctl.fail_at = f.ctl.calls + n;  // the n-th node allocation from here
-        });
-        CHECK(points >= 1);
+        CHECK(fail_each_step_until_success<node_fixture>(scenario, target, fail_nth_node) >= 1);
     }
 
     SUBCASE("node allocations when the map's own reservation must allocate (a map with no node yet)") {
-        struct fixture {
-            alloc_control ctl;
-            simulated_allocator alloc;
-            guest_memory<simulated_allocator, consumer, std::shared_mutex, failing_allocator<std::byte>> mem{
-                alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g},
-                failing_allocator<std::byte>(&ctl)};
-        };
         // No conversion before: the map is one run, its node pool empty.
         auto fresh = [](auto& mem, auto& consumers, auto& slots) {
             REQUIRE(mem.allocate({0, p1g}));
-            for (std::size_t i = 0; i < std::size(consumers); ++i)
-                REQUIRE(mem.bind(slots[i], consumers[i], {i * p2m * 30, p1g}, 0x10000 * (i + 1)));
+            bind_three(mem, consumers, slots);
         };
-        auto arm = [](fixture& f, std::uint64_t n) { f.ctl.fail_at = f.ctl.calls + n; };
-        const auto points = fail_each_step_until_success<fixture>(fresh, target, arm);
+        std::string first;
+        const auto points = fail_each_step_until_success<node_fixture>(fresh, target, fail_nth_node, &first);
         CHECK(points >= 2);  // the map's node, then the piece arrays of the splits
-        fixture f;
-        test_consumer consumers[3] = {test_consumer("A"), test_consumer("B"), test_consumer("C")};
-        binding<consumer> slots[3];
-        fresh(f.mem, consumers, slots);
-        arm(f, 1);
-        auto r = f.mem.convert(target, shareability::shared);
-        REQUIRE_FALSE(r);
-        CHECK(std::string(r.error().message()).find("range map nodes") != std::string::npos);
+        CHECK(first.find("range map nodes") != std::string::npos);
     }
 
     SUBCASE("veto at every consumer position") {
