@@ -153,11 +153,8 @@ public:
             return;
         }
         if (height_ == 1 && becomes_single(b, e, v)) {  // the last other runs are covered: back to no node
-            free_node(root_);  // to the pool, as collapse_if_single does
-            root_ = nullptr;
-            height_ = 0;
             runs_ = 1;
-            single_ = v;
+            leaf_root_to_single(v);
             nodes_.trim(nodes_kept());
             return;
         }
@@ -561,7 +558,12 @@ private:
 
     void collapse_if_single() noexcept {
         if (runs_ != 1 || root_ == nullptr || height_ != 1) return;
-        single_ = static_cast<leaf*>(root_)->vals[0];
+        leaf_root_to_single(static_cast<leaf*>(root_)->vals[0]);
+    }
+    /// The root is a leaf and the map is now one run of v: back to no node
+    /// (the leaf goes to the pool).
+    void leaf_root_to_single(Value v) noexcept {
+        single_ = v;
         free_node(root_);
         root_ = nullptr;
         height_ = 0;
