@@ -225,16 +225,17 @@ public:
         if (!is_valid(to))
             return error::make(errc::invalid_argument, r.begin, "conversion of [%#" PRIx64 ", %#" PRIx64
                                ") to an invalid shareability (%u)", r.begin, r.end, unsigned(to));
-        plan p;
-        plan_into(p, r, to, share);
+        plan p{r, to};
+        plan_into(p, share);
         return p;
     }
 
-    /// plan_conversion without the checks, into a caller's plan (the
-    /// object's convert has validated r and `to` already). Preconditions:
-    /// r valid for this table, `to` valid, p holds no reservation.
+    /// plan_conversion without the checks, into a caller's plan built as
+    /// plan{r, to} (the object's convert has validated r and `to` already;
+    /// the range is stored once, where the plan is made). Preconditions:
+    /// p.range valid for this table, p.to valid, p holds no reservation.
     template <class ShareMap>
-    void plan_into(plan& p, page_range r, shareability to, const ShareMap& share) const noexcept;
+    void plan_into(plan& p, const ShareMap& share) const noexcept;
 
     /// Take everything apply needs: split metadata from the allocator and
     /// the record arrays. All or nothing.
@@ -314,7 +315,9 @@ private:
 
     template <class Top, class F>
     static void walk_top(Top& t, page_range r, F&& f) {
-        detail::walk_rec(t.ref(), r, t.order, f);
+        const ref x = t.ref();
+        if (!x.split()) return f(x, t.order);  // most tops are whole folios
+        detail::walk_rec(x, r, t.order, f);
     }
     template <class Self, class F>
     static void walk(Self& self, page_range r, F&& f) {

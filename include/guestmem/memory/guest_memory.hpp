@@ -121,8 +121,8 @@ public:
         }
         if (page_index p = first_poisoned(r); p != no_page) return poisoned_in(p, r);
         // 2. plan
-        typename folio_table<Allocator, NodeAllocator>::plan plan;
-        folios_.plan_into(plan, r, to, shares_);
+        typename folio_table<Allocator, NodeAllocator>::plan plan{r, to};
+        folios_.plan_into(plan, shares_);
         // 3. reserve
         if (auto s = shares_.reserve_for(r); !s) {
             ++counters_.rollbacks;

@@ -156,6 +156,7 @@ public:
     /// First page of r whose value is not v, or no_page.
     /// Precondition: r valid (check_range).
     [[nodiscard]] page_index find_first_not(page_range r, Value v) const noexcept {
+        if (tree_.root() == nullptr) return tree_.single() == v ? no_page : r.begin;  // one run: no walk
         for (const run<Value>& x : runs(r))
             if (!(x.value == v)) return x.range.begin;
         return no_page;

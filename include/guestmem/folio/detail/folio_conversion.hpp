@@ -14,15 +14,17 @@ namespace guestmem {
 
 template <folio_allocator A, class NodeAllocator>
 template <class ShareMap>
-inline void folio_table<A, NodeAllocator>::plan_into(plan& p, page_range r, shareability to,
-                                                     const ShareMap& share) const noexcept {
-    p.range = r;
-    p.to = to;
+inline void folio_table<A, NodeAllocator>::plan_into(plan& p, const ShareMap& share) const noexcept {
+    const page_range r = p.range;
     p.count = 0;
     auto it = detail::top_at_or_after(tops_, r.begin);
     p.first_top = it == tops_.end() ? nullptr : &*it;
     if (it == tops_.end()) return;  // all holes: nothing to split
-    if (it->first <= r.begin) {
+    // Leaves of a top folio that lies inside the range are never mixed
+    // afterwards: only a top crossing an end of the range can need a split
+    // (a uniform conversion of whole folios plans nothing, reading no leaf).
+    const auto inside = [&](const top& t) { return t.first >= r.begin && t.end() <= r.end; };
+    if (it->first <= r.begin && !inside(*it)) {
         const ref x = descend(it->ref(), r.begin);
         plan_splits(p, x, r.begin, share);
         // One leaf holds the whole range and needs no split: the last
@@ -31,7 +33,8 @@ inline void folio_table<A, NodeAllocator>::plan_into(plan& p, page_range r, shar
     }
     const page_index last = r.end - 1;
     if (it->end() <= last) it = detail::top_at_or_after(tops_, last);
-    if (it != tops_.end() && it->first <= last) plan_splits(p, descend(it->ref(), last), last, share);
+    if (it != tops_.end() && it->first <= last && !inside(*it))
+        plan_splits(p, descend(it->ref(), last), last, share);
 }
 
 template <folio_allocator A, class NodeAllocator>

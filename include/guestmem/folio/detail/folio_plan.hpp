@@ -37,6 +37,8 @@ struct conversion_plan {
     unsigned count = 0;
 
     conversion_plan() = default;
+    /// A plan for converting r to `to`, to be filled by plan_into.
+    conversion_plan(page_range r, shareability t) noexcept : range(r), to(t) {}
     conversion_plan(const conversion_plan&) = delete;
     conversion_plan& operator=(const conversion_plan&) = delete;
     conversion_plan(conversion_plan&& o) noexcept { take(o); }
