@@ -1,8 +1,8 @@
 // Notifier set tests, part 2 (included by notifier_test.cpp, which holds
 // the helpers and the global allocation hook; kept in its own file to keep
 // each file short): sequence numbers and read_begin / read_retry, memory
-// failure, commit-time reports, destruction while bound, allocation-freedom
-// and a closed consumer type.
+// failure, commit-time reports, destruction while bound, rounds held by
+// their owner (begin_round), allocation-freedom and a closed consumer type.
 #pragma once
 
 TEST_CASE("read_begin / read_retry see every overlapping invalidation and no other") {
@@ -250,6 +250,120 @@ TEST_CASE("destruction: a bound binding unlinks itself; the set releases what is
         CHECK(a[1].inv.pages == R(0, 16));
         CHECK(sa.sequence() % 2 == 0);
         CHECK(sb.sequence() % 2 == 0);
+    }
+}
+
+TEST_CASE("rounds held by their owner: begin_round, commit_round, abort_round") {
+    fleet<3> f;
+    set_t set;
+    for (std::size_t i = 0; i < 3; ++i) REQUIRE(set.bind(f.slot[i], *f.c[i], R(10 * i, 10 * i + 20), 0));
+
+    SUBCASE("commit: the same calls and sequences as a round object") {
+        REQUIRE(set.begin_round(R(0, 100), invalidation_cause::to_guest_only));
+        CHECK(set.round_in_flight());
+        for (auto& s : f.slot) CHECK(s.sequence() == 1);
+        commit_report report;
+        set.commit_round(report);
+        CHECK_FALSE(set.round_in_flight());
+        REQUIRE(f.journal.size() == 6);
+        for (std::size_t i = 0; i < 3; ++i) {
+            CHECK(f.journal[i].kind == call_kind::prepare);
+            CHECK(f.journal[i].who == f.c[i].get());
+            CHECK(f.journal[3 + i].kind == call_kind::commit);
+            CHECK(f.journal[3 + i].who == f.c[i].get());
+            CHECK(f.journal[3 + i].inv.cause == invalidation_cause::to_guest_only);
+            CHECK(f.journal[3 + i].inv.pages == R(10 * i, 10 * i + 20));
+            CHECK(f.journal[3 + i].inv.vetoable);
+        }
+        for (auto& s : f.slot) CHECK(s.sequence() == 2);
+        CHECK(set.stats().rounds == 1);
+        CHECK(set.stats().commits == 1);
+    }
+    SUBCASE("abort_round aborts in reverse and ends the sequences") {
+        REQUIRE(set.begin_round(R(15, 16), invalidation_cause::to_shared));  // bindings 0 and 1
+        set.abort_round();
+        REQUIRE(f.journal.size() == 4);
+        CHECK(f.journal[2].kind == call_kind::abort);
+        CHECK(f.journal[2].who == f.c[1].get());
+        CHECK(f.journal[3].kind == call_kind::abort);
+        CHECK(f.journal[3].who == f.c[0].get());
+        CHECK(f.c[2]->total_calls() == 0);
+        CHECK(f.slot[0].sequence() == 2);
+        CHECK(f.slot[2].sequence() == 0);
+        CHECK_FALSE(set.round_in_flight());
+        CHECK(set.stats().aborts == 1);
+        set.abort_round();  // nothing in flight: nothing happens
+        CHECK(f.journal.size() == 4);
+        CHECK(set.stats().aborts == 1);
+    }
+    SUBCASE("a begun round excludes other rounds and binds; abort_round leaves a round object's round alone") {
+        REQUIRE(set.begin_round(R(0, 100), invalidation_cause::to_shared));
+        auto again = set.begin_round(R(0, 1), invalidation_cause::to_shared);
+        REQUIRE_FALSE(again);
+        CHECK(again.error().code() == errc::busy);
+        CHECK(again.error().message() ==
+              "cannot prepare pages [0, 0x1) while an invalidation round over [0, 0x64) is in flight");
+        auto obj = set.prepare(R(0, 1), invalidation_cause::to_shared);
+        REQUIRE_FALSE(obj);
+        CHECK(obj.error().code() == errc::busy);
+        binding<> extra;
+        recording_consumer x("x");
+        CHECK(set.bind(extra, x, R(0, 1), 0).error().code() == errc::busy);
+        commit_report report;
+        set.commit_round(report);
+        CHECK(f.journal.size() == 6);
+
+        auto r = set.prepare(R(0, 100), invalidation_cause::to_shared);
+        REQUIRE(r);
+        set.abort_round();  // not the owner's round
+        CHECK(r.value().active());
+        CHECK(f.journal.size() == 9);
+        set.commit(r.value(), report);
+        CHECK(f.journal.size() == 12);
+        CHECK(set.stats().aborts == 0);
+    }
+    SUBCASE("bad causes, bad ranges and vetoes start nothing") {
+        auto bad = set.begin_round(R(0, 8), invalidation_cause::truncate);
+        REQUIRE_FALSE(bad);
+        CHECK(bad.error().code() == errc::invalid_argument);
+        CHECK(bad.error().message() == "prepare() of pages [0, 0x8) needs a vetoable cause; truncate is not "
+                                       "vetoable (use invalidate())");
+        auto empty = set.begin_round(R(8, 8), invalidation_cause::to_shared);
+        REQUIRE_FALSE(empty);
+        CHECK(empty.error().code() == errc::invalid_range);
+        CHECK(f.journal.size() == 0);
+        CHECK(set.stats().rounds == 0);
+        f.c[1]->veto_at(12);
+        auto vetoed = set.begin_round(R(0, 100), invalidation_cause::to_guest_only);
+        REQUIRE_FALSE(vetoed);
+        CHECK(vetoed.error().code() == errc::vetoed);
+        CHECK(vetoed.error().page() == 12);
+        CHECK(vetoed.error().consumer() == f.slot[1].id());
+        CHECK_FALSE(set.round_in_flight());
+        CHECK(f.c[0]->aborts() == 1);
+        for (auto& s : f.slot) CHECK(s.sequence() % 2 == 0);
+    }
+    SUBCASE("unbind during a begun round aborts that binding; commit_round commits the others") {
+        REQUIRE(set.begin_round(R(0, 100), invalidation_cause::to_shared));
+        REQUIRE(set.unbind(binding_handle{f.slot[1].id()}));
+        CHECK(f.c[1]->aborts() == 1);
+        commit_report report;
+        set.commit_round(report);
+        CHECK(f.c[0]->commits() == 1);
+        CHECK(f.c[1]->commits() == 1);  // the release only
+        CHECK(f.c[2]->commits() == 1);
+    }
+    SUBCASE("a set destroyed with a begun round aborts it") {
+        binding<> sa;
+        recording_consumer a("a");
+        {
+            set_t other;
+            REQUIRE(other.bind(sa, a, R(0, 16), 0));
+            REQUIRE(other.begin_round(R(0, 16), invalidation_cause::to_shared));
+        }
+        CHECK(a.aborts() == 1);
+        CHECK(a.commits() == 1);  // the release
+        CHECK(sa.sequence() % 2 == 0);
     }
 }
 

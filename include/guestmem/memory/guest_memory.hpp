@@ -148,15 +148,15 @@ public:
             }
         }
         // 5. prepare consumers
-        auto round = notifier_.prepare(r, to_private ? invalidation_cause::to_guest_only : invalidation_cause::to_shared);
-        if (!round) {
+        if (auto s = notifier_.begin_round(r, to_private ? invalidation_cause::to_guest_only : invalidation_cause::to_shared);
+            !s) {
             undo();
             ++counters_.vetoes;
-            return round.error();
+            return s;
         }
         // 6. commit: nothing below can fail.
         commit_report report;
-        notifier_.commit(round.value(), report);
+        notifier_.commit_round(report);
         const std::uint64_t drained = folios_.apply(plan, opts.defer_if_pinned);  // leaves sent to none
         shares_.assign_reserved(r, to);  // keeps the few nodes the next assign needs: no malloc per conversion
         if (opts.content == content_policy::zero) zero_contents(r);

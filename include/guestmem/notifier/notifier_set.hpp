@@ -199,43 +199,7 @@ public:
     /// round is in flight, vetoed (with the binding id) when a consumer
     /// refuses.
     [[nodiscard]] result<round> prepare(page_range pages, invalidation_cause cause) {
-        if (!is_vetoable(cause))
-            return error::make(errc::invalid_argument, pages.begin,
-                               "prepare() of pages [%#" PRIx64 ", %#" PRIx64 ") needs a vetoable cause; %.*s is not "
-                               "vetoable (use invalidate())",
-                               pages.begin, pages.end, static_cast<int>(to_string(cause).size()), to_string(cause).data());
-        if (auto s = check_range(pages, no_page); !s) return s.error();
-        if (live_round_ != nullptr)
-            return error::make(errc::busy, pages.begin,
-                               "cannot prepare pages [%#" PRIx64 ", %#" PRIx64 ") while an invalidation round over [%#" PRIx64
-                               ", %#" PRIx64 ") is in flight",
-                               pages.begin, pages.end, active_pages_.begin, active_pages_.end);
-        ++stats_.rounds;
-        for_overlapping(pages, [](binding<C>& b) { b.begin_invalidation(); });
-        for (auto it = list_.begin(); it != list_.end() && it->pages_.begin < pages.end; ++it) {
-            if (!it->pages_.overlaps(pages)) continue;
-            binding<C>& b = *it;
-            status st = b.owner_->prepare(make_invalidation(b, pages, cause, true));
-            if (st) {
-                b.prepared_ = true;
-                continue;
-            }
-            // Veto: abort everyone already prepared, newest first, then end
-            // every sequence this round began.
-            error e = describe_veto(b, pages, cause, st.error());
-            for (auto back = it; back != list_.begin();) {
-                --back;
-                if (!back->prepared_) continue;
-                back->owner_->abort(make_invalidation(*back, pages, cause, true));
-                back->prepared_ = false;
-            }
-            for_overlapping(pages, [](binding<C>& x) { x.end_invalidation(); });
-            ++stats_.vetoes;
-            ++stats_.aborts;
-            return e;
-        }
-        active_pages_ = pages;
-        active_cause_ = cause;
+        if (auto s = begin_round(pages, cause); !s) return s.error();
         return result<round>(outcome::in_place_type<round>, key{}, this, pages, cause);
     }
 
@@ -244,15 +208,44 @@ public:
     /// finished, another set's) is ignored.
     void commit(round& r, commit_report& report) noexcept {
         if (r.set_ != this || !r.active()) return;
-        for (binding<C>& b : list_) {
-            if (!b.prepared_) continue;
-            b.owner_->commit(make_invalidation(b, r.pages_, r.cause_, true), report);
-            b.prepared_ = false;
-            b.end_invalidation();
-        }
         r.set_ = nullptr;
+        commit_round(report);
+    }
+
+    // The same two phases for an owner that holds the round itself (the
+    // guest memory object, whose exclusive lock already makes its round
+    // the only one): no round object is built, moved and destroyed on
+    // every conversion. begin_round has prepare's checks and errors; after
+    // it succeeds exactly one of commit_round and abort_round must follow.
+    [[nodiscard]] status begin_round(page_range pages, invalidation_cause cause) {
+        if (!is_vetoable(cause))
+            return error::make(errc::invalid_argument, pages.begin,
+                               "prepare() of pages [%#" PRIx64 ", %#" PRIx64 ") needs a vetoable cause; %.*s is not "
+                               "vetoable (use invalidate())",
+                               pages.begin, pages.end, static_cast<int>(to_string(cause).size()), to_string(cause).data());
+        if (auto s = check_range(pages, no_page); !s) return s;
+        if (live_round_ != nullptr)
+            return error::make(errc::busy, pages.begin,
+                               "cannot prepare pages [%#" PRIx64 ", %#" PRIx64 ") while an invalidation round over [%#" PRIx64
+                               ", %#" PRIx64 ") is in flight",
+                               pages.begin, pages.end, active_pages_.begin, active_pages_.end);
+        ++stats_.rounds;
+        if (!list_.empty())
+            if (auto s = prepare_bindings(pages, cause); !s) return s;
+        active_pages_ = pages;
+        active_cause_ = cause;
+        live_round_ = &owned_round_;  // a round object made by prepare() takes this over
+        return ok();
+    }
+    /// Commit the round begun by begin_round (see commit).
+    void commit_round(commit_report& report) noexcept {
+        if (!list_.empty()) commit_bindings(report);
         live_round_ = nullptr;
         ++stats_.commits;
+    }
+    /// Abort the round begun by begin_round (see abort).
+    void abort_round() noexcept {
+        if (live_round_ == &owned_round_) abort_active();
     }
 
     /// The caller changed its mind after a successful prepare: abort every
@@ -321,6 +314,46 @@ private:
         for (binding<C>& b : list_)
             if (b.id_ == id) return &b;
         return nullptr;
+    }
+
+    /// The consumers' half of prepare, out of line: a conversion that no
+    /// binding overlaps (or an object with none) runs none of it, and the
+    /// caller's inlined fast path does not carry the veto handling.
+    [[gnu::noinline]] status prepare_bindings(page_range pages, invalidation_cause cause) {
+        for_overlapping(pages, [](binding<C>& b) { b.begin_invalidation(); });
+        for (auto it = list_.begin(); it != list_.end() && it->pages_.begin < pages.end; ++it) {
+            if (!it->pages_.overlaps(pages)) continue;
+            binding<C>& b = *it;
+            status st = b.owner_->prepare(make_invalidation(b, pages, cause, true));
+            if (st) {
+                b.prepared_ = true;
+                continue;
+            }
+            // Veto: abort everyone already prepared, newest first, then end
+            // every sequence this round began.
+            error e = describe_veto(b, pages, cause, st.error());
+            for (auto back = it; back != list_.begin();) {
+                --back;
+                if (!back->prepared_) continue;
+                back->owner_->abort(make_invalidation(*back, pages, cause, true));
+                back->prepared_ = false;
+            }
+            for_overlapping(pages, [](binding<C>& x) { x.end_invalidation(); });
+            ++stats_.vetoes;
+            ++stats_.aborts;
+            return e;
+        }
+        return ok();
+    }
+
+    /// The consumers' half of commit (the active round's pages and cause).
+    [[gnu::noinline]] void commit_bindings(commit_report& report) noexcept {
+        for (binding<C>& b : list_) {
+            if (!b.prepared_) continue;
+            b.owner_->commit(make_invalidation(b, active_pages_, active_cause_, true), report);
+            b.prepared_ = false;
+            b.end_invalidation();
+        }
     }
 
     template <class F>
@@ -413,6 +446,7 @@ private:
     list_type list_;
     counters stats_{};
     round* live_round_ = nullptr;  // the round in flight, followed through moves
+    round owned_round_;            // stands for a round begun by begin_round (no object outside)
     page_range active_pages_{};
     invalidation_cause active_cause_ = invalidation_cause::release;
     std::optional<error> last_ignored_veto_;
