@@ -7,6 +7,9 @@
 // in reverse order, ends the sequences and returns the veto (which binding,
 // which page, why). Otherwise the caller later commits the round (commit
 // cannot fail; consumers report pages they could not drop) or aborts it.
+// An owner that already serialises its rounds (the guest memory object,
+// under its exclusive lock) uses begin_round / commit_round / abort_round:
+// the same protocol with no round object to build and destroy.
 // Truncation, release and memory failure are not vetoable: invalidate()
 // still calls prepare, ignores (and counts) refusals, then commits.
 //
