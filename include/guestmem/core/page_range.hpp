@@ -57,20 +57,33 @@ struct page_range {
     return make_range(offset / page_size, length / page_size);
 }
 
-/// Validate `r` against an object of `limit` pages: not empty, not inverted,
-/// inside [0, limit). The message names the caller's range.
-[[nodiscard]] inline status check_range(const page_range& r, page_index limit) noexcept {
+namespace detail {
+/// The errors check_range and check_page return, built out of line: the
+/// checks stay two comparisons, always inlined. (Left to itself GCC stops
+/// inlining them into a large caller such as guest_memory::convert once a
+/// translation unit instantiates it several times, and every call then
+/// returns a 190-byte status through memory.)
+[[gnu::cold, gnu::noinline]] inline error range_error(page_range r, page_index limit) noexcept {
     if (r.begin > r.end)
         return error::make(errc::invalid_range, r.begin, "range [%#" PRIx64 ", %#" PRIx64 ") is inverted", r.begin,
                            r.end);
     if (r.begin == r.end)
         return error::make(errc::invalid_range, r.begin, "range [%#" PRIx64 ", %#" PRIx64 ") is empty", r.begin,
                            r.end);
-    if (r.end > limit)
-        return error::make(errc::invalid_range, std::max(r.begin, limit),
-                           "range [%#" PRIx64 ", %#" PRIx64 ") ends past the object's %#" PRIx64 " pages", r.begin,
-                           r.end, limit);
-    return ok();
+    return error::make(errc::invalid_range, std::max(r.begin, limit),
+                       "range [%#" PRIx64 ", %#" PRIx64 ") ends past the object's %#" PRIx64 " pages", r.begin, r.end,
+                       limit);
+}
+[[gnu::cold, gnu::noinline]] inline error page_error(page_index p, page_index limit) noexcept {
+    return error::make(errc::invalid_range, p, "page %#" PRIx64 " is past the object's %#" PRIx64 " pages", p, limit);
+}
+} // namespace detail
+
+/// Validate `r` against an object of `limit` pages: not empty, not inverted,
+/// inside [0, limit). The message names the caller's range.
+[[nodiscard, gnu::always_inline]] inline status check_range(const page_range& r, page_index limit) noexcept {
+    if (r.begin < r.end && r.end <= limit) return ok();
+    return detail::range_error(r, limit);
 }
 
 /// Validate `r` and require both ends aligned to `order` (for APIs that work
@@ -85,11 +98,9 @@ struct page_range {
 }
 
 /// Validate a single page against an object of `limit` pages.
-[[nodiscard]] inline status check_page(page_index p, page_index limit) noexcept {
-    if (p >= limit)
-        return error::make(errc::invalid_range, p, "page %#" PRIx64 " is past the object's %#" PRIx64 " pages", p,
-                           limit);
-    return ok();
+[[nodiscard, gnu::always_inline]] inline status check_page(page_index p, page_index limit) noexcept {
+    if (p < limit) return ok();
+    return detail::page_error(p, limit);
 }
 
 } // namespace guestmem
