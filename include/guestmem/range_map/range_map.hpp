@@ -126,12 +126,11 @@ public:
 
     /// Take now every node that assign_reserved(r, any value) can need.
     /// Errors: invalid_range, out_of_memory (then nothing new is reserved).
-    [[nodiscard]] status reserve_for(page_range r) noexcept {
+    /// Always inlined: on the conversion path it is a compare of the pool
+    /// against the tree height (see check_range for why it is forced).
+    [[nodiscard, gnu::always_inline]] inline status reserve_for(page_range r) noexcept {
         if (auto s = check_range(r, size()); !s) return s;
-        if (!tree_.reserve())
-            return error::make(errc::out_of_memory, r.begin,
-                               "no memory for range map nodes to assign [%#" PRIx64 ", %#" PRIx64 ")", r.begin,
-                               r.end);
+        if (!tree_.reserve()) return no_nodes_for(r);
         return ok();
     }
 
@@ -196,6 +195,10 @@ public:
     }
 
 private:
+    [[gnu::cold, gnu::noinline]] static error no_nodes_for(page_range r) noexcept {
+        return error::make(errc::out_of_memory, r.begin,
+                           "no memory for range map nodes to assign [%#" PRIx64 ", %#" PRIx64 ")", r.begin, r.end);
+    }
     tree_type tree_;
 };
 

@@ -131,7 +131,12 @@ public:
 
     /// Make the pool hold at least `n` nodes. All or nothing: on failure
     /// the nodes taken by this call are given back and false is returned.
-    [[nodiscard]] bool fill(std::size_t n) noexcept {
+    [[nodiscard]] bool fill(std::size_t n) noexcept { return pooled_ >= n || refill(n); }
+
+private:
+    /// fill's allocating part, out of line: in the steady state the pool
+    /// already holds what a conversion needs.
+    [[gnu::noinline]] bool refill(std::size_t n) noexcept {
         std::size_t added = 0;
         while (pooled_ < n) {
             rm_node_storage* p = traits::allocate(alloc_, 1);
@@ -145,6 +150,7 @@ public:
         return true;
     }
 
+public:
     /// Give pooled nodes back to the allocator until at most `keep` remain.
     void trim(std::size_t keep) noexcept {
         while (pooled_ > keep) {
