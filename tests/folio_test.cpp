@@ -106,6 +106,9 @@ TEST_CASE("mappability: every (state, event) cell of the table") {
                 CHECK(t.allowed == c.ok);
                 if (c.ok) CHECK(t.next == c.to);
                 else CHECK(t.refusal == c.why);
+                // The one-byte copy the conversion path reads agrees.
+                const std::uint8_t b = detail::mappability_next[std::size_t(s)][std::size_t(e)];
+                CHECK(b == (c.ok ? std::uint8_t(c.to) : detail::refused));
                 CHECK_FALSE(t.why.empty());
             }
             CHECK(found);

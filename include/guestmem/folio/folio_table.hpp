@@ -389,8 +389,8 @@ private:
     }
 
     void fire(const ref& x, mappability_event e) noexcept {
-        const mappability_transition t = next_mappability(x.map(), e);
-        if (t.allowed) x.set_map(t.next);
+        const std::uint8_t next = detail::mappability_next[static_cast<std::size_t>(x.map())][static_cast<std::size_t>(e)];
+        if (next != detail::refused) x.set_map(static_cast<mappability>(next));
     }
 
     /// Leaves in r stuck in none with no pins left: last_unpin.

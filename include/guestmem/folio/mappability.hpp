@@ -11,6 +11,7 @@
 //   faults are refused in none; host faults are refused in guest.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -104,6 +105,20 @@ inline constexpr mappability_transition mappability_table[mappability_state_coun
         return detail::refuse(errc::invalid_argument, "invalid state or event");
     return mappability_table[s][e];
 }
+
+namespace detail {
+/// The table's next states alone, one byte per (state, event), `refused`
+/// where the table refuses: what the conversion's hot path reads (derived
+/// from THE table at compile time, so the two cannot disagree).
+inline constexpr std::uint8_t refused = 0xff;
+inline constexpr auto mappability_next = [] {
+    std::array<std::array<std::uint8_t, mappability_event_count>, mappability_state_count> t{};
+    for (std::size_t s = 0; s < mappability_state_count; ++s)
+        for (std::size_t e = 0; e < mappability_event_count; ++e)
+            t[s][e] = mappability_table[s][e].allowed ? static_cast<std::uint8_t>(mappability_table[s][e].next) : refused;
+    return t;
+}();
+} // namespace detail
 
 /// The table as a Graphviz DOT digraph: one solid edge per allowed change of
 /// state, dotted self-loops for allowed no-ops, red dashed edges into a
