@@ -163,6 +163,13 @@ public:
             nodes_.trim(nodes_kept());
             return;
         }
+        assign_across_leaves(b, e, v);
+    }
+
+private:
+    /// commit_assign's general case (the range spans leaves, or its leaf
+    /// must split), out of line so the common cases above stay small.
+    [[gnu::noinline]] void assign_across_leaves(page_index b, page_index e, Value v) noexcept {
         const bool has_prev = b > 0;
         const Value prev = has_prev ? at(b - 1) : v;
         const bool has_after = e < size_;
@@ -201,7 +208,6 @@ public:
         nodes_.trim(nodes_kept());
     }
 
-private:
     struct step {
         inner* node;
         unsigned idx;
