@@ -315,9 +315,10 @@ private:
 
     template <class Top, class F>
     static void walk_top(Top& t, page_range r, F&& f) {
-        const ref x = t.ref();
-        if (!x.split()) return f(x, t.order);  // most tops are whole folios
-        detail::walk_rec(x, r, t.order, f);
+        // Most tops are whole folios. Two refs, so the whole-folio one
+        // can stay in registers: walk_rec takes its own by reference.
+        if ((t.state & detail::st_split) == 0) return f(t.ref(), t.order);
+        detail::walk_rec(t.ref(), r, t.order, f);
     }
     template <class Self, class F>
     static void walk(Self& self, page_range r, F&& f) {
