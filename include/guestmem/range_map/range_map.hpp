@@ -150,7 +150,10 @@ public:
     [[nodiscard]] run_view runs(page_range r) const noexcept { return run_view(&tree_, r); }
 
     /// Do all pages of r equal v? Precondition: r valid (check_range).
-    [[nodiscard]] bool all_of(page_range r, Value v) const noexcept { return find_first_not(r, v) == no_page; }
+    [[nodiscard]] bool all_of(page_range r, Value v) const noexcept {
+        if (tree_.root() == nullptr) return tree_.single() == v;  // one run: answered inline
+        return find_first_not(r, v) == no_page;
+    }
 
     /// First page of r whose value is not v, or no_page.
     /// Precondition: r valid (check_range).
