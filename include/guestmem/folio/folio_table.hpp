@@ -274,7 +274,10 @@ public:
     /// plan found (no second lookup).
     template <class ShareMap>
     void merge_eligible(const plan& p, const ShareMap& share) noexcept {
-        merge_from(top_iterator(p.first_top), p.range, share);
+        // The range within one whole (unsplit) top folio: nothing to merge.
+        const top* t = p.first_top;
+        if (t == nullptr || ((t->state & detail::st_split) == 0 && t->end() >= p.range.end)) return;
+        merge_from(top_iterator(t), p.range, share);
     }
 
     // ---- poison -------------------------------------------------------------
@@ -380,6 +383,10 @@ private:
 
     template <class ShareMap>
     static void plan_splits(plan& p, const ref& x, page_index b, const ShareMap& share) noexcept;
+    /// plan_into past its fast exit: the leaves at both ends of the range,
+    /// starting from `it`, the top holding p.range.begin or the first after.
+    template <class ShareMap>
+    void plan_ends(plan& p, typename detail::top_folio_set::const_iterator it, const ShareMap& share) const noexcept;
 
     /// Would R be mixed once [r) becomes `to` (R overlaps r)?
     template <class ShareMap>

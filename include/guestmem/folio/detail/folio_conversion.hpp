@@ -15,14 +15,23 @@ namespace guestmem {
 template <folio_allocator A, class NodeAllocator>
 template <class ShareMap>
 inline void folio_table<A, NodeAllocator>::plan_into(plan& p, const ShareMap& share) const noexcept {
-    const page_range r = p.range;
     p.count = 0;
-    auto it = detail::top_at_or_after(tops_, r.begin);
+    const auto it = detail::top_at_or_after(tops_, p.range.begin);
     p.first_top = it == tops_.end() ? nullptr : &*it;
     if (it == tops_.end()) return;  // all holes: nothing to split
+    // The range ends where a top folio inside it ends (a uniform conversion
+    // of whole folios): no leaf crosses an end of the range, nothing splits.
+    if (it->first >= p.range.begin && it->end() == p.range.end) return;
+    plan_ends(p, it, share);
+}
+
+template <folio_allocator A, class NodeAllocator>
+template <class ShareMap>
+[[gnu::noinline]] void folio_table<A, NodeAllocator>::plan_ends(plan& p, typename detail::top_folio_set::const_iterator it,
+                                                                const ShareMap& share) const noexcept {
+    const page_range r = p.range;
     // Leaves of a top folio that lies inside the range are never mixed
-    // afterwards: only a top crossing an end of the range can need a split
-    // (a uniform conversion of whole folios plans nothing, reading no leaf).
+    // afterwards: only a top crossing an end of the range can need a split.
     const auto inside = [&](const top& t) { return t.first >= r.begin && t.end() <= r.end; };
     if (it->first <= r.begin && !inside(*it)) {
         const ref x = descend(it->ref(), r.begin);
