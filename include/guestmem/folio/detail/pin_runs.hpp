@@ -53,6 +53,7 @@ public:
 
     /// First pinned page in r, or no_page.
     [[nodiscard]] page_index first_pinned(page_range r) const noexcept {
+        if (set_.empty()) return no_page;  // nothing pinned anywhere: the usual case
         auto it = at_or_after(set_, r.begin);
         if (it != set_.end() && it->begin < r.end) return it->begin > r.begin ? it->begin : r.begin;
         return no_page;
