@@ -259,7 +259,16 @@ public:
     /// fail; allocates nothing. Precondition: the plan was reserved and no
     /// folio was populated or truncated since it was made. Returns how many
     /// leaves in the range it moved into mappability none (left draining).
-    std::uint64_t apply(plan& p, bool defer_if_pinned) noexcept;
+    std::uint64_t apply(plan& p, bool defer_if_pinned) noexcept {
+        // The range within one whole top folio (and nothing to split): one
+        // record moves, handled here; everything else walks (apply_walk).
+        const top* t = p.first_top;
+        if (p.count == 0 && t != nullptr && (t->state & detail::st_split) == 0 && t->end() >= p.range.end) {
+            p.owner_ = nullptr;
+            return t->first < p.range.end ? move_leaf(t->ref(), p.to) : 0;
+        }
+        return apply_walk(p, defer_if_pinned);
+    }
 
     /// After the caller updated the map: merge level by level around r every
     /// split folio whose pieces are all guest_only, unpinned, unpoisoned.
@@ -380,6 +389,29 @@ private:
     /// Plan the splits of leaf x (holding page b, an end of p.range) and of
     /// its pieces holding b, while they would be mixed after the conversion.
     [[nodiscard]] status reserve_splits(plan& p);  // reserve, when the plan splits
+
+    std::uint64_t apply_walk(plan& p, bool defer_if_pinned) noexcept;
+
+    /// Move one leaf of a conversion to `to`; 1 if it went into none (left
+    /// draining its pins), else 0. A leaf that still holds pins drains
+    /// (unshare_deferred) whatever the caller asked: without deferral the
+    /// caller refused pins inside the range, so a pinned leaf here is one
+    /// already private and draining (none stays none) or pinned by the
+    /// guest side (guest stays guest). Only an unpinned leaf may settle at
+    /// once.
+    [[gnu::always_inline]] inline std::uint64_t move_leaf(const ref& x, shareability to) noexcept {
+        if (to != shareability::guest_only) {
+            fire(x, mappability_event::share);
+            return 0;
+        }
+        if (pins_.first_pinned({x.first, x.end()}) == no_page) {
+            fire(x, mappability_event::unshare);
+            return 0;
+        }
+        const bool was_none = x.map() == mappability::none;
+        fire(x, mappability_event::unshare_deferred);
+        return !was_none && x.map() == mappability::none;
+    }
 
     template <class ShareMap>
     static void plan_splits(plan& p, const ref& x, page_index b, const ShareMap& share) noexcept;

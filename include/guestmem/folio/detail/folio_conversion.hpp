@@ -70,7 +70,7 @@ inline status folio_table<A, NodeAllocator>::reserve_splits(plan& p) {
 }
 
 template <folio_allocator A, class NodeAllocator>
-inline std::uint64_t folio_table<A, NodeAllocator>::apply(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
+[[gnu::noinline]] std::uint64_t folio_table<A, NodeAllocator>::apply_walk(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
     unsigned settle_mask = 0;
     std::uint64_t drained = 0;  // leaves in the range this apply moved into none
     for (unsigned k = 0; k < p.count; ++k) {
@@ -90,21 +90,7 @@ inline std::uint64_t folio_table<A, NodeAllocator>::apply(plan& p, [[maybe_unuse
         op.children = nullptr;
     }
     const page_range r = p.range;
-    walk_from(*this, top_iterator(p.first_top), r, [&](const ref& x, folio_order) {
-        mappability_event e = mappability_event::share;
-        // A leaf that still holds pins drains (unshare_deferred) whatever
-        // the caller asked: without deferral the caller refused pins
-        // inside the range, so a pinned leaf here is one already private
-        // and draining (none stays none) or pinned by the guest side
-        // (guest stays guest). Only an unpinned leaf may settle at once.
-        if (p.to == shareability::guest_only)
-            e = pins_.first_pinned({x.first, x.end()}) != no_page ? mappability_event::unshare_deferred
-                                                                   : mappability_event::unshare;
-        if (e != mappability_event::unshare_deferred) return fire(x, e);
-        const bool was_none = x.map() == mappability::none;
-        fire(x, e);
-        drained += !was_none && x.map() == mappability::none;
-    });
+    walk_from(*this, top_iterator(p.first_top), r, [&](const ref& x, folio_order) { drained += move_leaf(x, p.to); });
     for (unsigned k = 0; k < p.count; ++k)
         if ((settle_mask >> k) & 1u) settle({p.ops[k].first, p.ops[k].first + pages_in(p.ops[k].from)});
     p.count = 0;
