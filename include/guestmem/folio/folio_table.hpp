@@ -393,25 +393,9 @@ private:
     std::uint64_t apply_walk(plan& p, bool defer_if_pinned) noexcept;
 
     /// Move one leaf of a conversion to `to`; 1 if it went into none (left
-    /// draining its pins), else 0. A leaf that still holds pins drains
-    /// (unshare_deferred) whatever the caller asked: without deferral the
-    /// caller refused pins inside the range, so a pinned leaf here is one
-    /// already private and draining (none stays none) or pinned by the
-    /// guest side (guest stays guest). Only an unpinned leaf may settle at
-    /// once.
-    [[gnu::always_inline]] inline std::uint64_t move_leaf(const ref& x, shareability to) noexcept {
-        if (to != shareability::guest_only) {
-            fire(x, mappability_event::share);
-            return 0;
-        }
-        if (pins_.first_pinned({x.first, x.end()}) == no_page) {
-            fire(x, mappability_event::unshare);
-            return 0;
-        }
-        const bool was_none = x.map() == mappability::none;
-        fire(x, mappability_event::unshare_deferred);
-        return !was_none && x.map() == mappability::none;
-    }
+    /// draining its pins), else 0. Always inlined: apply and apply_walk's
+    /// per-leaf visit both use it.
+    [[gnu::always_inline]] inline std::uint64_t move_leaf(const ref& x, shareability to) noexcept;
 
     template <class ShareMap>
     static void plan_splits(plan& p, const ref& x, page_index b, const ShareMap& share) noexcept;

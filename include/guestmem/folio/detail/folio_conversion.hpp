@@ -1,8 +1,9 @@
 // guestmem/folio/detail/folio_conversion.hpp — the bodies of folio_table's
 // conversion steps, declared and documented in folio_table.hpp: plan_into
-// (which leaves at the two ends of the range split), reserve_splits (the
-// fallible part), apply (split, then move mappability; cannot fail) and
-// try_merge (pieces back into their folio once all are plain guest).
+// and plan_ends (which leaves at the two ends of the range split),
+// reserve_splits (the fallible part), move_leaf and apply_walk (split, then
+// move mappability; cannot fail) and try_merge (pieces back into their
+// folio once all are plain guest).
 #pragma once
 
 #include <cinttypes>
@@ -67,6 +68,27 @@ inline status folio_table<A, NodeAllocator>::reserve_splits(plan& p) {
     }
     p.owner_ = this;
     return ok();
+}
+
+template <folio_allocator A, class NodeAllocator>
+[[gnu::always_inline]] inline std::uint64_t folio_table<A, NodeAllocator>::move_leaf(const ref& x,
+                                                                                   shareability to) noexcept {
+    if (to != shareability::guest_only) {
+        fire(x, mappability_event::share);
+        return 0;
+    }
+    // A leaf that still holds pins drains (unshare_deferred) whatever the
+    // caller asked: without deferral the caller refused pins inside the
+    // range, so a pinned leaf here is one already private and draining
+    // (none stays none) or pinned by the guest side (guest stays guest).
+    // Only an unpinned leaf may settle at once.
+    if (pins_.first_pinned({x.first, x.end()}) == no_page) {
+        fire(x, mappability_event::unshare);
+        return 0;
+    }
+    const bool was_none = x.map() == mappability::none;
+    fire(x, mappability_event::unshare_deferred);
+    return !was_none && x.map() == mappability::none;
 }
 
 template <folio_allocator A, class NodeAllocator>
