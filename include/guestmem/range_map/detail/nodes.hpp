@@ -133,24 +133,6 @@ public:
     /// the nodes taken by this call are given back and false is returned.
     [[nodiscard]] bool fill(std::size_t n) noexcept { return pooled_ >= n || refill(n); }
 
-private:
-    /// fill's allocating part, out of line: in the steady state the pool
-    /// already holds what a conversion needs.
-    [[gnu::noinline]] bool refill(std::size_t n) noexcept {
-        std::size_t added = 0;
-        while (pooled_ < n) {
-            rm_node_storage* p = traits::allocate(alloc_, 1);
-            if (p == nullptr) {
-                trim(pooled_ - added);
-                return false;
-            }
-            push(p);
-            ++added;
-        }
-        return true;
-    }
-
-public:
     /// Give pooled nodes back to the allocator until at most `keep` remain.
     void trim(std::size_t keep) noexcept {
         while (pooled_ > keep) {
@@ -188,6 +170,22 @@ public:
     [[nodiscard]] std::size_t live() const noexcept { return live_; }
 
 private:
+    /// fill's allocating part, out of line: in the steady state the pool
+    /// already holds what a conversion needs.
+    [[gnu::noinline]] bool refill(std::size_t n) noexcept {
+        std::size_t added = 0;
+        while (pooled_ < n) {
+            rm_node_storage* p = traits::allocate(alloc_, 1);
+            if (p == nullptr) {
+                trim(pooled_ - added);
+                return false;
+            }
+            push(p);
+            ++added;
+        }
+        return true;
+    }
+
     void push(rm_node_storage* p) noexcept {
         pool_ = ::new (static_cast<void*>(p)) free_node{pool_};
         ++pooled_;
