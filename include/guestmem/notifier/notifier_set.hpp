@@ -327,9 +327,9 @@ private:
                            pages.begin, pages.end, active_pages_.begin, active_pages_.end);
     }
 
-    /// The consumers' half of prepare, out of line: a conversion that no
-    /// binding overlaps (or an object with none) runs none of it, and the
-    /// caller's inlined fast path does not carry the veto handling.
+    /// The consumers' half of prepare, out of line: a set with no binding
+    /// runs none of it, and the caller's inlined fast path does not carry
+    /// the veto handling.
     [[gnu::noinline]] status prepare_bindings(page_range pages, invalidation_cause cause) {
         for_overlapping(pages, [](binding<C>& b) { b.begin_invalidation(); });
         for (auto it = list_.begin(); it != list_.end() && it->pages_.begin < pages.end; ++it) {
