@@ -262,9 +262,9 @@ public:
     std::uint64_t apply(plan& p, bool defer_if_pinned) noexcept {
         // The range within one whole top folio (and nothing to split): one
         // record moves, handled here; everything else walks (apply_walk).
-        const top* t = p.first_top;
-        if (p.count == 0 && t != nullptr && (t->state & detail::st_split) == 0 && t->end() >= p.range.end) {
+        if (p.count == 0 && within_first_top(p)) {
             p.owner_ = nullptr;
+            const top* t = p.first_top;
             return t->first < p.range.end ? move_leaf(t->ref(), p.to) : 0;
         }
         return apply_walk(p, defer_if_pinned);
@@ -283,10 +283,8 @@ public:
     /// plan found (no second lookup).
     template <class ShareMap>
     void merge_eligible(const plan& p, const ShareMap& share) noexcept {
-        // The range within one whole (unsplit) top folio: nothing to merge.
-        const top* t = p.first_top;
-        if (t == nullptr || ((t->state & detail::st_split) == 0 && t->end() >= p.range.end)) return;
-        merge_from(top_iterator(t), p.range, share);
+        if (p.first_top == nullptr || within_first_top(p)) return;  // no split folio to merge
+        merge_from(top_iterator(p.first_top), p.range, share);
     }
 
     // ---- poison -------------------------------------------------------------
@@ -329,7 +327,7 @@ private:
     static void walk_top(Top& t, page_range r, F&& f) {
         // Most tops are whole folios. Two refs, so the whole-folio one
         // can stay in registers: walk_rec takes its own by reference.
-        if ((t.state & detail::st_split) == 0) return f(t.ref(), t.order);
+        if (!t.split()) return f(t.ref(), t.order);
         detail::walk_rec(t.ref(), r, t.order, f);
     }
     template <class Self, class F>
@@ -340,6 +338,12 @@ private:
     template <class Self, class It, class F>
     static void walk_from(Self& self, It it, page_range r, F&& f) {
         for (; it != self.tops_.end() && it->first < r.end; ++it) walk_top(*it, r, f);
+    }
+    /// Does the rest of p.range lie within p.first_top, a whole (unsplit)
+    /// folio? Then the walks of apply and merge_eligible visit that one
+    /// record and nothing else.
+    static bool within_first_top(const plan& p) noexcept {
+        return p.first_top != nullptr && !p.first_top->split() && p.first_top->end() >= p.range.end;
     }
     typename detail::top_folio_set::iterator top_iterator(const top* t) noexcept {
         return t == nullptr ? tops_.end() : tops_.iterator_to(*const_cast<top*>(t));
@@ -386,8 +390,6 @@ private:
         if (spare_narrow_) std::allocator_traits<pieces_alloc_t>::deallocate(pieces_alloc_, std::exchange(spare_narrow_, nullptr), 1);
     }
 
-    /// Plan the splits of leaf x (holding page b, an end of p.range) and of
-    /// its pieces holding b, while they would be mixed after the conversion.
     [[nodiscard]] status reserve_splits(plan& p);  // reserve, when the plan splits
 
     std::uint64_t apply_walk(plan& p, bool defer_if_pinned) noexcept;
@@ -397,6 +399,8 @@ private:
     /// per-leaf visit both use it.
     [[gnu::always_inline]] inline std::uint64_t move_leaf(const ref& x, shareability to) noexcept;
 
+    /// Plan the splits of leaf x (holding page b, an end of p.range) and of
+    /// its pieces holding b, while they would be mixed after the conversion.
     template <class ShareMap>
     static void plan_splits(plan& p, const ref& x, page_index b, const ShareMap& share) noexcept;
     /// plan_into past its fast exit: the leaves at both ends of the range,
@@ -455,7 +459,7 @@ private:
     template <class ShareMap>
     void merge_from(typename detail::top_folio_set::iterator it, page_range r, const ShareMap& share) noexcept {
         for (; it != tops_.end() && it->first < r.end; ++it)
-            if (it->ref().split()) try_merge(it->ref(), r, share);
+            if (it->split()) try_merge(it->ref(), r, share);
     }
 
     template <class ShareMap>

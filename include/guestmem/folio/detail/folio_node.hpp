@@ -103,6 +103,7 @@ struct top_folio : boost::intrusive::set_base_hook<boost::intrusive::optimize_si
     bool fresh = false;      ///< created by the populate in progress (rolled back on failure)
 
     [[nodiscard]] page_index end() const noexcept { return last_end; }
+    [[nodiscard]] bool split() const noexcept { return (state & st_split) != 0; }
     /// The record (const tops hand out a ref only read through).
     [[nodiscard]] folio_ref ref() const noexcept {
         auto& t = const_cast<top_folio&>(*this);
