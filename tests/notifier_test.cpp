@@ -84,6 +84,34 @@ struct fleet {
     }
 };
 
+/// One committed round over bindings 0..2 of f: three prepares, then three
+/// commits, each in binding order, vetoable, with `cause`.
+void check_committed_in_order(fleet<3>& f, invalidation_cause cause) {
+    REQUIRE(f.journal.size() == 6);
+    for (std::size_t i = 0; i < 3; ++i) {
+        CHECK(f.journal[i].kind == call_kind::prepare);
+        CHECK(f.journal[i].who == f.c[i].get());
+        CHECK(f.journal[3 + i].kind == call_kind::commit);
+        CHECK(f.journal[3 + i].who == f.c[i].get());
+        CHECK(f.journal[3 + i].inv.vetoable);
+        CHECK(f.journal[3 + i].inv.cause == cause);
+    }
+}
+
+/// A round over page 15 (bindings 0 and 1 of the [10i, 10i + 20) layout)
+/// aborted after its prepare: aborts newest first, binding 2 untouched, the
+/// sequences of 0 and 1 ended.
+void check_aborted_0_and_1(fleet<3>& f) {
+    REQUIRE(f.journal.size() == 4);
+    CHECK(f.journal[2].kind == call_kind::abort);
+    CHECK(f.journal[2].who == f.c[1].get());
+    CHECK(f.journal[3].kind == call_kind::abort);
+    CHECK(f.journal[3].who == f.c[0].get());
+    CHECK(f.c[2]->total_calls() == 0);
+    CHECK(f.slot[0].sequence() == 2);
+    CHECK(f.slot[2].sequence() == 0);
+}
+
 } // namespace
 
 TEST_CASE("bind: validation, double bind, overlapping bindings of one consumer") {
@@ -342,15 +370,7 @@ TEST_CASE("successful rounds: commit in binding order, abort in reverse, round l
         set.commit(r.value(), report);
         CHECK_FALSE(r.value().active());
         CHECK(report.empty());
-        REQUIRE(f.journal.size() == 6);
-        for (std::size_t i = 0; i < 3; ++i) {
-            CHECK(f.journal[i].kind == call_kind::prepare);
-            CHECK(f.journal[i].who == f.c[i].get());
-            CHECK(f.journal[3 + i].kind == call_kind::commit);
-            CHECK(f.journal[3 + i].who == f.c[i].get());
-            CHECK(f.journal[3 + i].inv.vetoable);
-            CHECK(f.journal[3 + i].inv.cause == invalidation_cause::to_shared);
-        }
+        check_committed_in_order(f, invalidation_cause::to_shared);
         for (auto& s : f.slot) CHECK(s.sequence() == 2);
         // Committing or aborting a finished round does nothing.
         set.commit(r.value(), report);
@@ -363,14 +383,7 @@ TEST_CASE("successful rounds: commit in binding order, abort in reverse, round l
         auto r = set.prepare(R(15, 16), invalidation_cause::to_guest_only);  // bindings 0 and 1 only
         REQUIRE(r);
         set.abort(r.value());
-        REQUIRE(f.journal.size() == 4);
-        CHECK(f.journal[2].kind == call_kind::abort);
-        CHECK(f.journal[2].who == f.c[1].get());
-        CHECK(f.journal[3].kind == call_kind::abort);
-        CHECK(f.journal[3].who == f.c[0].get());
-        CHECK(f.c[2]->total_calls() == 0);
-        CHECK(f.slot[0].sequence() == 2);
-        CHECK(f.slot[2].sequence() == 0);
+        check_aborted_0_and_1(f);
         CHECK(set.stats().aborts == 1);
         CHECK_FALSE(set.round_in_flight());
     }
