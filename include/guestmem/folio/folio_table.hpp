@@ -259,7 +259,7 @@ public:
     /// fail; allocates nothing. Precondition: the plan was reserved and no
     /// folio was populated or truncated since it was made. Returns how many
     /// leaves in the range it moved into mappability none (left draining).
-    std::uint64_t apply(plan& p, bool defer_if_pinned) noexcept {
+    std::uint64_t apply(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
         // The range within one whole top folio (and nothing to split): one
         // record moves, handled here; everything else walks (apply_walk).
         if (p.count == 0 && within_first_top(p)) {
@@ -267,7 +267,7 @@ public:
             const top* t = p.first_top;
             return t->first < p.range.end ? move_leaf(t->ref(), p.to) : 0;
         }
-        return apply_walk(p, defer_if_pinned);
+        return apply_walk(p);
     }
 
     /// After the caller updated the map: merge level by level around r every
@@ -392,7 +392,7 @@ private:
 
     [[nodiscard]] status reserve_splits(plan& p);  // reserve, when the plan splits
 
-    std::uint64_t apply_walk(plan& p, bool defer_if_pinned) noexcept;
+    std::uint64_t apply_walk(plan& p) noexcept;
 
     /// Move one leaf of a conversion to `to`; 1 if it went into none (left
     /// draining its pins), else 0. Always inlined: apply and apply_walk's

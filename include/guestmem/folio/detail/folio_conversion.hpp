@@ -92,7 +92,7 @@ template <folio_allocator A, class NodeAllocator>
 }
 
 template <folio_allocator A, class NodeAllocator>
-[[gnu::noinline]] std::uint64_t folio_table<A, NodeAllocator>::apply_walk(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
+[[gnu::noinline]] std::uint64_t folio_table<A, NodeAllocator>::apply_walk(plan& p) noexcept {
     unsigned settle_mask = 0;
     std::uint64_t drained = 0;  // leaves in the range this apply moved into none
     for (unsigned k = 0; k < p.count; ++k) {
