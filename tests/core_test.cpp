@@ -133,6 +133,47 @@ TEST_CASE("make_range and range_from_bytes refuse overflow and misalignment") {
     CHECK_FALSE(range_from_bytes(0, 0));
 }
 
+TEST_CASE("range_from_bytes refuses a byte range that ends past 2^64, and takes one that ends at it") {
+    constexpr std::uint64_t top_page_byte = std::numeric_limits<std::uint64_t>::max() & ~std::uint64_t{4095};  // 2^64 - 4096
+    // The example: the last page plus one more wraps to 0x1000.
+    auto wraps = range_from_bytes(top_page_byte, 0x2000);
+    REQUIRE_FALSE(wraps);
+    CHECK(wraps.error().code() == errc::invalid_range);
+    CHECK(wraps.error().page() == (top_page_byte >> 12));
+    CHECK(std::string(wraps.error().message()) ==
+          "byte range at 0xfffffffffffff000 of length 0x2000 overflows past 2^64");
+    // The largest range that does not wrap ends exactly at 2^64: its pages end at 2^52.
+    auto last = range_from_bytes(top_page_byte, 0x1000);
+    REQUIRE(last);
+    CHECK(last.value() == page_range{(std::uint64_t{1} << 52) - 1, std::uint64_t{1} << 52});
+    // The same edge from the length's side: everything but page 0 fits, one page more does not.
+    auto all_but_first = range_from_bytes(0x1000, top_page_byte);
+    REQUIRE(all_but_first);
+    CHECK(all_but_first.value() == page_range{1, std::uint64_t{1} << 52});
+    auto past = range_from_bytes(0x2000, top_page_byte);
+    REQUIRE_FALSE(past);
+    CHECK(past.error().page() == 2);
+    CHECK(std::string(past.error().message()) ==
+          "byte range at 0x2000 of length 0xfffffffffffff000 overflows past 2^64");
+    // From 0, the largest aligned length (2^64 - 4 KiB) fits.
+    CHECK(range_from_bytes(0, top_page_byte).value() == page_range{0, (std::uint64_t{1} << 52) - 1});
+    // Length 0 is still empty, even at the top.
+    auto empty = range_from_bytes(top_page_byte, 0);
+    REQUIRE_FALSE(empty);
+    CHECK(std::string(empty.error().message()) == "range of 0 pages at 0xfffffffffffff is empty");
+}
+
+TEST_CASE("check_aligned_range refuses an order whose page count does not fit in 64 bits") {
+    CHECK(check_aligned_range({0, pages_in(max_supported_order)}, no_page, max_supported_order));
+    for (unsigned order : {unsigned{max_supported_order} + 1, 63u, 64u, 255u}) {
+        auto s = check_aligned_range({0, 1}, no_page, static_cast<folio_order>(order));
+        REQUIRE_FALSE(s);
+        CHECK(s.error().code() == errc::invalid_argument);
+        CHECK(s.error().page() == 0);
+        CHECK(msg(s) == "folio order " + std::to_string(order) + " is larger than the largest order 18");
+    }
+}
+
 TEST_CASE("errors convert to std::error_code in the guestmem category") {
     std::error_code ec = errc::busy;
     CHECK(ec.category().name() == std::string("guestmem"));

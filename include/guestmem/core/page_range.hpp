@@ -46,15 +46,25 @@ struct page_range {
     return page_range{first, first + count};
 }
 
-/// A page range from a byte offset and length (as fallocate takes them):
-/// both must be multiples of the base page size.
+/// A page range from a byte offset and length (as fallocate takes them).
+/// Errors (invalid_range, at page offset / 4 KiB): offset or length not a
+/// multiple of the base page size; offset + length past 2^64 (a range
+/// ending exactly at 2^64, the last page of the byte space, is fine: its
+/// pages end at 2^52); length 0 (make_range's "range of 0 pages" message).
 [[nodiscard]] inline result<page_range> range_from_bytes(std::uint64_t offset, std::uint64_t length) noexcept {
     if (offset % page_size != 0 || length % page_size != 0)
         return error::make(errc::invalid_range, offset / page_size,
                            "byte range at %#" PRIx64 " of length %#" PRIx64 " is not aligned to %" PRIu64
                            "-byte pages",
                            offset, length, page_size);
-    return make_range(offset / page_size, length / page_size);
+    // In pages: the byte space has 2^52 of them, and first < 2^52, so the
+    // room left after `first` is computed without wrapping.
+    const page_index first = offset / page_size;
+    const std::uint64_t count = length / page_size;
+    if (count > (UINT64_MAX >> page_shift) - first + 1)
+        return error::make(errc::invalid_range, first,
+                           "byte range at %#" PRIx64 " of length %#" PRIx64 " overflows past 2^64", offset, length);
+    return make_range(first, count);
 }
 
 namespace detail {
@@ -87,9 +97,14 @@ namespace detail {
 }
 
 /// Validate `r` and require both ends aligned to `order` (for APIs that work
-/// on whole folios).
+/// on whole folios). Errors: check_range's; invalid_argument for an order
+/// above max_supported_order (from order 64 on, 2^order pages would not
+/// even fit in 64 bits); invalid_range at the first unaligned end.
 [[nodiscard]] inline status check_aligned_range(const page_range& r, page_index limit, folio_order order) noexcept {
     if (auto s = check_range(r, limit); !s) return s;
+    if (order > max_supported_order)
+        return error::make(errc::invalid_argument, r.begin, "folio order %u is larger than the largest order %u",
+                           unsigned{order}, unsigned{max_supported_order});
     if (!is_aligned(r.begin, order) || !is_aligned(r.end, order))
         return error::make(errc::invalid_range, is_aligned(r.begin, order) ? r.end : r.begin,
                            "range [%#" PRIx64 ", %#" PRIx64 ") is not aligned to order-%u folios (%" PRIu64 " pages)",

@@ -28,7 +28,9 @@ inline constexpr folio_order order_1g = 18;
 /// The largest order any part of the library accepts (a 1 GiB folio).
 inline constexpr folio_order max_supported_order = order_1g;
 
-/// Pages in a folio of the given order.
+/// Pages in a folio of the given order. `order` must be below 64 (the
+/// shift is undefined from there on); every order the library accepts is
+/// at most max_supported_order, and check_aligned_range refuses larger ones.
 [[nodiscard]] constexpr std::uint64_t pages_in(folio_order order) noexcept {
     return std::uint64_t{1} << order;
 }
