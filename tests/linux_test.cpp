@@ -64,6 +64,20 @@ status convert_view(host_mapping_consumer& c, page_range pages, invalidation_cau
     return ok();
 }
 
+constexpr std::uint64_t two52 = std::uint64_t{1} << 52;                 // the first page whose byte offset is 2^64
+constexpr std::uint64_t top_page_byte = UINT64_MAX & ~std::uint64_t{4095};  // 2^64 - 4 KiB
+constexpr std::uint64_t two63 = std::uint64_t{1} << 63;                     // one past the largest file offset
+
+std::string text(const error& e) { return std::string(e.message()); }
+
+// memslot::bind on no VM (fd -1): a config that passed validation reached
+// the ioctl, which says EBADF.
+bool reached_ioctl(const result<memslot>& r) {
+    return !r && r.error().code() == errc::invalid_argument &&
+           text(r.error()).find("KVM_SET_USER_MEMORY_REGION2 of slot") != std::string::npos &&
+           text(r.error()).find("Bad file descriptor") != std::string::npos;
+}
+
 } // namespace
 
 TEST_CASE("kvm_uapi: definitions match the kernel's layout") {
@@ -286,6 +300,178 @@ TEST_CASE("host_mapping_consumer: prepare vetoes what commit could not do") {
     }
 }
 
+TEST_CASE("memslot::bind refuses, before any ioctl, a slot whose guest_memfd offset or size wraps 64 bits") {
+    const int no_vm = -1;
+    auto cfg = [](page_range pages) { return memslot_config{1, 0, 5, pages, nullptr}; };
+
+    // guest_memfd_offset = pages.begin * 4 KiB: page 2^52 would reach KVM as offset 0.
+    auto offset = memslot::bind(no_vm, cfg({two52, two52 + 1}));
+    REQUIRE_FALSE(offset);
+    CHECK(offset.error().code() == errc::invalid_range);
+    CHECK(offset.error().page() == two52);
+    CHECK(text(offset.error()) == "memslot 1: guest_memfd offset of page 0x10000000000000 (page * 4 KiB) overflows 64 bits");
+    CHECK(reached_ioctl(memslot::bind(no_vm, cfg({two52 - 2, two52 - 1}))));
+
+    // memory_size = pages * 4 KiB: 2^52 pages would reach KVM as 0, which deletes the slot.
+    auto size = memslot::bind(no_vm, cfg({0, two52}));
+    REQUIRE_FALSE(size);
+    CHECK(size.error().code() == errc::invalid_range);
+    CHECK(size.error().page() == 0);
+    CHECK(text(size.error()) ==
+          "memslot 1: memory size of 0x10000000000000 pages [0, 0x10000000000000) (pages * 4 KiB) overflows 64 bits");
+    CHECK(reached_ioctl(memslot::bind(no_vm, cfg({0, two52 - 1}))));
+
+    // The end of the guest_memfd range: begin and size fit, their sum does not.
+    auto end = memslot::bind(no_vm, cfg({1, two52}));
+    REQUIRE_FALSE(end);
+    CHECK(end.error().code() == errc::invalid_range);
+    CHECK(end.error().page() == two52);
+    CHECK(text(end.error()) == "memslot 1: guest_memfd pages [0x1, 0x10000000000000) end at page 0x10000000000000, "
+                               "whose byte offset (page * 4 KiB) overflows 64 bits");
+    CHECK(reached_ioctl(memslot::bind(no_vm, cfg({1, two52 - 1}))));
+
+    // Inverted and empty ranges are told apart.
+    auto inverted = memslot::bind(no_vm, cfg({0x20, 0x10}));
+    REQUIRE_FALSE(inverted);
+    CHECK(inverted.error().code() == errc::invalid_range);
+    CHECK(inverted.error().page() == 0x20);
+    CHECK(text(inverted.error()) == "memslot 1 over pages [0x20, 0x10) is inverted");
+    auto empty = memslot::bind(no_vm, cfg({0x20, 0x20}));
+    CHECK((!empty && text(empty.error()) == "memslot 1 over pages [0x20, 0x20) is empty"));
+
+    // region() is checked the same way, and fills the byte fields of a config that fits.
+    auto bad = memslot::region(cfg({two52, two52 + 1}));
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().code() == errc::invalid_range);
+    auto r = memslot::region({1, 0x100000, 5, {two52 - 2, two52 - 1}, nullptr});
+    REQUIRE(r);
+    CHECK(r.value().guest_memfd_offset == top_page_byte - 0x1000);
+    CHECK(r.value().memory_size == 0x1000);
+}
+
+TEST_CASE("memslot::bind refuses, before any ioctl, a slot whose guest physical or host addresses wrap 64 bits") {
+    const int no_vm = -1;
+    // 16 pages from 2^64 - 16 pages end exactly at 2^64, which KVM's 64-bit sum makes 0.
+    auto gpa = memslot::bind(no_vm, {2, top_page_byte - 15 * page_size, 5, {0x100, 0x110}, nullptr});
+    REQUIRE_FALSE(gpa);
+    CHECK(gpa.error().code() == errc::invalid_range);
+    CHECK(gpa.error().page() == 0x110);  // the first page whose address would be 2^64
+    CHECK(text(gpa.error()) ==
+          "memslot 2: guest physical addresses from 0xffffffffffff0000 for pages [0x100, 0x110) overflow 64 bits at page 0x110");
+    CHECK(reached_ioctl(memslot::bind(no_vm, {2, top_page_byte - 16 * page_size, 5, {0x100, 0x110}, nullptr})));
+    auto far = memslot::bind(no_vm, {2, top_page_byte, 5, {0x100, 0x110}, nullptr});
+    CHECK((!far && far.error().page() == 0x101));
+
+    auto host = memslot::bind(no_vm, {3, 0, 5, {0x100, 0x110}, reinterpret_cast<void*>(top_page_byte - 15 * page_size)});
+    REQUIRE_FALSE(host);
+    CHECK(host.error().code() == errc::invalid_range);
+    CHECK(host.error().page() == 0x110);
+    CHECK(text(host.error()) ==
+          "memslot 3: host addresses from 0xffffffffffff0000 for pages [0x100, 0x110) overflow 64 bits at page 0x110");
+    CHECK(reached_ioctl(
+        memslot::bind(no_vm, {3, 0, 5, {0x100, 0x110}, reinterpret_cast<void*>(top_page_byte - 16 * page_size)})));
+}
+
+TEST_CASE("memslot::gpa_of answers no_gpa outside the slot instead of wrapping") {
+    const memslot none;
+    CHECK(none.gpa_of(0) == memslot::no_gpa);
+    CHECK(none.gpa_of(two52 - 1) == memslot::no_gpa);
+    CHECK(none.gpa_of(two52) == memslot::no_gpa);  // 2^52 * 4 KiB would wrap to GPA 0
+    CHECK(none.page_of(0) == no_page);
+    CHECK(none.page_of(UINT64_MAX) == no_page);
+}
+
+TEST_CASE("shared_mapping::map refuses a file range past the largest file offset before mmap") {
+    auto a = memfd_allocator::create(16, order_4k);
+    REQUIRE(a);
+    const int fd = a.value().fd();
+    auto past = detail::sys::shared_mapping::map(fd, two63 - page_size, page_size, "the test file");
+    REQUIRE_FALSE(past);
+    CHECK(past.error().code() == errc::invalid_argument);
+    CHECK(text(past.error()) == "cannot map the test file: offset 0x7ffffffffffff000 + length 0x1000 passes the largest "
+                                "file offset 0x7fffffffffffffff");
+    auto last = detail::sys::shared_mapping::map(fd, two63 - 2 * page_size, page_size, "the test file");
+    CHECK_MESSAGE(last, (last ? "" : text(last.error())));
+    // A length whose 2 MiB alignment slack would wrap the reservation's size.
+    auto huge = detail::sys::shared_mapping::map(fd, 0, top_page_byte, "the test file");
+    CHECK((!huge && text(huge.error()).find("passes the largest file offset") != std::string::npos));
+    // The host view goes through the same check.
+    host_mapping_consumer view;
+    auto v = view.map(fd, two63 - page_size, page_size);
+    CHECK((!v && text(v.error()).find("passes the largest file offset") != std::string::npos));
+}
+
+TEST_CASE("guest_memfd_allocator::create refuses a size past the largest file size before any ioctl") {
+    auto past = guest_memfd_allocator::create(-1, two63);
+    REQUIRE_FALSE(past);
+    CHECK(past.error().code() == errc::invalid_argument);
+    CHECK(text(past.error()) == "guest_memfd size 0x8000000000000000 bytes is past the largest file size 0x7fffffffffffffff");
+    CHECK_FALSE(guest_memfd_allocator::create(-1, top_page_byte));
+    // The largest size passes the check and reaches the kernel (which has no VM -1).
+    auto largest = guest_memfd_allocator::create(-1, two63 - page_size);
+    REQUIRE_FALSE(largest);
+    CHECK(text(largest.error()).find("KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD) failed") != std::string::npos);
+}
+
+TEST_CASE("host_mapping_consumer::attach refuses a view whose end address or object pages wrap 64 bits") {
+    // attach only records the view: no address here is touched.
+    host_mapping_consumer at_top;
+    auto s = at_top.attach(reinterpret_cast<std::byte*>(top_page_byte), page_size, 0);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code() == errc::invalid_argument);
+    CHECK(text(s.error()) == "host view 0xfffffffffffff000 of 0x1000 bytes: its end address overflows 64 bits");
+    host_mapping_consumer below_top;
+    REQUIRE(below_top.attach(reinterpret_cast<std::byte*>(top_page_byte - page_size), page_size, 0));
+    CHECK(below_top.target_base(0) == (top_page_byte >> 12) - 1);
+
+    auto* some_view = reinterpret_cast<std::byte*>(std::uintptr_t{0x10000});
+    host_mapping_consumer past;
+    auto p = past.attach(some_view, 2 * page_size, UINT64_MAX - 1);
+    REQUIRE_FALSE(p);
+    CHECK(p.error().code() == errc::invalid_range);
+    CHECK(p.error().page() == UINT64_MAX - 1);
+    CHECK(text(p.error()) == "host view of 0x2 pages from object page 0xfffffffffffffffe overflows past 2^64");
+    host_mapping_consumer last;
+    REQUIRE(last.attach(some_view, 2 * page_size, UINT64_MAX - 2));
+    CHECK(last.object_pages() == page_range{UINT64_MAX - 2, UINT64_MAX});
+    CHECK(last.address_of(UINT64_MAX - 1) == some_view + page_size);
+}
+
+TEST_CASE("host_mapping_consumer: pages outside the view have no address, no target base and no access") {
+    auto a = memfd_allocator::create(32, order_4k);
+    REQUIRE(a);
+    memfd_allocator& alloc = a.value();
+    host_mapping_consumer view;
+    REQUIRE(view.map(alloc.fd(), 16 * page_size, 16 * page_size));  // object pages [16, 32)
+    CHECK(view.object_pages() == page_range{16, 32});
+    CHECK(view.address_of(16) == view.data());
+    CHECK(view.address_of(31) == view.data() + 15 * page_size);
+    CHECK(view.address_of(15) == nullptr);  // 15 - 16 would wrap to a page below the view
+    CHECK(view.address_of(32) == nullptr);
+    CHECK(view.target_base(16) == reinterpret_cast<std::uintptr_t>(view.data()) / page_size);
+    CHECK(view.target_base(15) == no_page);
+    CHECK(view.target_base(32) == no_page);
+
+    REQUIRE(view.apply({16, 32}, shareability::guest_only));
+    CHECK_FALSE(view.accessible(16));
+    CHECK_FALSE(view.accessible(31));
+    CHECK_FALSE(view.accessible(15));  // 15 - 16 wrapped to 2^64 - 1, a page no run covers: "accessible"
+    CHECK_FALSE(view.accessible(32));
+    REQUIRE(view.apply({16, 32}, shareability::shared));
+    CHECK(view.accessible(16));
+    CHECK_FALSE(view.accessible(15));
+
+    // Binding pages outside the view with their target_base is refused, not
+    // translated to a wrapped address.
+    guest_memory<memfd_allocator> mem(alloc, {.pages = 32, .initial = shareability::shared, .max_order = order_4k});
+    binding<> slot;
+    auto b = mem.bind(slot, view, {15, 16}, view.target_base(15));
+    REQUIRE_FALSE(b);
+    CHECK(b.error().code() == errc::invalid_range);
+    CHECK(b.error().page() == 15);
+    REQUIRE(mem.bind(slot, view, {16, 32}, view.target_base(16)));
+}
+
 TEST_CASE("guest_memfd_allocator and memslot on a real KVM VM") {
     test_vm vm;
     if (!vm) {
@@ -320,7 +506,12 @@ TEST_CASE("guest_memfd_allocator and memslot on a real KVM VM") {
     auto slot = memslot::bind(vm.vm.get(), {0, 0x100000, alloc.fd(), {0, 1024}, alloc.data()});
     REQUIRE_MESSAGE(slot, (slot ? "" : std::string(slot.error().message())));
     CHECK(slot.value().gpa_of(3) == 0x103000);
+    CHECK(slot.value().gpa_of(1023) == 0x4ff000);
+    CHECK(slot.value().gpa_of(1024) == memslot::no_gpa);
     CHECK(slot.value().page_of(0x103fff) == 3);
+    CHECK(slot.value().page_of(0x4fffff) == 1023);
+    CHECK(slot.value().page_of(0x500000) == no_page);
+    CHECK(slot.value().page_of(UINT64_MAX) == no_page);
     CHECK(slot.value().page_of(0x50000) == no_page);
 
     // Overlapping GPA range: the kernel says EEXIST.

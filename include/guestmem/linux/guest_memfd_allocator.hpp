@@ -53,14 +53,21 @@ public:
 
     /// A guest_memfd of `bytes` (a multiple of 4 KiB) for the VM `vm_fd`
     /// (not owned; it must outlive nothing: the guest_memfd holds its own
-    /// reference to the VM). Errors: not_supported when the kernel refuses
-    /// the ioctl or the flags, with the errno text.
+    /// reference to the VM). Errors: invalid_argument, before any ioctl,
+    /// for a size that is 0, not a multiple of 4 KiB, or past the largest
+    /// file offset (the kernel reads the size as a signed 64-bit number),
+    /// or flags without GUEST_MEMFD_FLAG_MMAP; not_supported when the
+    /// kernel refuses the ioctl or the flags, with the errno text.
     [[nodiscard]] static result<guest_memfd_allocator> create(int vm_fd, std::uint64_t bytes,
                                                               folio_order max_order = order_2m,
                                                               std::uint64_t flags = default_guest_memfd_flags) noexcept {
         if (bytes == 0 || bytes % page_size != 0)
             return error::make(errc::invalid_argument, no_page,
                                "guest_memfd size %#" PRIx64 " bytes is not a non-zero multiple of 4 KiB", bytes);
+        if (bytes > detail::sys::max_file_offset)
+            return error::make(errc::invalid_argument, no_page,
+                               "guest_memfd size %#" PRIx64 " bytes is past the largest file size %#" PRIx64, bytes,
+                               detail::sys::max_file_offset);
         if ((flags & GUEST_MEMFD_FLAG_MMAP) == 0)
             return error::make(errc::invalid_argument, no_page,
                                "guest_memfd_allocator needs GUEST_MEMFD_FLAG_MMAP (it zeroes through a mapping)");

@@ -73,7 +73,9 @@ public:
 
     /// Map [file_offset, file_offset + bytes) of `fd` MAP_SHARED read/write
     /// as this consumer's view (owned; unmapped by the destructor). Object
-    /// page file_offset / 4 KiB is the view's first page.
+    /// page file_offset / 4 KiB is the view's first page. Errors:
+    /// already_bound; shared_mapping::map's (misaligned, empty, or a file
+    /// range past the largest file offset); attach's.
     [[nodiscard]] status map(int fd, std::uint64_t file_offset, std::uint64_t bytes) noexcept {
         if (view_)
             return error::make(errc::already_bound, no_page, "host view already mapped at %p", static_cast<void*>(view_));
@@ -84,11 +86,24 @@ public:
     }
 
     /// Use an existing mapping (not owned) of object pages
-    /// [first_object_page, first_object_page + bytes / 4 KiB).
+    /// [first_object_page, first_object_page + bytes / 4 KiB). Errors:
+    /// invalid_argument for a null, empty or misaligned view or one whose
+    /// end address (view + bytes) overflows 64 bits; invalid_range (at
+    /// first_object_page) when the object pages would end past 2^64 - 1;
+    /// out_of_memory for the bookkeeping.
     [[nodiscard]] status attach(std::byte* view, std::uint64_t bytes, page_index first_object_page) noexcept {
-        if (!view || bytes == 0 || bytes % page_size != 0 || reinterpret_cast<std::uintptr_t>(view) % page_size != 0)
+        const auto addr = reinterpret_cast<std::uintptr_t>(view);
+        if (!view || bytes == 0 || bytes % page_size != 0 || addr % page_size != 0)
             return error::make(errc::invalid_argument, no_page, "host view %p of %#" PRIx64 " bytes is not page-aligned",
                                static_cast<void*>(view), bytes);
+        if (addr > UINTPTR_MAX - bytes)
+            return error::make(errc::invalid_argument, no_page,
+                               "host view %p of %#" PRIx64 " bytes: its end address overflows 64 bits",
+                               static_cast<void*>(view), bytes);
+        if (first_object_page > UINT64_MAX - bytes / page_size)
+            return error::make(errc::invalid_range, first_object_page,
+                               "host view of %#" PRIx64 " pages from object page %#" PRIx64 " overflows past 2^64",
+                               bytes / page_size, first_object_page);
         if (!runs_.reserve(8)) return error::make(errc::out_of_memory, no_page, "no memory for the host view's bookkeeping");
         view_ = view;
         view_pages_ = bytes / page_size;
@@ -101,16 +116,27 @@ public:
 
     [[nodiscard]] std::byte* data() const noexcept { return view_; }
     [[nodiscard]] std::uint64_t bytes() const noexcept { return view_pages_ * page_size; }
-    /// Host address of object page `p` (inside the view).
-    [[nodiscard]] std::byte* address_of(page_index p) const noexcept { return view_ + (p - first_page_) * page_size; }
-    /// The target_base to bind object pages starting at `first` with.
-    [[nodiscard]] std::uint64_t target_base(page_index first) const noexcept {
-        return reinterpret_cast<std::uintptr_t>(address_of(first)) / page_size;
+    /// Host address of object page `p`, or nullptr when `p` is outside
+    /// object_pages() (or nothing is mapped).
+    [[nodiscard]] std::byte* address_of(page_index p) const noexcept {
+        if (!object_pages().contains(p)) return nullptr;
+        return view_ + (p - first_page_) * page_size;
     }
-    /// Object pages the view covers.
+    /// The target_base to bind object pages starting at `first` with (the
+    /// host virtual page number of `first`), or no_page when `first` is
+    /// outside object_pages(): a bind with no_page as target base is refused
+    /// (its target would pass 2^64).
+    [[nodiscard]] std::uint64_t target_base(page_index first) const noexcept {
+        if (!object_pages().contains(first)) return no_page;
+        return view_vpn() + (first - first_page_);
+    }
+    /// Object pages the view covers (attach refused views whose end wraps).
     [[nodiscard]] page_range object_pages() const noexcept { return {first_page_, first_page_ + view_pages_}; }
     /// May the host touch object page `p` through the view right now?
-    [[nodiscard]] bool accessible(page_index p) const noexcept { return !runs_.protected_at(p - first_page_); }
+    /// False for pages outside object_pages(): the view cannot reach them.
+    [[nodiscard]] bool accessible(page_index p) const noexcept {
+        return object_pages().contains(p) && !runs_.protected_at(p - first_page_);
+    }
     /// VMAs the view currently splits into, and the budget prepare enforces.
     [[nodiscard]] std::uint64_t vmas() const noexcept { return runs_.segments(view_pages_); }
     [[nodiscard]] std::uint64_t vma_limit() const noexcept { return vma_limit_; }

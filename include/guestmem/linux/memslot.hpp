@@ -11,9 +11,13 @@
 // touch guest_only pages) — not at the host view the host-mapping consumer
 // protects, or the guest's emulated accesses to private pages fail.
 //
-// Kernel errors come back as library errors (EINVAL -> invalid_argument,
-// EEXIST -> already_bound, ENOTTY/EOPNOTSUPP -> not_supported, ...) with
-// the errno text. A `memslot` deletes its slot when destroyed.
+// The configuration is checked before the ioctl (memslot::check_config):
+// KVM takes byte quantities (pages * 4 KiB) and adds them in 64 bits, and a
+// product that wrapped would reach it as a different, valid-looking slot
+// (memory_size 0 even means "delete the slot"). Kernel errors come back as
+// library errors (EINVAL -> invalid_argument, EEXIST -> already_bound,
+// ENOTTY/EOPNOTSUPP -> not_supported, ...) with the errno text. A `memslot`
+// deletes its slot when destroyed.
 #pragma once
 
 #include <sys/ioctl.h>
@@ -60,16 +64,63 @@ public:
     memslot& operator=(const memslot&) = delete;
     ~memslot() { (void)unbind(); }
 
-    /// Create the slot on `vm_fd` (not owned; must outlive the memslot).
-    [[nodiscard]] static result<memslot> bind(int vm_fd, const memslot_config& cfg) noexcept {
-        if (cfg.pages.empty())
-            return error::make(errc::invalid_range, cfg.pages.begin, "memslot %u over pages [%#" PRIx64 ", %#" PRIx64 ") is empty",
-                               cfg.slot, cfg.pages.begin, cfg.pages.end);
-        if (cfg.guest_phys_addr % page_size != 0 || reinterpret_cast<std::uintptr_t>(cfg.userspace_addr) % page_size != 0)
-            return error::make(errc::invalid_argument, cfg.pages.begin,
+    /// Validate `cfg` the way bind() does, before any system call:
+    /// - invalid_range at pages.begin: the pages are empty or inverted;
+    /// - invalid_argument at pages.begin: guest_phys_addr or userspace_addr
+    ///   is not page-aligned;
+    /// - invalid_range: a byte quantity KVM computes in 64 bits would wrap
+    ///   (an end of exactly 2^64 wraps too: KVM adds in 64 bits). At
+    ///   pages.begin when guest_memfd_offset (pages.begin * 4 KiB) or
+    ///   memory_size (pages.size() * 4 KiB; 0 would delete the slot)
+    ///   overflows; at page 2^52 (the first whose offset overflows) when the
+    ///   end of the guest_memfd range does; at the first page whose guest
+    ///   physical or host address would be 2^64 when guest_phys_addr +
+    ///   memory_size or userspace_addr + memory_size does.
+    [[nodiscard]] static status check_config(const memslot_config& cfg) noexcept {
+        const page_range& p = cfg.pages;
+        if (p.empty())
+            return error::make(errc::invalid_range, p.begin, "memslot %u over pages [%#" PRIx64 ", %#" PRIx64 ") is %s",
+                               cfg.slot, p.begin, p.end, p.begin > p.end ? "inverted" : "empty");
+        const auto host = reinterpret_cast<std::uintptr_t>(cfg.userspace_addr);
+        if (cfg.guest_phys_addr % page_size != 0 || host % page_size != 0)
+            return error::make(errc::invalid_argument, p.begin,
                                "memslot %u: guest physical address %#" PRIx64 " or host address %p is not page-aligned",
                                cfg.slot, cfg.guest_phys_addr, cfg.userspace_addr);
-        kvm_userspace_memory_region2 r = region(cfg);
+        if (p.begin > last_byte_page)
+            return error::make(errc::invalid_range, p.begin,
+                               "memslot %u: guest_memfd offset of page %#" PRIx64 " (page * 4 KiB) overflows 64 bits",
+                               cfg.slot, p.begin);
+        if (p.size() > last_byte_page)
+            return error::make(errc::invalid_range, p.begin,
+                               "memslot %u: memory size of %#" PRIx64 " pages [%#" PRIx64 ", %#" PRIx64
+                               ") (pages * 4 KiB) overflows 64 bits",
+                               cfg.slot, p.size(), p.begin, p.end);
+        if (p.end > last_byte_page)
+            return error::make(errc::invalid_range, last_byte_page + 1,
+                               "memslot %u: guest_memfd pages [%#" PRIx64 ", %#" PRIx64 ") end at page %#" PRIx64
+                               ", whose byte offset (page * 4 KiB) overflows 64 bits",
+                               cfg.slot, p.begin, p.end, p.end);
+        const std::uint64_t bytes = p.size() * page_size;
+        if (cfg.guest_phys_addr > UINT64_MAX - bytes)
+            return error::make(errc::invalid_range, first_wrapping_page(cfg.guest_phys_addr, p.begin),
+                               "memslot %u: guest physical addresses from %#" PRIx64 " for pages [%#" PRIx64 ", %#" PRIx64
+                               ") overflow 64 bits at page %#" PRIx64,
+                               cfg.slot, cfg.guest_phys_addr, p.begin, p.end,
+                               first_wrapping_page(cfg.guest_phys_addr, p.begin));
+        if (host > UINT64_MAX - bytes)
+            return error::make(errc::invalid_range, first_wrapping_page(host, p.begin),
+                               "memslot %u: host addresses from %p for pages [%#" PRIx64 ", %#" PRIx64
+                               ") overflow 64 bits at page %#" PRIx64,
+                               cfg.slot, cfg.userspace_addr, p.begin, p.end, first_wrapping_page(host, p.begin));
+        return ok();
+    }
+
+    /// Create the slot on `vm_fd` (not owned; must outlive the memslot).
+    /// Errors: check_config's (before any ioctl), then the kernel's.
+    [[nodiscard]] static result<memslot> bind(int vm_fd, const memslot_config& cfg) noexcept {
+        auto reg = region(cfg);
+        if (!reg) return reg.error();
+        kvm_userspace_memory_region2 r = reg.value();
         detail::sys::kernel_clock clock;
         if (clock.time([&] { return ::ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION2, &r); }) != 0)
             return detail::sys::errno_error(errno, cfg.pages.begin,
@@ -96,22 +147,31 @@ public:
 
     [[nodiscard]] bool is_bound() const noexcept { return vm_fd_ >= 0; }
     [[nodiscard]] const memslot_config& config() const noexcept { return cfg_; }
-    /// Guest physical address of object page `p` (inside the slot).
+    /// What gpa_of returns for a page the slot does not cover: 2^64 - 1,
+    /// never page-aligned, so never a page's guest physical address.
+    static constexpr std::uint64_t no_gpa = UINT64_MAX;
+    /// Guest physical address of object page `p`, or no_gpa when `p` is
+    /// outside config().pages (and for a memslot that was never bound).
+    /// Never wraps: bind() refused every slot whose addresses reach 2^64.
     [[nodiscard]] std::uint64_t gpa_of(page_index p) const noexcept {
+        if (!cfg_.pages.contains(p)) return no_gpa;
         return cfg_.guest_phys_addr + (p - cfg_.pages.begin) * page_size;
     }
     /// Object page of guest physical address `gpa`, or no_page when the
-    /// slot does not cover it.
+    /// slot does not cover it. Never wraps (the offset into the slot is
+    /// compared with its size before it is added to pages.begin).
     [[nodiscard]] page_index page_of(std::uint64_t gpa) const noexcept {
         if (gpa < cfg_.guest_phys_addr) return no_page;
-        const std::uint64_t p = cfg_.pages.begin + (gpa - cfg_.guest_phys_addr) / page_size;
-        return cfg_.pages.contains(p) ? p : no_page;
+        const std::uint64_t offset = (gpa - cfg_.guest_phys_addr) / page_size;
+        return offset < cfg_.pages.size() ? cfg_.pages.begin + offset : no_page;
     }
     /// Nanoseconds the creating ioctl took.
     [[nodiscard]] std::uint64_t kernel_ns() const noexcept { return kernel_ns_; }
 
-    /// The ioctl argument for `cfg`.
-    [[nodiscard]] static kvm_userspace_memory_region2 region(const memslot_config& cfg) noexcept {
+    /// The ioctl argument for `cfg`, or check_config's error (its byte
+    /// fields would wrap, or the pages are empty or misaligned).
+    [[nodiscard]] static result<kvm_userspace_memory_region2> region(const memslot_config& cfg) noexcept {
+        if (auto s = check_config(cfg); !s) return s.error();
         kvm_userspace_memory_region2 r{};
         r.slot = cfg.slot;
         r.flags = static_cast<__u32>(KVM_MEM_GUEST_MEMFD) | cfg.extra_flags;
@@ -124,6 +184,16 @@ public:
     }
 
 private:
+    /// The last page whose byte offset (page * 4 KiB) fits in 64 bits: 2^52 - 1.
+    static constexpr page_index last_byte_page = UINT64_MAX >> page_shift;
+
+    /// The first page of a slot starting at `first`, at page-aligned address
+    /// `base`, whose address would be 2^64 (base != 0: only called once
+    /// base + the slot's size has been found to wrap).
+    [[nodiscard]] static page_index first_wrapping_page(std::uint64_t base, page_index first) noexcept {
+        return first + ((UINT64_MAX - base) >> page_shift) + 1;
+    }
+
     int vm_fd_ = -1;
     memslot_config cfg_{};
     std::uint64_t kernel_ns_ = 0;

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include <guestmem/core/error.hpp>
@@ -143,6 +144,9 @@ private:
 /// mapped with one page-table entry.
 inline constexpr std::uint64_t pmd_bytes = page_size << order_2m;
 
+/// The largest file offset (off_t is signed: 2^63 - 1).
+inline constexpr std::uint64_t max_file_offset = static_cast<std::uint64_t>(std::numeric_limits<off_t>::max());
+
 /// An owned MAP_SHARED read/write mapping of [offset, offset + bytes) of a
 /// file, placed at a 2 MiB-aligned address (so a PMD-sized folio at a
 /// 2 MiB-aligned file offset can be mapped huge).
@@ -164,13 +168,21 @@ public:
     ~shared_mapping() { reset(); }
 
     /// Map `bytes` of `fd` from file offset `offset`. `what` names the file
-    /// in the error message.
+    /// in the error message. Errors, before any system call:
+    /// invalid_argument when offset or bytes is misaligned, bytes is 0, or
+    /// offset + bytes passes max_file_offset (which also keeps the
+    /// reservation's bytes + 2 MiB from wrapping). Then the kernel's.
     [[nodiscard]] static result<shared_mapping> map(int fd, std::uint64_t offset, std::uint64_t bytes,
                                                     const char* what) noexcept {
         if (bytes == 0 || bytes % page_size != 0 || offset % page_size != 0)
             return error::make(errc::invalid_argument, no_page,
                                "cannot map %s: offset %#llx / length %#llx not page-aligned or empty", what,
                                static_cast<unsigned long long>(offset), static_cast<unsigned long long>(bytes));
+        if (bytes > max_file_offset || offset > max_file_offset - bytes)
+            return error::make(errc::invalid_argument, no_page,
+                               "cannot map %s: offset %#llx + length %#llx passes the largest file offset %#llx", what,
+                               static_cast<unsigned long long>(offset), static_cast<unsigned long long>(bytes),
+                               static_cast<unsigned long long>(max_file_offset));
         // Reserve address space with 2 MiB of slack, then place the file
         // mapping at the first 2 MiB boundary and give back the slack.
         const std::uint64_t span = bytes + pmd_bytes;
