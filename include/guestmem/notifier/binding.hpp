@@ -56,7 +56,8 @@ public:
     [[nodiscard]] page_range pages() const noexcept { return pages_; }
     /// Consumer-space page number that pages().begin translates to.
     [[nodiscard]] std::uint64_t target_base() const noexcept { return target_base_; }
-    /// The whole binding in the consumer's page numbers.
+    /// The whole binding in the consumer's page numbers. Never wraps:
+    /// bind() refuses a target base whose target would end past 2^64 - 1.
     [[nodiscard]] page_range target() const noexcept { return {target_base_, target_base_ + pages_.size()}; }
     /// Generation-unique id while bound; 0 when not bound.
     [[nodiscard]] std::uint64_t id() const noexcept { return is_bound() ? id_ : 0; }
@@ -65,7 +66,11 @@ public:
     /// binding is in flight. Safe to call concurrently with invalidations.
     [[nodiscard]] std::uint64_t sequence() const noexcept { return sequence_.load(std::memory_order_acquire); }
 
-    /// Object page -> consumer page (the caller makes sure pages().contains(p)).
+    /// Object page -> consumer page, for `p` in [pages().begin, pages().end]
+    /// (the end is allowed: it translates to target().end). Unchecked — the
+    /// invalidation path calls it on every conversion — and it cannot wrap
+    /// for such a `p`, since target() fits; outside that span the caller
+    /// gets a meaningless (possibly wrapped) number.
     [[nodiscard]] std::uint64_t translate(page_index p) const noexcept { return target_base_ + (p - pages_.begin); }
 
 private:
