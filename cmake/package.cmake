@@ -1,0 +1,34 @@
+# CPack: the Debian package guestmem-dev (headers, CMake config, pkg-config
+# file, README and LICENSE), architecture-independent because the library is
+# header-only. Build it with `cpack -G DEB` in a build directory or the
+# `package` target; tests/consumers/deb_package.cmake installs it into a
+# scratch root and builds a consumer against it.
+set(GUESTMEM_PACKAGE_CONTACT "guestmem maintainers <maintainers@users.noreply.h-seed-80a366b7.example>"
+    CACHE STRING "Maintainer of the guestmem-dev package (Name <email>)")
+
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME guestmem-dev)
+set(CPACK_PACKAGE_VENDOR guestmem)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION}")
+set(CPACK_PACKAGE_CONTACT "${GUESTMEM_PACKAGE_CONTACT}")
+set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
+set(CPACK_RESOURCE_FILE_README ${PROJECT_SOURCE_DIR}/README.md)
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+
+set(CPACK_DEBIAN_PACKAGE_NAME guestmem-dev)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # guestmem-dev_<version>_all.deb
+set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE all)
+set(CPACK_DEBIAN_PACKAGE_SECTION libdevel)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${GUESTMEM_PACKAGE_CONTACT}")
+# The control file's synopsis is the summary above; this is the extended description.
+set(CPACK_PACKAGE_DESCRIPTION "guestmem tracks the shareability of a virtual machine's memory (shared
+with the host or private to the guest) as coalesced ranges and the folios
+behind it, and tells every consumer that maps the memory to let go in two
+phases, so a conversion either happens completely or changes nothing.")
+# What a consumer's compiler needs: Boost.Outcome and Boost.Intrusive (headers).
+# The headers use no range-v3 (only guestmem's own tests do), so it is not a dependency.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libboost-dev (>= 1.74)")
+
+include(CPack)
