@@ -280,13 +280,15 @@ TEST_CASE("truncation keeps shareability, tells consumers (not vetoable) and zer
     REQUIRE(mem.punch_hole({3 * p2m + 10, 3 * p2m + 20}));
     CHECK(alloc.zeroed_pages() == zeroed + 10);
     CHECK(mem.stats().allocated_pages == 2 * p2m);
-    // Punching a pinned page is refused with nothing changed.
+    // Punching a pinned folio cannot fail: it leaves the object (a hole
+    // again) but is not freed while pinned.
     REQUIRE(mem.pin({150, 151}, accessor::host));
-    auto busy = mem.punch_hole({0, p2m});
-    REQUIRE_FALSE(busy);
-    CHECK(busy.error().code() == errc::busy);
-    CHECK(busy.error().page() == 150);
-    CHECK(mem.stats().allocated_pages == 2 * p2m);
+    const auto frees = alloc.frees();
+    REQUIRE(mem.punch_hole({0, p2m}));
+    CHECK(mem.stats().allocated_pages == p2m);
+    CHECK(mem.stats().detached_pages == p2m);
+    CHECK(alloc.frees() == frees);
+    CHECK(mem.fault(150, shareability::shared, accessor::host).error().code() == errc::not_allocated);
 }
 
 TEST_CASE("conversion of a partly allocated range; the state is kept for pages allocated later") {
@@ -331,7 +333,7 @@ TEST_CASE("faults: access control, holes, poison and bad input") {
     CHECK(mem.fault(0, shareability::shared, static_cast<accessor>(9)).error().code() == errc::invalid_argument);
 }
 
-TEST_CASE("memory failure: consumers told once with the folio order, page never handed out, conversion refused") {
+TEST_CASE("memory failure: every consumer of the folio told once with its order and shareability, page never handed out, conversion refused") {
     simulated_allocator alloc;
     sim_memory mem(alloc, {.pages = 2 * p2m, .initial = shareability::shared, .max_order = order_2m});
     REQUIRE(mem.allocate({0, 2 * p2m}));
@@ -339,11 +341,18 @@ TEST_CASE("memory failure: consumers told once with the folio order, page never 
     binding<consumer> ba, bb;
     REQUIRE(mem.bind(ba, a, {0, p2m}, 0x100));
     REQUIRE(mem.bind(bb, b, {p2m, 2 * p2m}, 0x900));
+    test_consumer c_other("C");  // maps another page of the same folio only
+    binding<consumer> bc;
+    REQUIRE(mem.bind(bc, c_other, {300, 310}, 0x5000));
     REQUIRE(mem.memory_failure(42));
     REQUIRE(a.count('m') == 1);
     CHECK(a.calls.back().inv.order == order_2m);
-    CHECK(a.calls.back().inv.pages == page_range{42, 43});
-    CHECK(a.calls.back().inv.target == page_range{0x100 + 42, 0x100 + 43});
+    CHECK(a.calls.back().inv.pages == page_range{0, p2m});  // the whole poisoned folio
+    CHECK(a.calls.back().inv.target == page_range{0x100, 0x100 + p2m});
+    CHECK(a.calls.back().inv.share == shareability::shared);
+    REQUIRE(c_other.count('m') == 1);
+    CHECK(c_other.calls.back().inv.pages == page_range{300, 310});
+    CHECK(c_other.calls.back().inv.target == page_range{0x5000, 0x5000 + 10});
     CHECK(b.calls.empty());
     REQUIRE(mem.memory_failure(42));  // idempotent: no second notification
     CHECK(a.count('m') == 1);

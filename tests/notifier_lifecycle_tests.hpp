@@ -44,7 +44,7 @@ TEST_CASE("read_begin / read_retry see every overlapping invalidation and no oth
         probe([&] { set.invalidate(R(0, 1), invalidation_cause::truncate, report); });
     }
     SUBCASE("memory failure") {
-        probe([&] { set.memory_failure(15, order_2m); });
+        probe([&] { set.memory_failure(R(15, 16), order_2m, shareability::guest_only); });
     }
     SUBCASE("a read that began while an invalidation was in flight retries") {
         auto r = set.prepare(R(0, 16), invalidation_cause::to_shared);
@@ -60,7 +60,7 @@ TEST_CASE("read_begin / read_retry see every overlapping invalidation and no oth
         auto r = set.prepare(R(0, 16), invalidation_cause::to_shared);
         REQUIRE(r);
         const auto s = in.sequence();
-        set.memory_failure(3, order_4k);
+        set.memory_failure(R(3, 4), order_4k, shareability::guest_only);
         CHECK(in.sequence() % 2 == 1);
         CHECK(in.sequence() != s);
         set.invalidate(R(0, 2), invalidation_cause::truncate, report);
@@ -88,7 +88,7 @@ TEST_CASE("read_begin / read_retry from another thread while rounds run") {
     for (int i = 0; i < 2000; ++i) {
         auto r = set.prepare(R(0, 4), invalidation_cause::to_shared);
         if (r) set.commit(r.value(), report);
-        set.memory_failure(1, order_4k);
+        set.memory_failure(R(1, 2), order_4k, shareability::guest_only);
     }
     stop.store(true, std::memory_order_release);
     reader.join();
@@ -132,40 +132,49 @@ TEST_CASE("sequence is odd exactly while in flight (seen from inside the callbac
     CHECK(s.sequence() == 6);
     set.invalidate(R(0, 4), invalidation_cause::truncate, report);
     CHECK(s.sequence() == 8);
-    set.memory_failure(2, order_4k);
+    set.memory_failure(R(2, 3), order_4k, shareability::guest_only);
     CHECK(s.sequence() == 10);
     CHECK(p.calls == 8);  // prepare+commit, prepare+abort, prepare (veto), prepare+commit, memory_failure
     CHECK(p.odd == p.calls);
     a.on_call(nullptr, nullptr);
 }
 
-TEST_CASE("memory_failure reaches only bindings covering the page, with the order") {
+TEST_CASE("memory_failure reaches every binding overlapping the folio, once, clipped, with order and shareability") {
     set_t set;
     recording_consumer a("a"), b("b"), c("c");
     binding<> sa, sb, sc, sa2;
     REQUIRE(set.bind(sa, a, R(0, 512), 0x10000));
     REQUIRE(set.bind(sa2, a, R(600, 700), 0));
     REQUIRE(set.bind(sb, b, R(256, 1024), 0x20));
-    REQUIRE(set.bind(sc, c, R(512, 1024), 0));
-    set.memory_failure(300, order_2m);
+    REQUIRE(set.bind(sc, c, R(1024, 1536), 0));
+    // The 2M folio [512, 1024) failed: a binding over any of its pages
+    // hears of it, not only one over the failed page.
+    set.memory_failure(R(512, 1024), order_2m, shareability::shared);
     REQUIRE(a.size() == 1);
     CHECK(a[0].kind == call_kind::memory_failure);
-    CHECK(a[0].inv.pages == R(300, 301));
-    CHECK(a[0].inv.target == R(0x10000 + 300, 0x10000 + 301));
+    CHECK(a[0].inv.pages == R(600, 700));
+    CHECK(a[0].inv.target == R(0, 100));
     CHECK(a[0].inv.order == order_2m);
+    CHECK(a[0].inv.share == shareability::shared);
     CHECK(a[0].inv.cause == invalidation_cause::memory_failure);
     CHECK_FALSE(a[0].inv.vetoable);
-    CHECK(a[0].inv.binding_id == sa.id());
+    CHECK(a[0].inv.binding_id == sa2.id());
     REQUIRE(b.size() == 1);
-    CHECK(b[0].inv.target == R(0x20 + 44, 0x20 + 45));
+    CHECK(b[0].inv.pages == R(512, 1024));
+    CHECK(b[0].inv.target == R(0x20 + 256, 0x20 + 768));
     CHECK(c.total_calls() == 0);
-    CHECK(sa.sequence() == 2);
-    CHECK(sa2.sequence() == 0);
+    CHECK(sa.sequence() == 0);
+    CHECK(sa2.sequence() == 2);
+    CHECK(sb.sequence() == 2);
     CHECK(sc.sequence() == 0);
-    set.memory_failure(no_page, order_4k);  // covered by nothing
-    set.memory_failure(5000, order_4k);
-    CHECK(a.total_calls() + b.total_calls() + c.total_calls() == 2);
-    CHECK(set.stats().memory_failures == 3);
+    set.memory_failure(R(0, 1), order_4k, shareability::guest_only);
+    REQUIRE(a.size() == 2);
+    CHECK(a[1].inv.pages == R(0, 1));
+    CHECK(a[1].inv.share == shareability::guest_only);
+    set.memory_failure(R(5000, 5001), order_4k, shareability::shared);  // covered by nothing
+    set.memory_failure(R(7, 7), order_4k, shareability::shared);        // empty: nobody told
+    CHECK(a.total_calls() + b.total_calls() + c.total_calls() == 3);
+    CHECK(set.stats().memory_failures == 4);
 }
 
 TEST_CASE("commit_report collects leaked and poisoned pages from consumers") {
@@ -382,7 +391,7 @@ TEST_CASE("bind, unbind and full rounds allocate nothing") {
         f.c[2]->veto_on_prepare(1);
         all_ok = all_ok && !set.prepare(R(0, 8), invalidation_cause::to_shared);
         set.invalidate(R(0, 16), invalidation_cause::truncate, report);
-        set.memory_failure(3, order_2m);
+        set.memory_failure(R(3, 4), order_2m, shareability::guest_only);
         const auto s = set.read_begin(f.slot[0]);
         all_ok = all_ok && !set.read_retry(f.slot[0], s);
         all_ok = all_ok && set.unbind(f.h[0], report).has_value();
@@ -442,7 +451,7 @@ TEST_CASE("a closed, non-virtual consumer type") {
     CHECK(std::string(v.error().message()) == "consumer (binding " + std::to_string(sy.id()) +
                                                   ") vetoed to_guest_only of [0x6, 0x7): page 0x6 is pinned");
     CHECK(x.aborts == 1);
-    set.memory_failure(5, order_4k);
+    set.memory_failure(R(5, 6), order_4k, shareability::guest_only);
     CHECK(x.failures == 1);
     CHECK(y.failures == 1);
     CHECK(set.unbind(hx.value()));
@@ -453,7 +462,7 @@ TEST_CASE("a closed, non-virtual consumer type") {
     recording_consumer rc("closed");
     binding<recording_consumer> rb;
     REQUIRE(rs.bind(rb, rc, R(0, 1), 7));
-    rs.memory_failure(0, order_1g);
+    rs.memory_failure(R(0, 1), order_1g, shareability::guest_only);
     CHECK(rc[0].inv.target == R(7, 8));
     CHECK(rc[0].inv.order == order_1g);
 }

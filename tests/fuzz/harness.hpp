@@ -1,10 +1,11 @@
 // tests/fuzz/harness.hpp — the differential harness shared by the libFuzzer
 // target (fuzz_target.cpp) and the deterministic replay in
 // reliability_test.cpp. It decodes bytes into a sequence of API calls on a
-// small guest memory object (allocate, punch_hole, convert both ways with
-// and without defer_if_pinned and content zero, pin, unpin, faults for every
-// accessor x shareability, memory_failure, bind, unbind, consumer vetoes,
-// injected allocator and node-allocator failures), runs each against the
+// small guest memory object (allocate, punch_hole, release_quarantine,
+// convert both ways with and without defer_if_pinned and content zero, pin,
+// unpin, faults for every accessor x shareability, memory_failure, bind,
+// unbind, consumer vetoes, pages consumers report they could not drop at
+// every commit site, injected allocator and node-allocator failures), runs each against the
 // object and the reference model (tests/model/reference_model.hpp), and
 // after every call checks the object against the model and its invariants:
 // results (code and first page) agree; a failed call changed nothing
@@ -13,7 +14,9 @@
 // the predicted prepare/commit/abort/memory_failure calls; every binding's
 // sequence is even (begin/end balanced) and as predicted; the map is
 // coalesced; a split folio whose range is guest_only, unpinned, unpoisoned
-// and not draining has been merged; pins agree page for page.
+// and not draining has been merged; pins agree page for page; the folios
+// truncated while pinned or poisoned (detached, quarantined) are as
+// modelled, and no quarantined page is ever populated or faulted again.
 //
 // Byte format: byte 0 picks the configuration (bit 0: 1573 pages with 2M
 // folios, or 1G + 515 pages with 1G folios; bit 1: initially shared); then
@@ -64,6 +67,7 @@ struct observation {
     model::leaf_list leaves;
     std::vector<std::tuple<page_index, page_index, std::uint32_t>> pins;
     std::vector<std::tuple<std::uint64_t, page_index, page_index, std::uint64_t, std::uint64_t>> bindings;
+    std::vector<std::tuple<page_index, folio_order, bool, bool>> detached;
     std::vector<std::uint64_t> consumer_calls;
     std::uint64_t pages_in_use = 0, splits = 0, zeroed = 0;
     friend bool operator==(const observation&, const observation&) = default;
@@ -160,7 +164,8 @@ private:
 
     // ---- one call ---------------------------------------------------------
     void step(ctx& c) {
-        const std::uint8_t opcode = std::uint8_t(u8() % 16);
+        const std::uint8_t op_byte = u8();
+        const std::uint8_t opcode = std::uint8_t(op_byte % 16);
         observation& before = last_;  // the state as the last full check saw it (unchanged since)
         const model::leaf_list& before_leaves = before.leaves;
         const auto calls_before = c.alloc.injected();
@@ -184,12 +189,18 @@ private:
             break;
         }
         case 2: {
-            c.op = "punch_hole";
             const page_range r = range(c);
             probe = r.begin;
             note("[%#" PRIx64 ", %#" PRIx64 ")", r.begin, r.end);
-            st = c.mem.punch_hole(r);
-            want = c.ref.punch_hole(r);
+            if (op_byte >= 0xf0) {  // one in sixteen: free what truncation quarantined
+                c.op = "release_quarantine";
+                st = c.mem.release_quarantine(r);
+                want = c.ref.release_quarantine(r);
+            } else {
+                c.op = "punch_hole";
+                st = c.mem.punch_hole(r);
+                want = c.ref.punch_hole(r, before_leaves);
+            }
             break;
         }
         case 3: case 4: case 5: {
@@ -283,16 +294,23 @@ private:
             if (how == 2) id = how * 0x9e3779b97f4a7c15ull;
             if (auto cur = c.ref.id_of(k, s); cur && *cur == id) c.stale[k][s] = id;
             st = c.mem.unbind(binding_handle{id});
-            want = c.ref.unbind(id);
+            want = c.ref.unbind(id, before_leaves);
             break;
         }
         case 13: {
-            c.op = "veto";
-            const unsigned k = u8() % consumers;
+            const std::uint8_t kb = u8();
+            const unsigned k = kb % consumers;
             const page_index p = (u8() & 1) ? point(c) : no_page;
             note("consumer %u at %#" PRIx64, k, p);
-            c.cons[k].veto_at(p);
-            c.ref.set_veto(k, p);
+            if (kb & 0x80) {  // the page the consumer cannot drop at its next commits
+                c.op = "leak";
+                c.cons[k].leak_at(p);
+                c.ref.set_leak(k, p);
+            } else {
+                c.op = "veto";
+                c.cons[k].veto_at(p);
+                c.ref.set_veto(k, p);
+            }
             break;
         }
         case 14: c.op = "arm allocator failure"; c.arm_alloc = 1 + u8() % 4; break;
@@ -398,6 +416,9 @@ private:
         c.mem.notifiers().for_each_binding([&](const binding<consumer>& b) {
             o.bindings.emplace_back(b.id(), b.pages().begin, b.pages().end, b.target_base(), b.sequence());
         });
+        c.mem.folios().for_each_detached([&](page_index first, folio_order order, frame_number, bool pinned, bool quarantined) {
+            o.detached.emplace_back(first, order, pinned, quarantined);
+        });
         for (auto& k : c.cons) o.consumer_calls.push_back(k.total_calls());
         o.pages_in_use = c.inner.pages_in_use();
         o.splits = c.inner.splits_in_place();
@@ -463,7 +484,7 @@ private:
         for (auto [b, o] : split_blocks) {
             const page_range blk{b, b + pages_in(o)};
             if (ref.first_where(blk, [](const model::page_state& s) {
-                    return s.share != shareability::guest_only || s.pins != 0 || s.poisoned || s.draining;
+                    return s.share != shareability::guest_only || s.live_pins() != 0 || s.poisoned || s.draining;
                 }) == no_page)
                 diverge(c, "split folio [%#" PRIx64 ", %#" PRIx64 ") is guest_only, unpinned and unpoisoned but not merged", blk.begin, blk.end);
         }
@@ -512,6 +533,19 @@ private:
                     s.bindings, ref.bindings().size(), s.split_folios, std::uint64_t(split_blocks.size()), s.conversions, ev.conversions,
                     s.noop_conversions, ev.noop, s.vetoes, ev.vetoes, s.busy, ev.busy);
         if (c.inner.reserved_splits() != 0) diverge(c, "%" PRIu64 " split reservations leaked", c.inner.reserved_splits());
+        // Truncated folios kept for pins or poison, as modelled; every
+        // quarantined page refuses populate.
+        std::vector<std::tuple<page_index, folio_order, bool, bool>> want_detached;
+        for (const model::detached_top& d : ref.by_end()) want_detached.emplace_back(d.first, d.order, d.holds_pins, !d.poisoned.empty());
+        if (want_detached != last_.detached)
+            diverge(c, "detached folios differ (%zu in the object, %zu in the model)", last_.detached.size(), want_detached.size());
+        if (s.detached_pages != ref.detached_pages() || s.quarantined_pages != ref.quarantined_pages() || s.quarantined != ev.quarantined)
+            diverge(c, "detached %" PRIu64 "/%" PRIu64 " quarantined pages %" PRIu64 "/%" PRIu64 " leaks quarantined %" PRIu64 "/%" PRIu64 " (object/model)",
+                    s.detached_pages, ref.detached_pages(), s.quarantined_pages, ref.quarantined_pages(), s.quarantined, ev.quarantined);
+        for (const model::detached_top& d : ref.detached())
+            for (page_range q : d.poisoned)
+                if (mem.folios().first_quarantined(d.range()) == no_page || mem.folios().allocated(q.begin))
+                    diverge(c, "quarantined page %#" PRIx64 " is not kept out of the object", q.begin);
         if (c.inner.zeroed_pages() != ev.zeroed_pages)
             diverge(c, "allocator zeroed %" PRIu64 " pages, model %" PRIu64, c.inner.zeroed_pages(), ev.zeroed_pages);
         // Faults on a probe page, every accessor x shareability.

@@ -16,7 +16,15 @@
 // Each operation returns the expected outcome (success, or the exact error
 // code and first offending page, and the vetoing binding) and applies its
 // effect on success. Consumers are modelled by the calls each should have
-// received and each binding's sequence number.
+// received and each binding's sequence number, and by the page each reports
+// it could not drop while committing (quarantined: its leaf is poisoned).
+//
+// Failure paths: punch_hole cannot fail for a valid range (the part past
+// the end is ignored). A truncated top folio with pins or poison is
+// detached: its pages are a hole; its pins stay counted on the pages and
+// are its own (detached_pins) until the last one drops, and no folio over
+// its range may be pinned meanwhile; its poisoned pages are quarantined
+// (allocate refuses them) until release_quarantine frees it.
 #pragma once
 
 #include <guestmem/core/error.hpp>
@@ -36,7 +44,11 @@ struct page_state {
     bool allocated = false;
     bool poisoned = false;
     bool draining = false;  ///< the page's leaf is in mappability none
+    bool quarantined = false;   ///< truncated while poisoned: allocate refuses it
+    bool detached_pins = false; ///< its pins belong to a folio truncated while pinned
     std::uint32_t pins = 0;
+    /// Pins on the live folio at this page (not a detached one's).
+    [[nodiscard]] std::uint32_t live_pins() const { return detached_pins ? 0 : pins; }
     friend bool operator==(const page_state&, const page_state&) = default;
 };
 
@@ -73,6 +85,7 @@ using leaf_list = std::vector<leaf>;  // sorted by first
 struct consumer_tally {
     std::uint64_t prepares = 0, commits = 0, aborts = 0, memory_failures = 0;
     page_index veto_page = no_page;  ///< prepares whose pages contain it refuse
+    page_index leak_page = no_page;  ///< commits whose pages contain it report it leaked
     friend bool operator==(const consumer_tally&, const consumer_tally&) = default;
 };
 
@@ -86,7 +99,16 @@ struct model_binding {
 };
 
 struct event_counts {
-    std::uint64_t conversions = 0, noop = 0, vetoes = 0, busy = 0, zeroed_pages = 0;
+    std::uint64_t conversions = 0, noop = 0, vetoes = 0, busy = 0, zeroed_pages = 0, quarantined = 0;
+};
+
+/// A top folio truncated while pinned or poisoned.
+struct detached_top {
+    page_index first = 0;
+    folio_order order = 0;
+    bool holds_pins = false;
+    std::vector<page_range> poisoned;  ///< its quarantined pages
+    [[nodiscard]] page_range range() const { return {first, first + pages_in(order)}; }
 };
 
 class reference_model {
@@ -105,6 +127,18 @@ public:
     [[nodiscard]] const consumer_tally& tally(unsigned c) const { return tally_[c]; }
     [[nodiscard]] const event_counts& events() const { return events_; }
     void set_veto(unsigned c, page_index p) { tally_[c].veto_page = p; }
+    void set_leak(unsigned c, page_index p) { tally_[c].leak_page = p; }
+    [[nodiscard]] const std::vector<detached_top>& detached() const { return detached_; }
+    [[nodiscard]] std::uint64_t detached_pages() const {
+        std::uint64_t n = 0;
+        for (const detached_top& d : detached_) n += d.holds_pins ? pages_in(d.order) : 0;
+        return n;
+    }
+    [[nodiscard]] std::uint64_t quarantined_pages() const {
+        std::uint64_t n = 0;
+        for (const detached_top& d : detached_) n += d.poisoned.empty() ? 0 : pages_in(d.order);
+        return n;
+    }
 
     /// The state of one page.
     [[nodiscard]] page_state at(page_index p) const { return std::prev(runs_.upper_bound(p))->second; }
@@ -144,6 +178,8 @@ public:
 
     expect allocate(page_range r) {
         if (auto e = check(r); !e.ok) return e;
+        if (page_index q = first_where(r, [](const page_state& s) { return s.quarantined; }); q != no_page)
+            return expect::fail(errc::poisoned, q);
         page_index p = r.begin;
         while (p < r.end) {
             auto next = tops_.upper_bound(p);
@@ -168,24 +204,55 @@ public:
         return expect::success();
     }
 
-    expect punch_hole(page_range r) {
-        if (auto e = check(r); !e.ok) return e;
-        if (page_index p = first_where(r, [](const page_state& s) { return s.pins != 0; }); p != no_page)
-            return expect::fail(errc::busy, p);
-        invalidate_all(r, /*prepare=*/true);
-        for (auto it = tops_.lower_bound(0); it != tops_.end();) {
+    /// `leaves`: the geometry at the call (for pages consumers leak).
+    expect punch_hole(page_range r, const leaf_list& leaves) {
+        if (r.begin >= r.end || r.end > (page_index{1} << 51)) return expect::fail(errc::invalid_range, r.begin);
+        if (r.begin >= size_) return expect::success();
+        r.end = std::min(r.end, size_);
+        invalidate_all(r, leaves);
+        for (auto it = tops_.begin(); it != tops_.end();) {
             const page_range t{it->first, it->first + pages_in(it->second)};
             if (!t.overlaps(r)) {
                 ++it;
                 continue;
             }
             if (r.contains(t)) {
-                update(t, [](page_state& s) { s = page_state{s.share}; });
+                const bool pinned = first_where(t, [](const page_state& x) { return x.live_pins() != 0; }) != no_page;
+                detached_top d{t.begin, it->second, pinned, {}};
+                visit(t, [&](page_index b, page_index e, const page_state& x) {
+                    if (x.poisoned) d.poisoned.push_back({b, e});
+                });
+                if (pinned || !d.poisoned.empty()) detached_.push_back(d);
+                update(t, [&](page_state& x) {
+                    x.allocated = false;
+                    x.draining = false;
+                    if (x.poisoned) x.quarantined = true;
+                    x.poisoned = false;
+                    if (pinned) x.detached_pins = true;
+                });
                 it = tops_.erase(it);
             } else {
-                events_.zeroed_pages += count_where(t.intersect(r), [](const page_state& s) { return !s.poisoned; });
+                events_.zeroed_pages += count_where(t.intersect(r), [](const page_state& x) { return !x.poisoned; });
                 ++it;
             }
+        }
+        return expect::success();
+    }
+
+    /// Free the quarantined detached folios overlapping r.
+    expect release_quarantine(page_range r) {
+        if (auto e = check(r); !e.ok) return e;
+        auto here = [&](const detached_top& d) { return d.range().overlaps(r) && !d.poisoned.empty(); };
+        for (const detached_top& d : by_end())
+            if (here(d) && d.holds_pins)
+                return expect::fail(errc::busy, first_where(d.range(), [](const page_state& x) { return x.pins != 0; }));
+        for (auto it = detached_.begin(); it != detached_.end();) {
+            if (!here(*it)) {
+                ++it;
+                continue;
+            }
+            for (page_range q : it->poisoned) update(q, [](page_state& x) { x.quarantined = false; });
+            it = detached_.erase(it);
         }
         return expect::success();
     }
@@ -203,7 +270,7 @@ public:
             return expect::fail(errc::poisoned, p);
         const bool to_private = to == shareability::guest_only;
         if (to_private && !defer) {
-            if (page_index p = first_where(r, [](const page_state& s) { return s.pins != 0; }); p != no_page) {
+            if (page_index p = first_where(r, [](const page_state& s) { return s.live_pins() != 0; }); p != no_page) {
                 ++events_.busy;
                 return expect::fail(errc::busy, p);
             }
@@ -235,7 +302,7 @@ public:
                 const page_range lr{l.first, l.end()};
                 if (!lr.overlaps(r)) continue;
                 if (at(lr.intersect(r).begin).share == shareability::shared &&
-                    first_where(lr, [](const page_state& s) { return s.pins != 0; }) != no_page)
+                    first_where(lr, [](const page_state& s) { return s.live_pins() != 0; }) != no_page)
                     drain.push_back(lr);
             }
         update(r, [&](page_state& s) {
@@ -244,6 +311,7 @@ public:
         });
         for (page_range lr : drain) update(lr, [](page_state& s) { s.draining = true; });
         if (content == 1) events_.zeroed_pages += count_where(r, [](const page_state& s) { return s.allocated; });
+        for (std::size_t i : prepared) leak(bindings_[i], r, after);
         ++events_.conversions;
         return expect::success();
     }
@@ -260,6 +328,12 @@ public:
             return expect::fail(errc::busy, p);
         if (page_index p = first_where(r, [](const page_state& s) { return !s.allocated; }); p != no_page)
             return expect::fail(errc::not_allocated, p);
+        for (auto& [first, order] : tops_) {
+            const page_range t{first, first + pages_in(order)};
+            if (!t.overlaps(r)) continue;
+            for (const detached_top& d : detached_)
+                if (d.holds_pins && d.range().overlaps(t)) return expect::fail(errc::busy, std::max(t.begin, r.begin));
+        }
         if (page_index p = first_where(r, [](const page_state& s) { return s.poisoned; }); p != no_page)
             return expect::fail(errc::poisoned, p);
         update(r, [](page_state& s) { ++s.pins; });
@@ -271,6 +345,17 @@ public:
         if (page_index p = first_where(r, [](const page_state& s) { return s.pins == 0; }); p != no_page)
             return expect::fail(errc::invalid_argument, p);
         update(r, [](page_state& s) { --s.pins; });
+        // A detached folio whose last pin dropped is freed (or stays quarantined).
+        for (auto it = detached_.begin(); it != detached_.end();) {
+            if (!it->holds_pins || !it->range().overlaps(r) ||
+                first_where(it->range(), [](const page_state& x) { return x.pins != 0; }) != no_page) {
+                ++it;
+                continue;
+            }
+            it->holds_pins = false;
+            update(it->range(), [](page_state& x) { x.detached_pins = false; });
+            it = it->poisoned.empty() ? detached_.erase(it) : std::next(it);
+        }
         return expect::success();
     }
 
@@ -284,7 +369,7 @@ public:
         if (l == nullptr) return expect::fail(errc::not_allocated, page);  // geometry disagrees; the checker reports it
         update({l->first, l->end()}, [](page_state& x) { x.poisoned = true; });
         for (model_binding& b : bindings_)
-            if (b.pages.contains(page)) {
+            if (b.pages.overlaps({l->first, l->end()})) {
                 ++tally_[b.consumer].memory_failures;
                 b.sequence += 2;
             }
@@ -321,11 +406,13 @@ public:
         auto pos = std::find_if(bindings_.begin(), bindings_.end(), [&](const model_binding& b) { return b.pages.begin > r.begin; });
         bindings_.insert(pos, model_binding{c, slot, r, base, id, sequence});
     }
-    expect unbind(std::uint64_t id) {
+    /// `leaves`: the geometry at the call (for a page the release leaks).
+    expect unbind(std::uint64_t id, const leaf_list& leaves) {
         auto it = std::find_if(bindings_.begin(), bindings_.end(), [&](const model_binding& b) { return b.id == id && id != 0; });
         if (it == bindings_.end()) return expect::fail(errc::not_bound, no_page);
         ++tally_[it->consumer].prepares;
         ++tally_[it->consumer].commits;
+        leak(*it, it->pages, leaves);
         bindings_.erase(it);
         return expect::success();
     }
@@ -341,9 +428,16 @@ public:
         for (const leaf& l : leaves) {
             const page_range lr{l.first, l.end()};
             if (first_where(lr, [](const page_state& s) { return s.draining; }) == no_page) continue;
-            if (first_where(lr, [](const page_state& s) { return s.pins != 0; }) == no_page)
+            if (first_where(lr, [](const page_state& s) { return s.live_pins() != 0; }) == no_page)
                 update(lr, [](page_state& s) { s.draining = false; });
         }
+    }
+
+    /// detached_ in the library's order (by end; ties in detach order).
+    [[nodiscard]] std::vector<detached_top> by_end() const {
+        std::vector<detached_top> v = detached_;
+        std::stable_sort(v.begin(), v.end(), [](const detached_top& a, const detached_top& b) { return a.range().end < b.range().end; });
+        return v;
     }
 
 private:
@@ -371,19 +465,33 @@ private:
         for (model_binding& b : bindings_)
             if (b.pages.overlaps(r)) b.sequence += 2;
     }
-    void invalidate_all(page_range r, bool) {
+    void invalidate_all(page_range r, const leaf_list& leaves) {
         for (model_binding& b : bindings_)
             if (b.pages.overlaps(r)) {
                 ++tally_[b.consumer].prepares;
                 ++tally_[b.consumer].commits;
                 b.sequence += 2;
             }
+        for (model_binding& b : bindings_)
+            if (b.pages.overlaps(r)) leak(b, r, leaves);
+    }
+    /// b's consumer committed an invalidation of r: the page it leaks there,
+    /// if allocated and not yet poisoned, poisons its leaf (quarantine).
+    void leak(const model_binding& b, page_range r, const leaf_list& leaves) {
+        const page_index p = tally_[b.consumer].leak_page;
+        if (p == no_page || !b.pages.intersect(r).contains(p) || p >= size_) return;
+        const page_state s = at(p);
+        const leaf* l = leaf_at(leaves, p);
+        if (!s.allocated || s.poisoned || l == nullptr) return;
+        update({l->first, l->end()}, [](page_state& x) { x.poisoned = true; });
+        ++events_.quarantined;
     }
 
     page_index size_;
     folio_order max_order_;
     std::map<page_index, page_state> runs_;
     std::map<page_index, folio_order> tops_;
+    std::vector<detached_top> detached_;  // in detach order
     std::vector<model_binding> bindings_;
     consumer_tally tally_[max_consumers];
     event_counts events_;

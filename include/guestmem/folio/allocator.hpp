@@ -31,6 +31,14 @@ namespace guestmem {
 ///   order `from`. Cannot fail.
 /// - `zero(index, frame, pages)`: clear the contents of `pages` base pages
 ///   starting at `frame` (backing object page `index`). Cannot fail.
+///
+/// Optional: `static constexpr bool refcounted_frames = true` when the
+/// memory behind a frame lives on by itself while anything still holds a
+/// reference to it (the kernel's folio refcount, for memfd and guest_memfd:
+/// a GUP pin or an IOMMU mapping keeps the page, whatever the file does).
+/// Such an allocator gets free() for a folio truncated while pinned at once,
+/// as the kernel drops a pinned folio from the file at once; otherwise the
+/// folio table holds its frames until its last unpin.
 template <class A>
 concept folio_allocator = requires(A& a, const A& ca, page_index index, frame_number frame, folio_order order,
                                    folio_order to, std::uint64_t pages) {
@@ -43,5 +51,9 @@ concept folio_allocator = requires(A& a, const A& ca, page_index index, frame_nu
     { a.merge(frame, to, order) } noexcept;
     { a.zero(index, frame, pages) } noexcept;
 };
+
+/// True when A declares refcounted_frames (see folio_allocator).
+template <class A>
+inline constexpr bool refcounted_frames_v = requires { requires A::refcounted_frames; };
 
 } // namespace guestmem

@@ -8,6 +8,14 @@
 // Merges, truncation and apply never allocate. The last unpin on a folio
 // fires its deferred work at once (none -> guest, re-merge).
 //
+// Truncation cannot fail. A folio it removes that is pinned or holds poison
+// is *detached*, not freed: its pages are a hole again, but its record and
+// frames live on outside the table (folio/detail/folio_detach.hpp). A
+// pinned one is freed on its last unpin; a poisoned (quarantined) one only
+// by release_quarantine, and until then its poisoned pages cannot be
+// populated again (the fd backends number frames by file offset, so the
+// same page would come back with its old contents).
+//
 // Invariant kept by populate/apply: every leaf that is not poisoned is
 // uniform in shareability. Poisoned leaves are never split or merged.
 #pragma once
@@ -73,8 +81,20 @@ public:
           top_alloc_(na), pieces_alloc_(na), wide_alloc_(na), pins_(na) {}
     folio_table(const folio_table&) = delete;
     folio_table& operator=(const folio_table&) = delete;
+    /// Frees every folio except those poisoned, and those pinned unless the
+    /// allocator's frames are refcounted (live or detached): their frames
+    /// are never given back, so no pin holder or consumer that could not
+    /// drop a page loses it under its feet.
     ~folio_table() {
-        while (!tops_.empty()) remove_top(tops_.begin());
+        while (!tops_.empty()) {
+            auto it = tops_.begin();
+            const bool pinned = !refcounted_frames_v<A> && live_first_pinned(it->range()) != no_page;
+            if (!pinned && !detail::any_poison(it->ref()))
+                free_top(it);
+            else
+                erase_record(tops_, it, false, true);
+        }
+        while (!detached_.empty()) erase_record(detached_, detached_.begin(), false, false);
         release_spares();
     }
 
@@ -105,7 +125,11 @@ public:
         return v && v->poisoned;
     }
     [[nodiscard]] std::uint32_t pins(page_index p) const noexcept { return pins_.count(p); }
-    [[nodiscard]] page_index first_pinned(page_range r) const noexcept { return pins_.first_pinned(r); }
+    /// Pins are counted per page index. Pins at the pages of a folio that
+    /// was truncated while pinned belong to that detached folio, not to a
+    /// folio populated there since: first_pinned and the conversion steps
+    /// see only the live folios' pins; pins(p) is the raw count.
+    [[nodiscard]] page_index first_pinned(page_range r) const noexcept { return live_first_pinned(r); }
     /// Visit pin runs: f(begin, end, count).
     template <class F>
     void for_each_pin_run(F&& f) const { pins_.for_each(f); }
@@ -122,12 +146,23 @@ public:
         return c;
     }
 
+    /// Visit the detached folios (truncated while pinned or poisoned):
+    /// f(first, order, frame, holds_pins, quarantined).
+    template <class F>
+    void for_each_detached(F&& f) const {
+        for (const top& d : detached_) f(d.first, d.order, d.frame, d.holds_pins, detail::any_poison(d.ref()));
+    }
+
     // ---- populate (fallocate) and truncate (punch hole) ----------------
     /// Fill the holes in r with folios of the largest standard order that
     /// fits, each split at once as far as `share` needs. All or nothing.
+    /// Refused (poisoned, nothing changed) where r holds a page quarantined
+    /// by an earlier truncation (see release_quarantine).
     template <class ShareMap>
     [[nodiscard]] status populate(page_range r, const ShareMap& share) {
         if (auto s = check_range(r, size_); !s) return s;
+        if (c_.quarantined_pages != 0)
+            if (page_index q = first_quarantined(r); q != no_page) return quarantined_error(q, r);
         page_index p = r.begin;
         auto it = detail::top_at_or_after(tops_, r.begin);
         status st = ok();
@@ -150,43 +185,30 @@ public:
                 i->fresh = false;
                 ++i;
             } else {
-                i = remove_top(i);
+                i = free_top(i);
             }
         }
         return st;
     }
 
-    /// Punch a hole: free top-level folios wholly inside r (quarantine the
-    /// poisoned ones), zero the covered pages of the others. Pins in r must
-    /// have been refused by the caller (first_pinned).
-    void truncate(page_range r) noexcept {
-        r.end = std::min(r.end, size_);
-        if (r.empty()) return;
-        for (auto it = detail::top_at_or_after(tops_, r.begin); it != tops_.end() && it->first < r.end;) {
-            if (r.begin <= it->first && it->end() <= r.end) {
-                it = remove_top(it);
-                continue;
-            }
-            // Partially covered: zero the covered pages, skipping poisoned leaves.
-            page_index run = no_page, run_end = 0;
-            frame_number run_frame = 0;
-            auto flush = [&] {
-                if (run != no_page) alloc_->zero(run, run_frame, run_end - run);
-                run = no_page;
-            };
-            walk_top(*it, r, [&](const ref& x, folio_order) {
-                const page_index b = std::max(x.first, r.begin), e = std::min(x.end(), r.end);
-                if (x.poisoned()) return flush();
-                if (run == no_page) {
-                    run = b;
-                    run_frame = x.frame + (b - x.first);
-                }
-                run_end = e;
-            });
-            flush();
-            ++it;
-        }
-    }
+    /// Punch a hole (cannot fail): top-level folios wholly inside r leave
+    /// the table; those pinned or holding poison are detached (see the file
+    /// comment), the others freed. The covered pages of partly covered
+    /// folios are zeroed, skipping poisoned leaves.
+    void truncate(page_range r) noexcept;
+
+    /// The first page of r quarantined by a truncation (a poisoned leaf of
+    /// a detached folio), or no_page.
+    [[nodiscard]] page_index first_quarantined(page_range r) const noexcept;
+
+    /// Free every quarantined folio (detached with poison) overlapping r:
+    /// its frames go back to the allocator (the fd backends punch them, so
+    /// the old contents are gone) and its pages may be populated again.
+    /// Call it once every consumer that reported a page there has really
+    /// dropped it. Errors: invalid_range; busy (nothing freed) while such a
+    /// folio is still pinned, naming its first pinned page. Freeing nothing
+    /// is not an error.
+    [[nodiscard]] status release_quarantine(page_range r) noexcept;
 
     // ---- pins -------------------------------------------------------------
     /// Take one unexpected reference on every page of r. All or nothing.
@@ -194,6 +216,12 @@ public:
         if (auto s = check_range(r, size_); !s) return s;
         if (page_index h = first_hole(r); h != no_page)
             return error::make(errc::not_allocated, h, "pin of page %#" PRIx64 " which is not allocated", h);
+        if (c_.detached_pages != 0)
+            if (page_index p = first_over_detached_pins(r); p != no_page)
+                return error::make(errc::busy, p,
+                                   "page %#" PRIx64 " lies in a folio that overlaps one truncated while pinned; it "
+                                   "can be pinned once that folio's last pin is dropped",
+                                   p);
         if (c_.poisoned_folios != 0) {
             page_index bad = no_page;
             walk(*this, r, [&](const ref& x, folio_order) {
@@ -207,13 +235,15 @@ public:
 
     /// Drop one pin on every page of r (refused, nothing changed, if a page
     /// has none). A folio whose last pin drops runs its deferred work now:
-    /// none -> guest, then the merge check.
+    /// none -> guest, then the merge check; a detached one is freed (or,
+    /// holding poison, stays quarantined).
     template <class ShareMap>
     [[nodiscard]] status unpin(page_range r, const ShareMap& share) {
         if (auto s = check_range(r, size_); !s) return s;
         if (auto s = pins_.unpin(r); !s) return s;
         settle(r);
         merge_eligible(r, share);
+        if (c_.detached_pages != 0) drain_detached(r);
         return ok();
     }
 
@@ -424,7 +454,7 @@ private:
     /// Leaves in r stuck in none with no pins left: last_unpin.
     void settle(page_range r) noexcept {
         walk(*this, r, [&](const ref& x, folio_order) {
-            if (x.map() == mappability::none && pins_.first_pinned({x.first, x.end()}) == no_page)
+            if (x.map() == mappability::none && live_first_pinned({x.first, x.end()}) == no_page)
                 fire(x, mappability_event::last_unpin);
         });
     }
@@ -528,38 +558,58 @@ private:
     }
 
     /// Undo every split under x (merging in the allocator when `give_back`)
-    /// and drop x's counts.
-    void release_rec(const ref& x, bool give_back) noexcept {
+    /// and, for a live record, drop x's counts.
+    void release_rec(const ref& x, bool give_back, bool live) noexcept {
         if (!x.split()) {
+            if (!live) return;
             --c_.folios_by_order[detail::order_slot(x.order)];
             if (x.poisoned()) --c_.poisoned_folios;
             return;
         }
-        for (std::uint32_t i = 0; i < fanout; ++i) release_rec(x.child(i), give_back);
+        for (std::uint32_t i = 0; i < fanout; ++i) release_rec(x.child(i), give_back, live);
         const folio_order co = next_lower_order(x.order);
         if (give_back) alloc_->merge(x.frame, co, x.order);
         free_pieces(x.pieces(), co);
         x.aux->sub = nullptr;
         *x.st &= static_cast<std::uint8_t>(~detail::st_split);
-        --c_.split_folios;
+        if (live) --c_.split_folios;
     }
 
-    /// Remove a top-level folio: merged and freed, or quarantined if poisoned.
-    typename detail::top_folio_set::iterator remove_top(typename detail::top_folio_set::iterator it) noexcept {
-        top& t = *it;
-        const bool quarantine = detail::any_poison(t.ref());
-        release_rec(t.ref(), !quarantine);
-        if (quarantine)
-            c_.quarantined_pages += pages_in(t.order);
-        else
-            alloc_->free(t.first, t.frame, t.order);
+    /// Give a live top-level folio back: merged and freed.
+    typename detail::top_folio_set::iterator free_top(typename detail::top_folio_set::iterator it) noexcept {
         --c_.top_folios;
-        c_.allocated_pages -= pages_in(t.order);
-        auto next = tops_.erase(it);
+        c_.allocated_pages -= pages_in(it->order);
+        return erase_record(tops_, it, true, true);
+    }
+
+    /// Erase a record and its pieces (and, for a live one, its counts);
+    /// give its frames back to the allocator when `give_back`.
+    template <class Set>
+    typename Set::iterator erase_record(Set& set, typename Set::iterator it, bool give_back, bool live) noexcept {
+        top& t = *it;
+        release_rec(t.ref(), give_back, live);
+        if (give_back) alloc_->free(t.first, t.frame, t.order);
+        auto next = set.erase(it);
         std::destroy_at(&t);
         top_traits::deallocate(top_alloc_, &t, 1);
         return next;
     }
+
+    // Detached folios (bodies in folio/detail/folio_detach.hpp).
+    typename detail::top_folio_set::iterator detach_top(typename detail::top_folio_set::iterator it, bool pinned,
+                                                        bool poisoned) noexcept;
+    void drain_detached(page_range r) noexcept;
+    [[nodiscard]] page_index first_over_detached_pins(page_range r) const noexcept;
+    [[gnu::cold, gnu::noinline]] static error quarantined_error(page_index q, page_range r) noexcept;
+
+    /// first_pinned without the pins of detached folios: the live path
+    /// pays one compare while nothing is detached.
+    [[nodiscard]] page_index live_first_pinned(page_range r) const noexcept {
+        const page_index p = pins_.first_pinned(r);
+        if (p == no_page || c_.detached_pages == 0) return p;
+        return skip_detached_pins(p, r);
+    }
+    [[nodiscard]] page_index skip_detached_pins(page_index p, page_range r) const noexcept;
 
     void cancel_ops(plan& p) noexcept {
         for (unsigned k = 0; k < p.count; ++k) {
@@ -580,6 +630,7 @@ private:
     pieces* spare_narrow_ = nullptr;    // one freed 4K-piece array, kept for the next split
     wide_pieces* spare_wide_ = nullptr; // one freed 2M-piece array
     detail::top_folio_set tops_;
+    detail::detached_folio_set detached_;  // truncated while pinned or poisoned
     detail::pin_runs<NodeAllocator> pins_;
     counters c_{};
 };
@@ -587,4 +638,5 @@ private:
 } // namespace guestmem
 
 #include <guestmem/folio/detail/folio_conversion.hpp>
+#include <guestmem/folio/detail/folio_detach.hpp>
 #include <guestmem/folio/detail/folio_dump.hpp>

@@ -87,21 +87,38 @@ public:
         return folios_.populate(r, shares_);
     }
 
-    /// Truncate: consumers are told (not vetoable), whole folios are freed,
-    /// partly covered huge folios are zeroed and kept. Shareability is kept.
-    /// Refused (busy, nothing changed) while a page in `r` is pinned: the
-    /// pin holder may be doing DMA to it.
+    /// Truncate (fallocate PUNCH_HOLE): cannot fail for a valid range.
+    /// Consumers are told (not vetoable) and pages they report they could
+    /// not drop are quarantined first; then whole folios leave the object
+    /// (freed, or detached while pinned or poisoned: see the README's
+    /// failure semantics) and the covered pages of partly covered huge
+    /// folios are zeroed. Shareability is kept. As with guest_memfd, the
+    /// part of `r` at or past the object's end is ignored (punching there
+    /// succeeds). Errors: invalid_range for an empty or inverted range, or
+    /// one ending past the largest file offset (2^63 bytes).
     status punch_hole(page_range r) {
         std::unique_lock guard(lock_);
-        if (auto s = check_range(r, size_); !s) return s;
-        if (page_index p = folios_.first_pinned(r); p != no_page)
-            return error::make(errc::busy, p, "page %#" PRIx64 " is pinned (%" PRIu32 " references); unpin it before punching [%#" PRIx64 ", %#" PRIx64 ")",
-                               p, folios_.pins(p), r.begin, r.end);
+        if (r.begin >= r.end || r.end > max_file_pages) [[unlikely]]
+            return bad_punch_range(r);
+        if (r.begin >= size_) return ok();  // at or past the end: nothing there
+        r.end = std::min(r.end, size_);
         commit_report report;
         notifier_.invalidate(r, invalidation_cause::truncate, report);
+        quarantine(report, r);  // before truncate: a reported page must never be freed
         folios_.truncate(r);
-        quarantine(report, r);
         return ok();
+    }
+
+    /// Free the quarantined folios overlapping `r`: folios truncated while
+    /// poisoned, or while holding a page a consumer reported it could not
+    /// drop. Their frames go back to the allocator (memfd and guest_memfd
+    /// punch them, so their contents are gone) and their pages may be
+    /// allocated again. Call it once the consumer has really dropped the
+    /// page. Errors: invalid_range; busy while such a folio is still pinned
+    /// (the page named). Nothing quarantined there is not an error.
+    status release_quarantine(page_range r) {
+        std::unique_lock guard(lock_);
+        return folios_.release_quarantine(r);
     }
 
     // ---- conversion -------------------------------------------------------
@@ -160,11 +177,11 @@ public:
         const std::uint64_t drained = folios_.apply(plan, opts.defer_if_pinned);  // leaves sent to none
         shares_.assign_reserved(r, to);  // keeps the few nodes the next assign needs: no malloc per conversion
         if (opts.content == content_policy::zero) zero_contents(r);
+        quarantine(report, r);  // before merging: a merge never absorbs a reported page
         if (to_private) {
             if (opts.defer_if_pinned) counters_.deferred += drained;
             folios_.merge_eligible(plan, shares_);
         }
-        quarantine(report, r);
         ++counters_.conversions;
         return ok();
     }
@@ -219,17 +236,21 @@ public:
 
     // ---- memory failure ---------------------------------------------------
 
-    /// A hardware error hit `page`: poison its folio (never handed out or
-    /// merged again) and tell every consumer mapping it, with the order.
+    /// A hardware error hit `page`: poison the leaf folio holding it (never
+    /// handed out or merged again; quarantined when truncated) and tell
+    /// every binding overlapping that folio, once, clipped to it, with its
+    /// order and whether its pages were shared or guest_only (the kernel's
+    /// guest_memfd error_folio). A folio already poisoned is not told again.
+    /// Errors: invalid_range past the end; not_allocated for a hole.
     status memory_failure(page_index page) {
         std::unique_lock guard(lock_);
         if (auto s = check_page(page, size_); !s) return s;
         auto f = folios_.lookup(page);
         if (!f) return error::make(errc::not_allocated, page, "page %#" PRIx64 " is a hole; no memory there can fail", page);
-        if (folios_.poisoned(page)) return ok();  // already quarantined, consumers already told
+        if (f->poisoned) return ok();  // already poisoned, consumers already told
         folios_.poison(page);
         ++poison_events_;
-        notifier_.memory_failure(page, f->order);
+        notifier_.memory_failure(f->range(), f->order, shares_.at(page));
         return ok();
     }
 
@@ -244,11 +265,20 @@ public:
         return notifier_.bind(slot, c, pages, target_base);
     }
 
-    /// Unbind; the consumer gets a `release` invalidation first. A stale
-    /// handle (from an earlier binding or another object) is not_bound.
+    /// Unbind; the consumer gets a `release` invalidation first, and pages
+    /// it reports it could not drop are quarantined like any commit's. A
+    /// stale handle (from an earlier binding or another object) is
+    /// not_bound.
     status unbind(binding_handle h) {
         std::unique_lock guard(lock_);
-        return notifier_.unbind(h);
+        page_range pages{};
+        notifier_.for_each_binding([&](const binding_type& b) {
+            if (b.id() == h.id) pages = b.pages();
+        });
+        commit_report report;
+        if (auto s = notifier_.unbind(h, report); !s) return s;
+        quarantine(report, pages.intersect({0, size_}));
+        return ok();
     }
 
     // ---- queries ------------------------------------------------------------
@@ -297,6 +327,8 @@ public:
         s.split_folios = f.split_folios;
         s.pinned_pages = f.pinned_pages;
         s.poisoned_folios = f.poisoned_folios;
+        s.quarantined_pages = f.quarantined_pages;
+        s.detached_pages = f.detached_pages;
         s.bindings = notifier_.binding_count();
         return s;
     }
@@ -326,6 +358,10 @@ public:
     [[nodiscard]] const notifier_set<Consumer>& notifiers() const noexcept { return notifier_; }
 
 private:
+    /// The largest page count whose byte size is a valid file offset
+    /// (2^63 bytes): punch_hole's bound, as fallocate's EFBIG.
+    static constexpr page_index max_file_pages = page_index{1} << (63 - page_shift);
+
     static folio_order clamp_order(const Allocator& a, folio_order wanted) noexcept {
         folio_order limit = wanted < a.max_order() ? wanted : a.max_order();
         for (folio_order o : standard_orders)
@@ -373,6 +409,12 @@ private:
         return error::make(errc::invalid_argument, r.begin, "content policy %u is not preserve or zero",
                            unsigned(opts.content));
     }
+    [[gnu::cold, gnu::noinline]] static error bad_punch_range(page_range r) noexcept {
+        if (r.begin >= r.end) return detail::range_error(r, max_file_pages);
+        return error::make(errc::invalid_range, r.begin,
+                           "range [%#" PRIx64 ", %#" PRIx64 ") ends past the largest file offset (2^63 bytes)", r.begin,
+                           r.end);
+    }
     [[gnu::cold, gnu::noinline]] static error poisoned_in(page_index p, page_range r) noexcept {
         return error::make(errc::poisoned, p, "page %#" PRIx64 " in [%#" PRIx64 ", %#" PRIx64 ") is poisoned", p,
                            r.begin, r.end);
@@ -408,8 +450,10 @@ private:
         });
     }
 
-    /// Poison the pages consumers could not drop while committing. Past the
-    /// report's capacity every folio in the invalidated range is quarantined.
+    /// Poison the leaf folios holding the pages consumers could not drop
+    /// while committing (before any merge or truncation, so a leaked 4K
+    /// piece stays a 4K piece and is never freed). Past the report's
+    /// capacity every folio in the invalidated range is quarantined.
     void quarantine(const commit_report& report, page_range r) noexcept {
         if (report.empty()) return;
         for (const auto& e : report) {

@@ -48,7 +48,10 @@ struct invalidation {
     page_range target;              ///< the same pages in the consumer's own page numbers (GFN, IOVA/4K, VA/4K)
     invalidation_cause cause = invalidation_cause::release;
     bool vetoable = false;
-    folio_order order = order_4k;   ///< memory_failure: order of the folio holding the page
+    folio_order order = order_4k;   ///< memory_failure: order of the failed folio
+    /// memory_failure: whether the failed folio's pages were shared or
+    /// guest_only when it failed (a leaf folio is uniform in shareability).
+    shareability share = shareability::guest_only;
     std::uint64_t sequence = 0;     ///< the binding's sequence number while this is in flight (odd)
     std::uint64_t binding_id = 0;   ///< generation-unique id of the binding
 };
@@ -104,8 +107,11 @@ private:
 /// - `commit(inv, report)`: drop the mappings. Cannot fail; report pages
 ///   that could not be dropped.
 /// - `abort(inv)`: undo what prepare did. Cannot fail.
-/// - `memory_failure(inv)`: a page (inv.pages, one page) was poisoned in a
-///   folio of order inv.order; unmap it. Single phase, cannot fail.
+/// - `memory_failure(inv)`: a folio of order inv.order was poisoned;
+///   inv.pages is the part of it this binding covers (the whole folio is
+///   lost, not only the failed page), inv.share whether those pages were
+///   shared or guest_only. Unmap them. Single phase, cannot fail; sent once
+///   per binding overlapping the folio.
 template <class C>
 concept invalidation_consumer = requires(C& c, const invalidation& inv, commit_report& report) {
     { c.prepare(inv) } -> std::same_as<status>;

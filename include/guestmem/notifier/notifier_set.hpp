@@ -264,17 +264,17 @@ public:
         ++stats_.commits;
     }
 
-    /// Page `page`, in a folio of `order`, was poisoned: one single-phase
-    /// notification to each binding covering it; each binding's sequence is
-    /// bumped (begin and end) around it.
-    void memory_failure(page_index page, folio_order order) noexcept {
+    /// The folio `folio` (of `order`, its pages `share`) was poisoned: one
+    /// single-phase notification to every binding overlapping it, clipped
+    /// to it, each binding's sequence bumped (begin and end) around it.
+    void memory_failure(page_range folio, folio_order order, shareability share) noexcept {
         ++stats_.memory_failures;
-        if (page == no_page) return;  // no binding can cover the last index
-        const page_range one{page, page + 1};
-        for_overlapping(one, [&](binding<C>& b) {
+        if (folio.empty()) return;
+        for_overlapping(folio, [&](binding<C>& b) {
             b.begin_invalidation();
-            invalidation inv = make_invalidation(b, one, invalidation_cause::memory_failure, false);
+            invalidation inv = make_invalidation(b, folio, invalidation_cause::memory_failure, false);
             inv.order = order;
+            inv.share = share;
             b.owner_->memory_failure(inv);
             b.end_invalidation();
         });

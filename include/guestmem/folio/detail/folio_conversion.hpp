@@ -82,7 +82,7 @@ template <folio_allocator A, class NodeAllocator>
     // range, so a pinned leaf here is one already private and draining
     // (none stays none) or pinned by the guest side (guest stays guest).
     // Only an unpinned leaf may settle at once.
-    if (pins_.first_pinned({x.first, x.end()}) == no_page) {
+    if (live_first_pinned({x.first, x.end()}) == no_page) {
         fire(x, mappability_event::unshare);
         return 0;
     }
@@ -153,7 +153,7 @@ inline void folio_table<A, NodeAllocator>::try_merge(const ref& x, page_range r,
             if ((st[i] & detail::st_split) != 0) try_merge(x.child(i), r, share);
     if (!all_plain_guest(st)) return;
     const page_range R{x.first, x.end()};
-    if (pins_.first_pinned(R) != no_page || !share.all_of(R, shareability::guest_only)) return;
+    if (live_first_pinned(R) != no_page || !share.all_of(R, shareability::guest_only)) return;
     do_merge(x);
 }
 

@@ -66,10 +66,15 @@ void folio_table<A, NodeAllocator>::dump(std::ostream& os) const {
     detail::dump_line(os, 0,
                       "folio table: %#" PRIx64 " pages, max order %u; %" PRIu64 " top-level folios, %" PRIu64
                       " pages allocated, %" PRIu64 " split, %" PRIu64 " pinned pages, %" PRIu64 " poisoned, %" PRIu64
-                      " quarantined pages",
+                      " quarantined pages, %" PRIu64 " detached pinned pages",
                       size_, unsigned{max_order_}, c.top_folios, c.allocated_pages, c.split_folios, c.pinned_pages,
-                      c.poisoned_folios, c.quarantined_pages);
+                      c.poisoned_folios, c.quarantined_pages, c.detached_pages);
     for (const auto& t : tops_) detail::dump_rec(os, t.ref(), 1);
+    for (const auto& d : detached_) {
+        detail::dump_line(os, 1, "detached (truncated while%s%s):", d.holds_pins ? " pinned" : "",
+                          detail::any_poison(d.ref()) ? " quarantined" : "");
+        detail::dump_rec(os, d.ref(), 2);
+    }
     pins_.for_each([&](page_index b, page_index e, std::uint32_t n) {
         detail::dump_line(os, 1, "pins [%#" PRIx64 ", %#" PRIx64 ") x%u", b, e, n);
     });
@@ -83,7 +88,10 @@ bool folio_table<A, NodeAllocator>::check_counters() const noexcept {
         c.allocated_pages += pages_in(t.order);
         detail::count_rec(t.ref(), c);
     }
-    c.quarantined_pages = c_.quarantined_pages;
+    for (const top& d : detached_) {
+        if (d.holds_pins) c.detached_pages += pages_in(d.order);
+        if (detail::any_poison(d.ref())) c.quarantined_pages += pages_in(d.order);
+    }
     c.pinned_pages = c_.pinned_pages;
     return c == c_;
 }
@@ -92,11 +100,15 @@ template <folio_allocator A, class NodeAllocator>
 template <folio_allocator A2, class N2>
 bool folio_table<A, NodeAllocator>::same_state(const folio_table<A2, N2>& b) const noexcept {
     if (size_ != b.size_ || max_order_ != b.max_order_ || !(c_ == b.c_) || !pins_.same_runs(b.pins_) ||
-        tops_.size() != b.tops_.size())
+        tops_.size() != b.tops_.size() || detached_.size() != b.detached_.size())
         return false;
     auto j = b.tops_.begin();
     for (auto i = tops_.begin(); i != tops_.end(); ++i, ++j)
         if (i->first != j->first || !detail::same_structure(i->ref(), j->ref())) return false;
+    auto dj = b.detached_.begin();
+    for (auto i = detached_.begin(); i != detached_.end(); ++i, ++dj)
+        if (i->first != dj->first || i->holds_pins != dj->holds_pins || !detail::same_structure(i->ref(), dj->ref()))
+            return false;
     return true;
 }
 

@@ -30,7 +30,8 @@ struct folio_counters {
     std::uint64_t poisoned_folios = 0;      ///< poisoned leaves still in the table
     std::uint64_t allocated_pages = 0;      ///< pages backed by a folio
     std::uint64_t top_folios = 0;           ///< allocations (top-level folios)
-    std::uint64_t quarantined_pages = 0;    ///< poisoned folios truncated and never returned
+    std::uint64_t quarantined_pages = 0;    ///< pages of truncated folios kept because they hold poison
+    std::uint64_t detached_pages = 0;       ///< pages of truncated folios kept until their last unpin
     friend bool operator==(const folio_counters&, const folio_counters&) = default;
 };
 
@@ -101,8 +102,11 @@ struct top_folio : boost::intrusive::set_base_hook<boost::intrusive::optimize_si
     folio_order order = order_4k;
     std::uint8_t state = 0;  ///< mappability::all, not split, not poisoned
     bool fresh = false;      ///< created by the populate in progress (rolled back on failure)
+    bool holds_pins = false; ///< detached: truncated while pinned, kept until its last unpin
+    bool released = false;   ///< detached: its frames were already given back (refcounted_frames)
 
     [[nodiscard]] page_index end() const noexcept { return last_end; }
+    [[nodiscard]] page_range range() const noexcept { return {first, last_end}; }
     [[nodiscard]] bool split() const noexcept { return (state & st_split) != 0; }
     /// The record (const tops hand out a ref only read through).
     [[nodiscard]] folio_ref ref() const noexcept {
@@ -120,6 +124,9 @@ struct top_folio_key {
 };
 
 using top_folio_set = boost::intrusive::set<top_folio, boost::intrusive::key_of_value<top_folio_key>>;
+/// Detached tops (truncated while pinned or poisoned) may overlap each
+/// other and the live ones: the same records, in a multiset.
+using detached_folio_set = boost::intrusive::multiset<top_folio, boost::intrusive::key_of_value<top_folio_key>>;
 
 /// Index into per-order counters: 4K -> 0, 2M -> 1, 1G -> 2.
 [[nodiscard]] constexpr unsigned order_slot(folio_order o) noexcept {

@@ -4,10 +4,18 @@
 //
 // Frames are file page offsets: the folio backing object pages
 // [index, index + 2^order) is file pages [index, index + 2^order), so frame
-// == index. allocate = fallocate(FALLOC_FL_KEEP_SIZE) of the folio's bytes
-// (guest_memfd refuses a mode without KEEP_SIZE; on a memfd whose size is
-// already the object's, mode 0 and KEEP_SIZE do the same); free =
-// fallocate(PUNCH_HOLE | KEEP_SIZE). The backing keeps its own MAP_SHARED
+// == index. allocate = fallocate(PUNCH_HOLE | KEEP_SIZE) then
+// fallocate(FALLOC_FL_KEEP_SIZE) of the folio's bytes (guest_memfd refuses
+// a mode without KEEP_SIZE; on a memfd whose size is already the object's,
+// mode 0 and KEEP_SIZE do the same); free = fallocate(PUNCH_HOLE |
+// KEEP_SIZE).
+//
+// Because a frame is a file offset, a page the object never freed (a
+// quarantined or pinned page when the object was destroyed, or one written
+// through data() while a hole) would come back from a plain fallocate with
+// its old contents. The punch before each allocation makes every folio
+// handed out fresh, zeroed memory, whatever the file held there. While an
+// object lives, it never asks for a page it still keeps. The backing keeps its own MAP_SHARED
 // mapping of the whole file so zero() is a memset that cannot fail.
 //
 // Split and merge are bookkeeping: the kernel splits a transparent huge
@@ -71,13 +79,22 @@ public:
 
     // ---- the folio_allocator policy --------------------------------------
 
+    /// The kernel keeps a page alive while anything references it, so a
+    /// folio truncated while pinned is punched at once (see folio_allocator).
+    static constexpr bool refcounted_frames = true;
+
     [[nodiscard]] folio_order max_order() const noexcept { return max_order_; }
 
     [[nodiscard]] result<frame_number> allocate(page_index index, folio_order order) noexcept {
         if (auto s = check_folio(index, order, "allocate"); !s) return s.error();
         const std::uint64_t off = index * page_size, len = pages_in(order) * page_size;
-        const int rc = clock_.time([&] { return ::fallocate(fd_.get(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
-                                                            static_cast<off_t>(len)); });
+        const int rc = clock_.time([&] {
+            // Drop whatever the file still holds there (see the file comment).
+            if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                            static_cast<off_t>(len)) != 0)
+                return -1;
+            return ::fallocate(fd_.get(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len));
+        });
         if (rc != 0)
             return errno_error(errno, index, "fallocate of %s pages [%#" PRIx64 ", %#" PRIx64 ") (order %u) failed",
                                what_, index, index + pages_in(order), unsigned{order});
