@@ -479,11 +479,13 @@ TEST_CASE("poison blocks merge and is reported with the folio order") {
     auto p = t.plan_conversion({5000, 5001}, S, m);
     REQUIRE(p);
     CHECK(p.value().splits() == 0);
-    // Nothing allocated for poison; truncating quarantines the 1G folio.
-    const auto in_use = a.pages_in_use();
+    // Nothing allocated for poison; truncating frees the healthy leaves and
+    // keeps only the poisoned ones (two 4K pages and a 2M piece).
     t.truncate({0, pages_1g});
-    CHECK(a.pages_in_use() == in_use);  // frames not returned
-    CHECK(t.stats().quarantined_pages == pages_1g);
+    CHECK(a.pages_in_use() == 2 + pages_in(order_2m));
+    CHECK(t.stats().quarantined_pages == 2 + pages_in(order_2m));
+    CHECK(t.first_quarantined({0, pages_1g}) == 700);
+    CHECK(t.first_quarantined({704, pages_1g}) == 4608);
     CHECK(t.stats().poisoned_folios == 0);
     CHECK_FALSE(t.allocated(0));
     CHECK(t.check_counters());
@@ -517,13 +519,13 @@ TEST_CASE("truncate frees whole folios and zeroes partial ones") {
     CHECK(a.splits_in_place() == 1);  // [1024, 1536) is still split (poison)
     CHECK(a.pages_in_use() == 1024);
     t.truncate({0, 100000});  // clamped
-    CHECK(a.pages_in_use() == 512);  // the poisoned folio is quarantined
-    CHECK(t.stats().quarantined_pages == 512);
+    CHECK(a.pages_in_use() == 1);  // only the poisoned 4K leaf is kept
+    CHECK(t.stats().quarantined_pages == 1);
     CHECK(t.stats().allocated_pages == 0);
     CHECK(t.check_counters());
 }
 
-TEST_CASE("destructor returns every folio except quarantined ones") {
+TEST_CASE("destructor returns every folio except poisoned leaves") {
     simulated_allocator a;
     {
         sim_table t(a, pages_1g + 1024, order_1g);
@@ -531,9 +533,13 @@ TEST_CASE("destructor returns every folio except quarantined ones") {
         m.assign({3, 4}, S);
         REQUIRE(t.populate({0, pages_1g + 1024}, m));
         t.poison(pages_1g + 600);
+        t.poison(3);  // a 4K piece of the split 1G folio: only it is kept
     }
-    CHECK(a.pages_in_use() == 512);
-    CHECK(a.splits_in_place() == 0);
+    CHECK(a.pages_in_use() == 512 + 1);
+    // The split 1G folio went back piece by piece (its poisoned 4K piece
+    // kept), so its two splits (1G -> 2M, 2M -> 4K) were never merged.
+    CHECK(a.splits_in_place() == 2);
+    CHECK(a.folios_in_use() == 2);  // the poisoned 2M folio and the 4K piece
 }
 
 // Fault injection, record memory and randomised tests.

@@ -136,7 +136,8 @@ public:
     }
     [[nodiscard]] std::uint64_t quarantined_pages() const {
         std::uint64_t n = 0;
-        for (const detached_top& d : detached_) n += d.poisoned.empty() ? 0 : pages_in(d.order);
+        for (const detached_top& d : detached_)
+            for (page_range q : d.poisoned) n += q.size();
         return n;
     }
 

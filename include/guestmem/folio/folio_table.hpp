@@ -81,18 +81,22 @@ public:
           top_alloc_(na), pieces_alloc_(na), wide_alloc_(na), pins_(na) {}
     folio_table(const folio_table&) = delete;
     folio_table& operator=(const folio_table&) = delete;
-    /// Frees every folio except those poisoned, and those pinned unless the
-    /// allocator's frames are refcounted (live or detached): their frames
-    /// are never given back, so no pin holder or consumer that could not
-    /// drop a page loses it under its feet.
+    /// Frees every folio except poisoned leaves, and pinned folios unless
+    /// the allocator's frames are refcounted (live or detached): those are
+    /// never given back, so no pin holder or consumer that could not drop a
+    /// page loses it under its feet.
     ~folio_table() {
         while (!tops_.empty()) {
             auto it = tops_.begin();
             const bool pinned = !refcounted_frames_v<A> && live_first_pinned(it->range()) != no_page;
-            if (!pinned && !detail::any_poison(it->ref()))
-                free_top(it);
-            else
+            if (pinned) {
                 erase_record(tops_, it, false, true);
+            } else if (detail::any_poison(it->ref())) {
+                give_back_leaves(*it, false);
+                erase_record(tops_, it, false, true);
+            } else {
+                free_top(it);
+            }
         }
         while (!detached_.empty()) erase_record(detached_, detached_.begin(), false, false);
         release_spares();
@@ -599,6 +603,9 @@ private:
     typename detail::top_folio_set::iterator detach_top(typename detail::top_folio_set::iterator it, bool pinned,
                                                         bool poisoned) noexcept;
     void drain_detached(page_range r) noexcept;
+    /// Free d's leaves not yet given back, leaf by leaf (poisoned ones only
+    /// when `poisoned_too`).
+    void give_back_leaves(const top& d, bool poisoned_too) noexcept;
     [[nodiscard]] page_index first_over_detached_pins(page_range r) const noexcept;
     [[gnu::cold, gnu::noinline]] static error quarantined_error(page_index q, page_range r) noexcept;
 

@@ -57,14 +57,18 @@ public:
         return ok();
     }
     void unreserve_split(frame_number, folio_order, folio_order) noexcept { --reserved_; }
-    void split(frame_number, folio_order, folio_order) noexcept {
+    /// A split folio is 2^(from - to) folios from then on: each may be
+    /// freed on its own (a truncated folio's healthy pieces are).
+    void split(frame_number, folio_order from, folio_order to) noexcept {
         --reserved_;
         ++split_now_;
         ++splits_;
+        folios_ += pages_in(from - to) - 1;
     }
-    void merge(frame_number, folio_order, folio_order) noexcept {
+    void merge(frame_number, folio_order to, folio_order from) noexcept {
         --split_now_;
         ++merges_;
+        folios_ -= pages_in(from - to) - 1;
     }
     void zero(page_index, frame_number, std::uint64_t pages) noexcept {
         zeroed_ += pages;
@@ -77,6 +81,7 @@ public:
     void set_split_limit(std::uint64_t n) noexcept { split_limit_ = n; }
     [[nodiscard]] std::uint64_t capacity() const noexcept { return capacity_; }
     [[nodiscard]] std::uint64_t pages_in_use() const noexcept { return in_use_; }
+    /// Folios handed out and not freed, a split one counting as its pieces.
     [[nodiscard]] std::uint64_t folios_in_use() const noexcept { return folios_; }
     [[nodiscard]] std::uint64_t allocations() const noexcept { return allocations_; }
     [[nodiscard]] std::uint64_t frees() const noexcept { return frees_; }

@@ -58,7 +58,7 @@ struct guest_memory_stats {
     std::uint64_t split_folios = 0;       ///< folios currently split into smaller pieces
     std::uint64_t pinned_pages = 0;
     std::uint64_t poisoned_folios = 0;
-    std::uint64_t quarantined_pages = 0;  ///< pages of truncated folios kept for poison or a leak (release_quarantine)
+    std::uint64_t quarantined_pages = 0;  ///< truncated poisoned or leaked pages kept out of use (release_quarantine)
     std::uint64_t detached_pages = 0;     ///< pages of folios truncated while pinned, freed on their last unpin
     std::uint64_t bindings = 0;
     std::uint64_t conversions = 0;        ///< conversions that changed something

@@ -3,13 +3,15 @@
 // folio_table.hpp. Truncation never fails and never frees memory someone
 // may still reach: a folio it removes that is pinned or poisoned is
 // detached (its record moves from the live set to detached_, with its split
-// structure, so the pages are a hole again). A detached folio that holds
-// pins is freed on its last unpin (the kernel keeps a truncated folio alive
-// by its refcount the same way) or, where the allocator's frames are
-// refcounted by the kernel (memfd, guest_memfd), at once: its memory lives
-// on for the pin holder while a new folio may fill its file range. One
-// that holds poison stays quarantined until release_quarantine, and its
-// poisoned pages refuse populate.
+// structure, so the pages are a hole again). Its healthy leaves go back to
+// the allocator once no pin holds them: on the last unpin (the kernel keeps
+// a truncated folio alive by its refcount the same way) or, where the
+// allocator's frames are refcounted by the kernel (memfd, guest_memfd), at
+// once: the memory lives on for the pin holder while a new folio may fill
+// the file range. Its poisoned leaves stay quarantined until
+// release_quarantine, and populate refuses their pages. Leaves are given
+// back one by one, never the whole folio: on the fd backends a frame is a
+// file offset, and the rest of the range may hold new folios by then.
 //
 // Pins stay counted per page index. The pins at the pages of a detached
 // folio that holds pins are its own: no folio overlapping it may be pinned
@@ -69,17 +71,11 @@ typename detail::top_folio_set::iterator folio_table<A, NodeAllocator>::detach_t
     c_.allocated_pages -= pages_in(t.order);
     t.holds_pins = pinned;
     if (pinned) c_.detached_pages += pages_in(t.order);
-    if (poisoned) c_.quarantined_pages += pages_in(t.order);
-    if constexpr (refcounted_frames_v<A>) {
-        // The backend keeps pinned memory alive itself: the folio leaves the
-        // file now, as in the kernel. The record stays for its pins.
-        if (!poisoned) {
-            release_rec(t.ref(), true, false);
-            alloc_->free(t.first, t.frame, t.order);
-            t.released = true;
-        }
-    }
+    if (poisoned) c_.quarantined_pages += detail::poisoned_pages(t.ref());
     detached_.insert(t);
+    // A backend that keeps pinned memory alive itself lets the folio leave
+    // the file now, as the kernel does; the record stays for its pins.
+    if (refcounted_frames_v<A> || !pinned) give_back_leaves(t, false);
     return next;
 }
 
@@ -93,12 +89,22 @@ void folio_table<A, NodeAllocator>::drain_detached(page_range r) noexcept {
         }
         d.holds_pins = false;  // its last pin is gone
         c_.detached_pages -= pages_in(d.order);
+        give_back_leaves(d, false);
         if (detail::any_poison(d.ref())) {
             ++it;  // stays quarantined
             continue;
         }
-        it = erase_record(detached_, it, !d.released, false);
+        it = erase_record(detached_, it, false, false);
     }
+}
+
+template <folio_allocator A, class NodeAllocator>
+void folio_table<A, NodeAllocator>::give_back_leaves(const top& d, bool poisoned_too) noexcept {
+    walk_top(d, d.range(), [&](const ref& x, folio_order) {
+        if ((*x.st & detail::st_freed) != 0 || (x.poisoned() && !poisoned_too)) return;
+        alloc_->free(x.first, x.frame, x.order);
+        *x.st |= detail::st_freed;
+    });
 }
 
 template <folio_allocator A, class NodeAllocator>
@@ -153,8 +159,9 @@ status folio_table<A, NodeAllocator>::release_quarantine(page_range r) noexcept 
             ++it;
             continue;
         }
-        c_.quarantined_pages -= pages_in(it->order);
-        it = erase_record(detached_, it, true, false);
+        c_.quarantined_pages -= detail::poisoned_pages(it->ref());
+        give_back_leaves(*it, true);
+        it = erase_record(detached_, it, false, false);
     }
     return ok();
 }

@@ -90,7 +90,7 @@ bool folio_table<A, NodeAllocator>::check_counters() const noexcept {
     }
     for (const top& d : detached_) {
         if (d.holds_pins) c.detached_pages += pages_in(d.order);
-        if (detail::any_poison(d.ref())) c.quarantined_pages += pages_in(d.order);
+        c.quarantined_pages += detail::poisoned_pages(d.ref());
     }
     c.pinned_pages = c_.pinned_pages;
     return c == c_;

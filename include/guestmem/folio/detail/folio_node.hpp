@@ -30,7 +30,7 @@ struct folio_counters {
     std::uint64_t poisoned_folios = 0;      ///< poisoned leaves still in the table
     std::uint64_t allocated_pages = 0;      ///< pages backed by a folio
     std::uint64_t top_folios = 0;           ///< allocations (top-level folios)
-    std::uint64_t quarantined_pages = 0;    ///< pages of truncated folios kept because they hold poison
+    std::uint64_t quarantined_pages = 0;    ///< pages of poisoned leaves of truncated folios, kept out of use
     std::uint64_t detached_pages = 0;       ///< pages of truncated folios kept until their last unpin
     friend bool operator==(const folio_counters&, const folio_counters&) = default;
 };
@@ -44,6 +44,8 @@ inline constexpr std::uint32_t split_fanout = 512;
 
 /// State byte of a folio record: mappability in the low two bits, then flags.
 inline constexpr std::uint8_t st_map_mask = 3, st_poisoned = 4, st_split = 8;
+/// A leaf of a detached folio already given back to the allocator.
+inline constexpr std::uint8_t st_freed = 16;
 
 /// The pieces of a folio split one level, as state bytes.
 struct piece_array {
@@ -103,7 +105,6 @@ struct top_folio : boost::intrusive::set_base_hook<boost::intrusive::optimize_si
     std::uint8_t state = 0;  ///< mappability::all, not split, not poisoned
     bool fresh = false;      ///< created by the populate in progress (rolled back on failure)
     bool holds_pins = false; ///< detached: truncated while pinned, kept until its last unpin
-    bool released = false;   ///< detached: its frames were already given back (refcounted_frames)
 
     [[nodiscard]] page_index end() const noexcept { return last_end; }
     [[nodiscard]] page_range range() const noexcept { return {first, last_end}; }
@@ -131,6 +132,14 @@ using detached_folio_set = boost::intrusive::multiset<top_folio, boost::intrusiv
 /// Index into per-order counters: 4K -> 0, 2M -> 1, 1G -> 2.
 [[nodiscard]] constexpr unsigned order_slot(folio_order o) noexcept {
     return o >= order_1g ? 2 : o >= order_2m ? 1 : 0;
+}
+
+/// Pages of the poisoned leaves under x.
+[[nodiscard]] inline std::uint64_t poisoned_pages(const folio_ref& x) noexcept {
+    if (!x.split()) return x.poisoned() ? pages_in(x.order) : 0;
+    std::uint64_t n = 0;
+    for (std::uint32_t i = 0; i < split_fanout; ++i) n += poisoned_pages(x.child(i));
+    return n;
 }
 
 /// Does any leaf under x carry poison?

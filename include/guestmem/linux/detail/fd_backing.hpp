@@ -102,8 +102,15 @@ public:
         return frame_number{index};
     }
 
+    /// Punch the folio out of the file. A frame outside the file (only a
+    /// caller breaking the contract can pass one) is counted as a failed
+    /// free and left alone: the byte offset could wrap.
     void free(page_index index, frame_number frame, folio_order order) noexcept {
         (void)index;
+        if (!inside(frame, pages_in(order))) {
+            ++counters_.failed_frees;
+            return;
+        }
         const std::uint64_t off = frame * page_size, len = pages_in(order) * page_size;
         const int rc = clock_.time([&] {
             return ::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
@@ -125,7 +132,11 @@ public:
     void split(frame_number, folio_order, folio_order) noexcept { ++counters_.splits; }
     void merge(frame_number, folio_order, folio_order) noexcept { ++counters_.merges; }
 
+    /// Clear `pages` pages from `frame` through the allocator's own mapping;
+    /// a span outside the file (a contract violation) is left alone rather
+    /// than written past the mapping.
     void zero(page_index, frame_number frame, std::uint64_t pages) noexcept {
+        if (!inside(frame, pages)) return;
         std::memset(map_.data() + frame * page_size, 0, pages * page_size);
     }
 
@@ -183,6 +194,7 @@ public:
             const std::uint64_t n = std::uint64_t{1} << o;
             const std::uint64_t first = page & ~(n - 1);
             if (first + n > pages_) continue;
+            if (pfn < page - first) continue;  // no folio that large can start below PFN 0
             const std::uint64_t head_pfn = pfn - (page - first);
             if (head_pfn & (n - 1)) continue;
             if (!(kflags(head_pfn) & head)) continue;
@@ -194,6 +206,12 @@ public:
     }
 
 private:
+    /// [frame, frame + pages) lies inside the file (no byte offset wraps:
+    /// adopt caps the file below 2^63 bytes).
+    [[nodiscard]] bool inside(frame_number frame, std::uint64_t pages) const noexcept {
+        return frame < pages_ && pages <= pages_ - frame;
+    }
+
     [[nodiscard]] status check_folio(page_index index, folio_order order, const char* op) const noexcept {
         if (order > max_order_)
             return error::make(errc::not_supported, index, "%s of an order-%u folio: this %s allocator goes up to order %u",
