@@ -64,6 +64,17 @@ struct backend<memfd_allocator> {
 template <class Alloc>
 using memory = guest_memory<Alloc, consumer, null_lock>;
 
+/// The code and page a call failed with; errc{} and no_page when it
+/// succeeded (so a test that expected a failure fails instead of aborting).
+template <class R>
+errc code_of(const R& r) {
+    return r ? errc{} : r.error().code();
+}
+template <class R>
+page_index page_of(const R& r) {
+    return r ? no_page : r.error().page();
+}
+
 /// Every fault kind on p is refused; none hands out a frame.
 template <class Mem>
 bool unreachable(const Mem& mem, page_index p) {
@@ -87,7 +98,7 @@ TEST_CASE_TEMPLATE("a page a consumer could not drop is never handed out again a
     c.leak_at(17);
     REQUIRE(mem.convert({16, 18}, shareability::guest_only));
     CHECK(mem.stats().quarantined == 1);
-    CHECK(mem.fault(17, shareability::guest_only, accessor::hypervisor).error().code() == errc::poisoned);
+    CHECK(code_of(mem.fault(17, shareability::guest_only, accessor::hypervisor)) == errc::poisoned);
     c.clear_reports();
 
     REQUIRE(mem.punch_hole({0, 512}));
@@ -108,13 +119,17 @@ TEST_CASE_TEMPLATE("a page a consumer could not drop is never handed out again a
         if constexpr (backend<Alloc>::real) CHECK(be->holds(p, std::byte{0}));  // fresh memory
     }
     if constexpr (backend<Alloc>::real) CHECK(be->holds(17, secret));  // kept, and no owner reaches it
+    const std::byte theirs{0x3c};
+    be->write(18, theirs);  // the new owner's data next to it
 
     // The way out, once the consumer really dropped the page.
     CHECK(mem.release_quarantine({0, 2048}));
     CHECK(mem.stats().quarantined_pages == 0);
+    if constexpr (backend<Alloc>::real) CHECK(be->holds(18, theirs));  // only the quarantined page went
     REQUIRE(mem.allocate({17, 18}));
     CHECK(mem.fault(17, shareability::guest_only, accessor::hypervisor));
     if constexpr (backend<Alloc>::real) CHECK(be->holds(17, std::byte{0}));  // its old contents are gone
+    if constexpr (!backend<Alloc>::real) CHECK(be->alloc.pages_in_use() == 2048);
     CHECK(mem.folios().check_counters());
 }
 
@@ -172,7 +187,7 @@ TEST_CASE_TEMPLATE("a page a consumer reports during punch_hole is kept, not fre
     c.leak_at(1500);
     REQUIRE(mem.punch_hole({1024, 1536}));
     CHECK(mem.stats().quarantined_pages == 1 + 512);
-    CHECK(mem.allocate({1024, 1536}).error().page() == 1024);
+    CHECK(page_of(mem.allocate({1024, 1536})) == 1024);
 }
 
 TEST_CASE_TEMPLATE("a page an unbind's release could not drop is quarantined", Alloc, simulated_allocator,
@@ -192,7 +207,7 @@ TEST_CASE_TEMPLATE("a page an unbind's release could not drop is quarantined", A
     c.leak_at(600);
     REQUIRE(mem.unbind(h.value()));
     CHECK(mem.stats().quarantined == 1);
-    CHECK(mem.fault(600, shareability::shared, accessor::host).error().code() == errc::poisoned);
+    CHECK(code_of(mem.fault(600, shareability::shared, accessor::host)) == errc::poisoned);
     CHECK(mem.fault(0, shareability::shared, accessor::host));
 }
 
@@ -236,8 +251,8 @@ TEST_CASE_TEMPLATE("punch_hole of a pinned folio cannot fail: a hole at once, fr
     REQUIRE(mem.punch_hole({0, 512}));
     CHECK(mem.stats().allocated_pages == 1536);
     CHECK(mem.stats().detached_pages == 512);
-    CHECK(mem.fault(10, shareability::shared, accessor::host).error().code() == errc::not_allocated);
-    CHECK(mem.pin({10, 11}, accessor::device).error().code() == errc::not_allocated);
+    CHECK(code_of(mem.fault(10, shareability::shared, accessor::host)) == errc::not_allocated);
+    CHECK(code_of(mem.pin({10, 11}, accessor::device)) == errc::not_allocated);
     if constexpr (!backend<Alloc>::real) CHECK(be->alloc.pages_in_use() == 2048);  // held for the pin holder
 
     // Fresh memory fills the range; it cannot be pinned while the old folio is.
@@ -257,10 +272,30 @@ TEST_CASE_TEMPLATE("punch_hole of a pinned folio cannot fail: a hole at once, fr
     CHECK(mem.stats().detached_pages == 0);
     if constexpr (!backend<Alloc>::real) CHECK(be->alloc.pages_in_use() == 2048);
     if constexpr (backend<Alloc>::real) CHECK(be->holds(10, secret));
-    CHECK(mem.unpin({10, 11}).error().code() == errc::invalid_argument);  // no pins left
+    CHECK(code_of(mem.unpin({10, 11})) == errc::invalid_argument);  // no pins left
     REQUIRE(mem.pin({8, 12}, accessor::device));
     REQUIRE(mem.unpin({8, 12}));
     CHECK(mem.folios().check_counters());
+}
+
+TEST_CASE("a memfd reused after its object kept a quarantined page hands out fresh memory there") {
+    auto be = backend<memfd_allocator>::make(1024);
+    {
+        memory<memfd_allocator> mem(be->alloc, {.pages = 1024, .initial = shareability::shared, .max_order = order_2m});
+        REQUIRE(mem.allocate({0, 1024}));
+        recording_consumer c("c");
+        binding<consumer> slot;
+        REQUIRE(mem.bind(slot, c, {0, 1024}, 0));
+        be->write(77, secret);
+        c.leak_at(77);
+        REQUIRE(mem.punch_hole({0, 512}));
+        CHECK(mem.stats().quarantined_pages == 512);
+        CHECK(be->holds(77, secret));
+    }  // the object goes; its quarantined page stays in the file
+    CHECK(be->holds(77, secret));
+    memory<memfd_allocator> next(be->alloc, {.pages = 1024, .initial = shareability::shared, .max_order = order_2m});
+    REQUIRE(next.allocate({0, 1024}));
+    CHECK(be->holds(77, std::byte{0}));  // the new owner never reads the old bytes
 }
 
 TEST_CASE("destroying the object with pins or poison outstanding never frees that memory") {
@@ -323,11 +358,11 @@ TEST_CASE("release_quarantine: busy while the quarantined folio is pinned, nothi
     REQUIRE(mem.unpin({40, 41}));  // the last unpin: still quarantined for its poison
     CHECK(mem.stats().detached_pages == 0);
     CHECK(mem.stats().quarantined_pages == 512);
-    CHECK(mem.allocate({0, 512}).error().code() == errc::poisoned);
+    CHECK(code_of(mem.allocate({0, 512})) == errc::poisoned);
     REQUIRE(mem.release_quarantine({0, 1}));
     REQUIRE(mem.allocate({0, 512}));
     CHECK(mem.release_quarantine({0, 1024}));  // nothing quarantined: not an error
-    CHECK(mem.release_quarantine({5, 3}).error().code() == errc::invalid_range);
+    CHECK(code_of(mem.release_quarantine({5, 3})) == errc::invalid_range);
     CHECK(alloc.pages_in_use() == 1024);
 }
 
@@ -411,7 +446,7 @@ void run_site(site where, int position, bool leaking, page_index leak, std::opti
     // allocation ever returns its frame.
     const frame_number kept = leaf->frame;
     REQUIRE(mem.punch_hole({0, n}));
-    CHECK(mem.allocate({0, n}).error().page() == leak);
+    CHECK(page_of(mem.allocate({0, n})) == leak);
     REQUIRE(mem.allocate({0, leak}));
     REQUIRE(mem.allocate({leak + 1, n}));
     CHECK(unreachable(mem, leak));
