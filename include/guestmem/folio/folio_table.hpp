@@ -163,37 +163,7 @@ public:
     /// Refused (poisoned, nothing changed) where r holds a page quarantined
     /// by an earlier truncation (see release_quarantine).
     template <class ShareMap>
-    [[nodiscard]] status populate(page_range r, const ShareMap& share) {
-        if (auto s = check_range(r, size_); !s) return s;
-        if (c_.quarantined_pages != 0)
-            if (page_index q = first_quarantined(r); q != no_page) return quarantined_error(q, r);
-        page_index p = r.begin;
-        auto it = detail::top_at_or_after(tops_, r.begin);
-        status st = ok();
-        while (p < r.end) {
-            if (it != tops_.end() && it->first <= p) {
-                p = it->end();
-                ++it;
-                continue;
-            }
-            const page_index hole_end = it != tops_.end() && it->first < r.end ? it->first : r.end;
-            const folio_order o = largest_fitting_order(p, hole_end, max_order_);
-            st = create(p, o, share, it);
-            if (!st) break;
-            p += pages_in(o);
-        }
-        for (auto i = detail::top_at_or_after(tops_, r.begin); i != tops_.end() && i->first < r.end;) {
-            if (!i->fresh) {
-                ++i;
-            } else if (st) {
-                i->fresh = false;
-                ++i;
-            } else {
-                i = free_top(i);
-            }
-        }
-        return st;
-    }
+    [[nodiscard]] status populate(page_range r, const ShareMap& share);
 
     /// Punch a hole (cannot fail): top-level folios wholly inside r leave
     /// the table; those pinned or holding poison are detached (see the file
@@ -514,52 +484,11 @@ private:
 
     /// Split a fresh folio as far as `share` needs (populate).
     template <class ShareMap>
-    [[nodiscard]] status split_for(const ref& x, const ShareMap& share) {
-        const page_range R{x.first, x.end()};
-        const shareability s0 = share.at(x.first);
-        if (x.order == order_4k || share.all_of(R, s0)) {
-            x.set_map(initial_map(s0));
-            return ok();
-        }
-        const folio_order co = next_lower_order(x.order);
-        pieces* children = alloc_pieces(co);
-        if (children == nullptr)
-            return error::make(errc::out_of_memory, x.first,
-                               "no memory for the records to split the order-%u folio at page %#" PRIx64,
-                               unsigned{x.order}, x.first);
-        if (auto s = alloc_->reserve_split(x.frame, x.order, co); !s) {
-            free_pieces(children, co);
-            return s;
-        }
-        do_split(x, children);
-        for (std::uint32_t i = 0; i < fanout; ++i)
-            if (auto s = split_for(x.child(i), share); !s) return s;
-        return ok();
-    }
-
+    [[nodiscard]] status split_for(const ref& x, const ShareMap& share);
+    /// A fresh top folio of order o at p, split as `share` needs, inserted before `hint`.
     template <class ShareMap>
     [[nodiscard]] status create(page_index p, folio_order o, const ShareMap& share,
-                                typename detail::top_folio_set::iterator hint) {
-        top* t = top_traits::allocate(top_alloc_, 1);
-        if (t == nullptr)
-            return error::make(errc::out_of_memory, p, "no memory for the record of a folio at page %#" PRIx64, p);
-        auto frame = alloc_->allocate(p, o);
-        if (!frame) {
-            top_traits::deallocate(top_alloc_, t, 1);
-            return frame.error();
-        }
-        std::construct_at(t);
-        t->first = p;
-        t->last_end = p + pages_in(o);
-        t->fresh = true;
-        t->frame = frame.value();
-        t->order = o;
-        tops_.insert_before(hint, *t);
-        ++c_.folios_by_order[detail::order_slot(o)];
-        ++c_.top_folios;
-        c_.allocated_pages += pages_in(o);
-        return split_for(t->ref(), share);
-    }
+                                typename detail::top_folio_set::iterator hint);
 
     /// Undo every split under x (merging in the allocator when `give_back`)
     /// and, for a live record, drop x's counts.
@@ -645,5 +574,6 @@ private:
 } // namespace guestmem
 
 #include <guestmem/folio/detail/folio_conversion.hpp>
+#include <guestmem/folio/detail/folio_populate.hpp>
 #include <guestmem/folio/detail/folio_detach.hpp>
 #include <guestmem/folio/detail/folio_dump.hpp>
