@@ -540,12 +540,12 @@ private:
 
     /// first_pinned without the pins of detached folios: the live path
     /// pays one compare while nothing is detached.
-    [[nodiscard]] page_index live_first_pinned(page_range r) const noexcept {
+    [[nodiscard, gnu::always_inline]] inline page_index live_first_pinned(page_range r) const noexcept {
         const page_index p = pins_.first_pinned(r);
         if (p == no_page || c_.detached_pages == 0) return p;
         return skip_detached_pins(p, r);
     }
-    [[nodiscard]] page_index skip_detached_pins(page_index p, page_range r) const noexcept;
+    [[nodiscard, gnu::noinline]] page_index skip_detached_pins(page_index p, page_range r) const noexcept;
 
     void cancel_ops(plan& p) noexcept {
         for (unsigned k = 0; k < p.count; ++k) {
