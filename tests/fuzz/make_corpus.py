@@ -65,6 +65,11 @@ class Seq:
     def veto(self, c, p=None):
         if p is None: return self.op(13, c, 0)
         self.op(13, c, 1); self.point(p); return self
+    def leak(self, c, p=None):  # consumer c reports p leaked at its next commits
+        kb = 0x80 + (c + 1) % 3  # bit 7 set and kb % 3 == c
+        if p is None: return self.op(13, kb, 0)
+        self.op(13, kb, 1); self.point(p); return self
+    def release(self, b, n=None, whole=False): self.op(0xF2); return self.rng(b, n, whole)  # release_quarantine
     def fail_alloc(self, n): return self.op(14, n - 1)
     def fail_node(self, n): return self.op(15, n - 1)
 
@@ -130,6 +135,20 @@ s = Seq(True, True).allocate(0, whole=True).bind(0, 0, 0, whole=True).bind(1, 0,
 s.convert(511, 2).convert(1536, 1024).faults(512).faults(0).convert(0, P1G).faults(1).convert(0, P1G, shared=True).pin(7, 1, DEV)
 s.convert(0, whole=True, defer=True).faults(7).unpin(7, 1).faults(7)
 seeds["big_1g_layouts"] = s
+
+s = Seq(False, True).allocate(0, whole=True).convert(300, 1).bind(0, 0, 0, whole=True).bind(1, 0, 0, 1024, base=1)
+s.bind(2, 0, 256, 1024, base=2)
+for c in range(3):  # a leak at each consumer position of each commit site
+    s.leak(c, 310 + c).convert(296, 24).faults(310 + c).convert(296, 24, shared=True).leak(c)
+s.leak(1, 700).punch(512, 512).faults(700).allocate(512, 512).release(700, 1).allocate(512, 512).faults(700)
+s.leak(2, 900).unbind(2, 0).faults(900).punch(0, whole=True).allocate(0, whole=True).release(0, whole=True).allocate(0, whole=True)
+seeds["leaks_at_every_commit_site"] = s
+
+s = Seq(False, True).allocate(0, whole=True).pin(10, 1, DEV).punch(0, 512).faults(10).allocate(0, 512).faults(10)
+s.pin(8, 4, DEV).unpin(10, 1).pin(8, 4, DEV).unpin(8, 4).poison(600).pin(601, 1, TDEV).punch(512, 512).release(512, 512)
+s.unpin(601, 1).release(512, 512).allocate(512, 512).faults(600)
+s.punch(SMALL - 1, 8).op(2).bad(3).op(2).bad(4).op(2).bad(5)
+seeds["truncate_pinned_and_poisoned"] = s
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 os.makedirs(out, exist_ok=True)
