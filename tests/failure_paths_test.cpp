@@ -468,3 +468,19 @@ TEST_CASE_TEMPLATE("a leak at every consumer position of every commit site quara
         }
     }
 }
+
+TEST_CASE("memfd_allocator: free and zero of a span outside the file are refused, never wrapped past the mapping") {
+    auto made = memfd_allocator::create(16, order_4k);
+    REQUIRE(made);
+    memfd_allocator a = std::move(made).value();
+    std::memset(a.data() + 15 * page_size, 0x5a, page_size);
+    a.free(0, 16, order_4k);                        // one past the end
+    a.free(0, page_index{1} << 52, order_4k);       // its byte offset would wrap
+    CHECK(a.counters().failed_frees == 2);
+    CHECK(a.counters().freed_folios == 0);
+    a.zero(0, 15, 2);                               // crosses the end: left alone
+    a.zero(0, UINT64_MAX - 1, 4);
+    CHECK(a.data()[15 * page_size] == std::byte{0x5a});
+    a.zero(0, 15, 1);                               // inside: cleared
+    CHECK(a.data()[15 * page_size] == std::byte{0});
+}
