@@ -1,4 +1,4 @@
-// Prints guestmem's per-folio mappability state machine (seed 000: all,
+// Prints guestmem's per-folio mappability state machine (docs/DESIGN.md §Mappability: all,
 // guest, none) as a Graphviz DOT graph, generated from the same transition
 // table the folio table runs on. Render it with:
 //   example_mappability_dot | dot -Tsvg > mappability.svg

@@ -180,9 +180,9 @@ TEST_CASE("errors convert to std::error_code in the guestmem category") {
     CHECK(ec.message() == "busy");
     CHECK(ec.value() == static_cast<int>(errc::busy));
     CHECK(ec != std::error_code{});
-    error e = error::make(errc::vetoed, 7, "consumer %s refused page %d", "iommu", 7).with_consumer(3);
+    error e = error::make(errc::vetoed, 7, "consumer %s refused page %d", "iommu", 7).with_binding_id(3);
     CHECK(make_error_code(e) == errc::vetoed);
-    CHECK(e.consumer() == 3);
+    CHECK(e.binding_id() == 3);
     CHECK(e.page() == 7);
     CHECK(e.message() == "consumer iommu refused page 7");
     CHECK(e == errc::vetoed);
@@ -196,7 +196,7 @@ TEST_CASE("error messages are truncated, never overflowed") {
     error e = error::make(errc::invalid_argument, no_page, "%s", long_name.c_str());
     CHECK(e.message().size() == error::max_message - 1);
     CHECK(e.page() == no_page);
-    CHECK(e.consumer() == no_consumer);
+    CHECK(e.binding_id() == no_binding);
 }
 
 TEST_CASE("result carries values and errors") {

@@ -155,7 +155,7 @@ TEST_CASE_TEMPLATE("a page leaked while a split huge folio goes back to guest_on
     for (page_index p : {page_index{4}, page_index{6}, huge - 1}) {
         auto f = mem.fault(p, shareability::guest_only, accessor::hypervisor);
         REQUIRE(f);
-        CHECK(f.value().map == mappability::guest);
+        CHECK(f.value().mappability == mappability::guest);
     }
     // Merges never absorb it later either.
     REQUIRE(mem.convert({0, huge}, shareability::guest_only));
@@ -388,7 +388,7 @@ picture picture_of(const Mem& mem, const recording_consumer (&c)[3], page_index 
     mem.folios().for_each_folio({0, mem.size()}, [&](const folio_view& v) {
         // The leaked page's leaf is poisoned in the leaking run: compare its shape only.
         const bool own = v.range().contains(leaked);
-        p.leaves.emplace_back(v.first, v.order, v.frame, own ? mappability::none : v.map, own ? false : v.poisoned);
+        p.leaves.emplace_back(v.first, v.order, v.frame, own ? mappability::none : v.mappability, own ? false : v.poisoned);
     });
     for (const auto& k : c) p.calls.push_back(k.total_calls());
     const auto s = mem.stats();

@@ -159,7 +159,7 @@ TEST_CASE("record memory: failures are all or nothing; apply, merge and truncate
     t.apply(q.value(), true);
     g.assign({100, 101}, G);
     t.merge_eligible({100, 101}, g);
-    CHECK(t.lookup(100)->map == mappability::none);
+    CHECK(t.lookup(100)->mappability == mappability::none);
     CHECK(t.stats().split_folios == 2);
     CHECK(t.unpin({100, 101}, g));  // whole-run unpin needs no node
     CHECK(t.lookup(100)->order == order_1g);
@@ -324,9 +324,9 @@ TEST_CASE("randomised against a per-page model") {
             expect(m.all_of(fr, s), "leaf not uniform in shareability");
             bool any_pin = false;
             for (page_index p = fr.begin; p < fr.end; ++p) any_pin = any_pin || pins[p] > 0;
-            if (s == S) expect(v.map == mappability::all, "shared leaf not in all");
-            else if (v.map == mappability::none) expect(any_pin, "none leaf without pins");
-            else expect(v.map == mappability::guest, "guest_only leaf not in guest");
+            if (s == S) expect(v.mappability == mappability::all, "shared leaf not in all");
+            else if (v.mappability == mappability::none) expect(any_pin, "none leaf without pins");
+            else expect(v.mappability == mappability::guest, "guest_only leaf not in guest");
             // No missed merge: a split 2M whose range is guest_only, unpinned, unpoisoned.
             if (v.top_order == order_2m && v.order == order_4k && is_aligned(v.first, order_2m)) {
                 const page_range tr{v.first, v.first + 512};
@@ -356,16 +356,16 @@ TEST_CASE("compact pieces: implicit frames, poison pages and inherited none sett
     REQUIRE(t.pin({3, 4}));
     convert(t, m, {0, n}, G, true);
     CHECK(t.lookup(0)->order == order_1g);
-    CHECK(t.lookup(0)->map == mappability::none);
+    CHECK(t.lookup(0)->mappability == mappability::none);
     // Sharing page 700 splits 1G -> 2M -> 4K; pieces inherit none and every
     // one without a pin settles to guest at once.
     convert(t, m, {700, 701}, S);
     CHECK(t.stats().split_folios == 2);
-    CHECK(t.lookup(700)->map == mappability::all);
-    CHECK(t.lookup(701)->map == mappability::guest);
-    CHECK(t.lookup(3)->map == mappability::none);
+    CHECK(t.lookup(700)->mappability == mappability::all);
+    CHECK(t.lookup(701)->mappability == mappability::guest);
+    CHECK(t.lookup(3)->mappability == mappability::none);
     CHECK(t.lookup(3)->order == order_2m);
-    CHECK(t.lookup(pages_in(order_2m) * 7)->map == mappability::guest);
+    CHECK(t.lookup(pages_in(order_2m) * 7)->mappability == mappability::guest);
     CHECK(t.check_counters());
     // Frames and first pages of pieces follow from the parent's.
     for (page_index p : {page_index{512}, page_index{700}, page_index{1023}, page_index{5 * 512 + 9}}) {
@@ -402,7 +402,7 @@ TEST_CASE("compact pieces: implicit frames, poison pages and inherited none sett
     CHECK_FALSE(t == u);
     REQUIRE(u.unpin({3, 4}, mu));
     CHECK(t == u);
-    CHECK(t.lookup(3)->map == mappability::guest);
+    CHECK(t.lookup(3)->mappability == mappability::guest);
     // Unpoisoned pieces merged as far as they can: 2M piece 1 holds page 700.
     convert(t, m, {700, 701}, G);
     CHECK(t.lookup(0)->order == order_2m);

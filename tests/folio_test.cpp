@@ -219,9 +219,9 @@ TEST_CASE("populate splits at once, only as far as shareability needs") {
     CHECK(c.folios_by_order[2] == 0);
     auto v = t.lookup(5);
     CHECK(v->order == order_4k);
-    CHECK(v->map == mappability::all);
+    CHECK(v->mappability == mappability::all);
     CHECK(v->top_order == order_1g);
-    CHECK(t.lookup(6)->map == mappability::guest);
+    CHECK(t.lookup(6)->mappability == mappability::guest);
     CHECK(t.lookup(100000)->order == order_2m);
     CHECK(t.lookup(100000)->frame == t.lookup(0)->frame + align_down(100000, order_2m));
     CHECK(a.splits_in_place() == 2);
@@ -247,14 +247,14 @@ TEST_CASE("multi-level split and merge: one shared page in a 1G folio") {
     CHECK(c.split_folios == 2);
     CHECK(c.folios_by_order[1] == 511);
     CHECK(c.folios_by_order[0] == 512);
-    CHECK(t.lookup(7)->map == mappability::all);
-    CHECK(t.lookup(8)->map == mappability::guest);
+    CHECK(t.lookup(7)->mappability == mappability::all);
+    CHECK(t.lookup(8)->mappability == mappability::guest);
     CHECK(t.lookup(8)->order == order_4k);
     CHECK(t.lookup(600)->order == order_2m);
 
     convert(t, m, {7, 8}, G);
     CHECK(t.lookup(7)->order == order_1g);
-    CHECK(t.lookup(7)->map == mappability::guest);
+    CHECK(t.lookup(7)->mappability == mappability::guest);
     CHECK(a.merges() == 2);
     CHECK(t.stats().split_folios == 0);
 
@@ -266,11 +266,11 @@ TEST_CASE("multi-level split and merge: one shared page in a 1G folio") {
     t.apply(q.value(), true);
     m.assign({100, 2000}, S);
     CHECK(t.lookup(99)->order == order_4k);
-    CHECK(t.lookup(100)->map == mappability::all);
+    CHECK(t.lookup(100)->mappability == mappability::all);
     CHECK(t.lookup(600)->order == order_2m);  // wholly shared 2M piece stays intact
-    CHECK(t.lookup(600)->map == mappability::all);
+    CHECK(t.lookup(600)->mappability == mappability::all);
     CHECK(t.lookup(1999)->order == order_4k);
-    CHECK(t.lookup(2000)->map == mappability::guest);
+    CHECK(t.lookup(2000)->mappability == mappability::guest);
     // Shared ranges are not merged; back to guest_only merges everything.
     t.merge_eligible({0, pages_1g}, m);
     CHECK(t.stats().split_folios == 3);
@@ -318,12 +318,12 @@ TEST_CASE("merge deferred by a pin, fired by the unpin") {
     REQUIRE(t.pin({5, 6}));
     CHECK(t.pins(5) == 1);
     convert(t, m, {5, 6}, G, /*defer=*/true);
-    CHECK(t.lookup(5)->map == mappability::none);
+    CHECK(t.lookup(5)->mappability == mappability::none);
     CHECK(t.lookup(5)->order == order_4k);
     CHECK(t.stats().split_folios == 2);  // the pin holds the merge back
     REQUIRE(t.unpin({5, 6}, m));
     CHECK(t.lookup(5)->order == order_1g);  // at once, not on a later call
-    CHECK(t.lookup(5)->map == mappability::guest);
+    CHECK(t.lookup(5)->mappability == mappability::guest);
     CHECK(t.stats().split_folios == 0);
     CHECK(t.stats().pinned_pages == 0);
 
@@ -344,35 +344,35 @@ TEST_CASE("none -> guest fired by the last unpin; none -> all when shared again"
     share_map m(16, S);
     REQUIRE(t.populate({0, 16}, m));
     CHECK(t.lookup(3)->order == order_4k);
-    CHECK(t.lookup(3)->map == mappability::all);
+    CHECK(t.lookup(3)->mappability == mappability::all);
     REQUIRE(t.pin({2, 4}));
     REQUIRE(t.pin({3, 5}));
     convert(t, m, {0, 8}, G, true);
-    CHECK(t.lookup(0)->map == mappability::guest);
-    CHECK(t.lookup(2)->map == mappability::none);
-    CHECK(t.lookup(3)->map == mappability::none);
-    CHECK(t.lookup(4)->map == mappability::none);
-    CHECK(t.lookup(5)->map == mappability::guest);
-    CHECK_FALSE(next_mappability(t.lookup(3)->map, mappability_event::guest_fault).allowed);
+    CHECK(t.lookup(0)->mappability == mappability::guest);
+    CHECK(t.lookup(2)->mappability == mappability::none);
+    CHECK(t.lookup(3)->mappability == mappability::none);
+    CHECK(t.lookup(4)->mappability == mappability::none);
+    CHECK(t.lookup(5)->mappability == mappability::guest);
+    CHECK_FALSE(next_mappability(t.lookup(3)->mappability, mappability_event::guest_fault).allowed);
     REQUIRE(t.unpin({2, 4}, m));
-    CHECK(t.lookup(2)->map == mappability::guest);
-    CHECK(t.lookup(3)->map == mappability::none);  // still one pin
+    CHECK(t.lookup(2)->mappability == mappability::guest);
+    CHECK(t.lookup(3)->mappability == mappability::none);  // still one pin
     REQUIRE(t.unpin({3, 4}, m));
-    CHECK(t.lookup(3)->map == mappability::guest);
-    CHECK(t.lookup(4)->map == mappability::none);
+    CHECK(t.lookup(3)->mappability == mappability::guest);
+    CHECK(t.lookup(4)->mappability == mappability::none);
     convert(t, m, {4, 5}, S);
-    CHECK(t.lookup(4)->map == mappability::all);  // shared again before the pin drained
+    CHECK(t.lookup(4)->mappability == mappability::all);  // shared again before the pin drained
     REQUIRE(t.unpin({4, 5}, m));
-    CHECK(t.lookup(4)->map == mappability::all);
+    CHECK(t.lookup(4)->mappability == mappability::all);
     // Pins decide, not the caller's flag: even a caller that skipped its
     // busy check cannot make a pinned leaf mappable by the guest; it drains,
     // and the last unpin finishes it.
     REQUIRE(t.pin({6, 7}));
     convert(t, m, {6, 7}, S);
     convert(t, m, {6, 7}, G, false);
-    CHECK(t.lookup(6)->map == mappability::none);
+    CHECK(t.lookup(6)->mappability == mappability::none);
     REQUIRE(t.unpin({6, 7}, m));
-    CHECK(t.lookup(6)->map == mappability::guest);
+    CHECK(t.lookup(6)->mappability == mappability::guest);
 
     // A pinned page in a split 2M piece: only the leaf with the pin waits.
     simulated_allocator b;
@@ -382,13 +382,13 @@ TEST_CASE("none -> guest fired by the last unpin; none -> all when shared again"
     CHECK(u.lookup(0)->order == order_2m);
     REQUIRE(u.pin({10, 11}));
     convert(u, mu, {0, 256}, G, true);
-    CHECK(u.lookup(10)->map == mappability::none);
-    CHECK(u.lookup(11)->map == mappability::guest);
+    CHECK(u.lookup(10)->mappability == mappability::none);
+    CHECK(u.lookup(11)->mappability == mappability::guest);
     convert(u, mu, {256, 512}, G, true);
     CHECK(u.lookup(300)->order == order_4k);  // none leaf holds the merge back
     REQUIRE(u.unpin({10, 11}, mu));
     CHECK(u.lookup(10)->order == order_2m);
-    CHECK(u.lookup(10)->map == mappability::guest);
+    CHECK(u.lookup(10)->mappability == mappability::guest);
 }
 
 TEST_CASE("pins: holes, poison, runs, unpin below zero") {

@@ -72,7 +72,7 @@ struct snapshot {
         const auto view = m.runs({0, m.size()});  // keep the result alive across the loop
         for (const auto& r : view.value()) runs.emplace_back(r.range, r.value);
         m.folios().for_each_folio({0, m.size()}, [&](const folio_view& v) {
-            folios.emplace_back(v.first, v.order, v.frame, v.map, v.poisoned);
+            folios.emplace_back(v.first, v.order, v.frame, v.mappability, v.poisoned);
         });
         for (page_index p = pin_window.begin; p < pin_window.end; ++p) pins.push_back(m.pins(p));
         census = m.stats();
@@ -89,7 +89,7 @@ struct snapshot {
 
 } // namespace
 
-TEST_CASE("seed 004: A and B prepare, C vetoes: nothing changes, A and B are aborted in reverse order") {
+TEST_CASE("two-phase round: A and B prepare, C vetoes: nothing changes, A and B are aborted in reverse order") {
     simulated_allocator alloc;
     sim_memory mem(alloc, {.pages = 4 * p2m, .initial = shareability::shared, .max_order = order_2m});
     REQUIRE(mem.allocate({0, 4 * p2m}));
@@ -107,7 +107,7 @@ TEST_CASE("seed 004: A and B prepare, C vetoes: nothing changes, A and B are abo
     REQUIRE_FALSE(r);
     CHECK(r.error().code() == errc::vetoed);
     CHECK(r.error().page() == p2m + 5);
-    CHECK(r.error().consumer() == hc.value().id);
+    CHECK(r.error().binding_id() == hc.value().id);
     CHECK(std::string(r.error().message()).find("C cannot split its mapping") != std::string::npos);
     CHECK(snapshot(mem) == before);
     CHECK(mem.shareability_at(p2m + 5).value() == shareability::shared);
@@ -150,7 +150,7 @@ TEST_CASE("a pinned page makes shared -> guest_only busy with that exact page; i
     CHECK(mem.mappability_at(700).value() == mappability::guest);
 }
 
-TEST_CASE("seed 000: unshare of a pinned page goes all -> none; the last unpin finishes it and re-merges 1G") {
+TEST_CASE("deferred unshare: unshare of a pinned page goes all -> none; the last unpin finishes it and re-merges 1G") {
     simulated_allocator alloc;
     sim_memory mem(alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g});
     REQUIRE(mem.allocate({0, p1g}));
@@ -203,7 +203,7 @@ TEST_CASE("the deferred counter counts folios a conversion sent to none, not tho
     CHECK(mem.mappability_at(1).value() == mappability::guest);
 }
 
-TEST_CASE("seed 000: none -> all when the range is shared again before references drain") {
+TEST_CASE("deferred unshare: none -> all when the range is shared again before references drain") {
     simulated_allocator alloc;
     sim_memory mem(alloc, {.pages = p2m, .initial = shareability::shared, .max_order = order_2m});
     REQUIRE(mem.allocate({0, p2m}));

@@ -332,7 +332,7 @@ TEST_CASE("rounds held by their owner: begin_round, commit_round, abort_round") 
         REQUIRE_FALSE(vetoed);
         CHECK(vetoed.error().code() == errc::vetoed);
         CHECK(vetoed.error().page() == 12);
-        CHECK(vetoed.error().consumer() == f.slot[1].id());
+        CHECK(vetoed.error().binding_id() == f.slot[1].id());
         CHECK_FALSE(set.round_in_flight());
         CHECK(f.c[0]->aborts() == 1);
         for (auto& s : f.slot) CHECK(s.sequence() % 2 == 0);
@@ -447,7 +447,7 @@ TEST_CASE("a closed, non-virtual consumer type") {
     y.refuse = true;
     auto v = set.prepare(R(6, 7), invalidation_cause::to_guest_only);
     REQUIRE_FALSE(v);
-    CHECK(v.error().consumer() == sy.id());
+    CHECK(v.error().binding_id() == sy.id());
     CHECK(std::string(v.error().message()) == "consumer (binding " + std::to_string(sy.id()) +
                                                   ") vetoed to_guest_only of [0x6, 0x7): page 0x6 is pinned");
     CHECK(x.aborts == 1);

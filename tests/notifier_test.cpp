@@ -227,7 +227,7 @@ TEST_CASE("unbind: release delivery; unknown, stale and foreign handles") {
     CHECK(report.begin()->what == commit_report::kind::leaked);
     CHECK(set.stats().ignored_vetoes == 1);
     REQUIRE(set.last_ignored_veto().has_value());
-    CHECK(set.last_ignored_veto()->consumer() == h1.value().id);
+    CHECK(set.last_ignored_veto()->binding_id() == h1.value().id);
     CHECK(b.total_calls() == 0);  // the other binding heard nothing
     CHECK(set.binding_count() == 1);
 
@@ -236,7 +236,7 @@ TEST_CASE("unbind: release delivery; unknown, stale and foreign handles") {
     REQUIRE_FALSE(stale);
     CHECK(stale.error().code() == errc::not_bound);
     CHECK(stale.error().page() == no_page);
-    CHECK(stale.error().consumer() == no_consumer);
+    CHECK(stale.error().binding_id() == no_binding);
     CHECK(std::string(stale.error().message()) == "binding " + std::to_string(h1.value().id) +
                                                        " is not bound to this notifier set (unknown, already "
                                                        "unbound, or from another set)");
@@ -288,7 +288,7 @@ TEST_CASE("veto at every position of 1..5 consumers") {
         REQUIRE_FALSE(r);
         const error& e = r.error();
         CHECK(e.code() == errc::vetoed);
-        CHECK(e.consumer() == f.h[pos].id);
+        CHECK(e.binding_id() == f.h[pos].id);
         CHECK(e.page() == veto_page);
 #if defined(__GNUC__) && !defined(__clang__)  // GCC 12 bug 105651: bogus -Wrestrict in char_traits.h
 #pragma GCC diagnostic push                   // for "literal" + std::string&& at -O3 (Release)
@@ -353,7 +353,7 @@ TEST_CASE("veto: the consumer's own code is kept in the message, the code is vet
     REQUIRE_FALSE(r);
     CHECK(r.error().code() == errc::vetoed);
     CHECK(r.error().page() == 0x200);
-    CHECK(r.error().consumer() == h.value().id);
+    CHECK(r.error().binding_id() == h.value().id);
     CHECK(std::string(r.error().message()) == "stage2 (binding " + std::to_string(h.value().id) +
                                                   ") vetoed to_shared of [0x200, 0x300): stage2 refuses page 0x200 "
                                                   "(out_of_memory)");
@@ -474,7 +474,7 @@ TEST_CASE("non-vetoable causes commit despite vetoes and count them") {
         CHECK(st.commits == 1);
         CHECK(st.rounds == 1);
         REQUIRE(set.last_ignored_veto().has_value());
-        CHECK(set.last_ignored_veto()->consumer() == f.slot[2].id());
+        CHECK(set.last_ignored_veto()->binding_id() == f.slot[2].id());
         CHECK(set.last_ignored_veto()->code() == errc::vetoed);
 
         // prepare() refuses non-vetoable causes outright.
@@ -562,7 +562,7 @@ TEST_CASE("clipping and translation: bindings before, inside, after and across t
                 CHECK(call.inv.target == cases[i].target);
                 CHECK(call.inv.cause == cause);
                 CHECK(call.inv.binding_id == slots[i].id());
-                // seed 002's arithmetic: base + max(pgoff, start) - pgoff
+                // guest_memfd's arithmetic: base + max(pgoff, start) - pgoff
                 const auto pgoff = cases[i].pages.begin;
                 CHECK(call.inv.target.begin == cases[i].base + std::max<page_index>(pgoff, 20) - pgoff);
                 CHECK(call.inv.target.end == cases[i].base + std::min<page_index>(cases[i].pages.end, 30) - pgoff);
@@ -611,7 +611,7 @@ TEST_CASE("multiple bindings per consumer get one clipped invalidation each") {
     iommu.veto_at(22);
     auto r = set.prepare(R(0, 50), invalidation_cause::to_shared);
     REQUIRE_FALSE(r);
-    CHECK(r.error().consumer() == h_hi.value().id);
+    CHECK(r.error().binding_id() == h_hi.value().id);
     CHECK(r.error().page() == 22);
     REQUIRE(iommu.size() == 3);
     CHECK(iommu[2].kind == call_kind::abort);

@@ -243,7 +243,7 @@ TEST_CASE("exhaustive failure injection: every allocator and node allocation poi
             const status r = sc.call(*e);
             REQUIRE_FALSE(r);
             CHECK(r.error().code() == errc::vetoed);
-            CHECK(r.error().consumer() == e->handles[who].id);
+            CHECK(r.error().binding_id() == e->handles[who].id);
             state after = state_of(*e);
             // Consumers saw prepare x (pos + 1), then abort of the first pos in reverse; sequences moved by 2.
             REQUIRE(e->journal.size() == 2 * pos + 1);

@@ -77,7 +77,7 @@ template <class Mem>
 model::leaf_list leaves_of(const Mem& mem) {
     model::leaf_list out;
     mem.folios().for_each_folio({0, mem.size()}, [&](const folio_view& v) {
-        out.push_back({v.first, v.order, v.top_order, v.frame, v.map, v.poisoned});
+        out.push_back({v.first, v.order, v.top_order, v.frame, v.mappability, v.poisoned});
     });
     return out;
 }
@@ -356,7 +356,7 @@ private:
     }
 
     static model::expect st_expect(const status& st) {
-        return st ? model::expect::success() : model::expect::fail(st.error().code(), st.error().page(), st.error().consumer());
+        return st ? model::expect::success() : model::expect::fail(st.error().code(), st.error().page(), st.error().binding_id());
     }
 
     /// An out_of_memory result is legitimate only if a failure was injected
@@ -386,8 +386,8 @@ private:
         if (e.code() != want.code || e.page() != want.page)
             diverge(c, "got %s at page %#" PRIx64 " (%s); the model expects %s at page %#" PRIx64,
                     std::string(to_string(e.code())).c_str(), e.page(), msg(st), std::string(to_string(want.code)).c_str(), want.page);
-        if (want.consumer != no_consumer && e.consumer() != want.consumer)
-            diverge(c, "veto names binding %" PRIu64 ", expected %" PRIu64, e.consumer(), want.consumer);
+        if (want.consumer != no_binding && e.binding_id() != want.consumer)
+            diverge(c, "veto names binding %" PRIu64 ", expected %" PRIu64, e.binding_id(), want.consumer);
         if (e.message().empty()) diverge(c, "error without a message");
     }
 
@@ -472,8 +472,8 @@ private:
             if (l.poisoned != s0.poisoned) diverge(c, "leaf at %#" PRIx64 " poisoned=%d, model %d", l.first, l.poisoned, s0.poisoned);
             poisoned += l.poisoned;
             const mappability m = s0.draining ? mappability::none : s0.share == shareability::shared ? mappability::all : mappability::guest;
-            if (!l.poisoned && l.map != m)
-                diverge(c, "leaf at %#" PRIx64 " is in mappability %s, model says %s", l.first, std::string(to_string(l.map)).c_str(), std::string(to_string(m)).c_str());
+            if (!l.poisoned && l.mappability != m)
+                diverge(c, "leaf at %#" PRIx64 " is in mappability %s, model says %s", l.first, std::string(to_string(l.mappability)).c_str(), std::string(to_string(m)).c_str());
             for (folio_order o = next_higher(l.order); o != 0 && o <= l.top_order; o = next_higher(o))
                 split_blocks.emplace_back(align_down(l.first, o), o);
         }

@@ -80,14 +80,14 @@ seeds = {}
 s = Seq(False, True).allocate(0, whole=True)
 s.bind(0, 0, 0, whole=True).bind(1, 0, 0, whole=True, base=1).bind(2, 0, 512, 512, base=2)
 s.veto(2, 520).convert(515, 8).veto(2).convert(515, 8).faults(515)
-seeds["seed004_veto_then_commit"] = s
+seeds["veto_then_commit"] = s
 
 s = Seq(False, True).allocate(0, whole=True).pin(700, 1, DEV).convert(690, 20).faults(700).unpin(700, 1).convert(690, 20).faults(700)
 seeds["pinned_page_busy_then_unpin"] = s
 
 s = Seq(True, False).allocate(0, P1G).convert(513, 1, shared=True).pin(513, 1, HOST).convert(513, 1, defer=True)
 s.faults(513).pin(513, 1, TDEV).unpin(513, 1).faults(513).faults(0)
-seeds["seed000_deferred_unshare_1g_remerge"] = s
+seeds["deferred_unshare_1g_remerge"] = s
 
 s = Seq(False, True).allocate(0, whole=True)
 for b, n in [(0, 1), (10, 10), (511, 2), (0, 512), (1024, 513)]:

@@ -57,9 +57,9 @@ struct expect {
     bool ok = true;
     errc code = errc::invalid_argument;
     page_index page = no_page;
-    std::uint64_t consumer = no_consumer;
+    std::uint64_t consumer = no_binding;
     static expect success() { return {}; }
-    static expect fail(errc c, page_index p, std::uint64_t who = no_consumer) { return {false, c, p, who}; }
+    static expect fail(errc c, page_index p, std::uint64_t who = no_binding) { return {false, c, p, who}; }
 };
 
 /// One leaf folio of the object, as the object reports it.
@@ -68,7 +68,7 @@ struct leaf {
     folio_order order = 0;
     folio_order top_order = 0;
     frame_number frame = 0;
-    mappability map = mappability::all;
+    guestmem::mappability mappability = mappability::all;
     bool poisoned = false;
     [[nodiscard]] page_index end() const { return first + (page_index{1} << order); }
     friend bool operator==(const leaf&, const leaf&) = default;

@@ -86,9 +86,9 @@ template <> struct std::is_error_code_enum<guestmem::errc> : std::true_type {};
 
 namespace guestmem {
 
-/// Sentinel for "no page" / "no consumer".
+/// Sentinels: "no page", and "no binding" (an error no consumer caused).
 inline constexpr page_index no_page = std::numeric_limits<page_index>::max();
-inline constexpr std::uint64_t no_consumer = std::numeric_limits<std::uint64_t>::max();
+inline constexpr std::uint64_t no_binding = std::numeric_limits<std::uint64_t>::max();
 
 /// A failed operation: what went wrong (code), where (the first offending
 /// page, as the kernel's error_offset), who (the vetoing consumer's binding
@@ -121,13 +121,14 @@ public:
     [[nodiscard]] std::error_code error_code() const noexcept { return make_error_code(code_); }
     /// First offending page, or `no_page` when the error is not about a page.
     [[nodiscard]] constexpr page_index page() const noexcept { return page_; }
-    /// Binding id of the consumer that vetoed, or `no_consumer`.
-    [[nodiscard]] constexpr std::uint64_t consumer() const noexcept { return consumer_; }
+    /// Id of the binding whose consumer vetoed (binding_handle::id), or
+    /// `no_binding` when no consumer caused the error.
+    [[nodiscard]] constexpr std::uint64_t binding_id() const noexcept { return binding_; }
     [[nodiscard]] std::string_view message() const noexcept { return text_; }
 
-    /// Attach the vetoing consumer (used by the notifier set).
-    constexpr error& with_consumer(std::uint64_t binding_id) noexcept {
-        consumer_ = binding_id;
+    /// Attach the vetoing consumer's binding id (used by the notifier set).
+    constexpr error& with_binding_id(std::uint64_t id) noexcept {
+        binding_ = id;
         return *this;
     }
 
@@ -136,7 +137,7 @@ public:
 private:
     errc code_ = errc::invalid_argument;
     page_index page_ = no_page;
-    std::uint64_t consumer_ = no_consumer;
+    std::uint64_t binding_ = no_binding;
     char text_[max_message];  // NOLINT: written up to its terminator only
 };
 

@@ -1,6 +1,6 @@
 // guestmem/core/types.hpp — the vocabulary every part shares: page indices,
 // folio orders and their alignment arithmetic, and the shareability /
-// mappability / accessor enumerations (DESIGN.md "Vocabulary").
+// mappability / accessor enumerations (docs/DESIGN.md §Vocabulary).
 #pragma once
 
 #include <cstdint>
@@ -79,7 +79,7 @@ static_assert(next_lower_order(order_1g) == order_2m && next_lower_order(order_2
 enum class shareability : std::uint8_t { shared, guest_only };
 
 /// Per folio, the transient state while a conversion drains host references
-/// (seed 000): mappable by all, by the guest only, or by no one.
+/// (docs/DESIGN.md §Mappability): mappable by all, by the guest only, or by no one.
 enum class mappability : std::uint8_t { all, guest, none };
 
 /// Who asks for a mapping in a fault.

@@ -22,13 +22,16 @@ namespace guestmem {
 ///   [index, index + 2^order); `index` is aligned to `order`. Returns the
 ///   frame number of its first page (the folio's pages are frames
 ///   frame .. frame + 2^order - 1). May fail with out_of_memory.
-/// - `free(index, frame, order)`: give a whole folio back. Cannot fail.
+/// - `free(index, frame, order)`: give a folio back: a whole allocation,
+///   or one piece of a split one (a truncated folio holding poison goes
+///   back piece by piece, its poisoned pieces kept). Cannot fail.
 /// - `reserve_split(frame, from, to)`: take what splitting the folio at
 ///   `frame` from order `from` into pieces of order `to` needs. May fail.
 /// - `unreserve_split(frame, from, to)`: give back an unused reservation.
 /// - `split(frame, from, to)`: split, consuming the reservation. Cannot fail.
-/// - `merge(frame, to, from)`: pieces of order `to` back into one folio of
-///   order `from`. Cannot fail.
+/// - `merge(frame, from, to)`: pieces of order `from` back into one folio
+///   of order `to` (the reverse of split: `from` is the smaller order here).
+///   Cannot fail.
 /// - `zero(index, frame, pages)`: clear the contents of `pages` base pages
 ///   starting at `frame` (backing object page `index`). Cannot fail.
 ///
@@ -41,14 +44,14 @@ namespace guestmem {
 /// folio table holds its frames until its last unpin.
 template <class A>
 concept folio_allocator = requires(A& a, const A& ca, page_index index, frame_number frame, folio_order order,
-                                   folio_order to, std::uint64_t pages) {
+                                   folio_order big, folio_order small, std::uint64_t pages) {
     { ca.max_order() } noexcept -> std::same_as<folio_order>;
     { a.allocate(index, order) } -> std::same_as<result<frame_number>>;
     { a.free(index, frame, order) } noexcept;
-    { a.reserve_split(frame, order, to) } -> std::same_as<status>;
-    { a.unreserve_split(frame, order, to) } noexcept;
-    { a.split(frame, order, to) } noexcept;
-    { a.merge(frame, to, order) } noexcept;
+    { a.reserve_split(frame, big, small) } -> std::same_as<status>;
+    { a.unreserve_split(frame, big, small) } noexcept;
+    { a.split(frame, big, small) } noexcept;
+    { a.merge(frame, small, big) } noexcept;
     { a.zero(index, frame, pages) } noexcept;
 };
 

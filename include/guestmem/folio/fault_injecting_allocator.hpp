@@ -57,7 +57,7 @@ public:
         inner_->unreserve_split(frame, from, to);
     }
     void split(frame_number frame, folio_order from, folio_order to) noexcept { inner_->split(frame, from, to); }
-    void merge(frame_number frame, folio_order to, folio_order from) noexcept { inner_->merge(frame, to, from); }
+    void merge(frame_number frame, folio_order from, folio_order to) noexcept { inner_->merge(frame, from, to); }
     void zero(page_index index, frame_number frame, std::uint64_t pages) noexcept { inner_->zero(index, frame, pages); }
 
 private:

@@ -1,5 +1,5 @@
 // guestmem/folio/folio_table.hpp — which folios back which pages of one
-// guest memory object (DESIGN.md parts 2 and 3): each top-level folio's
+// guest memory object (docs/DESIGN.md §Folio table): each top-level folio's
 // order and frame, how it is split (only as far as needed, level by level:
 // 1G -> 2M -> 4K), per-leaf mappability, pins (unexpected references) as
 // sparse runs, and poison. Restructuring for a conversion is a plan:
@@ -47,7 +47,7 @@ struct folio_view {
     page_index first;
     folio_order order;
     frame_number frame;
-    mappability map;
+    guestmem::mappability mappability;  ///< the leaf's mappability (all, guest, none)
     bool poisoned;
     folio_order top_order;           ///< order of the top-level folio it belongs to
     page_index poison_page = no_page;  ///< first poisoned page, when poisoned

@@ -1,7 +1,8 @@
 // guestmem/folio/mappability.hpp — the per-folio mappability state machine
-// (seed 000, Fuad Tabba's guest_memfd series) kept as DATA: one table of
-// (state x event) -> next state or refusal drives the folio table and the
-// guest memory object's fault path, a test walks every entry, and
+// (docs/DESIGN.md §Mappability: the states of guest_memfd's in-place
+// conversion series) kept as DATA: one table of (state x event) -> next
+// state or refusal drives the folio table and the guest memory object's
+// fault path, a test walks every entry, and
 // write_mappability_dot() renders the same table as a Graphviz graph.
 //
 //   all   --unshare-->          guest   (no unexpected reference remains)

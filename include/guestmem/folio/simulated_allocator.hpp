@@ -65,10 +65,10 @@ public:
         ++splits_;
         folios_ += pages_in(from - to) - 1;
     }
-    void merge(frame_number, folio_order to, folio_order from) noexcept {
+    void merge(frame_number, folio_order from, folio_order to) noexcept {
         --split_now_;
         ++merges_;
-        folios_ -= pages_in(from - to) - 1;
+        folios_ -= pages_in(to - from) - 1;
     }
     void zero(page_index, frame_number, std::uint64_t pages) noexcept {
         zeroed_ += pages;

@@ -33,7 +33,7 @@ struct convert_options {
     /// shared -> guest_only normally refuses (busy, first pinned page) while
     /// any page has an unexpected reference: the kernel's EAGAIN +
     /// error_offset. With this set, the conversion proceeds as pKVM's flow
-    /// does (seed 000): pinned folios go to mappability `none` and finish
+    /// does (docs/DESIGN.md §Unexpected references): pinned folios go to mappability `none` and finish
     /// (none -> guest, hugepage re-merge) the moment their last pin drops.
     bool defer_if_pinned = false;
 };
@@ -44,7 +44,7 @@ struct fault_result {
     page_index folio_first = 0;   ///< first page of the folio holding it
     frame_number folio_frame = 0; ///< first frame of that folio
     folio_order order = order_4k; ///< order of that folio: the largest mapping size usable
-    mappability map = mappability::all;
+    guestmem::mappability mappability = mappability::all;
 };
 
 /// Counters and a census, as `stats()` returns them.

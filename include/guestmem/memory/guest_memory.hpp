@@ -125,7 +125,7 @@ public:
 
     /// Change the shareability of every page in `r` to `to`, all or
     /// nothing. On failure error().page() is the first offending page and,
-    /// for a veto, error().consumer() the vetoing binding.
+    /// for a veto, error().binding_id() the vetoing binding.
     status convert(page_range r, shareability to, convert_options opts = {}) {
         std::unique_lock guard(lock_);
         // 1. validate
@@ -302,7 +302,7 @@ public:
         if (auto s = check_page(page, size_); !s) return s.error();
         auto f = folios_.lookup(page);
         if (!f) return error::make(errc::not_allocated, page, "page %#" PRIx64 " is not allocated", page);
-        return f->map;
+        return f->mappability;
     }
 
     [[nodiscard]] std::uint32_t pins(page_index page) const {
@@ -393,10 +393,10 @@ private:
         // faults are refused (retry) while the folio drains references.
         const auto event =
             may_access(who, shareability::guest_only) ? mappability_event::guest_fault : mappability_event::host_fault;
-        if (const auto t = next_mappability(f->map, event); !t.allowed)
+        if (const auto t = next_mappability(f->mappability, event); !t.allowed)
             return error::make(t.refusal, page, "page %#" PRIx64 " (mappability %s): %.*s", page,
-                               to_string(f->map).data(), int(t.why.size()), t.why.data());
-        return fault_result{f->frame + (page - f->first), f->first, f->frame, f->order, f->map};
+                               to_string(f->mappability).data(), int(t.why.size()), t.why.data());
+        return fault_result{f->frame + (page - f->first), f->first, f->frame, f->order, f->mappability};
     }
 
     // Errors of convert, kept out of its hot path (the compiler then has
@@ -438,7 +438,7 @@ private:
     page_index first_unmappable(page_range r) const {
         page_index found = no_page;
         folios_.for_each_folio(r, [&](const folio_view& v) {
-            if (found == no_page && v.map == mappability::none) found = v.first > r.begin ? v.first : r.begin;
+            if (found == no_page && v.mappability == mappability::none) found = v.first > r.begin ? v.first : r.begin;
         });
         return found;
     }

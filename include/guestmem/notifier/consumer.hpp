@@ -1,6 +1,6 @@
 // guestmem/notifier/consumer.hpp — the consumer interface: what a stage-2
 // table, an IOMMU domain or a host view implements to be told, in two
-// phases, that part of the object is about to change hands (seed 004).
+// phases, that part of the object is about to change hands (docs/DESIGN.md §Two-phase invalidation).
 // `prepare` may do fallible work and veto; `commit` cannot fail and reports
 // trouble (a page it could not drop) instead; `abort` undoes a prepare.
 // Truncation, release and memory failure are not vetoable.

@@ -1,5 +1,5 @@
 // guestmem/notifier/notifier_set.hpp — the consumers bound to one guest
-// memory object and the two-phase invalidation protocol (seed 004).
+// memory object and the two-phase invalidation protocol (docs/DESIGN.md §Two-phase invalidation).
 //
 // A vetoable invalidation is a `round`: prepare() bumps the sequence of
 // every overlapping binding (odd = in flight) and asks each, in binding
@@ -374,7 +374,7 @@ private:
     }
 
     /// The invalidation one binding sees: clipped to it and translated
-    /// into its consumer's space (seed 002: base + max(pgoff, start) - pgoff).
+    /// into its consumer's space (base + max(pgoff, start) - pgoff, as guest_memfd does).
     static invalidation make_invalidation(const binding<C>& b, page_range pages, invalidation_cause cause,
                                           bool vetoable) noexcept {
         invalidation inv;
@@ -410,7 +410,7 @@ private:
                               cause_name.data(), clipped.begin, clipped.end, static_cast<int>(reason.size()),
                               reason.data(), code.empty() ? "" : " (", static_cast<int>(code.size()), code.data(),
                               code.empty() ? "" : ")");
-        e.with_consumer(b.id_);
+        e.with_binding_id(b.id_);
         return e;
     }
 

@@ -1,5 +1,5 @@
-// guestmem/range_map/range_map.hpp — the shareability range map (DESIGN.md
-// part 1): an ordered map of maximal runs [begin, end) -> Value over the
+// guestmem/range_map/range_map.hpp — the shareability range map (docs/DESIGN.md
+// §Range map): an ordered map of maximal runs [begin, end) -> Value over the
 // pages [0, size) of one guest memory object, always coalesced.
 //
 // Layout: a B+-tree of 256-byte nodes (16-way inner nodes; leaves of run
