@@ -8,7 +8,7 @@
 #include <benchmark/benchmark.h>
 
 #include <guestmem/folio/folio_table.hpp>
-#include <guestmem/folio/simulated_allocator.hpp>
+#include <guestmem/testing/simulated_allocator.hpp>
 
 #include <chrono>
 

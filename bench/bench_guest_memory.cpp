@@ -77,6 +77,8 @@
 #include <benchmark/benchmark.h>
 
 #include <guestmem/guestmem.hpp>
+#include <guestmem/testing/recording_consumer.hpp>
+#include <guestmem/testing/simulated_allocator.hpp>
 
 #include "run_shapes.hpp"
 

@@ -20,6 +20,7 @@
 #include <valgrind/callgrind.h>
 
 #include <guestmem/guestmem.hpp>
+#include <guestmem/testing/simulated_allocator.hpp>
 
 #include "run_shapes.hpp"
 

@@ -2,6 +2,7 @@
 // This is the whole integration an embedder writes: a consumer with four
 // callbacks, a binding, and calls to allocate / convert / fault.
 #include <guestmem/guestmem.hpp>
+#include <guestmem/testing/simulated_allocator.hpp>
 
 #include <cstdio>
 

@@ -18,7 +18,7 @@
 // show up there even if no commit had been delivered at all.
 #include <doctest/doctest.h>
 
-#include <guestmem/folio/simulated_allocator.hpp>
+#include <guestmem/testing/simulated_allocator.hpp>
 #include <guestmem/memory/guest_memory.hpp>
 
 #include <atomic>

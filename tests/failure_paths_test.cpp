@@ -15,10 +15,10 @@
 #include <utility>
 #include <vector>
 
-#include <guestmem/folio/simulated_allocator.hpp>
+#include <guestmem/testing/simulated_allocator.hpp>
 #include <guestmem/linux/memfd_allocator.hpp>
 #include <guestmem/memory/guest_memory.hpp>
-#include <guestmem/notifier/recording_consumer.hpp>
+#include <guestmem/testing/recording_consumer.hpp>
 
 using namespace guestmem;
 

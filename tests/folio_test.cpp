@@ -6,10 +6,10 @@
 // cannot-fail paths, and a randomised run against a per-page model.
 #include <doctest/doctest.h>
 
-#include <guestmem/folio/fault_injecting_allocator.hpp>
+#include <guestmem/testing/fault_injecting_allocator.hpp>
 #include <guestmem/folio/folio_table.hpp>
 #include <guestmem/folio/mappability.hpp>
-#include <guestmem/folio/simulated_allocator.hpp>
+#include <guestmem/testing/simulated_allocator.hpp>
 
 #include "support/failing_allocator.hpp"
 

@@ -6,7 +6,7 @@
 // compared against the snapshot from before.
 #pragma once
 
-#include <guestmem/folio/fault_injecting_allocator.hpp>
+#include <guestmem/testing/fault_injecting_allocator.hpp>
 
 #include "support/failing_allocator.hpp"
 

@@ -4,7 +4,7 @@
 // guest_memory_injection_tests.hpp, included at the end.
 #include <doctest/doctest.h>
 
-#include <guestmem/folio/simulated_allocator.hpp>
+#include <guestmem/testing/simulated_allocator.hpp>
 #include <guestmem/memory/guest_memory.hpp>
 
 #include <cstdint>

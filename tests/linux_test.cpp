@@ -12,13 +12,13 @@
 #include <cstring>
 #include <string>
 
-#include <guestmem/linux/detail/touch_probe.hpp>
+#include <guestmem/testing/touch_probe.hpp>
 #include <guestmem/linux/linux.hpp>
 #include <guestmem/memory/guest_memory.hpp>
 
 using namespace guestmem;
-using detail::sys::touch_in_child;
-using detail::sys::touch_outcome;
+using testing::touch_in_child;
+using testing::touch_outcome;
 
 namespace {
 

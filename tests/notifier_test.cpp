@@ -13,7 +13,7 @@
 #include <guestmem/notifier/binding.hpp>
 #include <guestmem/notifier/consumer.hpp>
 #include <guestmem/notifier/notifier_set.hpp>
-#include <guestmem/notifier/recording_consumer.hpp>
+#include <guestmem/testing/recording_consumer.hpp>
 
 #include <algorithm>
 #include <array>

@@ -29,8 +29,8 @@
 #include <cstring>
 #include <vector>
 
-#include <guestmem/folio/simulated_allocator.hpp>
-#include <guestmem/linux/detail/touch_probe.hpp>
+#include <guestmem/testing/simulated_allocator.hpp>
+#include <guestmem/testing/touch_probe.hpp>
 #include <guestmem/linux/linux.hpp>
 #include <guestmem/memory/guest_memory.hpp>
 
@@ -297,10 +297,10 @@ struct vmm {
             const bool refused = !f && f.error().code() == errc::permission_denied;
             c.expect(refused, "guestmem refuses the host's fault on the private page (permission_denied)");
             if (view) {
-                const auto how = detail::sys::touch_in_child(view->address_of(r.begin), false);
-                std::printf("         a forked child touching it through the host view: %s\n", detail::sys::to_string(how));
-                c.expect(how == detail::sys::touch_outcome::sigsegv, "the host view really faults (child killed by SIGSEGV)");
-                if (how != detail::sys::touch_outcome::sigsegv) return {mismatch, gfn};
+                const auto how = testing::touch_in_child(view->address_of(r.begin), false);
+                std::printf("         a forked child touching it through the host view: %s\n", testing::to_string(how));
+                c.expect(how == testing::touch_outcome::sigsegv, "the host view really faults (child killed by SIGSEGV)");
+                if (how != testing::touch_outcome::sigsegv) return {mismatch, gfn};
             }
             return refused ? reply{} : reply{mismatch, gfn};
         }
@@ -582,7 +582,7 @@ int run_kvm(kvm_handles& h, guest_memfd_allocator& alloc) {
     std::memcpy(view.address_of(code_gpa / page_size), code.data(), code.size());
     std::printf("         guest code: %zu bytes at %#x\n", code.size(), code_gpa);
     v.c.expect(bool(mem.convert({0, mem.size()}, shareability::guest_only)), "hand all memory to the guest (private)");
-    v.c.expect(detail::sys::touch_in_child(view.address_of(1), false) == detail::sys::touch_outcome::sigsegv,
+    v.c.expect(testing::touch_in_child(view.address_of(1), false) == testing::touch_outcome::sigsegv,
                "the host can no longer read the guest's code page");
     v.t = {};  // measure the guest's requests only
 

@@ -25,10 +25,10 @@
 // A divergence prints what differed and aborts (libFuzzer reports a crash).
 #pragma once
 
-#include <guestmem/folio/fault_injecting_allocator.hpp>
-#include <guestmem/folio/simulated_allocator.hpp>
+#include <guestmem/testing/fault_injecting_allocator.hpp>
+#include <guestmem/testing/simulated_allocator.hpp>
 #include <guestmem/memory/guest_memory.hpp>
-#include <guestmem/notifier/recording_consumer.hpp>
+#include <guestmem/testing/recording_consumer.hpp>
 
 #include "../model/reference_model.hpp"
 #include "../support/failing_allocator.hpp"

@@ -25,7 +25,7 @@
 
 #include <guestmem/core/error.hpp>
 #include <guestmem/folio/allocator.hpp>
-#include <guestmem/linux/detail/fd_backing.hpp>
+#include <guestmem/linux/fd_backing.hpp>
 #include <guestmem/linux/detail/sys.hpp>
 #include <guestmem/linux/kvm_uapi.hpp>
 
@@ -38,7 +38,7 @@ inline constexpr std::uint64_t default_guest_memfd_flags = GUEST_MEMFD_FLAG_MMAP
 /// or an error when the kernel has no guest_memfd for this VM at all.
 [[nodiscard]] inline result<std::uint64_t> guest_memfd_supported_flags(int vm_fd) noexcept {
     const int has = ::ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD);
-    if (has < 0) return detail::sys::errno_error(errno, no_page, "KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD) failed");
+    if (has < 0) return errno_error(errno, no_page, "KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD) failed");
     if (has == 0)
         return error::make(errc::not_supported, no_page, "this kernel or VM type has no guest_memfd (KVM_CAP_GUEST_MEMFD is 0)");
     const int flags = ::ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS);
@@ -47,7 +47,7 @@ inline constexpr std::uint64_t default_guest_memfd_flags = GUEST_MEMFD_FLAG_MMAP
 
 /// Folio allocator policy backed by a KVM guest_memfd. Move-only; owns the
 /// guest_memfd and the allocator's own mapping of it.
-class guest_memfd_allocator : public detail::sys::fd_backing {
+class guest_memfd_allocator : public fd_backing {
 public:
     guest_memfd_allocator() = default;
 
@@ -80,10 +80,10 @@ public:
         kvm_create_guest_memfd arg{};
         arg.size = bytes;
         arg.flags = flags;
-        detail::sys::unique_fd fd{::ioctl(vm_fd, KVM_CREATE_GUEST_MEMFD, &arg)};
+        unique_fd fd{::ioctl(vm_fd, KVM_CREATE_GUEST_MEMFD, &arg)};
         if (!fd) {
             const int err = errno;
-            return detail::sys::errno_error_as(err == ENOMEM ? errc::out_of_memory : errc::not_supported, err, no_page,
+            return errno_error_as(err == ENOMEM ? errc::out_of_memory : errc::not_supported, err, no_page,
                                                "KVM_CREATE_GUEST_MEMFD refused");
         }
         auto b = fd_backing::adopt(std::move(fd), bytes, max_order, false, "guest_memfd");

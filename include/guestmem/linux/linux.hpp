@@ -5,8 +5,10 @@
 // part of <guestmem/guestmem.hpp>.
 #pragma once
 
+#include <guestmem/linux/fd_backing.hpp>
 #include <guestmem/linux/guest_memfd_allocator.hpp>
 #include <guestmem/linux/host_mapping_consumer.hpp>
 #include <guestmem/linux/kvm_uapi.hpp>
 #include <guestmem/linux/memfd_allocator.hpp>
 #include <guestmem/linux/memslot.hpp>
+#include <guestmem/linux/system.hpp>

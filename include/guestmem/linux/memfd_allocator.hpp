@@ -23,15 +23,15 @@
 
 #include <guestmem/core/error.hpp>
 #include <guestmem/folio/allocator.hpp>
-#include <guestmem/linux/detail/fd_backing.hpp>
+#include <guestmem/linux/fd_backing.hpp>
 #include <guestmem/linux/detail/sys.hpp>
 
 namespace guestmem {
 
 /// Folio allocator policy backed by a memfd. Move-only; owns the fd and its
-/// mapping. See detail::sys::fd_backing for the shared members (fd(),
+/// mapping. See fd_backing for the shared members (fd(),
 /// data(), kernel(), counters(), real_order()).
-class memfd_allocator : public detail::sys::fd_backing {
+class memfd_allocator : public fd_backing {
 public:
     memfd_allocator() = default;
 
@@ -46,10 +46,10 @@ public:
             return error::make(errc::not_supported, no_page,
                                "memfd allocator: order %u requested, shmem transparent hugepages stop at order %u",
                                unsigned{max_order}, unsigned{order_2m});
-        detail::sys::unique_fd fd{::memfd_create(name, MFD_CLOEXEC)};
-        if (!fd) return detail::sys::errno_error(errno, no_page, "memfd_create(\"%s\") failed", name);
+        unique_fd fd{::memfd_create(name, MFD_CLOEXEC)};
+        if (!fd) return errno_error(errno, no_page, "memfd_create(\"%s\") failed", name);
         if (::ftruncate(fd.get(), static_cast<off_t>(pages * page_size)) != 0)
-            return detail::sys::errno_error(errno, no_page, "sizing the memfd to %#" PRIx64 " pages failed", pages);
+            return errno_error(errno, no_page, "sizing the memfd to %#" PRIx64 " pages failed", pages);
         auto b = fd_backing::adopt(std::move(fd), pages * page_size, max_order, true, "memfd");
         if (!b) return b.error();
         memfd_allocator a;

@@ -1,4 +1,4 @@
-// guestmem/notifier/recording_consumer.hpp — a consumer that records every
+// guestmem/testing/recording_consumer.hpp — a consumer that records every
 // call it gets (prepare / commit / abort / memory_failure, with the
 // invalidation) and can be told to misbehave: veto a prepare that touches a
 // page, veto the N-th prepare, fail with a chosen code, report a page as

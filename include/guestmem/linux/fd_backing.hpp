@@ -1,4 +1,4 @@
-// guestmem/linux/detail/fd_backing.hpp — the folio allocator policy over any
+// guestmem/linux/fd_backing.hpp — the folio allocator policy over any
 // file that supports fallocate and punch-hole (a memfd or a KVM
 // guest_memfd). Both Linux allocators are this plus how their fd is made.
 //
@@ -39,11 +39,12 @@
 #include <guestmem/core/error.hpp>
 #include <guestmem/core/types.hpp>
 #include <guestmem/linux/detail/sys.hpp>
+#include <guestmem/linux/system.hpp>
 
-namespace guestmem::detail::sys {
+namespace guestmem {
 
 /// Counters an fd-backed allocator keeps (read them with kernel()/counters()).
-struct backing_counters {
+struct fd_backing_counters {
     std::uint64_t allocated_folios = 0;
     std::uint64_t freed_folios = 0;
     std::uint64_t failed_frees = 0;  ///< punch-holes the kernel refused (pages stay allocated)
@@ -65,7 +66,7 @@ public:
         if (max_order > max_supported_order)
             return error::make(errc::invalid_argument, no_page, "max_order %u exceeds the library's largest order %u",
                                unsigned{max_order}, unsigned{max_supported_order});
-        auto map = shared_mapping::map(fd.get(), 0, bytes, what);
+        auto map = detail::sys::shared_mapping::map(fd.get(), 0, bytes, what);
         if (!map) return map.error();
         if (huge_advice) (void)::madvise(map.value().data(), bytes, MADV_HUGEPAGE);
         fd_backing b;
@@ -154,7 +155,7 @@ public:
     /// Time and number of fallocate calls (allocate and free).
     [[nodiscard]] const kernel_clock& kernel() const noexcept { return clock_; }
     [[nodiscard]] kernel_clock& kernel() noexcept { return clock_; }
-    [[nodiscard]] const backing_counters& counters() const noexcept { return counters_; }
+    [[nodiscard]] const fd_backing_counters& counters() const noexcept { return counters_; }
     /// Splits and merges the library asked for (bookkeeping only here).
     [[nodiscard]] std::uint64_t splits() const noexcept { return counters_.splits; }
     [[nodiscard]] std::uint64_t merges() const noexcept { return counters_.merges; }
@@ -227,12 +228,12 @@ private:
     }
 
     unique_fd fd_;
-    shared_mapping map_;
+    detail::sys::shared_mapping map_;
     page_index pages_ = 0;
     folio_order max_order_ = order_4k;
     const char* what_ = "file";
     kernel_clock clock_;
-    backing_counters counters_;
+    fd_backing_counters counters_;
 };
 
-} // namespace guestmem::detail::sys
+} // namespace guestmem

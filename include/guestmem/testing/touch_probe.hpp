@@ -1,4 +1,4 @@
-// guestmem/linux/detail/touch_probe.hpp — find out, without risking the
+// guestmem/testing/touch_probe.hpp — find out, without risking the
 // caller, whether the host can really touch an address: fork a child that
 // reads (or writes) it and see how the child ends. This is how the tests and
 // the demo check that the host-mapping consumer's PROT_NONE is real.
@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <cstddef>
 
-namespace guestmem::detail::sys {
+namespace guestmem::testing {
 
 enum class touch_outcome { survived, sigsegv, sigbus, other };
 
@@ -51,4 +51,4 @@ enum class touch_outcome { survived, sigsegv, sigbus, other };
     return touch_outcome::other;
 }
 
-} // namespace guestmem::detail::sys
+} // namespace guestmem::testing

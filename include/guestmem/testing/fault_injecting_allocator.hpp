@@ -1,4 +1,4 @@
-// guestmem/folio/fault_injecting_allocator.hpp — wraps any allocator policy
+// guestmem/testing/fault_injecting_allocator.hpp — wraps any allocator policy
 // and fails the N-th fallible call (allocate and/or reserve_split) with
 // out_of_memory. It counts those calls, so a test can run an operation once
 // to learn how many fallible points it has and then fail each in turn.

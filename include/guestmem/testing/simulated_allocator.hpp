@@ -1,4 +1,4 @@
-// guestmem/folio/simulated_allocator.hpp — an allocator policy that only
+// guestmem/testing/simulated_allocator.hpp — an allocator policy that only
 // keeps books: it hands out fake, naturally aligned frame numbers, enforces a
 // capacity in pages (so running out of memory is testable) and an optional
 // limit on split metadata, and counts everything it is asked to do. The
