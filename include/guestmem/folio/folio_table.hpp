@@ -36,7 +36,7 @@
 #include <guestmem/core/types.hpp>
 #include <guestmem/folio/allocator.hpp>
 #include <guestmem/folio/detail/folio_node.hpp>
-#include <guestmem/folio/detail/folio_plan.hpp>
+#include <guestmem/folio/conversion_plan.hpp>
 #include <guestmem/folio/detail/pin_runs.hpp>
 #include <guestmem/folio/mappability.hpp>
 
@@ -72,9 +72,9 @@ class folio_table {
 public:
     using counters = folio_counters;
 
-    /// What a conversion must restructure (detail/folio_plan.hpp). Movable;
-    /// a plan destroyed while reserved cancels itself.
-    using plan = detail::conversion_plan<folio_table>;
+    /// What a conversion must restructure (folio/conversion_plan.hpp).
+    /// Movable; a plan destroyed while reserved cancels itself.
+    using plan = conversion_plan<folio_table>;
 
     folio_table(A& alloc, page_index size, folio_order max_order, const NodeAllocator& na = {}) noexcept
         : alloc_(&alloc), size_(size), max_order_(std::min({max_order, alloc.max_order(), max_supported_order})),

@@ -33,61 +33,11 @@
 #include <guestmem/core/page_range.hpp>
 #include <guestmem/core/types.hpp>
 #include <guestmem/range_map/detail/nodes.hpp>
-#include <guestmem/range_map/detail/run_iterator.hpp>
+#include <guestmem/range_map/run_view.hpp>
 #include <guestmem/range_map/detail/run_tree.hpp>
 
 namespace guestmem {
 
-namespace detail {
-
-#if defined(__clang__) && __clang_major__ < 15 && defined(__GLIBCXX__)
-/// clang 14 cannot instantiate libstdc++ 12's view_interface (the ranges
-/// concepts then fail for every type derived from it); there the view gets
-/// the few members it needs from this stand-in, and is still a std view.
-template <class View>
-struct rm_view_base : std::ranges::view_base {
-    [[nodiscard]] bool empty() const noexcept {
-        const View& v = static_cast<const View&>(*this);
-        return v.begin() == v.end();
-    }
-    explicit operator bool() const noexcept { return !empty(); }
-    [[nodiscard]] auto front() const noexcept { return *static_cast<const View&>(*this).begin(); }
-};
-#else
-template <class View>
-using rm_view_base = std::ranges::view_interface<View>;
-#endif
-
-/// A view of the runs overlapping a window, clipped to it (range_map::run_view).
-template <class Value, class Allocator>
-class rm_run_view : public rm_view_base<rm_run_view<Value, Allocator>> {
-    using tree_type = run_tree<Value, Allocator>;
-
-public:
-    using iterator = run_iterator<Value>;
-
-    rm_run_view() = default;
-    rm_run_view(const tree_type* t, page_range window) noexcept : tree_(t), window_(window) {}
-
-    [[nodiscard]] iterator begin() const noexcept {
-        if (tree_ == nullptr || window_.empty()) return end();
-        if (tree_->root() == nullptr)
-            return iterator(nullptr, 0, window_.begin, window_.end, tree_->size(), tree_->single());
-        unsigned idx;
-        const auto* lf = tree_->find_leaf(window_.begin, idx);
-        return iterator(lf, idx, window_.begin, window_.end, tree_->size(), Value{});
-    }
-    [[nodiscard]] iterator end() const noexcept {
-        const page_index e = window_.empty() ? window_.begin : window_.end;
-        return iterator(nullptr, 0, e, e, 0, Value{});
-    }
-
-private:
-    const tree_type* tree_ = nullptr;
-    page_range window_{};
-};
-
-} // namespace detail
 
 /// Coalesced map page -> Value over [0, size). Value: small, trivially
 /// copyable, equality-comparable (a shareability, a pin count).
@@ -99,9 +49,9 @@ class range_map {
 public:
     using value_type = Value;
     using allocator_type = Allocator;
-    using iterator = detail::run_iterator<Value>;
+    using iterator = run_iterator<Value>;
 
-    using run_view = detail::rm_run_view<Value, Allocator>;
+    using run_view = guestmem::run_view<Value, Allocator>;
 
     /// One run [0, size) of `initial`. Allocates nothing; cannot fail.
     /// Precondition: size > 0.
@@ -206,9 +156,3 @@ private:
 };
 
 } // namespace guestmem
-
-/// The run view's iterators point into the map, not into the view: a run
-/// view is a borrowed range (std::ranges algorithms may return its
-/// iterators even when called on a temporary view).
-template <class Value, class Allocator>
-inline constexpr bool std::ranges::enable_borrowed_range<guestmem::detail::rm_run_view<Value, Allocator>> = true;

@@ -1,7 +1,9 @@
-// guestmem/folio/detail/folio_plan.hpp — folio_table::plan: what a
+// guestmem/folio/conversion_plan.hpp — folio_table::plan: what a
 // conversion must restructure. At most four splits (the leaves holding the
 // first and last page of the range, each at most two levels), each with its
-// reserved piece array and allocator reservation.
+// reserved piece array and allocator reservation. Built by
+// folio_table::plan_into, filled by reserve, consumed by apply or cancel;
+// its working state is the table's alone.
 #pragma once
 
 #include <algorithm>
@@ -11,31 +13,18 @@
 #include <guestmem/core/types.hpp>
 #include <guestmem/folio/detail/folio_node.hpp>
 
-namespace guestmem::detail {
+namespace guestmem {
 
 /// What a conversion must restructure: at most four splits (the leaves
 /// holding the first and last page of the range, each at most two
 /// levels). Movable; a plan destroyed while reserved cancels itself.
 template <class Table>
-struct conversion_plan {
-    struct split_op {  // no initializers: only ops[0, count) are ever read
-        page_index first;
-        frame_number frame;
-        folio_order from;
-        piece_array* children;  ///< reserved piece array
-        bool reserved;          ///< allocator reservation held
-    };
+class conversion_plan {
+public:
+    /// The most splits one conversion can need.
     static constexpr unsigned max_splits = 4;
 
-    page_range range{};
-    shareability to = shareability::shared;
-    /// The top folio holding range.begin or the first after it (null: none),
-    /// found by the plan and reused by apply and merge_eligible: the set of
-    /// top folios does not change during a conversion.
-    const top_folio* first_top = nullptr;
-    split_op ops[max_splits];
-    unsigned count = 0;
-
+    /// An empty plan (nothing to convert).
     conversion_plan() = default;
     /// A plan for converting r to `to`, to be filled by plan_into.
     conversion_plan(page_range r, shareability t) noexcept : range(r), to(t) {}
@@ -51,11 +40,33 @@ struct conversion_plan {
     }
     ~conversion_plan() { release(); }
 
+    /// The range and target shareability the plan was made for.
+    [[nodiscard]] page_range pages() const noexcept { return range; }
+    [[nodiscard]] shareability target() const noexcept { return to; }
+    /// How many folios the conversion splits.
     [[nodiscard]] unsigned splits() const noexcept { return count; }
+    /// True between a successful reserve and apply or cancel.
     [[nodiscard]] bool reserved() const noexcept { return owner_ != nullptr; }
 
 private:
     friend Table;
+    struct split_op {  // no initializers: only ops[0, count) are ever read
+        page_index first;
+        frame_number frame;
+        folio_order from;
+        detail::piece_array* children;  ///< reserved piece array
+        bool reserved;                  ///< allocator reservation held
+    };
+
+    page_range range{};
+    shareability to = shareability::shared;
+    /// The top folio holding range.begin or the first after it (null: none),
+    /// found by the plan and reused by apply and merge_eligible: the set of
+    /// top folios does not change during a conversion.
+    const detail::top_folio* first_top = nullptr;
+    split_op ops[max_splits];
+    unsigned count = 0;
+
     void take(conversion_plan& o) noexcept {
         range = o.range;
         to = o.to;
@@ -72,4 +83,4 @@ private:
     Table* owner_ = nullptr;
 };
 
-} // namespace guestmem::detail
+} // namespace guestmem
