@@ -16,6 +16,14 @@ namespace {
 
 using namespace guestmem;
 
+/// The plan of converting r to `to`, as the guest memory object makes it.
+template <class Table, class Map>
+typename Table::plan plan_of(const Table& t, page_range r, shareability to, const Map& m) {
+    typename Table::plan p{r, to};
+    t.plan_into(p, m);
+    return p;
+}
+
 /// O(1) share map: everything guest_only except one shared window.
 struct window_map {
     page_range shared{0, 0};
@@ -38,20 +46,20 @@ void split_merge(benchmark::State& state, folio_order top, page_range window, un
     clock::duration split_time{}, merge_time{};
     for (auto _ : state) {
         const auto t0 = clock::now();
-        auto p = table.plan_conversion(window, shareability::shared, map);
-        if (!p || p.value().splits() != expect_splits || !table.reserve(p.value())) {
+        auto p = plan_of(table, window, shareability::shared, map);
+        if (p.splits() != expect_splits || !table.reserve(p)) {
             state.SkipWithError("plan or reserve failed");
             return;
         }
-        table.apply(p.value(), true);
+        table.apply(p, true);
         map.shared = window;
         const auto t1 = clock::now();
-        auto q = table.plan_conversion(window, shareability::guest_only, map);
-        if (!q || !table.reserve(q.value())) {
+        auto q = plan_of(table, window, shareability::guest_only, map);
+        if (!table.reserve(q)) {
             state.SkipWithError("plan or reserve failed");
             return;
         }
-        table.apply(q.value(), true);
+        table.apply(q, true);
         map.shared = {0, 0};
         table.merge_eligible(window, map);
         const auto t2 = clock::now();

@@ -56,15 +56,14 @@ TEST_CASE("exhaustive fault injection: populate and reserve leave the table unch
             sim_table ref(ref_inner, n2, order_1g);
             REQUIRE(t.populate({0, n2}, m2));
             REQUIRE(ref.populate({0, n2}, m2));
-            auto p = t.plan_conversion(r, S, m2);
-            REQUIRE(p);
-            CHECK(p.value().splits() == 4);
+            auto p = plan_of(t, r, S, m2);
+            CHECK(p.splits() == 4);
             fa.fail_at(k);
-            auto s = t.reserve(p.value());
+            auto s = t.reserve(p);
             if (k == 0) {
                 REQUIRE(s);
                 reserve_points = fa.calls();
-                t.cancel(p.value());
+                t.cancel(p);
                 CHECK(t == ref);
                 CHECK(inner.reserved_splits() == 0);
                 continue;
@@ -74,7 +73,7 @@ TEST_CASE("exhaustive fault injection: populate and reserve leave the table unch
             REQUIRE_FALSE(s);
             CHECK(s.error() == errc::out_of_memory);
             CHECK(s.error().page() != no_page);
-            CHECK_FALSE(p.value().reserved());
+            CHECK_FALSE(p.reserved());
             CHECK(inner.reserved_splits() == 0);
             CHECK(t == ref);
         }
@@ -98,10 +97,10 @@ TEST_CASE("record memory: failures are all or nothing; apply, merge and truncate
         REQUIRE(t.pin({0, 4}));
         REQUIRE(t.pin({2, 8}));
         pin_calls = probe.calls - populate_calls;
-        auto p = t.plan_conversion({pages_1g + 3, pages_1g + 4}, S, m);
-        REQUIRE(t.reserve(p.value()));
+        auto p = plan_of(t, {pages_1g + 3, pages_1g + 4}, S, m);
+        REQUIRE(t.reserve(p));
         reserve_calls = probe.calls - populate_calls - pin_calls;
-        t.cancel(p.value());
+        t.cancel(p);
     }
     CHECK(probe.allocs == probe.deallocs);
     CHECK(populate_calls == 1 + 2 + 2);  // 1G + its two split arrays, 2M x2
@@ -136,8 +135,8 @@ TEST_CASE("record memory: failures are all or nothing; apply, merge and truncate
         REQUIRE(t.pin({0, 4}));
         REQUIRE(t.pin({2, 8}));
         REQUIRE(ref.pin({2, 8}));
-        auto p = t.plan_conversion({pages_1g + 3, pages_1g + 4}, S, m);
-        CHECK(t.reserve(p.value()).error() == errc::out_of_memory);
+        auto p = plan_of(t, {pages_1g + 3, pages_1g + 4}, S, m);
+        CHECK(t.reserve(p).error() == errc::out_of_memory);
         CHECK(t == ref);
     }
 
@@ -148,15 +147,15 @@ TEST_CASE("record memory: failures are all or nothing; apply, merge and truncate
     share_map g(n);
     REQUIRE(t.populate({0, n}, g));
     REQUIRE(t.pin({100, 101}));
-    auto p = t.plan_conversion({100, 101}, S, g);
-    REQUIRE(t.reserve(p.value()));
+    auto p = plan_of(t, {100, 101}, S, g);
+    REQUIRE(t.reserve(p));
     const auto before = st.allocs;
-    t.apply(p.value(), true);
+    t.apply(p, true);
     g.assign({100, 101}, S);
     t.merge_eligible({0, n}, g);
-    auto q = t.plan_conversion({100, 101}, G, g);
-    CHECK(q.value().splits() == 0);
-    t.apply(q.value(), true);
+    auto q = plan_of(t, {100, 101}, G, g);
+    CHECK(q.splits() == 0);
+    t.apply(q, true);
     g.assign({100, 101}, G);
     t.merge_eligible({100, 101}, g);
     CHECK(t.lookup(100)->mappability == mappability::none);

@@ -50,13 +50,21 @@ using counting_alloc = test_support::failing_allocator<T>;
 using sim_table = folio_table<simulated_allocator>;
 using fi_alloc = fault_injecting_allocator<simulated_allocator>;
 
+/// The plan of converting r to `to`, made the way the guest memory object
+/// makes it (plan{r, to}, then plan_into).
+template <class Table, class Map>
+typename Table::plan plan_of(const Table& t, page_range r, shareability to, const Map& m) {
+    typename Table::plan p{r, to};
+    t.plan_into(p, m);
+    return p;
+}
+
 /// Convert through the whole plan/reserve/apply/merge sequence.
 template <class T>
 void convert(T& t, share_map& m, page_range r, shareability to, bool defer = true) {
-    auto p = t.plan_conversion(r, to, m);
-    REQUIRE(p);
-    REQUIRE(t.reserve(p.value()));
-    t.apply(p.value(), defer);
+    auto p = plan_of(t, r, to, m);
+    REQUIRE(t.reserve(p));
+    t.apply(p, defer);
     m.assign(r, to);
     t.merge_eligible(r, m);
 }
@@ -235,12 +243,11 @@ TEST_CASE("multi-level split and merge: one shared page in a 1G folio") {
     REQUIRE(t.populate({0, pages_1g}, m));
     CHECK(t.lookup(7)->order == order_1g);
 
-    auto p = t.plan_conversion({7, 8}, S, m);
-    REQUIRE(p);
-    CHECK(p.value().splits() == 2);
-    REQUIRE(t.reserve(p.value()));
+    auto p = plan_of(t, {7, 8}, S, m);
+    CHECK(p.splits() == 2);
+    REQUIRE(t.reserve(p));
     CHECK(a.reserved_splits() == 2);
-    t.apply(p.value(), true);
+    t.apply(p, true);
     m.assign({7, 8}, S);
     CHECK(a.reserved_splits() == 0);
     auto c = t.stats();
@@ -259,11 +266,10 @@ TEST_CASE("multi-level split and merge: one shared page in a 1G folio") {
     CHECK(t.stats().split_folios == 0);
 
     // A range across two 2M boundaries inside one 1G: three splits.
-    auto q = t.plan_conversion({100, 2000}, S, m);
-    REQUIRE(q);
-    CHECK(q.value().splits() == 3);
-    REQUIRE(t.reserve(q.value()));
-    t.apply(q.value(), true);
+    auto q = plan_of(t, {100, 2000}, S, m);
+    CHECK(q.splits() == 3);
+    REQUIRE(t.reserve(q));
+    t.apply(q, true);
     m.assign({100, 2000}, S);
     CHECK(t.lookup(99)->order == order_4k);
     CHECK(t.lookup(100)->mappability == mappability::all);
@@ -280,9 +286,8 @@ TEST_CASE("multi-level split and merge: one shared page in a 1G folio") {
     CHECK(t.check_counters());
 
     // Whole range converted: no split at all.
-    auto w = t.plan_conversion({0, pages_1g}, S, m);
-    REQUIRE(w);
-    CHECK(w.value().splits() == 0);
+    auto w = plan_of(t, {0, pages_1g}, S, m);
+    CHECK(w.splits() == 0);
 }
 
 TEST_CASE("cancel releases the reservation and a reserved plan cancels itself") {
@@ -294,16 +299,16 @@ TEST_CASE("cancel releases the reservation and a reserved plan cancels itself") 
     sim_table twin(a2, pages_1g, order_1g);
     REQUIRE(twin.populate({0, pages_1g}, m));
     {
-        auto p = t.plan_conversion({3, 4}, S, m);
-        REQUIRE(t.reserve(p.value()));
+        auto p = plan_of(t, {3, 4}, S, m);
+        REQUIRE(t.reserve(p));
         CHECK(a.reserved_splits() == 2);
-        t.cancel(p.value());
+        t.cancel(p);
         CHECK(a.reserved_splits() == 0);
         CHECK(t == twin);
-        REQUIRE(t.reserve(p.value()));
-        auto moved = std::move(p.value());
+        REQUIRE(t.reserve(p));
+        auto moved = std::move(p);
         CHECK(moved.reserved());
-        CHECK_FALSE(p.value().reserved());
+        CHECK_FALSE(p.reserved());
     }
     CHECK(a.reserved_splits() == 0);
     CHECK(t == twin);
@@ -476,9 +481,8 @@ TEST_CASE("poison blocks merge and is reported with the folio order") {
     CHECK(t.lookup(0)->top_order == order_1g);
     CHECK(t.stats().split_folios == 2);        // 1G and one 2M
     // A poisoned leaf is never split by a conversion.
-    auto p = t.plan_conversion({5000, 5001}, S, m);
-    REQUIRE(p);
-    CHECK(p.value().splits() == 0);
+    auto p = plan_of(t, {5000, 5001}, S, m);
+    CHECK(p.splits() == 0);
     // Nothing allocated for poison; truncating frees the healthy leaves and
     // keeps only the poisoned ones (two 4K pages and a 2M piece).
     t.truncate({0, pages_1g});

@@ -24,21 +24,21 @@ TEST_CASE("read_begin / read_retry see every overlapping invalidation and no oth
     };
     SUBCASE("committed round") {
         probe([&] {
-            auto r = set.prepare(R(8, 64), invalidation_cause::to_shared);
+            auto r = set.begin_round(R(8, 64), invalidation_cause::to_shared);
             REQUIRE(r);
-            set.commit(r.value(), report);
+            set.commit_round(report);
         });
     }
     SUBCASE("aborted round") {
         probe([&] {
-            auto r = set.prepare(R(8, 64), invalidation_cause::to_shared);
+            auto r = set.begin_round(R(8, 64), invalidation_cause::to_shared);
             REQUIRE(r);
-            set.abort(r.value());
+            set.abort_round();
         });
     }
     SUBCASE("vetoed round") {
         a.veto_on_prepare(1);
-        probe([&] { CHECK_FALSE(set.prepare(R(15, 64), invalidation_cause::to_guest_only)); });
+        probe([&] { CHECK_FALSE(set.begin_round(R(15, 64), invalidation_cause::to_guest_only)); });
     }
     SUBCASE("truncation") {
         probe([&] { set.invalidate(R(0, 1), invalidation_cause::truncate, report); });
@@ -47,17 +47,17 @@ TEST_CASE("read_begin / read_retry see every overlapping invalidation and no oth
         probe([&] { set.memory_failure(R(15, 16), order_2m, shareability::guest_only); });
     }
     SUBCASE("a read that began while an invalidation was in flight retries") {
-        auto r = set.prepare(R(0, 16), invalidation_cause::to_shared);
+        auto r = set.begin_round(R(0, 16), invalidation_cause::to_shared);
         REQUIRE(r);
         const auto s = set.read_begin(in);
         CHECK(s % 2 == 1);
-        set.commit(r.value(), report);
+        set.commit_round(report);
         CHECK(set.read_retry(in, s));
         const auto after = set.read_begin(in);
         CHECK_FALSE(set.read_retry(in, after));
     }
     SUBCASE("nested invalidation while a round is in flight keeps the sequence odd but changes it") {
-        auto r = set.prepare(R(0, 16), invalidation_cause::to_shared);
+        auto r = set.begin_round(R(0, 16), invalidation_cause::to_shared);
         REQUIRE(r);
         const auto s = in.sequence();
         set.memory_failure(R(3, 4), order_4k, shareability::guest_only);
@@ -65,7 +65,7 @@ TEST_CASE("read_begin / read_retry see every overlapping invalidation and no oth
         CHECK(in.sequence() != s);
         set.invalidate(R(0, 2), invalidation_cause::truncate, report);
         CHECK(in.sequence() % 2 == 1);
-        set.commit(r.value(), report);
+        set.commit_round(report);
         CHECK(in.sequence() % 2 == 0);
     }
 }
@@ -86,8 +86,8 @@ TEST_CASE("read_begin / read_retry from another thread while rounds run") {
     });
     commit_report report;
     for (int i = 0; i < 2000; ++i) {
-        auto r = set.prepare(R(0, 4), invalidation_cause::to_shared);
-        if (r) set.commit(r.value(), report);
+        auto r = set.begin_round(R(0, 4), invalidation_cause::to_shared);
+        if (r) set.commit_round(report);
         set.memory_failure(R(1, 2), order_4k, shareability::guest_only);
     }
     stop.store(true, std::memory_order_release);
@@ -118,17 +118,17 @@ TEST_CASE("sequence is odd exactly while in flight (seen from inside the callbac
     a.on_call(&check_odd, &p);
     commit_report report;
     CHECK(s.sequence() == 0);
-    auto r = set.prepare(R(0, 4), invalidation_cause::to_shared);
+    auto r = set.begin_round(R(0, 4), invalidation_cause::to_shared);
     REQUIRE(r);
     CHECK(s.sequence() == 1);
-    set.commit(r.value(), report);
+    set.commit_round(report);
     CHECK(s.sequence() == 2);
-    auto r2 = set.prepare(R(0, 4), invalidation_cause::to_guest_only);
+    auto r2 = set.begin_round(R(0, 4), invalidation_cause::to_guest_only);
     REQUIRE(r2);
-    set.abort(r2.value());
+    set.abort_round();
     CHECK(s.sequence() == 4);
     a.veto_on_prepare(1);
-    CHECK_FALSE(set.prepare(R(0, 4), invalidation_cause::to_guest_only));
+    CHECK_FALSE(set.begin_round(R(0, 4), invalidation_cause::to_guest_only));
     CHECK(s.sequence() == 6);
     set.invalidate(R(0, 4), invalidation_cause::truncate, report);
     CHECK(s.sequence() == 8);
@@ -187,9 +187,9 @@ TEST_CASE("commit_report collects leaked and poisoned pages from consumers") {
     b.poison_at(40);
     b.leak_at(100);  // outside the invalidated range: not reported
     commit_report report;
-    auto r = set.prepare(R(0, 64), invalidation_cause::to_guest_only);
+    auto r = set.begin_round(R(0, 64), invalidation_cause::to_guest_only);
     REQUIRE(r);
-    set.commit(r.value(), report);
+    set.commit_round(report);
     REQUIRE(report.size() == 2);
     CHECK(report.begin()[0].page == 5);
     CHECK(report.begin()[0].what == commit_report::kind::leaked);
@@ -232,11 +232,11 @@ TEST_CASE("destruction: a bound binding unlinks itself; the set releases what is
         REQUIRE(set.bind(keep, a, R(0, 16), 0));
         auto temp = std::make_unique<binding<>>();
         REQUIRE(set.bind(*temp, b, R(0, 16), 0));
-        auto r = set.prepare(R(0, 16), invalidation_cause::to_shared);
+        auto r = set.begin_round(R(0, 16), invalidation_cause::to_shared);
         REQUIRE(r);
         temp.reset();
         commit_report report;
-        set.commit(r.value(), report);
+        set.commit_round(report);
         CHECK(a.commits() == 1);
         CHECK(b.commits() == 0);
     }
@@ -246,10 +246,9 @@ TEST_CASE("destruction: a bound binding unlinks itself; the set releases what is
         REQUIRE(set->bind(sa, a, R(0, 16), 0));
         REQUIRE(set->bind(sb, b, R(8, 32), 0));
         a.veto_at(0);  // release ignores it
-        auto r = set->prepare(R(20, 24), invalidation_cause::to_shared);  // b only
+        auto r = set->begin_round(R(20, 24), invalidation_cause::to_shared);  // b only
         REQUIRE(r);
-        set.reset();
-        CHECK_FALSE(r.value().active());  // the round outlives its set safely
+        set.reset();  // the set aborts its round, then releases its bindings
         CHECK_FALSE(sa.is_bound());
         CHECK_FALSE(sb.is_bound());
         CHECK(b.aborts() == 1);
@@ -267,7 +266,7 @@ TEST_CASE("rounds held by their owner: begin_round, commit_round, abort_round") 
     set_t set;
     for (std::size_t i = 0; i < 3; ++i) REQUIRE(set.bind(f.slot[i], *f.c[i], R(10 * i, 10 * i + 20), 0));
 
-    SUBCASE("commit: the same calls and sequences as a round object") {
+    SUBCASE("commit: every binding in order, sequences even again") {
         REQUIRE(set.begin_round(R(0, 100), invalidation_cause::to_guest_only));
         CHECK(set.round_in_flight());
         for (auto& s : f.slot) CHECK(s.sequence() == 1);
@@ -290,38 +289,31 @@ TEST_CASE("rounds held by their owner: begin_round, commit_round, abort_round") 
         CHECK(f.journal.size() == 4);
         CHECK(set.stats().aborts == 1);
     }
-    SUBCASE("a begun round excludes other rounds and binds; abort_round leaves a round object's round alone") {
+    SUBCASE("a begun round excludes other rounds and binds; commit_round and abort_round without one do nothing") {
         REQUIRE(set.begin_round(R(0, 100), invalidation_cause::to_shared));
         auto again = set.begin_round(R(0, 1), invalidation_cause::to_shared);
         REQUIRE_FALSE(again);
         CHECK(again.error().code() == errc::busy);
         CHECK(again.error().message() ==
               "cannot prepare pages [0, 0x1) while an invalidation round over [0, 0x64) is in flight");
-        auto obj = set.prepare(R(0, 1), invalidation_cause::to_shared);
-        REQUIRE_FALSE(obj);
-        CHECK(obj.error().code() == errc::busy);
         binding<> extra;
         recording_consumer x("x");
         CHECK(set.bind(extra, x, R(0, 1), 0).error().code() == errc::busy);
         commit_report report;
         set.commit_round(report);
         CHECK(f.journal.size() == 6);
-
-        auto r = set.prepare(R(0, 100), invalidation_cause::to_shared);
-        REQUIRE(r);
-        set.abort_round();  // not the owner's round
-        CHECK(r.value().active());
-        CHECK(f.journal.size() == 9);
-        set.commit(r.value(), report);
-        CHECK(f.journal.size() == 12);
+        set.commit_round(report);
+        set.abort_round();
+        CHECK(f.journal.size() == 6);
+        CHECK(set.stats().commits == 1);
         CHECK(set.stats().aborts == 0);
     }
     SUBCASE("bad causes, bad ranges and vetoes start nothing") {
         auto bad = set.begin_round(R(0, 8), invalidation_cause::truncate);
         REQUIRE_FALSE(bad);
         CHECK(bad.error().code() == errc::invalid_argument);
-        CHECK(bad.error().message() == "prepare() of pages [0, 0x8) needs a vetoable cause; truncate is not "
-                                       "vetoable (use invalidate())");
+        CHECK(bad.error().message() == "begin_round() of pages [0, 0x8) needs a vetoable cause; truncate is "
+                                       "not vetoable (use invalidate())");
         auto empty = set.begin_round(R(8, 8), invalidation_cause::to_shared);
         REQUIRE_FALSE(empty);
         CHECK(empty.error().code() == errc::invalid_range);
@@ -380,16 +372,16 @@ TEST_CASE("bind, unbind and full rounds allocate nothing") {
             if (h) f.h[i] = h.value();
         }
         {
-            auto r = set.prepare(R(0, 8), invalidation_cause::to_guest_only);
+            auto r = set.begin_round(R(0, 8), invalidation_cause::to_guest_only);
             all_ok = all_ok && r.has_value();
-            if (r) set.commit(r.value(), report);
+            if (r) set.commit_round(report);
         }
         {
-            auto r = set.prepare(R(0, 8), invalidation_cause::to_shared);
-            if (r) set.abort(r.value());
+            auto r = set.begin_round(R(0, 8), invalidation_cause::to_shared);
+            if (r) set.abort_round();
         }
         f.c[2]->veto_on_prepare(1);
-        all_ok = all_ok && !set.prepare(R(0, 8), invalidation_cause::to_shared);
+        all_ok = all_ok && !set.begin_round(R(0, 8), invalidation_cause::to_shared);
         set.invalidate(R(0, 16), invalidation_cause::truncate, report);
         set.memory_failure(R(3, 4), order_2m, shareability::guest_only);
         const auto s = set.read_begin(f.slot[0]);
@@ -438,14 +430,14 @@ TEST_CASE("a closed, non-virtual consumer type") {
     REQUIRE(hx);
     REQUIRE(set.bind(sy, y, R(4, 12), 0));
     CHECK(sx.owner() == &x);
-    auto r = set.prepare(R(0, 12), invalidation_cause::to_shared);
+    auto r = set.begin_round(R(0, 12), invalidation_cause::to_shared);
     REQUIRE(r);
     commit_report report;
-    set.commit(r.value(), report);
+    set.commit_round(report);
     CHECK(x.commits == 1);
     CHECK(y.commits == 1);
     y.refuse = true;
-    auto v = set.prepare(R(6, 7), invalidation_cause::to_guest_only);
+    auto v = set.begin_round(R(6, 7), invalidation_cause::to_guest_only);
     REQUIRE_FALSE(v);
     CHECK(v.error().binding_id() == sy.id());
     CHECK(std::string(v.error().message()) == "consumer (binding " + std::to_string(sy.id()) +

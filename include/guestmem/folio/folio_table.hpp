@@ -3,7 +3,7 @@
 // order and frame, how it is split (only as far as needed, level by level:
 // 1G -> 2M -> 4K), per-leaf mappability, pins (unexpected references) as
 // sparse runs, and poison. Restructuring for a conversion is a plan:
-// plan_conversion (pure), reserve (every fallible step: split metadata and
+// plan_into (pure), reserve (every fallible step: split metadata and
 // records), then apply, which cannot fail; or cancel, which changes nothing.
 // Merges, truncation and apply never allocate. The last unpin on a folio
 // fires its deferred work at once (none -> guest, re-merge).
@@ -222,22 +222,11 @@ public:
     }
 
     // ---- conversion: plan, reserve, apply / cancel ----------------------
-    /// `share` is the state before; inside r the new state is `to`.
-    template <class ShareMap>
-    [[nodiscard]] result<plan> plan_conversion(page_range r, shareability to, const ShareMap& share) const {
-        if (auto s = check_range(r, size_); !s) return s.error();
-        if (!is_valid(to))
-            return error::make(errc::invalid_argument, r.begin, "conversion of [%#" PRIx64 ", %#" PRIx64
-                               ") to an invalid shareability (%u)", r.begin, r.end, unsigned(to));
-        plan p{r, to};
-        plan_into(p, share);
-        return p;
-    }
-
-    /// plan_conversion without the checks, into a caller's plan built as
-    /// plan{r, to} (the object's convert has validated r and `to` already;
-    /// the range is stored once, where the plan is made). Preconditions:
-    /// p.range valid for this table, p.to valid, p holds no reservation.
+    /// Plan, into a caller's plan built as plan{r, to}, which folios the
+    /// conversion of r to `to` must split; `share` is the state before.
+    /// Pure: nothing changes. The range is validated once, by the caller
+    /// (guest_memory::convert). Preconditions: r valid for this table, `to`
+    /// valid, p holds no reservation. Complexity: O(log folios).
     template <class ShareMap>
     void plan_into(plan& p, const ShareMap& share) const noexcept;
 

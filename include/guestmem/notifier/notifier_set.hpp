@@ -1,15 +1,14 @@
 // guestmem/notifier/notifier_set.hpp — the consumers bound to one guest
-// memory object and the two-phase invalidation protocol (docs/DESIGN.md §Two-phase invalidation).
+// memory object and the two-phase invalidation protocol (docs/DESIGN.md
+// §Two-phase invalidation).
 //
-// A vetoable invalidation is a `round`: prepare() bumps the sequence of
+// A vetoable invalidation is a round: begin_round bumps the sequence of
 // every overlapping binding (odd = in flight) and asks each, in binding
 // order, to prepare; the first veto aborts every binding already prepared,
 // in reverse order, ends the sequences and returns the veto (which binding,
-// which page, why). Otherwise the caller later commits the round (commit
-// cannot fail; consumers report pages they could not drop) or aborts it.
-// An owner that already serialises its rounds (the guest memory object,
-// under its exclusive lock) uses begin_round / commit_round / abort_round:
-// the same protocol with no round object to build and destroy.
+// which page, why). Otherwise the owner then calls commit_round (cannot
+// fail; consumers report pages they could not drop) or abort_round. One
+// round at a time: the owner's exclusive lock already serialises them.
 // Truncation, release and memory failure are not vetoable: invalidate()
 // still calls prepare, ignores (and counts) refusals, then commits.
 //
@@ -71,60 +70,6 @@ public:
         std::uint64_t rounds = 0, commits = 0, aborts = 0, vetoes = 0, ignored_vetoes = 0, memory_failures = 0;
     };
 
-    /// One in-flight vetoable invalidation. Movable, holds no heap memory;
-    /// the prepared state lives in the bindings. A round destroyed while
-    /// still active is aborted, so begin and end stay balanced.
-    class round;
-
-private:
-    struct key {
-        explicit key() = default;
-    };
-
-public:
-    class round {
-    public:
-        round() = default;
-        round(const round&) = delete;
-        round& operator=(const round&) = delete;
-        round(round&& o) noexcept { take(o); }
-        round& operator=(round&& o) noexcept {
-            if (this != &o) {
-                finish();
-                take(o);
-            }
-            return *this;
-        }
-        ~round() { finish(); }
-
-        /// True until committed or aborted (or its set is destroyed).
-        [[nodiscard]] bool active() const noexcept { return set_ != nullptr && set_->live_round_ == this; }
-        [[nodiscard]] page_range pages() const noexcept { return pages_; }
-        [[nodiscard]] invalidation_cause cause() const noexcept { return cause_; }
-
-        /// Only the set can name the key. The new round becomes the set's
-        /// live round; moves hand that over.
-        round(key, notifier_set* s, page_range p, invalidation_cause c) noexcept : set_(s), pages_(p), cause_(c) {
-            s->live_round_ = this;
-        }
-
-    private:
-        friend class notifier_set;
-        void take(round& o) noexcept {
-            set_ = std::exchange(o.set_, nullptr);
-            pages_ = o.pages_;
-            cause_ = o.cause_;
-            if (set_ != nullptr && set_->live_round_ == &o) set_->live_round_ = this;
-        }
-        void finish() noexcept {
-            if (active()) set_->abort(*this);
-            set_ = nullptr;
-        }
-        notifier_set* set_ = nullptr;
-        page_range pages_{};
-        invalidation_cause cause_ = invalidation_cause::release;
-    };
-
     notifier_set() = default;
     notifier_set(const notifier_set&) = delete;
     notifier_set& operator=(const notifier_set&) = delete;
@@ -134,7 +79,7 @@ public:
     /// Aborts a round still in flight, then releases and unlinks every
     /// remaining binding (a non-vetoable `release` to each).
     ~notifier_set() {
-        if (live_round_ != nullptr) abort_active();
+        if (in_round_) abort_active();
         commit_report discarded;
         while (!list_.empty()) release_and_unlink(list_.front(), discarded);
     }
@@ -153,7 +98,7 @@ public:
                                "binding slot is already bound (binding %" PRIu64 " over pages [%#" PRIx64 ", %#" PRIx64
                                "))",
                                slot.id_, slot.pages_.begin, slot.pages_.end);
-        if (live_round_ != nullptr)
+        if (in_round_)
             return error::make(errc::busy, pages.begin,
                                "cannot bind pages [%#" PRIx64 ", %#" PRIx64 ") while an invalidation round over [%#" PRIx64
                                ", %#" PRIx64 ") is in flight",
@@ -196,59 +141,42 @@ public:
         return unbind(h, discarded);
     }
 
-    /// Begin a vetoable invalidation of `pages` (see the file comment).
+    /// Begin a vetoable invalidation of `pages`: bump the sequence of every
+    /// overlapping binding (odd while in flight) and ask each, in binding
+    /// order, to prepare. The first veto aborts every binding already
+    /// prepared, newest first, ends the sequences and returns the veto;
+    /// otherwise the round stays in flight until exactly one of
+    /// commit_round and abort_round. Always inlined: a handful of stores.
     /// Errors: invalid_argument for a non-vetoable or unknown cause,
     /// invalid_range for an empty or inverted range, busy while another
     /// round is in flight, vetoed (with the binding id) when a consumer
-    /// refuses.
-    [[nodiscard]] result<round> prepare(page_range pages, invalidation_cause cause) {
-        if (auto s = begin_round(pages, cause); !s) return s.error();
-        return result<round>(outcome::in_place_type<round>, key{}, this, pages, cause);
-    }
-
-    /// Commit every prepared binding in binding order and end the round.
-    /// A round that is not this set's active one (moved-from, already
-    /// finished, another set's) is ignored.
-    void commit(round& r, commit_report& report) noexcept {
-        if (r.set_ != this || !r.active()) return;
-        r.set_ = nullptr;
-        commit_round(report);
-    }
-
-    // The same two phases for an owner that holds the round itself (the
-    // guest memory object, whose exclusive lock already makes its round
-    // the only one): no round object is built, moved and destroyed on
-    // every conversion. begin_round has prepare's checks and errors; after
-    // it succeeds exactly one of commit_round and abort_round must follow.
-    // Always inlined, like check_range: it is a handful of stores.
+    /// refuses. Complexity: O(bindings).
     [[nodiscard, gnu::always_inline]] inline status begin_round(page_range pages, invalidation_cause cause) {
         if (!is_vetoable(cause)) return not_vetoable(pages, cause);
         if (auto s = check_range(pages, no_page); !s) return s;
-        if (live_round_ != nullptr) return round_busy(pages);
+        if (in_round_) return round_busy(pages);
         ++stats_.rounds;
         if (!list_.empty())
             if (auto s = prepare_bindings(pages, cause); !s) return s;
         active_pages_ = pages;
         active_cause_ = cause;
-        live_round_ = &owned_round_;  // a round object made by prepare() takes this over
+        in_round_ = true;
         return ok();
     }
-    /// Commit the round begun by begin_round (see commit).
+    /// Commit every prepared binding in binding order (cannot fail;
+    /// consumers report pages they could not drop into `report`) and end
+    /// the round. Nothing happens when no round is in flight.
     void commit_round(commit_report& report) noexcept {
+        if (!in_round_) return;
         if (!list_.empty()) commit_bindings(report);
-        live_round_ = nullptr;
+        in_round_ = false;
         ++stats_.commits;
     }
-    /// Abort the round begun by begin_round (see abort).
+    /// The owner changed its mind after a successful begin_round: abort
+    /// every prepared binding in reverse binding order and end the round.
+    /// Nothing happens when no round is in flight.
     void abort_round() noexcept {
-        if (live_round_ == &owned_round_) abort_active();
-    }
-
-    /// The caller changed its mind after a successful prepare: abort every
-    /// prepared binding in reverse binding order and end the round.
-    void abort(round& r) noexcept {
-        if (r.set_ != this || !r.active()) return;
-        abort_active();
+        if (in_round_) abort_active();
     }
 
     /// A non-vetoable invalidation (truncate, release, memory failure; any
@@ -301,8 +229,8 @@ public:
     /// The most recent refusal of a non-vetoable invalidation (the "log"),
     /// with the binding id attached; empty if none happened.
     [[nodiscard]] const std::optional<error>& last_ignored_veto() const noexcept { return last_ignored_veto_; }
-    /// True between a successful prepare() and its commit/abort.
-    [[nodiscard]] bool round_in_flight() const noexcept { return live_round_ != nullptr; }
+    /// True between a successful begin_round and its commit or abort.
+    [[nodiscard]] bool round_in_flight() const noexcept { return in_round_; }
 
 private:
     binding<C>* find(std::uint64_t id) noexcept {
@@ -316,8 +244,8 @@ private:
     // stays small enough to inline.
     [[gnu::cold, gnu::noinline]] static error not_vetoable(page_range pages, invalidation_cause cause) noexcept {
         return error::make(errc::invalid_argument, pages.begin,
-                           "prepare() of pages [%#" PRIx64 ", %#" PRIx64 ") needs a vetoable cause; %.*s is not "
-                           "vetoable (use invalidate())",
+                           "begin_round() of pages [%#" PRIx64 ", %#" PRIx64 ") needs a vetoable cause; %.*s is "
+                           "not vetoable (use invalidate())",
                            pages.begin, pages.end, static_cast<int>(to_string(cause).size()), to_string(cause).data());
     }
     [[gnu::cold, gnu::noinline]] error round_busy(page_range pages) const noexcept {
@@ -428,8 +356,7 @@ private:
             it->prepared_ = false;
             it->end_invalidation();
         }
-        live_round_->set_ = nullptr;  // finished: it no longer refers to this set
-        live_round_ = nullptr;
+        in_round_ = false;
         ++stats_.aborts;
     }
 
@@ -456,8 +383,7 @@ private:
 
     list_type list_;
     counters stats_{};
-    round* live_round_ = nullptr;  // the round in flight, followed through moves
-    round owned_round_;            // stands for a round begun by begin_round (no object outside)
+    bool in_round_ = false;  // a round begun by begin_round is in flight
     page_range active_pages_{};
     invalidation_cause active_cause_ = invalidation_cause::release;
     std::optional<error> last_ignored_veto_;
