@@ -1,8 +1,9 @@
-// guestmem/guestmem.hpp — the umbrella header: everything an embedder needs
-// from one include. Linux-only backends live under <guestmem/linux/...> and
-// are included separately (<guestmem/linux/linux.hpp>). Test doubles (the
-// simulated and fault-injecting allocators, the recording consumer, the
-// touch probe) live under <guestmem/testing/...>, outside this header.
+/// @file
+/// The umbrella header: everything an embedder needs from one include.
+/// Linux-only backends live under `<guestmem/linux/...>` and are included
+/// separately (`<guestmem/linux/linux.hpp>`). Test doubles (the simulated
+/// and fault-injecting allocators, the recording consumer, the touch probe)
+/// live under `<guestmem/testing/...>`, outside this header.
 #pragma once
 
 #include <guestmem/core/error.hpp>

@@ -1,13 +1,14 @@
-// guestmem/core/error.hpp — the error model: `errc` codes in a
-// std::error_category named "guestmem", an `error` value that carries the
-// code, the first offending page, the vetoing consumer and a message in the
-// caller's terms, and `result<T>` built on Boost.Outcome's basic_result.
-//
-// Why Boost.Outcome: it is the well-kept result type in Debian's Boost 1.74,
-// and `basic_result` with the `terminate` policy compiles under
-// -fno-exceptions (the `boost/outcome/result.hpp` convenience header does
-// not: it pulls in boost/exception_ptr.hpp). The message is formatted into
-// a fixed buffer inside the error so that failing never allocates.
+/// @file
+/// The error model: `errc` codes in a std::error_category named "guestmem",
+/// an `error` value that carries the code, the first offending page, the
+/// vetoing consumer and a message in the caller's terms, and `result<T>`
+/// built on Boost.Outcome's basic_result.
+///
+/// Why Boost.Outcome: it is the well-kept result type in Debian's Boost
+/// 1.74, and `basic_result` with the `terminate` policy compiles under
+/// -fno-exceptions (the `boost/outcome/result.hpp` convenience header does
+/// not: it pulls in `boost/exception_ptr.hpp`). The message is formatted
+/// into a fixed buffer inside the error so that failing never allocates.
 #pragma once
 
 #include <boost/outcome/basic_result.hpp>
@@ -42,6 +43,8 @@ enum class errc : int {
     retry,              ///< the mapping went stale (mappability none, or an invalidation ran)
 };
 
+/// The enumerator's name ("invalid_range", ...), or "unknown guestmem error"
+/// for any other value. Also the category's message for a code.
 [[nodiscard]] constexpr std::string_view to_string(errc e) noexcept {
     switch (e) {
     case errc::invalid_range: return "invalid_range";
@@ -70,12 +73,15 @@ public:
 };
 } // namespace detail
 
-/// The "guestmem" error category (one instance per program).
+/// The "guestmem" error category (one instance per program, built on first
+/// use; thread-safe). Its message(code) is to_string(errc(code)).
 [[nodiscard]] inline const std::error_category& error_category() noexcept {
     static const detail::error_category_impl instance;
     return instance;
 }
 
+/// `e` as a std::error_code in error_category(). Found by ADL, so an errc
+/// converts implicitly: `std::error_code ec = errc::busy;`.
 [[nodiscard]] inline std::error_code make_error_code(errc e) noexcept {
     return {static_cast<int>(e), error_category()};
 }
@@ -86,8 +92,10 @@ template <> struct std::is_error_code_enum<guestmem::errc> : std::true_type {};
 
 namespace guestmem {
 
-/// Sentinels: "no page", and "no binding" (an error no consumer caused).
+/// "No page": error::page() of an error that is not about a page, and what
+/// lookups return when they find nothing (2^64 - 1, never a valid index).
 inline constexpr page_index no_page = std::numeric_limits<page_index>::max();
+/// "No binding": error::binding_id() of an error no consumer caused.
 inline constexpr std::uint64_t no_binding = std::numeric_limits<std::uint64_t>::max();
 
 /// A failed operation: what went wrong (code), where (the first offending
@@ -96,6 +104,8 @@ inline constexpr std::uint64_t no_binding = std::numeric_limits<std::uint64_t>::
 /// building one never allocates.
 class error {
 public:
+    /// Size of the message buffer, terminator included: longer messages are
+    /// truncated to 159 characters.
     static constexpr std::size_t max_message = 160;
 
     /// An empty message. Only the terminator is written: Outcome's result
@@ -103,8 +113,11 @@ public:
     /// builds one, and zero-filling the buffer cost ~40 instructions each.
     constexpr error() noexcept { text_[0] = '\0'; }
 
-    /// printf-style constructor: error::make(errc::invalid_range, 0x200,
-    /// "range [%#llx, %#llx) is inverted", ...).
+    /// An error of `code` at `page` (no_page when it is not about a page),
+    /// its message formatted printf-style from `fmt` and the arguments that
+    /// follow, truncated to max_message - 1 characters. Never allocates.
+    /// Example: `error::make(errc::invalid_range, 0x200, "page %llu is past
+    /// the end", 0x200ull)`.
     [[nodiscard]] static error make(errc code, page_index page, const char* fmt, ...) noexcept
         __attribute__((format(printf, 3, 4))) {
         error e;
@@ -117,13 +130,17 @@ public:
         return e;
     }
 
+    /// What went wrong (invalid_argument for a default-constructed error).
     [[nodiscard]] constexpr errc code() const noexcept { return code_; }
+    /// code() as a std::error_code in the "guestmem" category.
     [[nodiscard]] std::error_code error_code() const noexcept { return make_error_code(code_); }
     /// First offending page, or `no_page` when the error is not about a page.
     [[nodiscard]] constexpr page_index page() const noexcept { return page_; }
     /// Id of the binding whose consumer vetoed (binding_handle::id), or
     /// `no_binding` when no consumer caused the error.
     [[nodiscard]] constexpr std::uint64_t binding_id() const noexcept { return binding_; }
+    /// The sentence in the caller's terms. The view points into this error:
+    /// it is valid as long as the error is.
     [[nodiscard]] std::string_view message() const noexcept { return text_; }
 
     /// Attach the vetoing consumer's binding id (used by the notifier set).
@@ -132,6 +149,7 @@ public:
         return *this;
     }
 
+    /// True when the error's code is `b` (`r.error() == errc::busy`).
     friend bool operator==(const error& a, errc b) noexcept { return a.code_ == b; }
 
 private:
@@ -155,7 +173,8 @@ using result = outcome::basic_result<T, error, outcome::policy::terminate>;
 /// result<void>, for operations that return nothing but may fail.
 using status = result<void>;
 
-/// The success value for `status`: `return ok();`.
+/// The success value for `status`: `return ok();`. (A `result<T>` is
+/// returned from a T.)
 [[nodiscard]] constexpr auto ok() noexcept { return outcome::success(); }
 
 } // namespace guestmem

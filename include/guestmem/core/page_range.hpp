@@ -1,7 +1,9 @@
-// guestmem/core/page_range.hpp — the half-open page range [begin, end) and
-// its validation. Every public entry point validates its ranges here first,
-// so bad input is refused with one consistent message before anything is
-// touched.
+/// @file
+/// The half-open page range [begin, end) and its validation. Every public
+/// entry point validates its ranges here first, so bad input is refused
+/// with one consistent message before anything is touched. Every function
+/// here is O(1), takes no lock and never allocates (an error's message is
+/// formatted into the error itself).
 #pragma once
 
 #include <algorithm>
@@ -13,17 +15,25 @@
 
 namespace guestmem {
 
-/// Half-open [begin, end) of page indices.
+/// Half-open [begin, end) of page indices. A plain aggregate: any two
+/// values make one, and an empty (begin == end) or inverted (begin > end)
+/// range is representable; check_range refuses both as input.
 struct page_range {
-    page_index begin = 0;
-    page_index end = 0;
+    page_index begin = 0;  ///< first page in the range
+    page_index end = 0;    ///< one past the last page
 
+    /// Number of pages; 0 for an empty or inverted range.
     [[nodiscard]] constexpr std::uint64_t size() const noexcept { return end > begin ? end - begin : 0; }
+    /// True when the range holds no page (end <= begin, inverted included).
     [[nodiscard]] constexpr bool empty() const noexcept { return end <= begin; }
+    /// True when page `p` lies in [begin, end).
     [[nodiscard]] constexpr bool contains(page_index p) const noexcept { return p >= begin && p < end; }
+    /// True when `r` lies inside this range (bounds compared only: an empty
+    /// `r` between begin and end counts as contained).
     [[nodiscard]] constexpr bool contains(const page_range& r) const noexcept {
         return r.begin >= begin && r.end <= end;
     }
+    /// True when the two ranges share at least one page (never for an empty one).
     [[nodiscard]] constexpr bool overlaps(const page_range& r) const noexcept {
         return r.begin < end && begin < r.end;
     }
@@ -33,10 +43,13 @@ struct page_range {
         const page_index e = std::min(end, r.end);
         return b < e ? page_range{b, e} : page_range{b, b};
     }
+    /// Same begin and same end (two empty ranges at different pages differ).
     friend constexpr bool operator==(const page_range&, const page_range&) noexcept = default;
 };
 
-/// A range of `count` pages starting at `first`, refusing to wrap past 2^64.
+/// A range of `count` pages starting at `first`. Errors (invalid_range, at
+/// `first`): `count` is 0; `first + count` would wrap past 2^64 (a range
+/// ending exactly at 2^64 - 1 is the largest allowed).
 [[nodiscard]] inline result<page_range> make_range(page_index first, std::uint64_t count) noexcept {
     if (count == 0)
         return error::make(errc::invalid_range, first, "range of 0 pages at %#" PRIx64 " is empty", first);
@@ -89,17 +102,21 @@ namespace detail {
 }
 } // namespace detail
 
-/// Validate `r` against an object of `limit` pages: not empty, not inverted,
-/// inside [0, limit). The message names the caller's range.
+/// Validate `r` against an object of `limit` pages. Errors (invalid_range):
+/// `r` inverted or empty (at r.begin), or ending past `limit` (at
+/// max(r.begin, limit), the first page outside the object). The message
+/// names the caller's range. Always inlined: two comparisons on success,
+/// the error built out of line.
 [[nodiscard, gnu::always_inline]] inline status check_range(const page_range& r, page_index limit) noexcept {
     if (r.begin < r.end && r.end <= limit) return ok();
     return detail::range_error(r, limit);
 }
 
 /// Validate `r` and require both ends aligned to `order` (for APIs that work
-/// on whole folios). Errors: check_range's; invalid_argument for an order
-/// above max_supported_order (from order 64 on, 2^order pages would not
-/// even fit in 64 bits); invalid_range at the first unaligned end.
+/// on whole folios). Errors, in this order: check_range's; invalid_argument
+/// (at r.begin) for an order above max_supported_order (from order 64 on,
+/// 2^order pages would not even fit in 64 bits); invalid_range at the first
+/// unaligned end (r.begin if it is unaligned, else r.end).
 [[nodiscard]] inline status check_aligned_range(const page_range& r, page_index limit, folio_order order) noexcept {
     if (auto s = check_range(r, limit); !s) return s;
     if (order > max_supported_order)
@@ -112,7 +129,8 @@ namespace detail {
     return ok();
 }
 
-/// Validate a single page against an object of `limit` pages.
+/// Validate a single page against an object of `limit` pages. Error:
+/// invalid_range at `p` when `p >= limit`. Always inlined, like check_range.
 [[nodiscard, gnu::always_inline]] inline status check_page(page_index p, page_index limit) noexcept {
     if (p < limit) return ok();
     return detail::page_error(p, limit);
