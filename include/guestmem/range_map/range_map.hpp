@@ -1,27 +1,28 @@
-// guestmem/range_map/range_map.hpp — the shareability range map (docs/DESIGN.md
-// §Range map): an ordered map of maximal runs [begin, end) -> Value over the
-// pages [0, size) of one guest memory object, always coalesced.
-//
-// Layout: a B+-tree of 256-byte nodes (16-way inner nodes; leaves of run
-// starts and values, 26 runs per leaf for a one-byte Value), chosen by
-// measurement against std::map, Boost.ICL, a sorted vector and a 2-bit
-// bitmap (bench/bench_range_map.cpp, bench/RESULTS.md). A map that is one
-// run holds no node at all. Costs: at() O(log runs); assign() O(log runs +
-// runs removed); the run view O(log runs) to start, O(1) per run.
-//
-// Memory comes only from the Allocator (rebound to 256-byte node storage).
-// The allocator reports exhaustion by returning nullptr from allocate();
-// the map turns that into errc::out_of_memory and leaves itself unchanged.
-// (A throwing allocator also leaves the map unchanged, but the library is
-// built for -fno-exceptions, where the nullptr convention is the policy.)
-//
-// Infallible commits: reserve_for(r) takes from the allocator every node a
-// following assign_reserved(r, v) can need (one per tree level plus a new
-// root, since one assign adds at most two run starts, both into one leaf);
-// assign_reserved() then cannot fail. Unused reserved nodes stay with the
-// map (counted in memory_bytes()) until release_reservation() or the
-// destructor. assign() is reserve_for() + assign_reserved() and keeps the
-// few leftover nodes for the next call.
+/// @file
+/// The shareability range map (docs/DESIGN.md §Range map): an ordered map
+/// of maximal runs [begin, end) -> Value over the pages [0, size) of one
+/// guest memory object, always coalesced.
+///
+/// Layout: a B+-tree of 256-byte nodes (16-way inner nodes; leaves of run
+/// starts and values, 26 runs per leaf for a one-byte Value), chosen by
+/// measurement against std::map, Boost.ICL, a sorted vector and a 2-bit
+/// bitmap (bench/bench_range_map.cpp, bench/RESULTS.md). A map that is one
+/// run holds no node at all. Costs: at() O(log runs); assign() O(log runs +
+/// runs removed); the run view O(log runs) to start, O(1) per run.
+///
+/// Memory comes only from the Allocator (rebound to 256-byte node storage).
+/// The allocator reports exhaustion by returning nullptr from allocate();
+/// the map turns that into errc::out_of_memory and leaves itself unchanged.
+/// (A throwing allocator also leaves the map unchanged, but the library is
+/// built for -fno-exceptions, where the nullptr convention is the policy.)
+///
+/// Infallible commits: reserve_for(r) takes from the allocator every node a
+/// following assign_reserved(r, v) can need (one per tree level plus a new
+/// root, since one assign adds at most two run starts, both into one leaf);
+/// assign_reserved() then cannot fail. Unused reserved nodes stay with the
+/// map (counted in memory_bytes()) until release_reservation() or the
+/// destructor. assign() is reserve_for() + assign_reserved() and keeps the
+/// few leftover nodes for the next call.
 #pragma once
 
 #include <cstddef>
@@ -39,43 +40,61 @@
 namespace guestmem {
 
 
-/// Coalesced map page -> Value over [0, size). Value: small, trivially
-/// copyable, equality-comparable (a shareability, a pin count).
+/// Coalesced map page -> Value over [0, size), stored as maximal runs in a
+/// B+-tree of 256-byte nodes (see the file description for the layout, the
+/// costs and the reserve / assign_reserved split).
+///
+/// `Value`: small (at most 8 bytes), trivially copyable and
+/// equality-comparable (a shareability, a pin count). `Allocator`: any
+/// standard allocator; it is rebound to node storage and reports
+/// exhaustion by returning nullptr.
+///
+/// Locking: none. The map is a plain data structure: concurrent const
+/// calls are safe, and any mutation (assign, reserve_for, assign_reserved,
+/// release_reservation) must be serialised against every other call by the
+/// owner (guest_memory does it with its exclusive lock).
 template <class Value, class Allocator = std::allocator<Value>>
 class range_map {
     static_assert(detail::rm_value_ok<Value>, "range_map values must be trivially copyable and at most 8 bytes");
     using tree_type = detail::run_tree<Value, Allocator>;
 
 public:
-    using value_type = Value;
-    using allocator_type = Allocator;
-    using iterator = run_iterator<Value>;
+    using value_type = Value;             ///< the value of each page
+    using allocator_type = Allocator;     ///< the allocator nodes come from (rebound)
+    using iterator = run_iterator<Value>; ///< iterator over the runs of a run_view
 
+    /// What runs() returns: the runs of this map overlapping a window.
     using run_view = guestmem::run_view<Value, Allocator>;
 
     /// One run [0, size) of `initial`. Allocates nothing; cannot fail.
     /// Precondition: size > 0.
     range_map(page_index size, Value initial, const Allocator& alloc = {}) noexcept : tree_(size, initial, alloc) {}
+    /// Take over `other`'s nodes and reservation; `other` is left one run
+    /// and holds no node (only destroy it or let it go).
     range_map(range_map&&) noexcept = default;
     range_map(const range_map&) = delete;
     range_map& operator=(const range_map&) = delete;
     range_map& operator=(range_map&&) = delete;
     ~range_map() = default;
 
+    /// Number of pages covered: the map is defined on [0, size()).
     [[nodiscard]] page_index size() const noexcept { return tree_.size(); }
 
     /// Set every page of r to v, coalescing with equal neighbours.
     /// Errors: invalid_range (r empty, inverted or past size()),
     /// out_of_memory (the allocator returned nullptr). On error the map is
-    /// unchanged.
+    /// unchanged. O(log runs + runs removed); allocates at most one node
+    /// per tree level plus one.
     [[nodiscard]] status assign(page_range r, Value v) noexcept {
         if (auto s = reserve_for(r); !s) return s;
         tree_.commit_assign(r.begin, r.end, v);
         return ok();
     }
 
-    /// Take now every node that assign_reserved(r, any value) can need.
-    /// Errors: invalid_range, out_of_memory (then nothing new is reserved).
+    /// Take now every node that assign_reserved(r, any value) can need
+    /// (tree height + 1 nodes, fewer when the pool already holds some).
+    /// Errors: invalid_range (r empty, inverted or past size()),
+    /// out_of_memory at r.begin (then nothing new is reserved).
     /// Always inlined: on the conversion path it is a compare of the pool
     /// against the tree height (see check_range for why it is forced).
     [[nodiscard, gnu::always_inline]] inline status reserve_for(page_range r) noexcept {
@@ -85,28 +104,34 @@ public:
     }
 
     /// Assign on reserved nodes. Preconditions: r is valid, reserve_for(r)
-    /// succeeded and the map has not changed since. Cannot fail.
+    /// succeeded and the map has not changed since. Cannot fail and never
+    /// allocates; O(log runs + runs removed). Of the reservation left over,
+    /// at most the next assignment's need plus two nodes stay pooled.
     void assign_reserved(page_range r, Value v) noexcept { tree_.commit_assign(r.begin, r.end, v); }
 
-    /// Give reserved, unused nodes back to the allocator.
+    /// Give reserved, unused nodes back to the allocator (after a
+    /// reserve_for whose assignment is abandoned). Cannot fail.
     void release_reservation() noexcept { tree_.release(); }
 
-    /// Value of page p. Precondition: p < size().
+    /// Value of page p. Precondition: p < size(). O(log runs); O(1) for a
+    /// map of one run.
     [[nodiscard]] Value at(page_index p) const noexcept { return tree_.at(p); }
 
     /// The runs overlapping r, clipped to r, in order. An empty window gives
     /// an empty view. Precondition: r.end <= size(). The view is valid
-    /// until the map changes.
+    /// until the map changes. O(1) to make; O(log runs) to begin, O(1)
+    /// per run after that.
     [[nodiscard]] run_view runs(page_range r) const noexcept { return run_view(&tree_, r); }
 
     /// Do all pages of r equal v? Precondition: r valid (check_range).
+    /// O(log runs + runs in r); O(1) for a map of one run.
     [[nodiscard]] bool all_of(page_range r, Value v) const noexcept {
         if (tree_.root() == nullptr) return tree_.single() == v;  // one run: answered inline
         return find_first_not(r, v) == no_page;
     }
 
     /// First page of r whose value is not v, or no_page.
-    /// Precondition: r valid (check_range).
+    /// Precondition: r valid (check_range). O(log runs + runs in r).
     [[nodiscard]] page_index find_first_not(page_range r, Value v) const noexcept {
         if (tree_.root() == nullptr) return tree_.single() == v ? no_page : r.begin;  // one run: no walk
         for (const run<Value>& x : runs(r))
@@ -115,6 +140,7 @@ public:
     }
 
     /// Pages of r whose value is v. Precondition: r valid (check_range).
+    /// O(log runs + runs in r).
     [[nodiscard]] std::uint64_t count(page_range r, Value v) const noexcept {
         std::uint64_t n = 0;
         for (const run<Value>& x : runs(r))
@@ -131,10 +157,11 @@ public:
     }
 
     /// Invariant check for tests and fuzzers: coalesced (no equal adjacent
-    /// runs), no empty runs, [0, size) covered, tree shape intact.
+    /// runs), no empty runs, [0, size) covered, tree shape intact. O(nodes).
     [[nodiscard]] bool coalesced() const noexcept { return tree_.check(); }
 
-    /// Same size and same runs.
+    /// Same size and same runs (allocators and reservations are not
+    /// compared). O(runs).
     friend bool operator==(const range_map& a, const range_map& b) noexcept {
         if (a.size() != b.size() || a.run_count() != b.run_count()) return false;
         const page_range all{0, a.size()};

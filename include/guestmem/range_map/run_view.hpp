@@ -1,8 +1,10 @@
-// guestmem/range_map/run_view.hpp — what range_map::runs() returns: a
-// view (a std::ranges view, borrowed: its iterators point into the map) of
-// the runs overlapping a window, clipped to it, and its forward iterator,
-// which walks the leaves of the run tree through their `next` links. Read
-// it while nothing mutates the map.
+/// @file
+/// What range_map::runs() returns: a view (a std::ranges view, borrowed:
+/// its iterators point into the map) of the runs overlapping a window,
+/// clipped to it, and its forward iterator, which walks the leaves of the
+/// run tree through their `next` links. Read it while nothing mutates the
+/// map: views and iterators take no lock, and any change to the map
+/// invalidates them.
 #pragma once
 
 #include <cstddef>
@@ -18,32 +20,39 @@ namespace guestmem {
 /// One maximal run of equal values (clipped to the window of the query).
 template <class Value>
 struct run {
-    page_range range;
-    Value value;
+    page_range range;  ///< the run's pages, clipped to the query's window (never empty)
+    Value value;       ///< the value of every page in `range`
+    /// Same range and same value.
     friend constexpr bool operator==(const run&, const run&) noexcept = default;
 };
 
-/// Iterator over runs clipped to [begin, clip_end). Two iterators of the
-/// same view are equal when they stand on the same (clipped) run start; the
-/// end iterator stands on clip_end. A null leaf means the map has no node
-/// and is one run of `single`.
+/// Forward iterator over the runs of a run_view, clipped to the view's
+/// window. Two iterators of the same view are equal when they stand on the
+/// same (clipped) run start; the end iterator stands on the window's end.
+/// Dereferencing yields a run by value (so it models a C++20
+/// forward_iterator but only a legacy input iterator). Every operation is
+/// O(1); valid until the map changes.
 template <class Value>
 class run_iterator {
     using leaf = detail::rm_leaf<Value>;
 
 public:
-    using value_type = run<Value>;
-    using reference = run<Value>;
-    using difference_type = std::ptrdiff_t;
-    using iterator_concept = std::forward_iterator_tag;
-    using iterator_category = std::input_iterator_tag;  // reference is a prvalue
+    using value_type = run<Value>;                       ///< a run
+    using reference = run<Value>;                        ///< runs are returned by value
+    using difference_type = std::ptrdiff_t;              ///< required by the iterator concepts
+    using iterator_concept = std::forward_iterator_tag;  ///< a C++20 forward iterator
+    using iterator_category = std::input_iterator_tag;   ///< legacy: input only, since reference is a prvalue
 
+    /// A singular iterator (equal to any other default-constructed one).
     run_iterator() = default;
+    /// The run the iterator stands on, clipped to the window. Precondition:
+    /// not the end iterator.
     [[nodiscard]] run<Value> operator*() const noexcept {
         const page_index next = next_start();
         return {{begin_, next < clip_end_ ? next : clip_end_}, leaf_ ? leaf_->vals[idx_] : single_};
     }
 
+    /// Move to the next run (or to the end). Precondition: not the end iterator.
     run_iterator& operator++() noexcept {
         const page_index next = next_start();
         if (next >= clip_end_) {
@@ -59,12 +68,14 @@ public:
         }
         return *this;
     }
+    /// Move to the next run; returns the iterator as it was.
     run_iterator operator++(int) noexcept {
         run_iterator old = *this;
         ++*this;
         return old;
     }
 
+    /// Same (clipped) run start. Meaningful for iterators of one view only.
     friend bool operator==(const run_iterator& a, const run_iterator& b) noexcept { return a.begin_ == b.begin_; }
 
 private:
@@ -115,17 +126,22 @@ using rm_view_base = std::ranges::view_interface<View>;
 #endif
 
 /// The runs of a range_map overlapping a window, clipped to it, in page
-/// order (range_map::runs). A std::ranges forward view; cheap to copy.
+/// order (range_map::runs). A std::ranges forward view and a borrowed
+/// range (its iterators point into the map, not into the view); cheap to
+/// copy (a pointer and a window). Valid until the map changes; takes no
+/// lock.
 template <class Value, class Allocator>
 class run_view : public detail::rm_view_base<run_view<Value, Allocator>> {
     using tree_type = detail::run_tree<Value, Allocator>;
 
 public:
-    using iterator = run_iterator<Value>;
+    using iterator = run_iterator<Value>;  ///< the view's (forward) iterator
 
     /// An empty view.
     run_view() = default;
 
+    /// The first run overlapping the window, clipped to it. O(log runs):
+    /// one descent of the tree (O(1) for a map of one run).
     [[nodiscard]] iterator begin() const noexcept {
         if (tree_ == nullptr || window_.empty()) return end();
         if (tree_->root() == nullptr)
@@ -134,6 +150,7 @@ public:
         const auto* lf = tree_->find_leaf(window_.begin, idx);
         return iterator(lf, idx, window_.begin, window_.end, tree_->size(), Value{});
     }
+    /// The end iterator: stands on the window's end. O(1).
     [[nodiscard]] iterator end() const noexcept {
         const page_index e = window_.empty() ? window_.begin : window_.end;
         return iterator(nullptr, 0, e, e, 0, Value{});
@@ -151,8 +168,12 @@ private:
 
 } // namespace guestmem
 
-/// The run view's iterators point into the map, not into the view: a run
-/// view is a borrowed range (std::ranges algorithms may return its
-/// iterators even when called on a temporary view).
+// The run view's iterators point into the map, not into the view: a run
+// view is a borrowed range (std::ranges algorithms may return its
+// iterators even when called on a temporary view). Hidden from Doxygen,
+// which cannot match this variable template specialization to a declaration
+// (run_view's own documentation says it is borrowed).
+/// @cond
 template <class Value, class Allocator>
 inline constexpr bool std::ranges::enable_borrowed_range<guestmem::run_view<Value, Allocator>> = true;
+/// @endcond
