@@ -1,10 +1,15 @@
-// guestmem/folio/allocator.hpp — the allocator policy: where folios come
-// from. A policy hands out naturally aligned folios of an order, takes them
-// back, and restructures them (split a huge folio into smaller ones, merge
-// the pieces back). Splitting needs metadata memory (hugetlb restores the
-// vmemmap of the tail pages) and so may fail; here that fallible part is a
-// separate `reserve_split` so the split itself, done at commit time, cannot.
-// Merging frees metadata and never fails.
+/// @file
+/// The allocator policy: where folios come from. A policy hands out
+/// naturally aligned folios of an order, takes them back, and restructures
+/// them (split a huge folio into smaller ones, merge the pieces back).
+/// Splitting needs metadata memory (hugetlb restores the vmemmap of the tail
+/// pages) and so may fail; here that fallible part is a separate
+/// `reserve_split` so the split itself, done at commit time, cannot.
+/// Merging frees metadata and never fails.
+///
+/// Implementations: simulated_allocator and fault_injecting_allocator
+/// (guestmem/testing/), memfd_allocator and guest_memfd_allocator
+/// (guestmem/linux/).
 #pragma once
 
 #include <concepts>
@@ -16,6 +21,10 @@
 namespace guestmem {
 
 /// What an allocator policy must provide.
+///
+/// Locking: the folio table calls the policy only while its owner
+/// serialises mutations (guest_memory's exclusive lock); faults never call
+/// it. A policy shared by several objects must serialise itself.
 ///
 /// - `max_order()`: the largest folio order it can hand out.
 /// - `allocate(index, order)`: a new folio of `order` to back object pages
@@ -55,7 +64,8 @@ concept folio_allocator = requires(A& a, const A& ca, page_index index, frame_nu
     { a.zero(index, frame, pages) } noexcept;
 };
 
-/// True when A declares refcounted_frames (see folio_allocator).
+/// True when A declares `static constexpr bool refcounted_frames = true`
+/// (see folio_allocator); false when it declares it false or not at all.
 template <class A>
 inline constexpr bool refcounted_frames_v = requires { requires A::refcounted_frames; };
 

@@ -1,9 +1,9 @@
-// guestmem/folio/conversion_plan.hpp — folio_table::plan: what a
-// conversion must restructure. At most four splits (the leaves holding the
-// first and last page of the range, each at most two levels), each with its
-// reserved piece array and allocator reservation. Built by
-// folio_table::plan_into, filled by reserve, consumed by apply or cancel;
-// its working state is the table's alone.
+/// @file
+/// folio_table::plan: what a conversion must restructure. At most four
+/// splits (the leaves holding the first and last page of the range, each at
+/// most two levels), each with its reserved piece array and allocator
+/// reservation. Built by folio_table::plan_into, filled by reserve,
+/// consumed by apply or cancel; its working state is the table's alone.
 #pragma once
 
 #include <algorithm>
@@ -17,7 +17,15 @@ namespace guestmem {
 
 /// What a conversion must restructure: at most four splits (the leaves
 /// holding the first and last page of the range, each at most two
-/// levels). Movable; a plan destroyed while reserved cancels itself.
+/// levels). `Table` is the folio_table that plans, reserves and applies it
+/// (only it can fill the plan). Movable; a plan destroyed or assigned over
+/// while reserved cancels itself on its table.
+///
+/// Life cycle: folio_table::plan_conversion (or plan_into) -> reserve
+/// (fallible: split metadata and piece arrays) -> apply (cannot fail) or
+/// cancel (changes nothing). Locking: none of its own; it is used under the
+/// same serialisation as its table (guest_memory's exclusive lock), and a
+/// reserved plan must not outlive its table.
 template <class Table>
 class conversion_plan {
 public:
@@ -30,7 +38,10 @@ public:
     conversion_plan(page_range r, shareability t) noexcept : range(r), to(t) {}
     conversion_plan(const conversion_plan&) = delete;
     conversion_plan& operator=(const conversion_plan&) = delete;
+    /// Take over `o`'s splits and reservation; `o` is left unreserved with
+    /// no split (destroying it cancels nothing).
     conversion_plan(conversion_plan&& o) noexcept { take(o); }
+    /// Cancel this plan's reservation, if any, then take over `o`'s.
     conversion_plan& operator=(conversion_plan&& o) noexcept {
         if (this != &o) {
             release();
@@ -38,10 +49,12 @@ public:
         }
         return *this;
     }
+    /// Cancels the reservation, if the plan still holds one.
     ~conversion_plan() { release(); }
 
-    /// The range and target shareability the plan was made for.
+    /// The range the plan was made for.
     [[nodiscard]] page_range pages() const noexcept { return range; }
+    /// The shareability the range converts to.
     [[nodiscard]] shareability target() const noexcept { return to; }
     /// How many folios the conversion splits.
     [[nodiscard]] unsigned splits() const noexcept { return count; }

@@ -1,15 +1,18 @@
-// guestmem/folio/mappability.hpp — the per-folio mappability state machine
-// (docs/DESIGN.md §Mappability: the states of guest_memfd's in-place
-// conversion series) kept as DATA: one table of (state x event) -> next
-// state or refusal drives the folio table and the guest memory object's
-// fault path, a test walks every entry, and
-// write_mappability_dot() renders the same table as a Graphviz graph.
-//
-//   all   --unshare-->          guest   (no unexpected reference remains)
-//   all   --unshare_deferred--> none    (references remain; drain them)
-//   none  --last_unpin-->       guest   (fired at once, for every folio size)
-//   none  --share-->            all     (shared again before they drained)
-//   faults are refused in none; host faults are refused in guest.
+/// @file
+/// The per-folio mappability state machine (docs/DESIGN.md §Mappability:
+/// the states of guest_memfd's in-place conversion series) kept as DATA:
+/// one table of (state x event) -> next state or refusal drives the folio
+/// table and the guest memory object's fault path, a test walks every
+/// entry, and write_mappability_dot() renders the same table as a Graphviz
+/// graph.
+///
+///     all   --unshare-->          guest   (no unexpected reference remains)
+///     all   --unshare_deferred--> none    (references remain; drain them)
+///     none  --last_unpin-->       guest   (fired at once, for every folio size)
+///     none  --share-->            all     (shared again before they drained)
+///     faults are refused in none; host faults are refused in guest.
+///
+/// Everything here is constant data and constexpr lookups: O(1), no lock.
 #pragma once
 
 #include <array>
@@ -32,13 +35,19 @@ enum class mappability_event : std::uint8_t {
     guest_fault,       ///< the hypervisor's stage-2 or a trusted device asks to map a page
 };
 
+/// Number of mappability states: the rows of mappability_table.
 inline constexpr std::size_t mappability_state_count = 3;
+/// Number of mappability events: the columns of mappability_table.
 inline constexpr std::size_t mappability_event_count = 6;
+/// Every mappability state, in row order (for walking the table).
 inline constexpr mappability all_mappabilities[] = {mappability::all, mappability::guest, mappability::none};
+/// Every mappability event, in column order.
 inline constexpr mappability_event all_mappability_events[] = {
     mappability_event::share,      mappability_event::unshare,    mappability_event::unshare_deferred,
     mappability_event::last_unpin, mappability_event::host_fault, mappability_event::guest_fault};
 
+/// The enumerator's name ("share", "unshare", ...), or "invalid
+/// mappability event".
 [[nodiscard]] constexpr std::string_view to_string(mappability_event e) noexcept {
     switch (e) {
     case mappability_event::share: return "share";
@@ -54,10 +63,10 @@ inline constexpr mappability_event all_mappability_events[] = {
 /// One cell of the table. A refused transition leaves the state unchanged
 /// and names the error the caller reports.
 struct mappability_transition {
-    bool allowed;
-    mappability next;   ///< meaningful when allowed
-    errc refusal;       ///< meaningful when refused
-    std::string_view why;
+    bool allowed;         ///< true: the event moves the folio to `next`; false: it is refused
+    mappability next;     ///< meaningful when allowed
+    errc refusal;         ///< meaningful when refused
+    std::string_view why; ///< one line saying why (a string literal; shown in the graph and in tests)
 };
 
 namespace detail {
@@ -70,7 +79,8 @@ constexpr mappability_transition refuse(errc code, std::string_view why) noexcep
 } // namespace detail
 
 /// THE table: rows are states (all, guest, none), columns are events in
-/// the order of `mappability_event`.
+/// the order of `mappability_event`. Index it with the enumerators' values,
+/// or use next_mappability, which checks them.
 inline constexpr mappability_transition mappability_table[mappability_state_count][mappability_event_count] = {
     /* all */ {
         detail::go(mappability::all, "already shared"),
@@ -98,7 +108,8 @@ inline constexpr mappability_transition mappability_table[mappability_state_coun
     },
 };
 
-/// Look up (state, event). Invalid enumeration values are refused.
+/// Look up (state, event). O(1). Invalid enumeration values are refused
+/// with invalid_argument (in the returned transition; nothing is thrown).
 [[nodiscard]] constexpr mappability_transition next_mappability(mappability from, mappability_event event) noexcept {
     const auto s = static_cast<std::size_t>(from);
     const auto e = static_cast<std::size_t>(event);
@@ -123,7 +134,8 @@ inline constexpr auto mappability_next = [] {
 
 /// The table as a Graphviz DOT digraph: one solid edge per allowed change of
 /// state, dotted self-loops for allowed no-ops, red dashed edges into a
-/// "refused" node for refusals. `Out` is any ostream-like sink.
+/// "refused" node for refusals. `Out` is any ostream-like sink (`out <<`
+/// of string literals and string views). O(states x events).
 template <class Out>
 void write_mappability_dot(Out& out) {
     out << "digraph mappability {\n"
