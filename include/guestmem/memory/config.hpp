@@ -1,6 +1,7 @@
-// guestmem/memory/config.hpp — the plain types a guest memory object is
-// configured and queried with: its configuration, per-conversion options,
-// what a fault hands back, and the statistics it keeps.
+/// @file
+/// The plain types a guest memory object is configured and queried with:
+/// its configuration, per-conversion options, what a fault hands back, and
+/// the statistics it keeps. Plain values: no lock, no allocation.
 #pragma once
 
 #include <cstdint>
@@ -16,19 +17,25 @@ enum class content_policy : std::uint8_t {
     zero,      ///< clear converted pages through the allocator (pKVM and Hafnium zero on reclaim)
 };
 
+/// The enumerator's name ("preserve", "zero"), or "invalid content policy".
 [[nodiscard]] constexpr std::string_view to_string(content_policy c) noexcept {
     return c == content_policy::preserve ? "preserve" : c == content_policy::zero ? "zero" : "invalid content policy";
 }
 
-/// How to build a guest memory object.
+/// How to build a guest memory object (guest_memory::check_config says
+/// whether a configuration is usable: pages > 0, a valid initial
+/// shareability, max_order one of order_4k, order_2m, order_1g and no larger
+/// than the allocator's).
 struct guest_memory_config {
     page_index pages = 0;                            ///< object size in base pages
     shareability initial = shareability::guest_only; ///< shared = the kernel's GUEST_MEMFD_FLAG_INIT_SHARED
     folio_order max_order = order_2m;                ///< largest folio allocate() populates with
 };
 
-/// Per-conversion choices.
+/// Per-conversion choices (guest_memory::convert's third argument).
 struct convert_options {
+    /// What happens to the converted pages' contents; a value other than
+    /// preserve or zero makes the conversion fail with invalid_argument.
     content_policy content = content_policy::preserve;
     /// shared -> guest_only normally refuses (busy, first pinned page) while
     /// any page has an unexpected reference: the kernel's EAGAIN +
@@ -44,23 +51,38 @@ struct fault_result {
     page_index folio_first = 0;   ///< first page of the folio holding it
     frame_number folio_frame = 0; ///< first frame of that folio
     folio_order order = order_4k; ///< order of that folio: the largest mapping size usable
+    /// Mappability of that folio when the fault was answered (`all` for a
+    /// shared page, `guest` for a guest_only one: faults in `none` are
+    /// refused with retry).
     guestmem::mappability mappability = mappability::all;
 };
 
-/// Counters and a census, as `stats()` returns them.
+/// Counters and a census, as guest_memory::stats() returns them: a
+/// snapshot taken under the object's shared lock. The census fields
+/// describe the object now; the event counters (from `conversions` on)
+/// count since construction. Faults are not counted.
 struct guest_memory_stats {
-    page_index pages = 0;
-    std::uint64_t shared_pages = 0;
-    std::uint64_t guest_only_pages = 0;
+    page_index pages = 0;                 ///< object size in base pages
+    std::uint64_t shared_pages = 0;       ///< pages whose shareability is shared
+    std::uint64_t guest_only_pages = 0;   ///< pages whose shareability is guest_only
     std::uint64_t runs = 0;               ///< runs in the shareability map
-    std::uint64_t allocated_pages = 0;
-    std::uint64_t folios_4k = 0, folios_2m = 0, folios_1g = 0;  ///< leaf folios by order
+    std::uint64_t allocated_pages = 0;    ///< pages backed by a folio (holes excluded)
+    /// Leaf folios of 4 KiB. Here and in folios_2m and folios_1g, the
+    /// pieces of a split folio count as leaves of their own order; the
+    /// split folio itself does not count.
+    std::uint64_t folios_4k = 0, folios_2m = 0, folios_1g = 0;
+    /// @var guest_memory_stats::folios_2m
+    /// Leaf folios of 2 MiB (declared with folios_4k).
+
+    /// @var guest_memory_stats::folios_1g
+    /// Leaf folios of 1 GiB (declared with folios_4k).
+
     std::uint64_t split_folios = 0;       ///< folios currently split into smaller pieces
-    std::uint64_t pinned_pages = 0;
-    std::uint64_t poisoned_folios = 0;
+    std::uint64_t pinned_pages = 0;       ///< pages with at least one pin (unexpected reference)
+    std::uint64_t poisoned_folios = 0;    ///< poisoned leaf folios still in the object
     std::uint64_t quarantined_pages = 0;  ///< truncated poisoned or leaked pages kept out of use (release_quarantine)
     std::uint64_t detached_pages = 0;     ///< pages of folios truncated while pinned, freed on their last unpin
-    std::uint64_t bindings = 0;
+    std::uint64_t bindings = 0;           ///< consumer bindings currently bound
     std::uint64_t conversions = 0;        ///< conversions that changed something
     std::uint64_t noop_conversions = 0;   ///< conversions of a range already in the target state
     std::uint64_t vetoes = 0;             ///< conversions refused by a consumer

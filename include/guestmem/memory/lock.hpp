@@ -1,10 +1,12 @@
-// guestmem/memory/lock.hpp — the lock policy of a guest memory object.
-// Faults take the lock shared; every mutation (allocate, punch_hole,
-// convert, pin, unpin, memory_failure, bind, unbind) takes it exclusive.
-// std::shared_mutex is the default; `null_lock` is for single-threaded
-// embedders that serialise calls themselves and want to pay nothing;
-// `sharded_shared_mutex` is for fault-heavy embedders: its readers write
-// only their own cache line, so faults on several threads scale.
+/// @file
+/// The lock policy of a guest memory object. Faults take the lock shared;
+/// every mutation (allocate, punch_hole, convert, pin, unpin,
+/// memory_failure, bind, unbind) takes it exclusive. std::shared_mutex is
+/// the default; `null_lock` is for single-threaded embedders that serialise
+/// calls themselves and want to pay nothing; `sharded_shared_mutex` is for
+/// fault-heavy embedders: its readers write only their own cache line, so
+/// faults on several threads scale (1.95x fault throughput on 2 threads
+/// against 1.31x with std::shared_mutex, README.md "Performance").
 #pragma once
 
 #include <atomic>
@@ -17,7 +19,9 @@
 
 namespace guestmem {
 
-/// Any type with lock/unlock and lock_shared/unlock_shared (SharedLockable).
+/// Any type with lock/unlock and lock_shared/unlock_shared (the shape of
+/// SharedLockable; try_lock is not required). guest_memory's `Lock`
+/// parameter.
 template <class L>
 concept lock_policy = requires(L& l) {
     l.lock();
@@ -26,12 +30,13 @@ concept lock_policy = requires(L& l) {
     l.unlock_shared();
 };
 
-/// A lock that does nothing, for embedders with one thread per object.
+/// A lock that does nothing, for embedders with one thread per object (or
+/// that serialise every call to the object themselves, faults included).
 struct null_lock {
-    constexpr void lock() noexcept {}
-    constexpr void unlock() noexcept {}
-    constexpr void lock_shared() noexcept {}
-    constexpr void unlock_shared() noexcept {}
+    constexpr void lock() noexcept {}           ///< does nothing
+    constexpr void unlock() noexcept {}         ///< does nothing
+    constexpr void lock_shared() noexcept {}    ///< does nothing
+    constexpr void unlock_shared() noexcept {}  ///< does nothing
 };
 
 /// A reader-writer lock in the shape of Linux's percpu_rw_semaphore: each
@@ -41,6 +46,11 @@ struct null_lock {
 /// readers back off, so writers are not starved), then waits for every slot
 /// to drain. Writers are rare here (conversions); faults are the readers.
 /// std::shared_mutex instead bounces one reader count between all cores.
+///
+/// A thread takes a slot on first use (round robin) and keeps it; threads
+/// beyond `Slots` share slots, which stays correct but shares cache lines.
+/// Not recursive; a thread may not upgrade from shared to exclusive. The
+/// object takes `Slots` + 1 cache lines.
 template <std::size_t Slots = 16>
 class sharded_shared_mutex {
     static_assert(Slots > 0);
@@ -50,6 +60,9 @@ public:
     sharded_shared_mutex(const sharded_shared_mutex&) = delete;
     sharded_shared_mutex& operator=(const sharded_shared_mutex&) = delete;
 
+    /// Take the lock shared. Uncontended: one atomic increment and one load
+    /// on this thread's own slot. While a writer holds or waits for the
+    /// lock, the reader backs off and yields until it is released.
     void lock_shared() noexcept {
         auto& mine = slots_[slot_index()].readers;
         for (;;) {
@@ -62,14 +75,19 @@ public:
             while (writer_.load(std::memory_order_acquire)) std::this_thread::yield();
         }
     }
+    /// Release a shared hold taken by this thread.
     void unlock_shared() noexcept { slots_[slot_index()].readers.fetch_sub(1, std::memory_order_release); }
 
+    /// Take the lock exclusive: one writer at a time (a std::mutex), then
+    /// raise the writer flag and wait, yielding, until every slot's readers
+    /// have left. O(Slots).
     void lock() {
         writers_.lock();
         writer_.store(true, std::memory_order_seq_cst);
         for (auto& s : slots_)
             while (s.readers.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
     }
+    /// Release the exclusive hold: readers may enter again.
     void unlock() {
         writer_.store(false, std::memory_order_release);
         writers_.unlock();

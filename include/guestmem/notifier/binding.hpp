@@ -1,14 +1,15 @@
-// guestmem/notifier/binding.hpp — one binding of a consumer to a range of a
-// guest memory object: (consumer, object pages, base in the consumer's own
-// space), the way a KVM memslot binds a guest_memfd pgoff range to GFNs.
-//
-// The embedder owns the storage (typically a member of the consumer; a
-// consumer may own several). The binding carries a Boost.Intrusive
-// auto-unlink list hook, so binding and unbinding allocate nothing, and a
-// binding destroyed while bound unlinks itself. It also carries the
-// per-binding sequence number that fault paths read concurrently (like
-// Linux's mmu_interval_notifier): odd while an invalidation over the
-// binding is in flight.
+/// @file
+/// One binding of a consumer to a range of a guest memory object:
+/// (consumer, object pages, base in the consumer's own space), the way a
+/// KVM memslot binds a guest_memfd pgoff range to GFNs.
+///
+/// The embedder owns the storage (typically a member of the consumer; a
+/// consumer may own several). The binding carries a Boost.Intrusive
+/// auto-unlink list hook, so binding and unbinding allocate nothing, and a
+/// binding destroyed while bound unlinks itself. It also carries the
+/// per-binding sequence number that fault paths read concurrently (like
+/// Linux's mmu_interval_notifier): odd while an invalidation over the
+/// binding is in flight.
 #pragma once
 
 #include <boost/intrusive/list.hpp>
@@ -25,12 +26,17 @@ namespace guestmem {
 /// pointer; unbind() looks the id up, so a stale or foreign handle is
 /// refused instead of dereferenced.
 struct binding_handle {
-    std::uint64_t id = 0;
+    std::uint64_t id = 0;  ///< the binding's id (binding::id()); 0 is never a live binding
+    /// Same id.
     friend constexpr bool operator==(const binding_handle&, const binding_handle&) noexcept = default;
 };
 
+// Declared here for the friend below; documented in notifier/notifier_set.hpp
+// (hidden from Doxygen so the reference has one declaration to document).
+/// @cond
 template <invalidation_consumer C>
 class notifier_set;
+/// @endcond
 
 namespace detail {
 using binding_hook = boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
@@ -40,6 +46,12 @@ using binding_hook = boost::intrusive::list_member_hook<boost::intrusive::link_m
 /// notifier_set by bind(). Destroying a bound binding unlinks it (no
 /// notification is sent: its consumer is going away too). Like every
 /// mutation of the set, that must happen under the owner's exclusive lock.
+///
+/// Not copyable or movable (the set links to its address). Locking: the
+/// queries below read fields the set writes under the owner's exclusive
+/// lock, so call them under the owner's lock (shared is enough) or while no
+/// bind, unbind or invalidation runs; sequence() alone may be read at any
+/// time, with no lock. Every member is O(1).
 template <invalidation_consumer C = consumer>
 class binding {
 public:
@@ -51,6 +63,8 @@ public:
     /// The auto-unlink hook removes a still-bound binding from its set.
     ~binding() = default;
 
+    /// True while the binding is linked into a set (between bind() and
+    /// unbind() or the set's destruction).
     [[nodiscard]] bool is_bound() const noexcept { return hook_.is_linked(); }
     /// Object pages covered by this binding (meaningful while bound).
     [[nodiscard]] page_range pages() const noexcept { return pages_; }
@@ -61,6 +75,7 @@ public:
     [[nodiscard]] page_range target() const noexcept { return {target_base_, target_base_ + pages_.size()}; }
     /// Generation-unique id while bound; 0 when not bound.
     [[nodiscard]] std::uint64_t id() const noexcept { return is_bound() ? id_ : 0; }
+    /// The bound consumer, or nullptr when not bound.
     [[nodiscard]] C* owner() const noexcept { return is_bound() ? owner_ : nullptr; }
     /// The current sequence number; odd while an invalidation over this
     /// binding is in flight. Safe to call concurrently with invalidations.
