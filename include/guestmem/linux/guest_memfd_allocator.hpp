@@ -1,20 +1,20 @@
-// guestmem/linux/guest_memfd_allocator.hpp — the folio allocator policy over
-// a KVM guest_memfd: real memory bound to one real VM, created with
-// KVM_CREATE_GUEST_MEMFD on a VM fd the embedder passes in, with
-// GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED so the host can map
-// it (the library's host-mapping consumer then polices which pages the host
-// may touch: on a default VM the kernel does not enforce private memory).
-//
-// allocate = fallocate(KEEP_SIZE) (guest_memfd refuses any other mode),
-// free = punch hole, frames = guest_memfd page offsets (what a memslot's
-// guest_memfd_offset counts in).
-//
-// Orders: max_order is bookkeeping. Linux 6.18's guest_memfd allocates
-// order-0 folios only (huge guest_memfd folios are out-of-tree RFCs), so
-// a 2 MiB folio the library tracks is 512 kernel pages; real_order() says
-// so. The library's split/merge structure still matters to its own
-// consumers (stage-2 block mappings, IOMMU superpages) and to what a
-// hugepage-capable kernel would do.
+/// @file
+/// The folio allocator policy over a KVM guest_memfd: real memory bound to one
+/// real VM, created with KVM_CREATE_GUEST_MEMFD on a VM fd the embedder passes
+/// in, with GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED so the host
+/// can map it (the library's host-mapping consumer then polices which pages the
+/// host may touch: on a default VM the kernel does not enforce private memory).
+///
+/// allocate = fallocate(KEEP_SIZE) (guest_memfd refuses any other mode),
+/// free = punch hole, frames = guest_memfd page offsets (what a memslot's
+/// guest_memfd_offset counts in).
+///
+/// Orders: max_order is bookkeeping. Linux 6.18's guest_memfd allocates
+/// order-0 folios only (huge guest_memfd folios are out-of-tree RFCs), so
+/// a 2 MiB folio the library tracks is 512 kernel pages; real_order() says
+/// so. The library's split/merge structure still matters to its own
+/// consumers (stage-2 block mappings, IOMMU superpages) and to what a
+/// hugepage-capable kernel would do.
 #pragma once
 
 #include <sys/ioctl.h>
@@ -31,11 +31,16 @@
 
 namespace guestmem {
 
-/// The guest_memfd flags the allocator asks for by default.
+/// The guest_memfd flags the allocator asks for by default: mmap-able and
+/// initially shared (Linux 6.18).
 inline constexpr std::uint64_t default_guest_memfd_flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
 
-/// The GUEST_MEMFD_FLAG_* mask `vm_fd` accepts (KVM_CAP_GUEST_MEMFD_FLAGS),
-/// or an error when the kernel has no guest_memfd for this VM at all.
+/// The GUEST_MEMFD_FLAG_* mask `vm_fd` accepts (KVM_CAP_GUEST_MEMFD_FLAGS;
+/// 0 on a kernel that has guest_memfd but no such capability). Errors:
+/// not_supported when the kernel has no guest_memfd for this VM
+/// (KVM_CAP_GUEST_MEMFD is 0); the errno of a failed KVM_CHECK_EXTENSION
+/// mapped by errc_from_errno (e.g. invalid_argument for a bad fd). Two
+/// ioctls.
 [[nodiscard]] inline result<std::uint64_t> guest_memfd_supported_flags(int vm_fd) noexcept {
     const int has = ::ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD);
     if (has < 0) return errno_error(errno, no_page, "KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD) failed");
@@ -46,9 +51,11 @@ inline constexpr std::uint64_t default_guest_memfd_flags = GUEST_MEMFD_FLAG_MMAP
 }
 
 /// Folio allocator policy backed by a KVM guest_memfd. Move-only; owns the
-/// guest_memfd and the allocator's own mapping of it.
+/// guest_memfd and the allocator's own mapping of it. See fd_backing for
+/// the shared members; locking: none of its own (see fd_backing).
 class guest_memfd_allocator : public fd_backing {
 public:
+    /// No guest_memfd: a placeholder to move a created allocator into.
     guest_memfd_allocator() = default;
 
     /// A guest_memfd of `bytes` (a multiple of 4 KiB) for the VM `vm_fd`
@@ -56,8 +63,11 @@ public:
     /// reference to the VM). Errors: invalid_argument, before any ioctl,
     /// for a size that is 0, not a multiple of 4 KiB, or past the largest
     /// file offset (the kernel reads the size as a signed 64-bit number),
-    /// or flags without GUEST_MEMFD_FLAG_MMAP; not_supported when the
-    /// kernel refuses the ioctl or the flags, with the errno text.
+    /// or flags without GUEST_MEMFD_FLAG_MMAP; the errors of
+    /// guest_memfd_supported_flags; not_supported when the VM does not
+    /// accept `flags` or the kernel refuses the ioctl (out_of_memory for
+    /// ENOMEM), with the errno text; fd_backing::adopt's errors (mapping
+    /// the guest_memfd).
     [[nodiscard]] static result<guest_memfd_allocator> create(int vm_fd, std::uint64_t bytes,
                                                               folio_order max_order = order_2m,
                                                               std::uint64_t flags = default_guest_memfd_flags) noexcept {

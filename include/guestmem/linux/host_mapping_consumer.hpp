@@ -1,30 +1,30 @@
-// guestmem/linux/host_mapping_consumer.hpp — a consumer that is a real host
-// userspace view of the object (a MAP_SHARED mapping of its fd) and
-// enforces shareability on it with mprotect: pages converted to guest_only
-// become PROT_NONE (a host touch faults with SIGSEGV), pages converted back
-// to shared become PROT_READ | PROT_WRITE again.
-//
-// Bind it over object pages [b, e) with target_base(b) (the view's virtual
-// page number for object page b): its target pages are host virtual
-// addresses >> 12.
-//
-// Two phases: prepare does everything that can fail — it checks the target
-// lies inside the view, reserves the bookkeeping for one more run of
-// protected pages, and checks that the VMAs the view splits into (each
-// maximal run of equal protection is one VMA) stay under a budget derived
-// from /proc/sys/vm/max_map_count, so commit's mprotect cannot hit ENOMEM
-// for want of VMAs. If mprotect still fails in commit, the pages are
-// reported as leaked (the object quarantines them); commit never fails.
-//
-// Non-vetoable causes: truncate leaves protections as they are (a hole
-// keeps its shareability; the kernel already dropped the pages from every
-// mapping), release leaves them too (PROT_NONE is the safe side; the view
-// goes away with the consumer), memory_failure makes the poisoned page
-// PROT_NONE so a host touch faults instead of consuming poison.
-//
-// Thread safety: prepare/commit/abort run under the object's exclusive
-// lock; call the queries under the object's lock or when no conversion is
-// in flight.
+/// @file
+/// A consumer that is a real host userspace view of the object (a MAP_SHARED
+/// mapping of its fd) and enforces shareability on it with mprotect: pages
+/// converted to guest_only become PROT_NONE (a host touch faults with SIGSEGV),
+/// pages converted back to shared become PROT_READ | PROT_WRITE again.
+///
+/// Bind it over object pages [b, e) with target_base(b) (the view's virtual
+/// page number for object page b): its target pages are host virtual
+/// addresses >> 12.
+///
+/// Two phases: prepare does everything that can fail — it checks the target
+/// lies inside the view, reserves the bookkeeping for one more run of
+/// protected pages, and checks that the VMAs the view splits into (each
+/// maximal run of equal protection is one VMA) stay under a budget derived
+/// from /proc/sys/vm/max_map_count, so commit's mprotect cannot hit ENOMEM
+/// for want of VMAs. If mprotect still fails in commit, the pages are
+/// reported as leaked (the object quarantines them); commit never fails.
+///
+/// Non-vetoable causes: truncate leaves protections as they are (a hole
+/// keeps its shareability; the kernel already dropped the pages from every
+/// mapping), release leaves them too (PROT_NONE is the safe side; the view
+/// goes away with the consumer), memory_failure makes the poisoned page
+/// PROT_NONE so a host touch faults instead of consuming poison.
+///
+/// Thread safety: prepare/commit/abort run under the object's exclusive
+/// lock; call the queries under the object's lock or when no conversion is
+/// in flight.
 #pragma once
 
 #include <fcntl.h>
@@ -66,9 +66,22 @@ struct host_mapping_counters {
     std::uint64_t poisoned_pages = 0;      ///< pages protected by memory_failure
 };
 
+/// A consumer that is a host view of the object: a MAP_SHARED mapping
+/// whose guest_only pages it keeps PROT_NONE with mprotect, so a host touch
+/// of a private page faults (SIGSEGV). Bind it with target_base(first) as
+/// the target base: its target pages are host virtual page numbers. All
+/// fallible work (view bounds, bookkeeping memory, the VMA budget) is done
+/// in prepare; commit cannot fail and reports pages it could not protect as
+/// leaked. See the file description for what each cause does.
+///
+/// Locking: prepare, commit, abort and memory_failure run under the owning
+/// object's exclusive lock; call map, attach, apply, set_vma_limit and the
+/// queries under that lock too, or while no invalidation is in flight.
 class host_mapping_consumer final : public consumer {
 public:
+    /// No view yet: map() or attach() one before binding.
     host_mapping_consumer() = default;
+    /// Unmaps the view if map() created it (an attached one is left alone).
     ~host_mapping_consumer() override = default;
 
     /// Map [file_offset, file_offset + bytes) of `fd` MAP_SHARED read/write
@@ -114,7 +127,9 @@ public:
 
     // ---- queries -----------------------------------------------------------
 
+    /// First byte of the view, or nullptr when nothing is mapped.
     [[nodiscard]] std::byte* data() const noexcept { return view_; }
+    /// Size of the view in bytes (0 when nothing is mapped).
     [[nodiscard]] std::uint64_t bytes() const noexcept { return view_pages_ * page_size; }
     /// Host address of object page `p`, or nullptr when `p` is outside
     /// object_pages() (or nothing is mapped).
@@ -137,20 +152,29 @@ public:
     [[nodiscard]] bool accessible(page_index p) const noexcept {
         return object_pages().contains(p) && !runs_.protected_at(p - first_page_);
     }
-    /// VMAs the view currently splits into, and the budget prepare enforces.
+    /// VMAs the view currently splits into (runs of equal protection).
     [[nodiscard]] std::uint64_t vmas() const noexcept { return runs_.segments(view_pages_); }
+    /// The VMA budget prepare enforces: it vetoes a conversion that could
+    /// take the view past it.
     [[nodiscard]] std::uint64_t vma_limit() const noexcept { return vma_limit_; }
     /// Override the VMA budget (default: vm.max_map_count / 4, leaving the
     /// rest for the process and other views).
     void set_vma_limit(std::uint64_t limit) noexcept { vma_limit_ = limit; }
+    /// What the consumer has done so far (host_mapping_counters).
     [[nodiscard]] const host_mapping_counters& counters() const noexcept { return counters_; }
     /// Time and number of mprotect calls.
     [[nodiscard]] const detail::sys::kernel_clock& kernel() const noexcept { return clock_; }
+    /// The same clock, writable (to reset() it between measurements).
     [[nodiscard]] detail::sys::kernel_clock& kernel() noexcept { return clock_; }
+    /// "host_mapping", for dumps and veto messages.
     [[nodiscard]] std::string_view name() const noexcept override { return "host_mapping"; }
 
     /// Set the protection of object pages outside a conversion (e.g. after
-    /// binding to an object whose pages start guest_only). Fallible.
+    /// binding to an object whose pages start guest_only): PROT_NONE for
+    /// guest_only, PROT_READ | PROT_WRITE for shared. Errors: invalid_range
+    /// (at pages.begin) when `pages` is empty or not inside object_pages();
+    /// out_of_memory for the bookkeeping; mprotect's errno mapped by
+    /// errc_from_errno. On error the recorded protections are unchanged.
     [[nodiscard]] status apply(page_range pages, shareability s) noexcept {
         const page_range view = object_pages();
         if (!view.contains(pages) || pages.empty())
@@ -169,6 +193,11 @@ public:
 
     // ---- the consumer interface --------------------------------------------
 
+    /// For a conversion, check everything commit needs and veto (errc::vetoed
+    /// at inv.pages.begin, saying why) when the view is not mapped, the
+    /// target lies outside it, the change could take the view past
+    /// vma_limit(), or the bookkeeping cannot grow. Truncate and release
+    /// need nothing: ok. Counts vetoes.
     status prepare(const invalidation& inv) override {
         if (!is_vetoable(inv.cause)) return ok();  // truncate / release: nothing to do (see the top of the file)
         if (!view_) return veto(inv, "the host view is not mapped");
@@ -180,6 +209,10 @@ public:
         return ok();
     }
 
+    /// For a conversion, mprotect the target: PROT_NONE to guest_only,
+    /// PROT_READ | PROT_WRITE to shared. If that fails, every page of
+    /// inv.pages is reported leaked (until the report overflows) and the
+    /// object quarantines them. Truncate and release change nothing.
     void commit(const invalidation& inv, commit_report& report) noexcept override {
         if (!is_vetoable(inv.cause)) return;
         if (pending_) --pending_;
@@ -197,10 +230,14 @@ public:
         ++(prot ? counters_.protected_ranges : counters_.unprotected_ranges);
     }
 
+    /// Forget a conversion's prepare (no protection was changed).
     void abort(const invalidation& inv) noexcept override {
         if (is_vetoable(inv.cause) && pending_) --pending_;
     }
 
+    /// Make the failed folio's pages PROT_NONE so a host touch faults
+    /// instead of consuming poison; counted in poisoned_pages. Targets
+    /// outside the view, and a failing mprotect, are ignored.
     void memory_failure(const invalidation& inv) noexcept override {
         if (!view_ || !in_view(inv.target)) return;
         if (mprotect_target(inv.target, true) != 0) return;  // nothing more the host can do

@@ -1,8 +1,9 @@
-// guestmem/linux/linux.hpp — the Linux parts in one include: the memfd and
-// KVM guest_memfd allocator policies, the host-mapping consumer that
-// enforces shareability on a real host view with mprotect, the KVM memslot
-// helper, and the guest_memfd uapi definitions they need. Linux only; not
-// part of <guestmem/guestmem.hpp>.
+/// @file
+/// The Linux parts in one include: the memfd and KVM guest_memfd allocator
+/// policies, the host-mapping consumer that enforces shareability on a real
+/// host view with mprotect, the KVM memslot helper, and the guest_memfd
+/// uapi definitions they need. Linux only; not part of
+/// `<guestmem/guestmem.hpp>`.
 #pragma once
 
 #include <guestmem/linux/fd_backing.hpp>

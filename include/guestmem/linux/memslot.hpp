@@ -1,23 +1,24 @@
-// guestmem/linux/memslot.hpp — bind object pages to a KVM memslot:
-// KVM_SET_USER_MEMORY_REGION2 with KVM_MEM_GUEST_MEMFD, so guest physical
-// [gpa, gpa + size) is backed by guest_memfd pages [first, first + n).
-//
-// userspace_addr: with GUEST_MEMFD_FLAG_MMAP (Linux 6.18) KVM's page faults
-// take every page from the guest_memfd itself, but KVM still reads guest
-// memory through userspace_addr wherever it emulates (the instruction
-// emulator; on a software-virtualized host such as kvm_pvm, real mode). So
-// point it at a mapping that stays accessible — the allocator's own
-// (`alloc.data()`), which is the hypervisor's path (accessor::hypervisor may
-// touch guest_only pages) — not at the host view the host-mapping consumer
-// protects, or the guest's emulated accesses to private pages fail.
-//
-// The configuration is checked before the ioctl (memslot::check_config):
-// KVM takes byte quantities (pages * 4 KiB) and adds them in 64 bits, and a
-// product that wrapped would reach it as a different, valid-looking slot
-// (memory_size 0 even means "delete the slot"). Kernel errors come back as
-// library errors (EINVAL -> invalid_argument, EEXIST -> already_bound,
-// ENOTTY/EOPNOTSUPP -> not_supported, ...) with the errno text. A `memslot`
-// deletes its slot when destroyed.
+/// @file
+/// Bind object pages to a KVM memslot: KVM_SET_USER_MEMORY_REGION2 with
+/// KVM_MEM_GUEST_MEMFD, so guest physical [gpa, gpa + size) is backed by
+/// guest_memfd pages [first, first + n).
+///
+/// userspace_addr: with GUEST_MEMFD_FLAG_MMAP (Linux 6.18) KVM's page faults
+/// take every page from the guest_memfd itself, but KVM still reads guest
+/// memory through userspace_addr wherever it emulates (the instruction
+/// emulator; on a software-virtualized host such as kvm_pvm, real mode). So
+/// point it at a mapping that stays accessible — the allocator's own
+/// (`alloc.data()`), which is the hypervisor's path (accessor::hypervisor may
+/// touch guest_only pages) — not at the host view the host-mapping consumer
+/// protects, or the guest's emulated accesses to private pages fail.
+///
+/// The configuration is checked before the ioctl (memslot::check_config):
+/// KVM takes byte quantities (pages * 4 KiB) and adds them in 64 bits, and a
+/// product that wrapped would reach it as a different, valid-looking slot
+/// (memory_size 0 even means "delete the slot"). Kernel errors come back as
+/// library errors (EINVAL -> invalid_argument, EEXIST -> already_bound,
+/// ENOTTY/EOPNOTSUPP -> not_supported, ...) with the errno text. A `memslot`
+/// deletes its slot when destroyed.
 #pragma once
 
 #include <sys/ioctl.h>
@@ -37,20 +38,26 @@ namespace guestmem {
 /// What to bind: slot number, guest physical base, object pages of the
 /// guest_memfd and the host view address of the first of them.
 struct memslot_config {
-    std::uint32_t slot = 0;
-    std::uint64_t guest_phys_addr = 0;
-    int guest_memfd = -1;
+    std::uint32_t slot = 0;            ///< KVM slot id (address space in the high 16 bits)
+    std::uint64_t guest_phys_addr = 0; ///< guest physical address of pages.begin (page-aligned)
+    int guest_memfd = -1;              ///< the guest_memfd's fd (not owned)
     page_range pages;                 ///< guest_memfd pages (offset = pages.begin * 4 KiB)
     void* userspace_addr = nullptr;   ///< a host mapping of pages.begin KVM may read (page-aligned; see above)
     std::uint32_t extra_flags = 0;    ///< e.g. KVM_MEM_LOG_DIRTY_PAGES
 };
 
 /// A KVM memslot backed by a guest_memfd. Move-only; deletes the slot on
-/// destruction (or on unbind()).
+/// destruction (or on unbind()). Locking: none; KVM serialises memslot
+/// ioctls itself, and one memslot object must not be used from two
+/// threads at once.
 class memslot {
 public:
+    /// Not bound: a placeholder to move a bound memslot into.
     memslot() = default;
+    /// Take over `o`'s slot; `o` is left unbound (its destructor deletes nothing).
     memslot(memslot&& o) noexcept : vm_fd_(std::exchange(o.vm_fd_, -1)), cfg_(o.cfg_), kernel_ns_(o.kernel_ns_) {}
+    /// Delete this memslot's slot, if bound (an error is ignored), then take
+    /// over `o`'s.
     memslot& operator=(memslot&& o) noexcept {
         if (this != &o) {
             (void)unbind();
@@ -62,6 +69,7 @@ public:
     }
     memslot(const memslot&) = delete;
     memslot& operator=(const memslot&) = delete;
+    /// Deletes the slot, if bound; an error is ignored.
     ~memslot() { (void)unbind(); }
 
     /// Validate `cfg` the way bind() does, before any system call:
@@ -116,7 +124,8 @@ public:
     }
 
     /// Create the slot on `vm_fd` (not owned; must outlive the memslot).
-    /// Errors: check_config's (before any ioctl), then the kernel's.
+    /// Errors: check_config's (before any ioctl), then the kernel's errno
+    /// mapped by errc_from_errno, at pages.begin, with its text.
     [[nodiscard]] static result<memslot> bind(int vm_fd, const memslot_config& cfg) noexcept {
         auto reg = region(cfg);
         if (!reg) return reg.error();
@@ -134,7 +143,10 @@ public:
         return m;
     }
 
-    /// Delete the slot (memory_size 0). Idempotent.
+    /// Delete the slot (memory_size 0). Idempotent: ok when not bound. The
+    /// memslot is unbound afterwards even when the ioctl fails; the error
+    /// (the kernel's errno mapped by errc_from_errno, at pages.begin) says
+    /// the slot may still exist.
     [[nodiscard]] status unbind() noexcept {
         if (vm_fd_ < 0) return ok();
         kvm_userspace_memory_region2 r{};
@@ -145,7 +157,9 @@ public:
         return ok();
     }
 
+    /// True between a successful bind() and unbind() (or a move away).
     [[nodiscard]] bool is_bound() const noexcept { return vm_fd_ >= 0; }
+    /// The configuration the slot was bound with (kept after unbind()).
     [[nodiscard]] const memslot_config& config() const noexcept { return cfg_; }
     /// What gpa_of returns for a page the slot does not cover: 2^64 - 1,
     /// never page-aligned, so never a page's guest physical address.

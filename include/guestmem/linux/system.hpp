@@ -1,8 +1,9 @@
-// guestmem/linux/system.hpp — the Linux plumbing an embedder shares with
-// the backends: an owned file descriptor, errors for failed system calls
-// whose message says what the caller asked for plus the kernel's errno
-// text (errc chosen from the errno), and a clock of the time spent inside
-// system calls (so an embedder can tell library time from kernel time).
+/// @file
+/// The Linux plumbing an embedder shares with the backends: an owned file
+/// descriptor, errors for failed system calls whose message says what the
+/// caller asked for plus the kernel's errno text (errc chosen from the
+/// errno), and a clock of the time spent inside system calls (so an
+/// embedder can tell library time from kernel time). Linux only.
 #pragma once
 
 #if !defined(__linux__)
@@ -26,7 +27,10 @@
 namespace guestmem {
 
 
-/// The library code an errno maps to.
+/// The library code an errno maps to: ENOMEM, ENOSPC, EDQUOT, EFBIG ->
+/// out_of_memory; EBUSY, EAGAIN -> busy; EPERM, EACCES -> permission_denied;
+/// ENOTTY, ENOSYS, EOPNOTSUPP, ENODEV, ENXIO -> not_supported; EEXIST ->
+/// already_bound; EHWPOISON -> poisoned; anything else -> invalid_argument.
 [[nodiscard]] constexpr errc errc_from_errno(int err) noexcept {
     switch (err) {
     case ENOMEM:
@@ -54,10 +58,13 @@ namespace guestmem {
     return s ? s : "unknown errno";
 }
 
-/// An error for a failed system call: `what` (printf-style, in the caller's
-/// terms) followed by the errno's name-free description, e.g.
-/// "fallocate of pages [0x200, 0x400) failed: No space left on device".
-/// `code` overrides the errno mapping when the caller knows better.
+/// An error for a failed system call, at `page`, with the code
+/// errc_from_errno(err): the text formatted printf-style from `fmt` (what
+/// was asked, in the caller's terms) followed by the errno's description
+/// and number, e.g. "fallocate of pages [0x200, 0x400) failed: No space
+/// left on device (errno 28)". Never allocates; the whole message is
+/// truncated to error::max_message - 1 characters. errno_error_as takes an
+/// explicit code instead.
 [[nodiscard]] inline error errno_error(int err, page_index page, const char* fmt, ...) noexcept
     __attribute__((format(printf, 3, 4)));
 [[nodiscard]] inline error errno_error(int err, page_index page, const char* fmt, ...) noexcept {
@@ -69,24 +76,31 @@ namespace guestmem {
     return error::make(errc_from_errno(err), page, "%s: %s (errno %d)", what, errno_text(err), err);
 }
 
-/// Same, with an explicit code.
+/// Like errno_error, with an explicit `code` (for when the caller knows
+/// better than the errno mapping) and a plain `what` string.
 [[nodiscard]] inline error errno_error_as(errc code, int err, page_index page, const char* what) noexcept {
     return error::make(code, page, "%s: %s (errno %d)", what, errno_text(err), err);
 }
 
 /// Time and calls spent inside system calls, updated with relaxed atomics
-/// (allocators may be called from concurrent faults).
+/// so that any thread may read it, with no lock, while the allocator or
+/// consumer that owns it works; a reading taken while calls run may pair a
+/// newer time with an older count.
 class kernel_clock {
 public:
+    /// Zero time, zero calls.
     kernel_clock() = default;
+    /// A copy of `o`'s current readings (not atomic as a pair).
     kernel_clock(const kernel_clock& o) noexcept : ns_(o.ns()), calls_(o.calls()) {}
+    /// Take `o`'s current readings (not atomic as a pair).
     kernel_clock& operator=(const kernel_clock& o) noexcept {
         ns_.store(o.ns(), std::memory_order_relaxed);
         calls_.store(o.calls(), std::memory_order_relaxed);
         return *this;
     }
 
-    /// Run `f` (a system call) and account its wall time.
+    /// Run `f` (a system call), add its wall time (steady_clock) and one
+    /// call, and return what `f` returned. noexcept when `f` is.
     template <class F>
     auto time(F&& f) noexcept(noexcept(f())) {
         const auto t0 = std::chrono::steady_clock::now();
@@ -98,8 +112,11 @@ public:
         return r;
     }
 
+    /// Nanoseconds spent inside timed calls since construction or reset().
     [[nodiscard]] std::uint64_t ns() const noexcept { return ns_.load(std::memory_order_relaxed); }
+    /// Number of timed calls since construction or reset().
     [[nodiscard]] std::uint64_t calls() const noexcept { return calls_.load(std::memory_order_relaxed); }
+    /// Back to zero time and zero calls.
     void reset() noexcept {
         ns_.store(0, std::memory_order_relaxed);
         calls_.store(0, std::memory_order_relaxed);
@@ -110,12 +127,18 @@ private:
     std::atomic<std::uint64_t> calls_{0};
 };
 
-/// An owned file descriptor.
+/// An owned file descriptor: closed by the destructor and by reset().
+/// Move-only. -1 means "none". Not thread-safe (a plain int).
 class unique_fd {
 public:
+    /// No descriptor (-1).
     unique_fd() = default;
+    /// Take ownership of `fd` (a negative value means none, so the result
+    /// of a failed open() can be passed as is).
     explicit unique_fd(int fd) noexcept : fd_(fd) {}
+    /// Take `o`'s descriptor; `o` holds none.
     unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    /// Close the descriptor held, then take `o`'s.
     unique_fd& operator=(unique_fd&& o) noexcept {
         if (this != &o) {
             reset();
@@ -125,10 +148,15 @@ public:
     }
     unique_fd(const unique_fd&) = delete;
     unique_fd& operator=(const unique_fd&) = delete;
+    /// Closes the descriptor, if one is held.
     ~unique_fd() { reset(); }
 
+    /// The descriptor (still owned), or -1.
     [[nodiscard]] int get() const noexcept { return fd_; }
+    /// True when a descriptor is held.
     [[nodiscard]] explicit operator bool() const noexcept { return fd_ >= 0; }
+    /// Close the descriptor, if one is held (close's result is ignored),
+    /// and hold none.
     void reset() noexcept {
         if (fd_ >= 0) ::close(fd_);
         fd_ = -1;
