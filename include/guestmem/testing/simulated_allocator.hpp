@@ -1,8 +1,9 @@
-// guestmem/testing/simulated_allocator.hpp — an allocator policy that only
-// keeps books: it hands out fake, naturally aligned frame numbers, enforces a
-// capacity in pages (so running out of memory is testable) and an optional
-// limit on split metadata, and counts everything it is asked to do. The
-// default allocator for tests, benchmarks and simulation.
+/// @file
+/// An allocator policy that only keeps books: it hands out fake, naturally
+/// aligned frame numbers, enforces a capacity in pages (so running out of
+/// memory is testable) and an optional limit on split metadata, and counts
+/// everything it is asked to do. The default allocator for tests, benchmarks
+/// and simulation.
 #pragma once
 
 #include <cstdint>
@@ -14,15 +15,27 @@
 
 namespace guestmem {
 
+/// An allocator policy that keeps books only: fake, naturally aligned
+/// frame numbers (from 0x100000 up, never reused), a capacity in pages, an
+/// optional limit on split metadata, and counters of every call. Without
+/// refcounted_frames: a folio truncated while pinned keeps its frames until
+/// its last unpin. Every call is O(1). Locking: none (called under the
+/// owner's exclusive lock); not for use from several threads at once.
 class simulated_allocator {
 public:
+    /// An allocator of at most `capacity_pages` pages in use at once
+    /// (unlimited by default) handing out folios up to `max_order`
+    /// (clamped to max_supported_order).
     explicit simulated_allocator(std::uint64_t capacity_pages = UINT64_MAX, folio_order max_order = order_1g) noexcept
         : capacity_(capacity_pages), max_order_(max_order > max_supported_order ? max_supported_order : max_order) {}
 
+    /// The largest order allocate() accepts.
     [[nodiscard]] folio_order max_order() const noexcept { return max_order_; }
 
     /// A fresh folio of `order`; frames are never reused, so a stale frame
-    /// number is easy to spot in a dump.
+    /// number is easy to spot in a dump. Errors (at `index`): not_supported
+    /// for an order above max_order(); out_of_memory when the folio would
+    /// take the pages in use past capacity().
     [[nodiscard]] result<frame_number> allocate(page_index index, folio_order order) noexcept {
         if (order > max_order_)
             return error::make(errc::not_supported, index, "folio of order %u at page %#" PRIx64
@@ -40,13 +53,17 @@ public:
         return f;
     }
 
+    /// Take back a folio (or one piece of a split one) of `order`: its
+    /// pages leave pages_in_use(). The frame is not checked or reused.
     void free(page_index, frame_number, folio_order order) noexcept {
         in_use_ -= pages_in(order);
         --folios_;
         ++frees_;
     }
 
-    /// Split metadata: one unit per split, bounded by split_limit().
+    /// Split metadata: one unit per split, bounded by the split limit
+    /// (set_split_limit). Error: out_of_memory (at no_page) when the
+    /// reservations outstanding plus the splits in place reach it.
     [[nodiscard]] status reserve_split(frame_number frame, folio_order from, folio_order to) noexcept {
         if (reserved_ + split_now_ >= split_limit_)
             return error::make(errc::out_of_memory, no_page,
@@ -56,34 +73,47 @@ public:
         ++reservations_;
         return ok();
     }
+    /// Give back one unused reservation.
     void unreserve_split(frame_number, folio_order, folio_order) noexcept { --reserved_; }
     /// A split folio is 2^(from - to) folios from then on: each may be
-    /// freed on its own (a truncated folio's healthy pieces are).
+    /// freed on its own (a truncated folio's healthy pieces are). Uses one
+    /// reservation; the split stays in place (counted against the split
+    /// limit) until merged.
     void split(frame_number, folio_order from, folio_order to) noexcept {
         --reserved_;
         ++split_now_;
         ++splits_;
         folios_ += pages_in(from - to) - 1;
     }
+    /// Pieces of order `from` back into one folio of order `to`: releases
+    /// the split's metadata unit.
     void merge(frame_number, folio_order from, folio_order to) noexcept {
         --split_now_;
         ++merges_;
         folios_ -= pages_in(to - from) - 1;
     }
+    /// Count a request to clear `pages` pages (there are no contents to clear).
     void zero(page_index, frame_number, std::uint64_t pages) noexcept {
         zeroed_ += pages;
         ++zero_calls_;
     }
 
     // ---- configuration and statistics ---------------------------------
+    /// Change the capacity (pages in use at once). Lowering it below
+    /// pages_in_use() frees nothing; later allocations fail until enough
+    /// pages are freed.
     void set_capacity(std::uint64_t pages) noexcept { capacity_ = pages; }
     /// Limit on split metadata (reservations plus splits in place).
     void set_split_limit(std::uint64_t n) noexcept { split_limit_ = n; }
+    /// The capacity in pages.
     [[nodiscard]] std::uint64_t capacity() const noexcept { return capacity_; }
+    /// Pages of the folios handed out and not freed.
     [[nodiscard]] std::uint64_t pages_in_use() const noexcept { return in_use_; }
     /// Folios handed out and not freed, a split one counting as its pieces.
     [[nodiscard]] std::uint64_t folios_in_use() const noexcept { return folios_; }
+    /// Successful allocate() calls.
     [[nodiscard]] std::uint64_t allocations() const noexcept { return allocations_; }
+    /// free() calls.
     [[nodiscard]] std::uint64_t frees() const noexcept { return frees_; }
     /// Split reservations outstanding (taken, neither used nor given back).
     [[nodiscard]] std::uint64_t reserved_splits() const noexcept { return reserved_; }
@@ -91,9 +121,13 @@ public:
     [[nodiscard]] std::uint64_t reservations() const noexcept { return reservations_; }
     /// Splits currently in place (split minus merged).
     [[nodiscard]] std::uint64_t splits_in_place() const noexcept { return split_now_; }
+    /// split() calls.
     [[nodiscard]] std::uint64_t splits() const noexcept { return splits_; }
+    /// merge() calls.
     [[nodiscard]] std::uint64_t merges() const noexcept { return merges_; }
+    /// Pages zero() was asked to clear, in total.
     [[nodiscard]] std::uint64_t zeroed_pages() const noexcept { return zeroed_; }
+    /// zero() calls.
     [[nodiscard]] std::uint64_t zero_calls() const noexcept { return zero_calls_; }
 
 private:

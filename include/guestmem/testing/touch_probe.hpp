@@ -1,7 +1,8 @@
-// guestmem/testing/touch_probe.hpp — find out, without risking the
-// caller, whether the host can really touch an address: fork a child that
-// reads (or writes) it and see how the child ends. This is how the tests and
-// the demo check that the host-mapping consumer's PROT_NONE is real.
+/// @file
+/// Find out, without risking the caller, whether the host can really touch an
+/// address: fork a child that reads (or writes) it and see how the child ends.
+/// This is how the tests and the demo check that the host-mapping consumer's
+/// PROT_NONE is real.
 #pragma once
 
 #include <signal.h>
@@ -11,10 +12,19 @@
 #include <cerrno>
 #include <cstddef>
 
+/// Test helpers that are not allocator or consumer doubles (those live in
+/// namespace guestmem, in the other guestmem/testing headers).
 namespace guestmem::testing {
 
-enum class touch_outcome { survived, sigsegv, sigbus, other };
+/// How a touch_in_child child ended.
+enum class touch_outcome {
+    survived,  ///< the touch succeeded: the child exited with status 0
+    sigsegv,   ///< the child died of SIGSEGV (e.g. the page is PROT_NONE)
+    sigbus,    ///< the child died of SIGBUS (e.g. a poisoned or truncated page)
+    other      ///< fork or waitpid failed, or the child ended any other way
+};
 
+/// "survived", "SIGSEGV", "SIGBUS", "other", or "?" for any other value.
 [[nodiscard]] constexpr const char* to_string(touch_outcome t) noexcept {
     switch (t) {
     case touch_outcome::survived: return "survived";
@@ -27,7 +37,11 @@ enum class touch_outcome { survived, sigsegv, sigbus, other };
 
 /// Fork; the child restores the default SIGSEGV/SIGBUS disposition (so a
 /// sanitizer's handler does not turn the fault into an exit code), touches
-/// `addr` and _exits 0. Returns how the child ended.
+/// `addr` (a write of 0x5a when `write`, else a read) and _exits 0.
+/// Returns how the child ended; waits for it (retrying on EINTR). Costs a
+/// fork: use it in tests, not on hot paths. Call it only where forking is
+/// safe (no other thread holds a lock the child would need: the child
+/// only touches, restores two signal dispositions and exits).
 [[nodiscard]] inline touch_outcome touch_in_child(volatile std::byte* addr, bool write) noexcept {
     const pid_t pid = ::fork();
     if (pid < 0) return touch_outcome::other;
