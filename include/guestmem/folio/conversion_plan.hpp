@@ -21,11 +21,11 @@ namespace guestmem {
 /// (only it can fill the plan). Movable; a plan destroyed or assigned over
 /// while reserved cancels itself on its table.
 ///
-/// Life cycle: folio_table::plan_conversion (or plan_into) -> reserve
-/// (fallible: split metadata and piece arrays) -> apply (cannot fail) or
-/// cancel (changes nothing). Locking: none of its own; it is used under the
-/// same serialisation as its table (guest_memory's exclusive lock), and a
-/// reserved plan must not outlive its table.
+/// Life cycle: built as plan{r, to}, filled by folio_table::plan_into ->
+/// reserve (fallible: split metadata and piece arrays) -> apply (cannot
+/// fail) or cancel (changes nothing). Locking: none of its own; it is used
+/// under the same serialisation as its table (guest_memory's exclusive
+/// lock), and a reserved plan must not outlive its table.
 template <class Table>
 class conversion_plan {
 public:
