@@ -288,3 +288,42 @@ TEST_CASE("sharded_shared_mutex: a reader waits for a writer holding the lock") 
     one.lock();  // would hang if a reader count leaked
     one.unlock();
 }
+
+// guest_memory_with: the policies by name, in any order, the rest defaulted.
+namespace {
+struct closed_consumer {
+    status prepare(const invalidation&) { return ok(); }
+    void commit(const invalidation&, commit_report&) noexcept {}
+    void abort(const invalidation&) noexcept {}
+    void memory_failure(const invalidation&) noexcept {}
+};
+struct stub_allocator {
+    [[nodiscard]] folio_order max_order() const noexcept { return order_2m; }
+    result<frame_number> allocate(page_index i, folio_order) noexcept { return frame_number{i}; }
+    void free(page_index, frame_number, folio_order) noexcept {}
+    status reserve_split(frame_number, folio_order, folio_order) noexcept { return ok(); }
+    void unreserve_split(frame_number, folio_order, folio_order) noexcept {}
+    void split(frame_number, folio_order, folio_order) noexcept {}
+    void merge(frame_number, folio_order, folio_order) noexcept {}
+    void zero(page_index, frame_number, std::uint64_t) noexcept {}
+};
+template <class... O>
+concept accepted_options = requires { typename guest_memory_with<stub_allocator, O...>; };
+} // namespace
+
+TEST_CASE("guest_memory_with names the same type as the positional policies, and refuses what is not an option") {
+    static_assert(std::is_same_v<guest_memory_with<stub_allocator>, guest_memory<stub_allocator>>);
+    static_assert(std::is_same_v<guest_memory_with<stub_allocator, options::lock<null_lock>>,
+                                 guest_memory<stub_allocator, consumer, null_lock>>);
+    static_assert(std::is_same_v<guest_memory_with<stub_allocator, options::lock<null_lock>, options::consumer<closed_consumer>>,
+                                 guest_memory<stub_allocator, closed_consumer, null_lock>>);
+    static_assert(std::is_same_v<guest_memory_with<stub_allocator, options::node_allocator<std::allocator<std::byte>>,
+                                                   options::consumer<closed_consumer>>,
+                                 guest_memory<stub_allocator, closed_consumer>>);
+    static_assert(accepted_options<options::lock<null_lock>>);
+    static_assert(!accepted_options<null_lock>);  // a bare policy is not an option
+    stub_allocator a;
+    guest_memory_with<stub_allocator, options::consumer<closed_consumer>, options::lock<null_lock>> mem(a, {.pages = 8});
+    CHECK(mem.allocate({0, 8}));
+    CHECK(mem.stats().allocated_pages == 8);
+}

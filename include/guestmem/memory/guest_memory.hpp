@@ -30,6 +30,7 @@
 #include <guestmem/memory/config.hpp>
 #include <guestmem/memory/detail/counters.hpp>
 #include <guestmem/memory/lock.hpp>
+#include <guestmem/memory/options.hpp>
 #include <guestmem/notifier/binding.hpp>
 #include <guestmem/notifier/consumer.hpp>
 #include <guestmem/notifier/notifier_set.hpp>
@@ -489,5 +490,15 @@ private:
     detail::memory_counters counters_;
     notifier_set<Consumer> notifier_;  // last: destroyed first, releasing consumers before folios go
 };
+
+/// guest_memory with its policies named (memory/options.hpp): any of
+/// options::consumer<C>, options::lock<L>, options::node_allocator<N>, in
+/// any order, the rest defaulted. The same type as the positional form.
+template <folio_allocator Allocator, class... Options>
+    requires(detail::is_any_option<Options> && ...)
+using guest_memory_with =
+    guest_memory<Allocator, typename detail::pick_option<options::consumer, consumer, Options...>::type,
+                 typename detail::pick_option<options::lock, std::shared_mutex, Options...>::type,
+                 typename detail::pick_option<options::node_allocator, std::allocator<std::byte>, Options...>::type>;
 
 } // namespace guestmem
