@@ -30,15 +30,15 @@ bool all_bytes(const std::byte* p, std::size_t n, std::byte v) {
 
 // A KVM VM for the tests, or a reason why not.
 struct test_vm {
-    detail::sys::unique_fd kvm, vm;
+    unique_fd kvm, vm;
     std::string why_not;
     test_vm() {
-        kvm = detail::sys::unique_fd{::open("/dev/kvm", O_RDWR | O_CLOEXEC)};
+        kvm = unique_fd{::open("/dev/kvm", O_RDWR | O_CLOEXEC)};
         if (!kvm) {
             why_not = std::string("/dev/kvm unavailable: ") + std::strerror(errno);
             return;
         }
-        vm = detail::sys::unique_fd{::ioctl(kvm.get(), KVM_CREATE_VM, 0)};
+        vm = unique_fd{::ioctl(kvm.get(), KVM_CREATE_VM, 0)};
         if (!vm) why_not = std::string("KVM_CREATE_VM failed: ") + std::strerror(errno);
     }
     explicit operator bool() const { return bool(vm); }
@@ -91,13 +91,13 @@ TEST_CASE("kvm_uapi: definitions match the kernel's layout") {
 }
 
 TEST_CASE("errno errors carry the library code and the kernel's text") {
-    const error e = detail::sys::errno_error(ENOSPC, 3, "fallocate of pages [%#x, %#x) failed", 3, 4);
+    const error e = errno_error(ENOSPC, 3, "fallocate of pages [%#x, %#x) failed", 3, 4);
     CHECK(e.code() == errc::out_of_memory);
     CHECK(e.page() == 3);
     CHECK(std::string(e.message()) == "fallocate of pages [0x3, 0x4) failed: No space left on device (errno 28)");
-    CHECK(detail::sys::errc_from_errno(ENOTTY) == errc::not_supported);
-    CHECK(detail::sys::errc_from_errno(EEXIST) == errc::already_bound);
-    CHECK(detail::sys::errc_from_errno(EINVAL) == errc::invalid_argument);
+    CHECK(errc_from_errno(ENOTTY) == errc::not_supported);
+    CHECK(errc_from_errno(EEXIST) == errc::already_bound);
+    CHECK(errc_from_errno(EINVAL) == errc::invalid_argument);
 }
 
 TEST_CASE("protection_runs: assign coalesces, splits, and counts VMAs") {

@@ -346,7 +346,7 @@ constexpr std::uint64_t guest_bytes = 4 << 20;  // two 2 MiB folios
 constexpr page_index slot_pages = 256;          // real mode reaches the first 1 MiB
 
 struct kvm_handles {
-    detail::sys::unique_fd kvm, vm, vcpu;
+    unique_fd kvm, vm, vcpu;
     kvm_run* run = nullptr;
     std::size_t run_size = 0;
     ~kvm_handles() {
@@ -356,9 +356,9 @@ struct kvm_handles {
 
 /// Open /dev/kvm and create a default (type 0) VM; false (with why) if not possible.
 bool open_vm(kvm_handles& h, const char*& why) {
-    h.kvm = detail::sys::unique_fd{::open("/dev/kvm", O_RDWR | O_CLOEXEC)};
+    h.kvm = unique_fd{::open("/dev/kvm", O_RDWR | O_CLOEXEC)};
     if (!h.kvm) return why = "cannot open /dev/kvm", false;
-    h.vm = detail::sys::unique_fd{::ioctl(h.kvm.get(), KVM_CREATE_VM, 0)};
+    h.vm = unique_fd{::ioctl(h.kvm.get(), KVM_CREATE_VM, 0)};
     if (!h.vm) return why = "KVM_CREATE_VM failed", false;
     (void)::ioctl(h.vm.get(), KVM_SET_TSS_ADDR, 0xfffbd000UL);  // needed by real mode on some Intel hosts
     return true;
@@ -366,22 +366,22 @@ bool open_vm(kvm_handles& h, const char*& why) {
 
 /// One vCPU in real mode at 0000:code_gpa.
 status create_vcpu(kvm_handles& h) {
-    h.vcpu = detail::sys::unique_fd{::ioctl(h.vm.get(), KVM_CREATE_VCPU, 0)};
-    if (!h.vcpu) return detail::sys::errno_error(errno, no_page, "KVM_CREATE_VCPU failed");
+    h.vcpu = unique_fd{::ioctl(h.vm.get(), KVM_CREATE_VCPU, 0)};
+    if (!h.vcpu) return errno_error(errno, no_page, "KVM_CREATE_VCPU failed");
     const int size = ::ioctl(h.kvm.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
-    if (size <= 0) return detail::sys::errno_error(errno, no_page, "KVM_GET_VCPU_MMAP_SIZE failed");
+    if (size <= 0) return errno_error(errno, no_page, "KVM_GET_VCPU_MMAP_SIZE failed");
     void* run = ::mmap(nullptr, std::size_t(size), PROT_READ | PROT_WRITE, MAP_SHARED, h.vcpu.get(), 0);
-    if (run == MAP_FAILED) return detail::sys::errno_error(errno, no_page, "mmap of kvm_run failed");
+    if (run == MAP_FAILED) return errno_error(errno, no_page, "mmap of kvm_run failed");
     h.run = static_cast<kvm_run*>(run);
     h.run_size = std::size_t(size);
     kvm_sregs sregs{};
-    if (::ioctl(h.vcpu.get(), KVM_GET_SREGS, &sregs) != 0) return detail::sys::errno_error(errno, no_page, "KVM_GET_SREGS failed");
+    if (::ioctl(h.vcpu.get(), KVM_GET_SREGS, &sregs) != 0) return errno_error(errno, no_page, "KVM_GET_SREGS failed");
     for (kvm_segment* seg : {&sregs.cs, &sregs.ds, &sregs.es, &sregs.ss}) seg->base = seg->selector = 0;
-    if (::ioctl(h.vcpu.get(), KVM_SET_SREGS, &sregs) != 0) return detail::sys::errno_error(errno, no_page, "KVM_SET_SREGS failed");
+    if (::ioctl(h.vcpu.get(), KVM_SET_SREGS, &sregs) != 0) return errno_error(errno, no_page, "KVM_SET_SREGS failed");
     kvm_regs regs{};
     regs.rip = code_gpa;
     regs.rflags = 0x2;
-    if (::ioctl(h.vcpu.get(), KVM_SET_REGS, &regs) != 0) return detail::sys::errno_error(errno, no_page, "KVM_SET_REGS failed");
+    if (::ioctl(h.vcpu.get(), KVM_SET_REGS, &regs) != 0) return errno_error(errno, no_page, "KVM_SET_REGS failed");
     return ok();
 }
 
