@@ -1,8 +1,25 @@
-// tests/folio_restructure_tests.hpp — the second half of test_folio,
-// included at the end of folio_test.cpp (one binary, shared helpers):
-// exhaustive fault injection, record memory accounting, a randomised run
-// against a per-page model, and the compact piece records of a split.
-#pragma once
+// Tests for the folio table, part 2 (the test_folio binary, with
+// folio_test.cpp): exhaustive fault injection, record memory accounting, a
+// randomised run against a per-page model, and the compact piece records of
+// a split. The helpers shared with part 1 are in support/folio_support.hpp.
+#include <doctest/doctest.h>
+
+#include <guestmem/folio/folio_table.hpp>
+#include <guestmem/testing/fault_injecting_allocator.hpp>
+#include <guestmem/testing/simulated_allocator.hpp>
+
+#include "support/folio_support.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace guestmem;
+using namespace guestmem::test_support;
+
 TEST_CASE("exhaustive fault injection: populate and reserve leave the table unchanged") {
     const page_index n = pages_1g + 2048;
     share_map m(n);

@@ -1,9 +1,9 @@
 // Tests for the folio part: the mappability table (every cell), the
 // simulated and fault-injecting allocators, and the folio table — populate,
 // split only as far as needed, level-by-level merge, deferred work fired by
-// the last unpin, poison, truncation, exhaustive fault injection (allocator
-// and record memory) with snapshot equality, no allocation on the
-// cannot-fail paths, and a randomised run against a per-page model.
+// the last unpin, poison, truncation. Exhaustive fault injection, record
+// memory and the randomised run are in folio_restructure_test.cpp (the same
+// test_folio binary); the helpers both use are in support/folio_support.hpp.
 #include <doctest/doctest.h>
 
 #include <guestmem/testing/fault_injecting_allocator.hpp>
@@ -11,71 +11,14 @@
 #include <guestmem/folio/mappability.hpp>
 #include <guestmem/testing/simulated_allocator.hpp>
 
-#include "support/failing_allocator.hpp"
+#include "support/folio_support.hpp"
 
 #include <cstdint>
-#include <random>
 #include <sstream>
 #include <string>
-#include <vector>
 
 using namespace guestmem;
-
-namespace {
-
-constexpr auto S = shareability::shared;
-constexpr auto G = shareability::guest_only;
-constexpr page_index pages_1g = pages_in(order_1g);
-
-/// Trivial per-page stand-in for the range map.
-struct share_map {
-    std::vector<shareability> v;
-    explicit share_map(page_index n, shareability s = G) : v(n, s) {}
-    shareability at(page_index p) const { return v[p]; }
-    bool all_of(page_range r, shareability s) const {
-        for (page_index p = r.begin; p < r.end; ++p)
-            if (v[p] != s) return false;
-        return true;
-    }
-    void assign(page_range r, shareability s) {
-        for (page_index p = r.begin; p < r.end; ++p) v[p] = s;
-    }
-};
-
-/// Node allocator that counts and can fail the N-th allocation.
-using node_stats = test_support::alloc_control;
-template <class T>
-using counting_alloc = test_support::failing_allocator<T>;
-
-using sim_table = folio_table<simulated_allocator>;
-using fi_alloc = fault_injecting_allocator<simulated_allocator>;
-
-/// The plan of converting r to `to`, made the way the guest memory object
-/// makes it (plan{r, to}, then plan_into).
-template <class Table, class Map>
-typename Table::plan plan_of(const Table& t, page_range r, shareability to, const Map& m) {
-    typename Table::plan p{r, to};
-    t.plan_into(p, m);
-    return p;
-}
-
-/// Convert through the whole plan/reserve/apply/merge sequence.
-template <class T>
-void convert(T& t, share_map& m, page_range r, shareability to, bool defer = true) {
-    auto p = plan_of(t, r, to, m);
-    REQUIRE(t.reserve(p));
-    t.apply(p, defer);
-    m.assign(r, to);
-    t.merge_eligible(r, m);
-}
-
-std::string dump(const auto& t) {
-    std::ostringstream os;
-    t.dump(os);
-    return os.str();
-}
-
-} // namespace
+using namespace guestmem::test_support;
 
 TEST_CASE("mappability: every (state, event) cell of the table") {
     struct expect { mappability from; mappability_event e; bool ok; mappability to; errc why; };
@@ -545,6 +488,3 @@ TEST_CASE("destructor returns every folio except poisoned leaves") {
     CHECK(a.splits_in_place() == 2);
     CHECK(a.folios_in_use() == 2);  // the poisoned 2M folio and the 4K piece
 }
-
-// Fault injection, record memory and randomised tests.
-#include "folio_restructure_tests.hpp"

@@ -1,9 +1,11 @@
 // Tests for the two-phase notifier set, part 1: bindings and their
 // validation, unbind and handles, prepare / commit / abort with vetoes at
 // every position, non-vetoable causes, clipping and translation, multiple
-// bindings per consumer. Part 2 (notifier_lifecycle_tests.hpp, included at
-// the end): sequence numbers, memory failure, commit reports, destruction,
-// allocation-freedom, a closed consumer type.
+// bindings per consumer. Part 2 (notifier_lifecycle_test.cpp, the same
+// test_notifier binary): sequence numbers, memory failure, commit reports,
+// destruction, allocation-freedom, a closed consumer type. The helpers both
+// use are in support/notifier_support.hpp; the binary's allocation hook is
+// here.
 // Under -fno-exceptions, REQUIRE ends the program instead of the test case.
 #ifndef DOCTEST_CONFIG_NO_EXCEPTIONS_BUT_WITH_ALL_ASSERTS
 #define DOCTEST_CONFIG_NO_EXCEPTIONS_BUT_WITH_ALL_ASSERTS
@@ -14,6 +16,8 @@
 #include <guestmem/notifier/consumer.hpp>
 #include <guestmem/notifier/notifier_set.hpp>
 #include <guestmem/testing/recording_consumer.hpp>
+
+#include "support/notifier_support.hpp"
 
 #include <algorithm>
 #include <array>
@@ -28,21 +32,12 @@
 #include <thread>
 
 using namespace guestmem;
+using namespace guestmem::test_support;
 
 // ---- a global allocation counter for this test binary ----------------------
-// Clang's sanitizer runtimes define operator new/delete in static archives,
-// so replacing them does not link there: the allocation test is skipped.
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define GUESTMEM_TEST_NO_NEW_HOOK 1
-#endif
-#endif
-#ifndef GUESTMEM_TEST_NO_NEW_HOOK
-#define GUESTMEM_TEST_NO_NEW_HOOK 0
-#endif
-
+// Counted in test_support::g_allocations (support/notifier_support.hpp, which
+// also sets GUESTMEM_TEST_NO_NEW_HOOK under sanitizer runtimes).
 namespace {
-std::atomic<long> g_allocations{0};
 [[maybe_unused]] void* counted_alloc(std::size_t n) {
     g_allocations.fetch_add(1, std::memory_order_relaxed);
     if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
@@ -65,51 +60,6 @@ namespace {
 
 bool contains(std::string_view haystack, std::string_view needle) {
     return haystack.find(needle) != std::string_view::npos;
-}
-
-using set_t = notifier_set<>;
-
-constexpr page_range R(page_index b, page_index e) { return {b, e}; }
-
-/// n recording consumers sharing one journal, each with one binding slot.
-template <std::size_t N>
-struct fleet {
-    call_journal journal;
-    std::array<std::unique_ptr<recording_consumer>, N> c;
-    std::array<binding<>, N> slot;
-    std::array<binding_handle, N> h{};
-    fleet() {
-        static constexpr const char* names[] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"};
-        for (std::size_t i = 0; i < N; ++i) c[i] = std::make_unique<recording_consumer>(names[i], &journal);
-    }
-};
-
-/// One committed round over bindings 0..2 of f: three prepares, then three
-/// commits, each in binding order, vetoable, with `cause`.
-void check_committed_in_order(fleet<3>& f, invalidation_cause cause) {
-    REQUIRE(f.journal.size() == 6);
-    for (std::size_t i = 0; i < 3; ++i) {
-        CHECK(f.journal[i].kind == call_kind::prepare);
-        CHECK(f.journal[i].who == f.c[i].get());
-        CHECK(f.journal[3 + i].kind == call_kind::commit);
-        CHECK(f.journal[3 + i].who == f.c[i].get());
-        CHECK(f.journal[3 + i].inv.vetoable);
-        CHECK(f.journal[3 + i].inv.cause == cause);
-    }
-}
-
-/// A round over page 15 (bindings 0 and 1 of the [10i, 10i + 20) layout)
-/// aborted after its prepare: aborts newest first, binding 2 untouched, the
-/// sequences of 0 and 1 ended.
-void check_aborted_0_and_1(fleet<3>& f) {
-    REQUIRE(f.journal.size() == 4);
-    CHECK(f.journal[2].kind == call_kind::abort);
-    CHECK(f.journal[2].who == f.c[1].get());
-    CHECK(f.journal[3].kind == call_kind::abort);
-    CHECK(f.journal[3].who == f.c[0].get());
-    CHECK(f.c[2]->total_calls() == 0);
-    CHECK(f.slot[0].sequence() == 2);
-    CHECK(f.slot[2].sequence() == 0);
 }
 
 } // namespace
@@ -606,6 +556,3 @@ TEST_CASE("multiple bindings per consumer get one clipped invalidation each") {
     CHECK(iommu[2].inv.binding_id == h_lo.value().id);
     CHECK(iommu.commits() == 0);
 }
-
-// Part 2 shares this translation unit (and its allocation hook).
-#include "notifier_lifecycle_tests.hpp"

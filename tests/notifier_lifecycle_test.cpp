@@ -1,9 +1,32 @@
-// Notifier set tests, part 2 (included by notifier_test.cpp, which holds
-// the helpers and the global allocation hook; kept in its own file to keep
-// each file short): sequence numbers and read_begin / read_retry, memory
-// failure, commit-time reports, destruction while bound, rounds held by
-// their owner (begin_round), allocation-freedom and a closed consumer type.
-#pragma once
+// Tests for the two-phase notifier set, part 2 (the test_notifier binary,
+// with notifier_test.cpp, which holds the binary's allocation hook):
+// sequence numbers and read_begin / read_retry, memory failure, commit-time
+// reports, destruction while bound, rounds held by their owner
+// (begin_round), allocation-freedom and a closed consumer type. The helpers
+// shared with part 1 are in support/notifier_support.hpp.
+// Under -fno-exceptions, REQUIRE ends the program instead of the test case
+// (as in part 1: one doctest configuration for the whole binary's tests).
+#ifndef DOCTEST_CONFIG_NO_EXCEPTIONS_BUT_WITH_ALL_ASSERTS
+#define DOCTEST_CONFIG_NO_EXCEPTIONS_BUT_WITH_ALL_ASSERTS
+#endif
+#include <doctest/doctest.h>
+
+#include <guestmem/notifier/binding.hpp>
+#include <guestmem/notifier/consumer.hpp>
+#include <guestmem/notifier/notifier_set.hpp>
+#include <guestmem/testing/recording_consumer.hpp>
+
+#include "support/notifier_support.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <type_traits>
+
+using namespace guestmem;
+using namespace guestmem::test_support;
 
 TEST_CASE("read_begin / read_retry see every overlapping invalidation and no other") {
     set_t set;

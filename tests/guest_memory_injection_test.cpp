@@ -1,14 +1,26 @@
-// tests/guest_memory_injection_tests.hpp — the second half of
-// test_guest_memory, included at the end of guest_memory_test.cpp (one
-// binary, shared helpers): exhaustive failure injection through convert —
-// every allocator call, every node allocation (the folio records' and the
-// range map's own), every veto position — with the whole observable state
-// compared against the snapshot from before.
-#pragma once
+// Tests for the guest memory object, part 2 (the test_guest_memory binary,
+// with guest_memory_test.cpp): exhaustive failure injection through
+// convert — every allocator call, every node allocation (the folio records'
+// and the range map's own), every veto position — with the whole observable
+// state compared against the snapshot from before. The consumer and the
+// snapshot are in support/memory_support.hpp.
+#include <doctest/doctest.h>
 
+#include <guestmem/memory/guest_memory.hpp>
 #include <guestmem/testing/fault_injecting_allocator.hpp>
+#include <guestmem/testing/simulated_allocator.hpp>
 
 #include "support/failing_allocator.hpp"
+#include "support/memory_support.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <shared_mutex>
+#include <string>
+
+using namespace guestmem;
+using namespace guestmem::test_support;
 
 namespace {
 
