@@ -1,23 +1,24 @@
-// guestmem/folio/folio_table.hpp — which folios back which pages of one
-// guest memory object (docs/DESIGN.md §Folio table): each top-level folio's
-// order and frame, how it is split (only as far as needed, level by level:
-// 1G -> 2M -> 4K), per-leaf mappability, pins (unexpected references) as
-// sparse runs, and poison. Restructuring for a conversion is a plan:
-// plan_into (pure), reserve (every fallible step: split metadata and
-// records), then apply, which cannot fail; or cancel, which changes nothing.
-// Merges, truncation and apply never allocate. The last unpin on a folio
-// fires its deferred work at once (none -> guest, re-merge).
-//
-// Truncation cannot fail. A folio it removes that is pinned or holds poison
-// is *detached*, not freed: its pages are a hole again, but its record and
-// frames live on outside the table (folio/detail/folio_detach.hpp). A
-// pinned one is freed on its last unpin; a poisoned (quarantined) one only
-// by release_quarantine, and until then its poisoned pages cannot be
-// populated again (the fd backends number frames by file offset, so the
-// same page would come back with its old contents).
-//
-// Invariant kept by populate/apply: every leaf that is not poisoned is
-// uniform in shareability. Poisoned leaves are never split or merged.
+/// @file
+/// Which folios back which pages of one guest memory object
+/// (docs/DESIGN.md §Folio table): each top-level folio's order and frame,
+/// how it is split (only as far as needed, level by level: 1G -> 2M -> 4K),
+/// per-leaf mappability, pins (unexpected references) as sparse runs, and
+/// poison. Restructuring for a conversion is a plan: plan_into (pure),
+/// reserve (every fallible step: split metadata and records), then apply,
+/// which cannot fail; or cancel, which changes nothing. Merges, truncation
+/// and apply never allocate. The last unpin on a folio fires its deferred
+/// work at once (none -> guest, re-merge).
+///
+/// Truncation cannot fail. A folio it removes that is pinned or holds poison
+/// is *detached*, not freed: its pages are a hole again, but its record and
+/// frames live on outside the table (folio/detail/folio_detach.hpp). A
+/// pinned one is freed on its last unpin; a poisoned (quarantined) one only
+/// by release_quarantine, and until then its poisoned pages cannot be
+/// populated again (the fd backends number frames by file offset, so the
+/// same page would come back with its old contents).
+///
+/// Invariant kept by populate/apply: every leaf that is not poisoned is
+/// uniform in shareability. Poisoned leaves are never split or merged.
 #pragma once
 
 #include <algorithm>
@@ -44,17 +45,20 @@ namespace guestmem {
 
 /// A leaf folio as the table reports it.
 struct folio_view {
-    page_index first;
-    folio_order order;
-    frame_number frame;
+    page_index first;    ///< the leaf's first page
+    folio_order order;   ///< the leaf's order (a piece of a split folio has its own)
+    frame_number frame;  ///< frame of its first page
     guestmem::mappability mappability;  ///< the leaf's mappability (all, guest, none)
-    bool poisoned;
+    bool poisoned;  ///< the leaf is poisoned (never faulted, pinned, merged or split)
     folio_order top_order;           ///< order of the top-level folio it belongs to
     page_index poison_page = no_page;  ///< first poisoned page, when poisoned
-    [[nodiscard]] page_range range() const noexcept { return {first, first + pages_in(order)}; }
+    [[nodiscard]] page_range range() const noexcept { return {first, first + pages_in(order)}; }  ///< its pages
 };
 
-
+/// Which folios back which pages of one object (see the file description).
+/// `A`: the folio allocator policy; `NodeAllocator`: where records come from.
+/// Locking: none; the owner serialises it (guest_memory: mutations under its
+/// exclusive lock, queries under its shared lock). A lookup is O(log folios).
 template <folio_allocator A, class NodeAllocator = std::allocator<std::byte>>
 class folio_table {
     using ref = detail::folio_ref;
@@ -70,12 +74,13 @@ class folio_table {
     static constexpr std::uint32_t fanout = detail::split_fanout;
 
 public:
-    using counters = folio_counters;
+    using counters = folio_counters;  ///< what stats() returns
 
     /// What a conversion must restructure (folio/conversion_plan.hpp).
     /// Movable; a plan destroyed while reserved cancels itself.
     using plan = conversion_plan<folio_table>;
 
+    /// All holes; max_order lowered to the allocator's. Allocates nothing.
     folio_table(A& alloc, page_index size, folio_order max_order, const NodeAllocator& na = {}) noexcept
         : alloc_(&alloc), size_(size), max_order_(std::min({max_order, alloc.max_order(), max_supported_order})),
           top_alloc_(na), pieces_alloc_(na), wide_alloc_(na), pins_(na) {}
@@ -102,20 +107,23 @@ public:
         release_spares();
     }
 
-    [[nodiscard]] page_index size() const noexcept { return size_; }
-    [[nodiscard]] folio_order max_order() const noexcept { return max_order_; }
-    [[nodiscard]] A& allocator() noexcept { return *alloc_; }
+    [[nodiscard]] page_index size() const noexcept { return size_; }            ///< pages covered
+    [[nodiscard]] folio_order max_order() const noexcept { return max_order_; }  ///< largest order populate uses
+    [[nodiscard]] A& allocator() noexcept { return *alloc_; }                    ///< the allocator policy
 
     // ---- queries ---------------------------------------------------------
+    /// The leaf holding p, or nullopt for a hole. O(log folios).
     [[nodiscard]] std::optional<folio_view> lookup(page_index p) const noexcept {
         auto it = detail::top_at_or_after(tops_, p);
         if (it == tops_.end() || it->first > p) return std::nullopt;
         return view(descend(it->ref(), p), it->order);
     }
+    /// Does a folio back p? O(log folios).
     [[nodiscard]] bool allocated(page_index p) const noexcept {
         auto it = detail::top_at_or_after(tops_, p);
         return it != tops_.end() && it->first <= p;
     }
+    /// First page of r no folio backs, or no_page. O(log folios + folios in r).
     [[nodiscard]] page_index first_hole(page_range r) const noexcept {
         page_index cur = r.begin;
         for (auto it = detail::top_at_or_after(tops_, r.begin); cur < r.end; ++it) {
@@ -124,11 +132,12 @@ public:
         }
         return no_page;
     }
+    /// Is the leaf holding p poisoned (false for a hole)? O(log folios).
     [[nodiscard]] bool poisoned(page_index p) const noexcept {
         auto v = lookup(p);
         return v && v->poisoned;
     }
-    [[nodiscard]] std::uint32_t pins(page_index p) const noexcept { return pins_.count(p); }
+    [[nodiscard]] std::uint32_t pins(page_index p) const noexcept { return pins_.count(p); }  ///< raw count at p
     /// Pins are counted per page index. Pins at the pages of a folio that
     /// was truncated while pinned belong to that detached folio, not to a
     /// folio populated there since: first_pinned and the conversion steps
@@ -144,6 +153,7 @@ public:
         walk(*this, r, [&](const ref& x, folio_order top_order) { f(view(x, top_order)); });
     }
 
+    /// The counters, pinned_pages filled in. O(1).
     [[nodiscard]] counters stats() const noexcept {
         counters c = c_;
         c.pinned_pages = pins_.pinned_pages();
@@ -161,7 +171,8 @@ public:
     /// Fill the holes in r with folios of the largest standard order that
     /// fits, each split at once as far as `share` needs. All or nothing.
     /// Refused (poisoned, nothing changed) where r holds a page quarantined
-    /// by an earlier truncation (see release_quarantine).
+    /// by an earlier truncation (see release_quarantine); invalid_range;
+    /// out_of_memory, or the allocator's own error, passed on.
     template <class ShareMap>
     [[nodiscard]] status populate(page_range r, const ShareMap& share);
 
@@ -186,6 +197,8 @@ public:
 
     // ---- pins -------------------------------------------------------------
     /// Take one unexpected reference on every page of r. All or nothing.
+    /// Errors: invalid_range; not_allocated (a hole); busy (a folio over one
+    /// truncated while pinned, or a count at its maximum); poisoned; out_of_memory.
     [[nodiscard]] status pin(page_range r) {
         if (auto s = check_range(r, size_); !s) return s;
         if (page_index h = first_hole(r); h != no_page)
@@ -210,7 +223,8 @@ public:
     /// Drop one pin on every page of r (refused, nothing changed, if a page
     /// has none). A folio whose last pin drops runs its deferred work now:
     /// none -> guest, then the merge check; a detached one is freed (or,
-    /// holding poison, stays quarantined).
+    /// holding poison, stays quarantined). Errors: invalid_range,
+    /// invalid_argument (a page without pins), out_of_memory.
     template <class ShareMap>
     [[nodiscard]] status unpin(page_range r, const ShareMap& share) {
         if (auto s = check_range(r, size_); !s) return s;
@@ -231,7 +245,7 @@ public:
     void plan_into(plan& p, const ShareMap& share) const noexcept;
 
     /// Take everything apply needs: split metadata from the allocator and
-    /// the record arrays. All or nothing.
+    /// the record arrays. All or nothing. Error: out_of_memory.
     [[nodiscard]] status reserve(plan& p) {
         if (p.count == 0) {  // most conversions split nothing
             p.owner_ = this;
@@ -292,6 +306,7 @@ public:
     }
 
     // ---- debugging and comparison ----------------------------------------
+    /// Print every folio, leaf and pin run to os.
     void dump(std::ostream& os) const;
 
     /// Recount everything from the records; true if the counters agree.
@@ -301,7 +316,9 @@ public:
     /// mappability, pins, poison, counters), also across allocator types.
     template <folio_allocator A2, class N2>
     [[nodiscard]] bool same_state(const folio_table<A2, N2>& b) const noexcept;
+    /// a.same_state(b).
     friend bool operator==(const folio_table& a, const folio_table& b) noexcept { return a.same_state(b); }
+    /// a.same_state(b), across allocator types.
     template <folio_allocator A2, class N2>
     friend bool operator==(const folio_table& a, const folio_table<A2, N2>& b) noexcept { return a.same_state(b); }
 

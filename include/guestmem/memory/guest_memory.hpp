@@ -1,17 +1,18 @@
-// guestmem/memory/guest_memory.hpp — the guest memory object: one guest's
-// memory as the four parts see it together. The shareability map says who
-// may map each page, the folio table says what backs it, the notifier set
-// says who has it mapped. `convert` changes ownership all or nothing:
-//
-//   1. validate   bad input is refused before anything is touched
-//   2. plan       which folios split (to shared) or may merge (to guest_only)
-//   3. reserve    every map node and split the commit needs (out_of_memory)
-//   4. check      no unexpected reference on a page going guest_only (busy)
-//   5. prepare    every overlapping consumer; any may veto (vetoed)
-//   6. commit     consumers drop mappings, folios restructure, the map
-//                 changes, mappability moves — none of this can fail
-//   7. rollback   a failure in 2–5 aborts prepared consumers in reverse
-//                 order and releases the reservations: nothing changed
+/// @file
+/// The guest memory object: one guest's memory as the four parts see it
+/// together. The shareability map says who may map each page, the folio
+/// table says what backs it, the notifier set says who has it mapped.
+/// `convert` changes ownership all or nothing:
+///
+///     1. validate   bad input is refused before anything is touched
+///     2. plan       which folios split (to shared) or may merge (to guest_only)
+///     3. reserve    every map node and split the commit needs (out_of_memory)
+///     4. check      no unexpected reference on a page going guest_only (busy)
+///     5. prepare    every overlapping consumer; any may veto (vetoed)
+///     6. commit     consumers drop mappings, folios restructure, the map
+///                   changes, mappability moves — none of this can fail
+///     7. rollback   a failure in 2–5 aborts prepared consumers in reverse
+///                   order and releases the reservations: nothing changed
 #pragma once
 
 #include <cinttypes>
@@ -38,18 +39,37 @@
 
 namespace guestmem {
 
+/// One guest's memory (docs/DESIGN.md §Guest memory object): owns the
+/// shareability map, the folio table, the notifier set and one lock, and is
+/// the only place that orders their steps. Policies: folios come from
+/// `Allocator`, bindings point to `Consumer` (the virtual `consumer` base
+/// by default), the lock is a `Lock`, map, folio and pin records come from
+/// `NodeAllocator`; guest_memory_with names them.
+///
+/// Locking (docs/DESIGN.md §Locking and callbacks): fault, the queries,
+/// stats() and dump() take the lock shared; allocate, punch_hole,
+/// release_quarantine, convert, pin, unpin, memory_failure, bind and unbind
+/// take it exclusive, and every consumer callback runs under it (a callback
+/// must not call back into the object). read_begin and read_retry take no
+/// lock; nor do size(), max_order(), runs() and the part accessors, which
+/// must be used while no other thread mutates the object.
+///
+/// Errors are returned (errc), never thrown; a call that fails has changed
+/// nothing. Costs below count runs of the shareability map, top-level
+/// folios, leaf folios (leaves), pin runs and bindings.
 template <folio_allocator Allocator, invalidation_consumer Consumer = consumer, lock_policy Lock = std::shared_mutex,
           class NodeAllocator = std::allocator<std::byte>>
 class guest_memory {
 public:
-    using allocator_type = Allocator;
-    using consumer_type = Consumer;
-    using binding_type = binding<Consumer>;
-    using share_map = range_map<shareability, NodeAllocator>;
+    using allocator_type = Allocator;                          ///< the folio allocator policy
+    using consumer_type = Consumer;                            ///< what bindings point to
+    using binding_type = binding<Consumer>;                    ///< a binding's storage (the embedder's)
+    using share_map = range_map<shareability, NodeAllocator>;  ///< the shareability map's type
 
     /// An object of `cfg.pages` pages whose folios come from `allocator`
     /// (which must outlive it). Construction cannot fail: a max_order above
     /// what the allocator supports is lowered to it (check_config says so).
+    /// Allocates nothing; an invalid `cfg.initial` is taken as guest_only.
     guest_memory(Allocator& allocator, const guest_memory_config& cfg, const NodeAllocator& nodes = {})
         : alloc_(allocator),
           size_(cfg.pages),
@@ -60,7 +80,10 @@ public:
     guest_memory(const guest_memory&) = delete;
     guest_memory& operator=(const guest_memory&) = delete;
 
-    /// Validate a configuration before constructing with it.
+    /// Validate a configuration before constructing with it. Errors:
+    /// invalid_argument (0 pages, an initial shareability that is not shared
+    /// or guest_only, a max_order other than order_4k, order_2m, order_1g);
+    /// not_supported (max_order above the allocator's). No lock; O(1).
     [[nodiscard]] static status check_config(const Allocator& allocator, const guest_memory_config& cfg) noexcept {
         if (cfg.pages == 0) return error::make(errc::invalid_argument, no_page, "an object of 0 pages holds nothing");
         if (!is_valid(cfg.initial))
@@ -75,13 +98,23 @@ public:
         return ok();
     }
 
+    /// Object size in base pages, fixed at construction. No lock; O(1).
     [[nodiscard]] page_index size() const noexcept { return size_; }
+    /// Largest order allocate() uses: the configured one, lowered to the
+    /// allocator's. No lock; O(1).
     [[nodiscard]] folio_order max_order() const noexcept { return max_order_; }
 
     // ---- population -------------------------------------------------------
 
     /// fallocate: back every hole in `r` with folios of the largest order
-    /// that fits, split at once where shareability is mixed. All or nothing.
+    /// that fits, split at once where shareability is mixed. All or nothing:
+    /// on error the folios this call made are freed. Exclusive lock.
+    /// Errors: invalid_range (r empty, inverted or past size()); poisoned (r
+    /// holds a quarantined page: release_quarantine first); out_of_memory
+    /// (records, or the allocator); any other error of the allocator's
+    /// allocate or reserve_split, passed on (an fd backend's errno, mapped
+    /// by errc_from_errno). O(log folios + folios made), plus 512 piece
+    /// states per split.
     status allocate(page_range r) {
         std::unique_lock guard(lock_);
         if (auto s = check_range(r, size_); !s) return s;
@@ -96,7 +129,9 @@ public:
     /// folios are zeroed. Shareability is kept. As with guest_memfd, the
     /// part of `r` at or past the object's end is ignored (punching there
     /// succeeds). Errors: invalid_range for an empty or inverted range, or
-    /// one ending past the largest file offset (2^63 bytes).
+    /// one ending past the largest file offset (2^63 bytes); nothing else.
+    /// Exclusive lock; consumers' refusals in prepare are ignored (counted).
+    /// O(bindings + log folios + folios removed + pages zeroed).
     status punch_hole(page_range r) {
         std::unique_lock guard(lock_);
         if (r.begin >= r.end || r.end > max_file_pages) [[unlikely]]
@@ -117,6 +152,7 @@ public:
     /// allocated again. Call it once the consumer has really dropped the
     /// page. Errors: invalid_range; busy while such a folio is still pinned
     /// (the page named). Nothing quarantined there is not an error.
+    /// Exclusive lock. O(detached folios + leaves freed).
     status release_quarantine(page_range r) {
         std::unique_lock guard(lock_);
         return folios_.release_quarantine(r);
@@ -126,7 +162,15 @@ public:
 
     /// Change the shareability of every page in `r` to `to`, all or
     /// nothing. On failure error().page() is the first offending page and,
-    /// for a veto, error().binding_id() the vetoing binding.
+    /// for a veto, error().binding_id() the vetoing binding. Exclusive lock.
+    /// Errors, in the order checked: invalid_range (r empty, inverted or
+    /// past size()); invalid_argument (`to` or opts.content not a valid
+    /// value); then a range already all `to` succeeds at once (a no-op);
+    /// poisoned (a poisoned page in r); out_of_memory (map nodes, piece
+    /// arrays or the allocator's split reservation); busy (to guest_only
+    /// without opts.defer_if_pinned: the first pinned page); vetoed (a
+    /// consumer's prepare refused). O(log runs + log folios + bindings +
+    /// leaves in r), plus 512 piece states per split or merge.
     status convert(page_range r, shareability to, convert_options opts = {}) {
         std::unique_lock guard(lock_);
         // 1. validate
@@ -193,7 +237,13 @@ public:
     /// Shared faults: host, hypervisor or device, on shared pages.
     /// Guest-only faults: hypervisor or trusted device, on guest_only pages.
     /// Pair with read_begin/read_retry on the caller's binding so a mapping
-    /// is never installed after an invalidation ran in between.
+    /// is never installed after an invalidation ran in between. Shared lock;
+    /// writes nothing. Errors, in order: invalid_range (page past size());
+    /// invalid_argument (`wanted` or `who` invalid); permission_denied (a
+    /// host or device asks for guest_only, the page is not `wanted`, or a
+    /// host-side fault on a folio not in mappability all); not_allocated (a
+    /// hole); poisoned; retry (a guest-side fault on a folio in mappability
+    /// none, draining its pins). O(log runs + log folios).
     result<fault_result> fault(page_index page, shareability wanted, accessor who) const {
         // Nothing on this path writes shared memory but the lock itself, so
         // faults scale with a lock whose readers write only their own line.
@@ -201,7 +251,13 @@ public:
         return fault_locked(page, wanted, who);
     }
 
+    /// The sequence of binding `b`, read before fault (odd while an
+    /// invalidation over `b` is in flight). No lock: one atomic load, O(1).
     [[nodiscard]] std::uint64_t read_begin(const binding_type& b) const noexcept { return notifier_.read_begin(b); }
+    /// True if an invalidation over `b` was in flight at read_begin or has
+    /// run since `seq`: drop the fault's answer and fault again. Call it
+    /// under the lock the consumer's commit takes, just before installing.
+    /// No lock on the object: one atomic load, O(1).
     [[nodiscard]] bool read_retry(const binding_type& b, std::uint64_t seq) const noexcept {
         return notifier_.read_retry(b, seq);
     }
@@ -209,7 +265,13 @@ public:
     // ---- unexpected references --------------------------------------------
 
     /// Take an unexpected reference (GUP pin, IOMMU mapping, I/O in flight)
-    /// on every page of `r` on behalf of `who`.
+    /// on every page of `r` on behalf of `who`. All or nothing. Exclusive
+    /// lock. Errors: invalid_range; invalid_argument (`who` invalid);
+    /// permission_denied (a guest_only page, for the host or an untrusted
+    /// device); busy (a page in mappability none, a folio overlapping one
+    /// truncated while pinned, or a page at 2^32 - 1 pins); not_allocated (a
+    /// hole); poisoned; out_of_memory (pin records). Costs O(log runs +
+    /// runs in r + log folios + leaves in r + pin runs in r).
     status pin(page_range r, accessor who) {
         std::unique_lock guard(lock_);
         if (auto s = check_range(r, size_); !s) return s;
@@ -228,7 +290,12 @@ public:
     }
 
     /// Drop one unexpected reference on every page of `r`. The last one on a
-    /// folio fires the deferred work at once (none -> guest, re-merge).
+    /// folio fires the deferred work at once (none -> guest, re-merge) or,
+    /// for a detached folio, frees it. All or nothing. Exclusive lock. Errors:
+    /// invalid_range; invalid_argument (a page of r has no pin);
+    /// out_of_memory (records to cut a pin run at r's ends). O(log folios +
+    /// leaves in r + pin runs in r + detached folios), plus 512 piece states
+    /// per merge.
     status unpin(page_range r) {
         std::unique_lock guard(lock_);
         if (auto s = check_range(r, size_); !s) return s;
@@ -243,6 +310,8 @@ public:
     /// order and whether its pages were shared or guest_only (the kernel's
     /// guest_memfd error_folio). A folio already poisoned is not told again.
     /// Errors: invalid_range past the end; not_allocated for a hole.
+    /// Exclusive lock; consumers' memory_failure runs under it.
+    /// O(log folios + log runs + bindings).
     status memory_failure(page_index page) {
         std::unique_lock guard(lock_);
         if (auto s = check_page(page, size_); !s) return s;
@@ -260,6 +329,10 @@ public:
     /// Bind `c` over object pages `pages`, translated to `target_base` in
     /// the consumer's own page numbers. `slot` is the consumer's storage for
     /// this binding; several per consumer, several consumers per object.
+    /// Exclusive lock; allocates nothing. Errors: invalid_range (`pages`
+    /// empty, inverted or past size(), or a target range passing 2^64);
+    /// already_bound (`slot` is bound, or `c` has a binding overlapping
+    /// `pages`). O(bindings).
     result<binding_handle> bind(binding_type& slot, Consumer& c, page_range pages, std::uint64_t target_base) {
         std::unique_lock guard(lock_);
         if (auto s = check_range(pages, size_); !s) return s.error();
@@ -269,7 +342,8 @@ public:
     /// Unbind; the consumer gets a `release` invalidation first, and pages
     /// it reports it could not drop are quarantined like any commit's. A
     /// stale handle (from an earlier binding or another object) is
-    /// not_bound.
+    /// not_bound, the only error. Exclusive lock; the release's prepare and
+    /// commit run under it. O(bindings).
     status unbind(binding_handle h) {
         std::unique_lock guard(lock_);
         page_range pages{};
@@ -284,6 +358,8 @@ public:
 
     // ---- queries ------------------------------------------------------------
 
+    /// The shareability of `page`. Shared lock. Error: invalid_range (page
+    /// past size()). O(log runs).
     [[nodiscard]] result<shareability> shareability_at(page_index page) const {
         std::shared_lock guard(lock_);
         if (auto s = check_page(page, size_); !s) return s.error();
@@ -292,12 +368,15 @@ public:
 
     /// The shareability runs overlapping `r`, clipped to it. The view reads
     /// the map lazily: iterate it while no other thread mutates the object.
+    /// No lock. Error: invalid_range (r empty, inverted or past size()).
+    /// O(log runs) to begin, O(1) per run.
     [[nodiscard]] auto runs(page_range r) const -> result<decltype(std::declval<const share_map&>().runs(r))> {
         if (auto s = check_range(r, size_); !s) return s.error();
         return shares_.runs(r);
     }
 
-    /// Mappability of the folio holding `page` (not_allocated for a hole).
+    /// Mappability of the leaf folio holding `page`. Shared lock. Errors:
+    /// invalid_range (page past size()); not_allocated (a hole). O(log folios).
     [[nodiscard]] result<mappability> mappability_at(page_index page) const {
         std::shared_lock guard(lock_);
         if (auto s = check_page(page, size_); !s) return s.error();
@@ -306,11 +385,15 @@ public:
         return f->mappability;
     }
 
+    /// Pins on `page`: the raw per-page count, a detached folio's included;
+    /// 0 past the end. Shared lock; no error. O(log pin runs).
     [[nodiscard]] std::uint32_t pins(page_index page) const {
         std::shared_lock guard(lock_);
         return page < size_ ? folios_.pins(page) : 0;
     }
 
+    /// Census and counters, a snapshot (guest_memory_stats). Shared lock;
+    /// no error. O(runs + bindings).
     [[nodiscard]] guest_memory_stats stats() const {
         std::shared_lock guard(lock_);
         guest_memory_stats s = counters_.snapshot();
@@ -334,7 +417,8 @@ public:
         return s;
     }
 
-    /// A readable map of runs, folios and consumers.
+    /// A readable map of runs, folios and consumers, written to `os` under
+    /// the shared lock. O(runs + leaves + bindings).
     void dump(std::ostream& os) const {
         std::shared_lock guard(lock_);
         os << "guest_memory: " << size_ << " pages, max order " << unsigned(max_order_) << ", "
@@ -353,9 +437,12 @@ public:
         });
     }
 
-    /// The parts, read-only, for tests, fuzzers and dumps.
+    /// The parts, read-only, for tests, fuzzers and dumps: the shareability
+    /// map. No lock: use it while no other thread mutates the object. O(1).
     [[nodiscard]] const share_map& shareability_map() const noexcept { return shares_; }
+    /// The folio table (as shareability_map(): no lock, O(1)).
     [[nodiscard]] const folio_table<Allocator, NodeAllocator>& folios() const noexcept { return folios_; }
+    /// The notifier set (as shareability_map(): no lock, O(1)).
     [[nodiscard]] const notifier_set<Consumer>& notifiers() const noexcept { return notifier_; }
 
 private:
@@ -493,7 +580,8 @@ private:
 
 /// guest_memory with its policies named (memory/options.hpp): any of
 /// options::consumer<C>, options::lock<L>, options::node_allocator<N>, in
-/// any order, the rest defaulted. The same type as the positional form.
+/// any order, the rest defaulted. The same type as the positional form
+/// (an option given twice, or a non-option, does not compile).
 template <folio_allocator Allocator, class... Options>
     requires(detail::is_any_option<Options> && ...)
 using guest_memory_with =

@@ -22,21 +22,25 @@ namespace guestmem {
 /// The named policies of guest_memory_with.
 namespace options {
 /// The consumer type bound to the object: the virtual `consumer` base by
-/// default, or one closed consumer type (no virtual dispatch).
+/// default, or one closed consumer type (no virtual dispatch). `C` must
+/// satisfy invalidation_consumer.
 template <class C>
 struct consumer {
-    using type = C;
+    using type = C;  ///< the consumer type chosen
 };
 /// The object's lock: `std::shared_mutex` by default; `null_lock` for one
-/// thread; `sharded_shared_mutex<>` for many faulting threads.
+/// thread; `sharded_shared_mutex<>` for many faulting threads. `L` must
+/// satisfy lock_policy.
 template <class L>
 struct lock {
-    using type = L;
+    using type = L;  ///< the lock type chosen
 };
-/// Where map, folio and pin records come from (std::allocator<std::byte> by default).
+/// Where map, folio and pin records come from (`std::allocator<std::byte>`
+/// by default): a standard allocator, rebound per record type, that
+/// reports exhaustion by returning nullptr (out_of_memory).
 template <class A>
 struct node_allocator {
-    using type = A;
+    using type = A;  ///< the node allocator type chosen
 };
 } // namespace options
 

@@ -1,25 +1,25 @@
-// guestmem/notifier/notifier_set.hpp — the consumers bound to one guest
-// memory object and the two-phase invalidation protocol (docs/DESIGN.md
-// §Two-phase invalidation).
-//
-// A vetoable invalidation is a round: begin_round bumps the sequence of
-// every overlapping binding (odd = in flight) and asks each, in binding
-// order, to prepare; the first veto aborts every binding already prepared,
-// in reverse order, ends the sequences and returns the veto (which binding,
-// which page, why). Otherwise the owner then calls commit_round (cannot
-// fail; consumers report pages they could not drop) or abort_round. One
-// round at a time: the owner's exclusive lock already serialises them.
-// Truncation, release and memory failure are not vetoable: invalidate()
-// still calls prepare, ignores (and counts) refusals, then commits.
-//
-// Binding order is object page order: bindings sorted by their first page,
-// ties by bind order (like the kernel's gmem bindings xarray, keyed by
-// pgoff). Everything here is intrusive: no operation allocates.
-//
-// Locking: every member except read_begin/read_retry (and
-// binding::sequence) must run under the owner's exclusive lock, as must
-// destroying a bound binding. Consumer callbacks must not bind or unbind on
-// the set that calls them.
+/// @file
+/// The consumers bound to one guest memory object and the two-phase
+/// invalidation protocol (docs/DESIGN.md §Two-phase invalidation).
+///
+/// A vetoable invalidation is a round: begin_round bumps the sequence of
+/// every overlapping binding (odd = in flight) and asks each, in binding
+/// order, to prepare; the first veto aborts every binding already prepared,
+/// in reverse order, ends the sequences and returns the veto (which binding,
+/// which page, why). Otherwise the owner then calls commit_round (cannot
+/// fail; consumers report pages they could not drop) or abort_round. One
+/// round at a time: the owner's exclusive lock already serialises them.
+/// Truncation, release and memory failure are not vetoable: invalidate()
+/// still calls prepare, ignores (and counts) refusals, then commits.
+///
+/// Binding order is object page order: bindings sorted by their first page,
+/// ties by bind order (like the kernel's gmem bindings xarray, keyed by
+/// pgoff). Everything here is intrusive: no operation allocates.
+///
+/// Locking: every member except read_begin/read_retry (and
+/// binding::sequence) must run under the owner's exclusive lock, as must
+/// destroying a bound binding. Consumer callbacks must not bind or unbind on
+/// the set that calls them.
 #pragma once
 
 #include <boost/intrusive/list.hpp>
@@ -53,6 +53,15 @@ concept named_consumer = requires(const C& c) {
 };
 } // namespace detail
 
+/// The bindings of one guest memory object, in object page order, and the
+/// two-phase invalidation protocol (see the file description). `C`: the
+/// consumer type (the virtual `consumer` base by default).
+///
+/// Locking: every member except read_begin and read_retry runs under the
+/// owner's exclusive lock (guest_memory takes it); consumer callbacks run
+/// inside the members that invalidate, under that lock, and must not bind or
+/// unbind here. No member allocates or throws. Costs are O(bindings) unless
+/// stated, plus the consumers' own callbacks.
 template <invalidation_consumer C = consumer>
 class notifier_set {
     using list_type = boost::intrusive::list<
@@ -60,14 +69,26 @@ class notifier_set {
         boost::intrusive::constant_time_size<false>>;
 
 public:
-    /// Totals since construction. `rounds` counts every two-phase round
-    /// begun (prepare, invalidate, and the release sent by unbind and by
-    /// the destructor); `commits` and `aborts` the rounds that ended so;
-    /// `vetoes` the refusals that aborted a round; `ignored_vetoes` the
-    /// refusals of non-vetoable invalidations; `memory_failures` the calls
-    /// to memory_failure().
+    /// Totals since construction, as stats() returns them.
     struct counters {
+        /// Every two-phase round begun: begin_round, invalidate, and the
+        /// release sent by unbind and by the destructor.
         std::uint64_t rounds = 0, commits = 0, aborts = 0, vetoes = 0, ignored_vetoes = 0, memory_failures = 0;
+        /// @var counters::commits
+        /// Rounds that ended committed (commit_round, invalidate, releases).
+
+        /// @var counters::aborts
+        /// Rounds that ended aborted (a veto, abort_round, or the destructor).
+
+        /// @var counters::vetoes
+        /// Refusals by prepare that aborted a vetoable round.
+
+        /// @var counters::ignored_vetoes
+        /// Refusals by prepare of a non-vetoable invalidation (not obeyed;
+        /// the last one is last_ignored_veto()).
+
+        /// @var counters::memory_failures
+        /// Calls to memory_failure().
     };
 
     notifier_set() = default;
@@ -77,7 +98,8 @@ public:
     notifier_set& operator=(notifier_set&&) = delete;
 
     /// Aborts a round still in flight, then releases and unlinks every
-    /// remaining binding (a non-vetoable `release` to each).
+    /// remaining binding (a non-vetoable `release` to each). Under the
+    /// owner's exclusive lock, like every mutation.
     ~notifier_set() {
         if (in_round_) abort_active();
         commit_report discarded;
@@ -85,7 +107,11 @@ public:
     }
 
     /// Bind `slot` to `pages` of the object for `owner`, translating
-    /// pages.begin to `target_base` in the consumer's space.
+    /// pages.begin to `target_base` in the consumer's space. The owner
+    /// checks `pages` against its size. Errors: invalid_range (`pages` empty
+    /// or inverted, or a target range passing 2^64); already_bound (`slot`
+    /// is bound, or `owner` has a binding overlapping `pages`); busy (a
+    /// round is in flight). Allocates nothing.
     [[nodiscard]] result<binding_handle> bind(binding<C>& slot, C& owner, page_range pages, std::uint64_t target_base) {
         if (auto s = check_range(pages, no_page); !s) return s.error();
         if (target_base > UINT64_MAX - pages.size())
@@ -124,7 +150,8 @@ public:
 
     /// Unbind: deliver a non-vetoable `release` over the binding's whole
     /// range (prepare result ignored, then commit), then unlink. Commit-time
-    /// reports go to `report`.
+    /// reports go to `report`. Error: not_bound (an unknown, stale or
+    /// foreign handle), the only one.
     [[nodiscard]] status unbind(binding_handle h, commit_report& report) {
         binding<C>* b = find(h.id);
         if (b == nullptr)
@@ -135,7 +162,7 @@ public:
         release_and_unlink(*b, report);
         return ok();
     }
-    /// As above; commit-time reports from the release are discarded.
+    /// As above (same error); commit-time reports are discarded.
     [[nodiscard]] status unbind(binding_handle h) {
         commit_report discarded;
         return unbind(h, discarded);
@@ -165,7 +192,7 @@ public:
     }
     /// Commit every prepared binding in binding order (cannot fail;
     /// consumers report pages they could not drop into `report`) and end
-    /// the round. Nothing happens when no round is in flight.
+    /// the round. Nothing happens when no round is in flight. Cannot fail.
     void commit_round(commit_report& report) noexcept {
         if (!in_round_) return;
         if (!list_.empty()) commit_bindings(report);
@@ -174,7 +201,7 @@ public:
     }
     /// The owner changed its mind after a successful begin_round: abort
     /// every prepared binding in reverse binding order and end the round.
-    /// Nothing happens when no round is in flight.
+    /// Nothing happens when no round is in flight. Cannot fail.
     void abort_round() noexcept {
         if (in_round_) abort_active();
     }
@@ -182,6 +209,7 @@ public:
     /// A non-vetoable invalidation (truncate, release, memory failure; any
     /// cause given here is delivered with vetoable == false): prepare all
     /// overlapping bindings, ignoring and counting refusals, then commit all.
+    /// Cannot fail; an empty range does nothing.
     void invalidate(page_range pages, invalidation_cause cause, commit_report& report) noexcept {
         if (pages.empty()) return;
         ++stats_.rounds;
@@ -195,6 +223,7 @@ public:
     /// The folio `folio` (of `order`, its pages `share`) was poisoned: one
     /// single-phase notification to every binding overlapping it, clipped
     /// to it, each binding's sequence bumped (begin and end) around it.
+    /// Cannot fail.
     void memory_failure(page_range folio, folio_order order, shareability share) noexcept {
         ++stats_.memory_failures;
         if (folio.empty()) return;
@@ -210,10 +239,11 @@ public:
 
     /// Like mmu_interval_read_begin: the binding's current sequence (odd
     /// while an invalidation is in flight: read_retry will then say retry).
+    /// No lock needed: one atomic load, O(1).
     [[nodiscard]] std::uint64_t read_begin(const binding<C>& b) const noexcept { return b.sequence(); }
     /// True if an invalidation over `b` was in flight at read_begin, or
     /// began or ran since. Call under the consumer's own lock before
-    /// installing a mapping.
+    /// installing a mapping. No lock on the owner: one atomic load, O(1).
     [[nodiscard]] bool read_retry(const binding<C>& b, std::uint64_t seq) const noexcept {
         return (seq & 1) != 0 || b.sequence() != seq;
     }
@@ -225,11 +255,11 @@ public:
     }
     /// Number of bindings (walks the list: auto-unlink lists keep no size).
     [[nodiscard]] std::size_t binding_count() const noexcept { return list_.size(); }
-    [[nodiscard]] counters stats() const noexcept { return stats_; }
+    [[nodiscard]] counters stats() const noexcept { return stats_; }  ///< the counters; O(1)
     /// The most recent refusal of a non-vetoable invalidation (the "log"),
-    /// with the binding id attached; empty if none happened.
+    /// with the binding id attached; empty if none happened. O(1).
     [[nodiscard]] const std::optional<error>& last_ignored_veto() const noexcept { return last_ignored_veto_; }
-    /// True between a successful begin_round and its commit or abort.
+    /// True between a successful begin_round and its commit or abort. O(1).
     [[nodiscard]] bool round_in_flight() const noexcept { return in_round_; }
 
 private:
