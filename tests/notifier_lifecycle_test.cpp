@@ -1,9 +1,11 @@
 // Tests for the two-phase notifier set, part 2 (the test_notifier binary,
-// with notifier_test.cpp, which holds the binary's allocation hook):
-// sequence numbers and read_begin / read_retry, memory failure, commit-time
-// reports, destruction while bound, rounds held by their owner
-// (begin_round), allocation-freedom and a closed consumer type. The helpers
-// shared with part 1 are in support/notifier_support.hpp.
+// with notifier_test.cpp): sequence numbers and read_begin / read_retry,
+// memory failure, commit-time reports, destruction while bound, rounds held
+// by their owner (begin_round), allocation-freedom and a closed consumer
+// type. The helpers shared with part 1 are in support/notifier_support.hpp;
+// the binary's operator new hook is here, in the translation unit of the
+// test that reads it (with the replacement in another TU, clang may elide
+// the test's own new/delete pair and the "hook really counts" check fails).
 // Under -fno-exceptions, REQUIRE ends the program instead of the test case
 // (as in part 1: one doctest configuration for the whole binary's tests).
 #ifndef DOCTEST_CONFIG_NO_EXCEPTIONS_BUT_WITH_ALL_ASSERTS
@@ -19,14 +21,49 @@
 #include "support/notifier_support.hpp"
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <string>
 #include <thread>
 #include <type_traits>
 
 using namespace guestmem;
 using namespace guestmem::test_support;
+
+// ---- a global allocation counter for this test binary ----------------------
+// Clang's sanitizer runtimes define operator new/delete in static archives,
+// so replacing them does not link there: the allocation test is skipped.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define GUESTMEM_TEST_NO_NEW_HOOK 1
+#endif
+#endif
+#ifndef GUESTMEM_TEST_NO_NEW_HOOK
+#define GUESTMEM_TEST_NO_NEW_HOOK 0
+#endif
+
+namespace {
+std::atomic<long> g_allocations{0};
+[[maybe_unused]] void* counted_alloc(std::size_t n) {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+    std::abort();
+}
+} // namespace
+
+#if !GUESTMEM_TEST_NO_NEW_HOOK
+void* operator new(std::size_t n) { return counted_alloc(n); }
+void* operator new[](std::size_t n) { return counted_alloc(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#endif
 
 TEST_CASE("read_begin / read_retry see every overlapping invalidation and no other") {
     set_t set;

@@ -3,9 +3,9 @@
 // every position, non-vetoable causes, clipping and translation, multiple
 // bindings per consumer. Part 2 (notifier_lifecycle_test.cpp, the same
 // test_notifier binary): sequence numbers, memory failure, commit reports,
-// destruction, allocation-freedom, a closed consumer type. The helpers both
-// use are in support/notifier_support.hpp; the binary's allocation hook is
-// here.
+// destruction, allocation-freedom (with the binary's operator new hook), a
+// closed consumer type. The helpers both use are in
+// support/notifier_support.hpp.
 // Under -fno-exceptions, REQUIRE ends the program instead of the test case.
 #ifndef DOCTEST_CONFIG_NO_EXCEPTIONS_BUT_WITH_ALL_ASSERTS
 #define DOCTEST_CONFIG_NO_EXCEPTIONS_BUT_WITH_ALL_ASSERTS
@@ -33,28 +33,6 @@
 
 using namespace guestmem;
 using namespace guestmem::test_support;
-
-// ---- a global allocation counter for this test binary ----------------------
-// Counted in test_support::g_allocations (support/notifier_support.hpp, which
-// also sets GUESTMEM_TEST_NO_NEW_HOOK under sanitizer runtimes).
-namespace {
-[[maybe_unused]] void* counted_alloc(std::size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-    std::abort();
-}
-} // namespace
-
-#if !GUESTMEM_TEST_NO_NEW_HOOK
-void* operator new(std::size_t n) { return counted_alloc(n); }
-void* operator new[](std::size_t n) { return counted_alloc(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-#endif
 
 namespace {
 

@@ -1,9 +1,6 @@
 // tests/support/notifier_support.hpp — what the test_notifier sources
 // share: the set type, the R(b, e) range shorthand, a fleet of recording
-// consumers with one binding slot each, two checks of a round's journal,
-// and the counter of the binary's allocation hook (operator new is replaced
-// in notifier_test.cpp, once for the binary; not under sanitizer runtimes,
-// see GUESTMEM_TEST_NO_NEW_HOOK).
+// consumers with one binding slot each, and two checks of a round's journal.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -14,25 +11,10 @@
 #include <guestmem/testing/recording_consumer.hpp>
 
 #include <array>
-#include <atomic>
 #include <cstddef>
 #include <memory>
 
-// Clang's sanitizer runtimes define operator new/delete in static archives,
-// so replacing them does not link there: the allocation test is skipped.
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define GUESTMEM_TEST_NO_NEW_HOOK 1
-#endif
-#endif
-#ifndef GUESTMEM_TEST_NO_NEW_HOOK
-#define GUESTMEM_TEST_NO_NEW_HOOK 0
-#endif
-
 namespace guestmem::test_support {
-
-/// Allocations made through the replaced operator new of this binary.
-inline std::atomic<long> g_allocations{0};
 
 using set_t = notifier_set<>;
 
