@@ -133,7 +133,9 @@ TEST_CASE("unbind: release delivery; unknown, stale and foreign handles") {
     a.leak_at(0x11);
     commit_report report;
     const auto seq0 = s1.sequence();
-    REQUIRE(set.unbind(h1.value(), report));
+    auto released = set.unbind(h1.value(), report);
+    REQUIRE(released);
+    CHECK(released.value() == R(0x10, 0x20));  // the range the release covered
     CHECK_FALSE(s1.is_bound());
     CHECK(s1.id() == 0);
     CHECK(s1.owner() == nullptr);

@@ -346,13 +346,10 @@ public:
     /// commit run under it. O(bindings).
     status unbind(binding_handle h) {
         std::unique_lock guard(lock_);
-        page_range pages{};
-        notifier_.for_each_binding([&](const binding_type& b) {
-            if (b.id() == h.id) pages = b.pages();
-        });
         commit_report report;
-        if (auto s = notifier_.unbind(h, report); !s) return s;
-        quarantine(report, pages.intersect({0, size_}));
+        auto released = notifier_.unbind(h, report);
+        if (!released) return released.error();
+        quarantine(report, released.value().intersect({0, size_}));
         return ok();
     }
 

@@ -150,22 +150,25 @@ public:
 
     /// Unbind: deliver a non-vetoable `release` over the binding's whole
     /// range (prepare result ignored, then commit), then unlink. Commit-time
-    /// reports go to `report`. Error: not_bound (an unknown, stale or
-    /// foreign handle), the only one.
-    [[nodiscard]] status unbind(binding_handle h, commit_report& report) {
+    /// reports go to `report`; the range released is returned, for an owner
+    /// that quarantines what the reports name. Error: not_bound (an
+    /// unknown, stale or foreign handle), the only one.
+    [[nodiscard]] result<page_range> unbind(binding_handle h, commit_report& report) {
         binding<C>* b = find(h.id);
         if (b == nullptr)
             return error::make(errc::not_bound, no_page,
                                "binding %" PRIu64 " is not bound to this notifier set (unknown, already unbound, or "
                                "from another set)",
                                h.id);
+        const page_range pages = b->pages_;
         release_and_unlink(*b, report);
-        return ok();
+        return pages;
     }
     /// As above (same error); commit-time reports are discarded.
     [[nodiscard]] status unbind(binding_handle h) {
         commit_report discarded;
-        return unbind(h, discarded);
+        if (auto r = unbind(h, discarded); !r) return r.error();
+        return ok();
     }
 
     /// Begin a vetoable invalidation of `pages`: bump the sequence of every
