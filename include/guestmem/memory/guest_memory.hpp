@@ -332,11 +332,14 @@ public:
     /// Exclusive lock; allocates nothing. Errors: invalid_range (`pages`
     /// empty, inverted or past size(), or a target range passing 2^64);
     /// already_bound (`slot` is bound, or `c` has a binding overlapping
-    /// `pages`). O(bindings).
-    result<binding_handle> bind(binding_type& slot, Consumer& c, page_range pages, std::uint64_t target_base) {
+    /// `pages`); invalid_argument (unknown `cls`). `cls`: irrevocable for a
+    /// consumer whose prepare cannot be undone cheaply (it then prepares
+    /// after every ordinary binding; see binding_class). O(bindings).
+    result<binding_handle> bind(binding_type& slot, Consumer& c, page_range pages, std::uint64_t target_base,
+                                binding_class cls = binding_class::ordinary) {
         std::unique_lock guard(lock_);
         if (auto s = check_range(pages, size_); !s) return s.error();
-        return notifier_.bind(slot, c, pages, target_base);
+        return notifier_.bind(slot, c, pages, target_base, cls);
     }
 
     /// Unbind; the consumer gets a `release` invalidation first, and pages

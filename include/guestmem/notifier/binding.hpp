@@ -16,11 +16,38 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string_view>
 
 #include <guestmem/core/page_range.hpp>
 #include <guestmem/notifier/consumer.hpp>
 
 namespace guestmem {
+
+/// When a binding prepares within a conversion round.
+///
+/// Most consumers' prepare is cheap to undo (abort drops what it did); a few
+/// do a step that is not: KVM's own private/shared attributes, a firmware
+/// call, a message to another process. Those bind as `irrevocable`: in
+/// every round they prepare after all ordinary bindings have prepared, so
+/// any ordinary veto ends the round before the irrevocable step runs, and
+/// an irrevocable consumer's own refusal still aborts every ordinary one.
+/// Among themselves irrevocable bindings keep binding order (with two or
+/// more, a later one's veto makes the earlier ones abort: keep to one
+/// where the step truly cannot be undone). Commits run ordinary first,
+/// then irrevocable; aborts run in reverse of prepare order.
+enum class binding_class : std::uint8_t {
+    ordinary,     ///< prepares in binding (object page) order, first
+    irrevocable,  ///< prepares after every ordinary binding of the round
+};
+
+/// The enumerator's name ("ordinary", "irrevocable"), or "invalid binding class".
+[[nodiscard]] constexpr std::string_view to_string(binding_class c) noexcept {
+    switch (c) {
+    case binding_class::ordinary: return "ordinary";
+    case binding_class::irrevocable: return "irrevocable";
+    }
+    return "invalid binding class";
+}
 
 /// What bind() hands back: the binding's generation-unique id. Never a
 /// pointer; unbind() looks the id up, so a stale or foreign handle is
@@ -73,6 +100,8 @@ public:
     /// The whole binding in the consumer's page numbers. Never wraps:
     /// bind() refuses a target base whose target would end past 2^64 - 1.
     [[nodiscard]] page_range target() const noexcept { return {target_base_, target_base_ + pages_.size()}; }
+    /// When the binding prepares within a round (meaningful while bound).
+    [[nodiscard]] binding_class prepare_class() const noexcept { return class_; }
     /// Generation-unique id while bound; 0 when not bound.
     [[nodiscard]] std::uint64_t id() const noexcept { return is_bound() ? id_ : 0; }
     /// The bound consumer, or nullptr when not bound.
@@ -117,6 +146,7 @@ private:
     std::atomic<std::uint64_t> sequence_{0};
     std::uint32_t depth_ = 0;   // nested invalidations in flight; owner's exclusive lock only
     bool prepared_ = false;     // prepared in the set's active round; owner's exclusive lock only
+    binding_class class_ = binding_class::ordinary;
 };
 
 } // namespace guestmem

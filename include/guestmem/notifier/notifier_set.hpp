@@ -14,7 +14,9 @@
 ///
 /// Binding order is object page order: bindings sorted by their first page,
 /// ties by bind order (like the kernel's gmem bindings xarray, keyed by
-/// pgoff). Everything here is intrusive: no operation allocates.
+/// pgoff). Within a round, irrevocable bindings (binding_class) prepare
+/// after every ordinary one. Everything here is intrusive: no operation
+/// allocates.
 ///
 /// Locking: every member except read_begin/read_retry (and
 /// binding::sequence) must run under the owner's exclusive lock, as must
@@ -109,11 +111,16 @@ public:
     /// Bind `slot` to `pages` of the object for `owner`, translating
     /// pages.begin to `target_base` in the consumer's space. The owner
     /// checks `pages` against its size. Errors: invalid_range (`pages` empty
-    /// or inverted, or a target range passing 2^64); already_bound (`slot`
-    /// is bound, or `owner` has a binding overlapping `pages`); busy (a
-    /// round is in flight). Allocates nothing.
-    [[nodiscard]] result<binding_handle> bind(binding<C>& slot, C& owner, page_range pages, std::uint64_t target_base) {
+    /// or inverted, or a target range passing 2^64); invalid_argument (an
+    /// unknown `cls`); already_bound (`slot` is bound, or `owner` has a
+    /// binding overlapping `pages`); busy (a round is in flight). `cls`:
+    /// when it prepares within a round (binding_class). Allocates nothing.
+    [[nodiscard]] result<binding_handle> bind(binding<C>& slot, C& owner, page_range pages, std::uint64_t target_base,
+                                              binding_class cls = binding_class::ordinary) {
         if (auto s = check_range(pages, no_page); !s) return s.error();
+        if (cls != binding_class::ordinary && cls != binding_class::irrevocable)
+            return error::make(errc::invalid_argument, pages.begin, "binding of pages [%#" PRIx64 ", %#" PRIx64
+                               ") has an unknown binding class %d", pages.begin, pages.end, static_cast<int>(cls));
         if (target_base > UINT64_MAX - pages.size())
             return error::make(errc::invalid_range, pages.begin,
                                "binding of pages [%#" PRIx64 ", %#" PRIx64 ") at target base %#" PRIx64
@@ -144,6 +151,7 @@ public:
         slot.owner_ = &owner;
         slot.depth_ = 0;
         slot.prepared_ = false;
+        slot.class_ = cls;
         list_.insert(pos, slot);
         return binding_handle{slot.id_};
     }
@@ -173,8 +181,9 @@ public:
 
     /// Begin a vetoable invalidation of `pages`: bump the sequence of every
     /// overlapping binding (odd while in flight) and ask each, in binding
-    /// order, to prepare. The first veto aborts every binding already
-    /// prepared, newest first, ends the sequences and returns the veto;
+    /// order, ordinary bindings first and irrevocable ones after them, to
+    /// prepare. The first veto aborts every binding already prepared,
+    /// newest first, ends the sequences and returns the veto;
     /// otherwise the round stays in flight until exactly one of
     /// commit_round and abort_round. Always inlined: a handful of stores.
     /// Errors: invalid_argument for a non-vetoable or unknown cause,
@@ -193,7 +202,8 @@ public:
         in_round_ = true;
         return ok();
     }
-    /// Commit every prepared binding in binding order (cannot fail;
+    /// Commit every prepared binding in binding order, ordinary before
+    /// irrevocable (cannot fail;
     /// consumers report pages they could not drop into `report`) and end
     /// the round. Nothing happens when no round is in flight. Cannot fail.
     void commit_round(commit_report& report) noexcept {
@@ -203,7 +213,7 @@ public:
         ++stats_.commits;
     }
     /// The owner changed its mind after a successful begin_round: abort
-    /// every prepared binding in reverse binding order and end the round.
+    /// every prepared binding in reverse prepare order and end the round.
     /// Nothing happens when no round is in flight. Cannot fail.
     void abort_round() noexcept {
         if (in_round_) abort_active();
@@ -293,39 +303,71 @@ private:
     /// the veto handling.
     [[gnu::noinline]] status prepare_bindings(page_range pages, invalidation_cause cause) {
         for_overlapping(pages, [](binding<C>& b) { b.begin_invalidation(); });
+        bool irrevocable = false;  // an irrevocable binding was passed over: a second pass
         for (auto it = list_.begin(); it != list_.end() && it->pages_.begin < pages.end; ++it) {
             if (!it->pages_.overlaps(pages)) continue;
-            binding<C>& b = *it;
-            status st = b.owner_->prepare(make_invalidation(b, pages, cause, true));
-            if (st) {
-                b.prepared_ = true;
+            if (it->class_ != binding_class::ordinary) {
+                irrevocable = true;
                 continue;
             }
-            // Veto: abort everyone already prepared, newest first, then end
-            // every sequence this round began.
-            error e = describe_veto(b, pages, cause, st.error());
-            for (auto back = it; back != list_.begin();) {
-                --back;
-                if (!back->prepared_) continue;
-                back->owner_->abort(make_invalidation(*back, pages, cause, true));
-                back->prepared_ = false;
-            }
-            for_overlapping(pages, [](binding<C>& x) { x.end_invalidation(); });
-            ++stats_.vetoes;
-            ++stats_.aborts;
-            return e;
+            if (auto s = prepare_one(*it, pages, cause); !s) return s;
         }
+        if (irrevocable)
+            for (auto it = list_.begin(); it != list_.end() && it->pages_.begin < pages.end; ++it) {
+                if (!it->pages_.overlaps(pages) || it->class_ == binding_class::ordinary) continue;
+                if (auto s = prepare_one(*it, pages, cause); !s) return s;
+            }
         return ok();
+    }
+
+    /// Prepare one binding; on a veto, abort everyone already prepared
+    /// (reverse prepare order), end every sequence the round began and
+    /// return the veto.
+    status prepare_one(binding<C>& b, page_range pages, invalidation_cause cause) {
+        status st = b.owner_->prepare(make_invalidation(b, pages, cause, true));
+        if (st) {
+            b.prepared_ = true;
+            return ok();
+        }
+        error e = describe_veto(b, pages, cause, st.error());
+        abort_prepared(pages, cause);
+        for_overlapping(pages, [](binding<C>& x) { x.end_invalidation(); });
+        ++stats_.vetoes;
+        ++stats_.aborts;
+        return e;
+    }
+
+    /// Abort every prepared binding in reverse prepare order: irrevocable
+    /// ones (prepared last) newest first, then ordinary ones newest first.
+    /// Leaves the sequences to the caller.
+    void abort_prepared(page_range pages, invalidation_cause cause) noexcept {
+        for (binding_class cls : {binding_class::irrevocable, binding_class::ordinary})
+            for (auto it = list_.rbegin(); it != list_.rend(); ++it) {
+                if (!it->prepared_ || it->class_ != cls) continue;
+                it->owner_->abort(make_invalidation(*it, pages, cause, true));
+                it->prepared_ = false;
+            }
     }
 
     /// The consumers' half of commit (the active round's pages and cause).
     [[gnu::noinline]] void commit_bindings(commit_report& report) noexcept {
+        bool irrevocable = false;
         for (binding<C>& b : list_) {
             if (!b.prepared_) continue;
-            b.owner_->commit(make_invalidation(b, active_pages_, active_cause_, true), report);
-            b.prepared_ = false;
-            b.end_invalidation();
+            if (b.class_ != binding_class::ordinary) {
+                irrevocable = true;
+                continue;
+            }
+            commit_one(b, report);
         }
+        if (irrevocable)
+            for (binding<C>& b : list_)
+                if (b.prepared_) commit_one(b, report);
+    }
+    void commit_one(binding<C>& b, commit_report& report) noexcept {
+        b.owner_->commit(make_invalidation(b, active_pages_, active_cause_, true), report);
+        b.prepared_ = false;
+        b.end_invalidation();
     }
 
     template <class F>
@@ -383,12 +425,13 @@ private:
     }
 
     void abort_active() noexcept {
-        for (auto it = list_.rbegin(); it != list_.rend(); ++it) {
-            if (!it->prepared_) continue;
-            it->owner_->abort(make_invalidation(*it, active_pages_, active_cause_, true));
-            it->prepared_ = false;
-            it->end_invalidation();
-        }
+        for (binding_class cls : {binding_class::irrevocable, binding_class::ordinary})
+            for (auto it = list_.rbegin(); it != list_.rend(); ++it) {
+                if (!it->prepared_ || it->class_ != cls) continue;
+                it->owner_->abort(make_invalidation(*it, active_pages_, active_cause_, true));
+                it->prepared_ = false;
+                it->end_invalidation();
+            }
         in_round_ = false;
         ++stats_.aborts;
     }
