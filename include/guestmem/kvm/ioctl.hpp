@@ -36,7 +36,7 @@ public:
 /// The real system call.
 class system_ioctl final : public kvm_ioctl {
 public:
-    /// ::ioctl(fd, request, arg), errno folded into the result.
+    /// The ioctl(2) system call itself, errno folded into the result.
     [[nodiscard]] long call(int fd, unsigned long request, void* arg) noexcept override {
         const long r = ::ioctl(fd, request, arg);
         return r < 0 ? -static_cast<long>(errno) : r;
