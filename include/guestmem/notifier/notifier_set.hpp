@@ -152,6 +152,7 @@ public:
         slot.depth_ = 0;
         slot.prepared_ = false;
         slot.class_ = cls;
+        has_irrevocable_ = has_irrevocable_ || cls == binding_class::irrevocable;
         list_.insert(pos, slot);
         return binding_handle{slot.id_};
     }
@@ -303,6 +304,12 @@ private:
     /// the veto handling.
     [[gnu::noinline]] status prepare_bindings(page_range pages, invalidation_cause cause) {
         for_overlapping(pages, [](binding<C>& b) { b.begin_invalidation(); });
+        if (!has_irrevocable_) {  // the common case: one pass, no class test
+            for (auto it = list_.begin(); it != list_.end() && it->pages_.begin < pages.end; ++it)
+                if (it->pages_.overlaps(pages))
+                    if (auto s = prepare_one(*it, pages, cause); !s) return s;
+            return ok();
+        }
         bool irrevocable = false;  // an irrevocable binding was passed over: a second pass
         for (auto it = list_.begin(); it != list_.end() && it->pages_.begin < pages.end; ++it) {
             if (!it->pages_.overlaps(pages)) continue;
@@ -322,14 +329,21 @@ private:
 
     /// Prepare one binding; on a veto, abort everyone already prepared
     /// (reverse prepare order), end every sequence the round began and
-    /// return the veto.
-    status prepare_one(binding<C>& b, page_range pages, invalidation_cause cause) {
+    /// return the veto. The success path is inlined into the loops.
+    [[gnu::always_inline]] inline status prepare_one(binding<C>& b, page_range pages, invalidation_cause cause) {
         status st = b.owner_->prepare(make_invalidation(b, pages, cause, true));
-        if (st) {
+        if (st) [[likely]] {
             b.prepared_ = true;
             return ok();
         }
-        error e = describe_veto(b, pages, cause, st.error());
+        return veto_round(b, pages, cause, st.error());
+    }
+
+    /// A veto: abort everyone already prepared, end the sequences, count,
+    /// and describe it. Out of line: the round's common path never runs it.
+    [[gnu::cold, gnu::noinline]] error veto_round(binding<C>& b, page_range pages, invalidation_cause cause,
+                                                  const error& why) {
+        error e = describe_veto(b, pages, cause, why);
         abort_prepared(pages, cause);
         for_overlapping(pages, [](binding<C>& x) { x.end_invalidation(); });
         ++stats_.vetoes;
@@ -351,6 +365,11 @@ private:
 
     /// The consumers' half of commit (the active round's pages and cause).
     [[gnu::noinline]] void commit_bindings(commit_report& report) noexcept {
+        if (!has_irrevocable_) {
+            for (binding<C>& b : list_)
+                if (b.prepared_) commit_one(b, report);
+            return;
+        }
         bool irrevocable = false;
         for (binding<C>& b : list_) {
             if (!b.prepared_) continue;
@@ -364,7 +383,7 @@ private:
             for (binding<C>& b : list_)
                 if (b.prepared_) commit_one(b, report);
     }
-    void commit_one(binding<C>& b, commit_report& report) noexcept {
+    [[gnu::always_inline]] inline void commit_one(binding<C>& b, commit_report& report) noexcept {
         b.owner_->commit(make_invalidation(b, active_pages_, active_cause_, true), report);
         b.prepared_ = false;
         b.end_invalidation();
@@ -460,6 +479,10 @@ private:
     list_type list_;
     counters stats_{};
     bool in_round_ = false;  // a round begun by begin_round is in flight
+    // An irrevocable binding was ever bound (never cleared: a destroyed
+    // binding unlinks itself unseen, so the flag can only be conservative).
+    // While false, rounds take the one-pass path with no class tests.
+    bool has_irrevocable_ = false;
     page_range active_pages_{};
     invalidation_cause active_cause_ = invalidation_cause::release;
     std::optional<error> last_ignored_veto_;
