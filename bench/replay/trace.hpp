@@ -176,8 +176,14 @@ inline trace_file cvm_boot(std::uint64_t seed) {
         for (std::uint64_t ring = 0; ring < 3; ++ring)
             shared.push_back({3 * gib + q * 1024 + ring * 64, 1 + rng() % 16});
     for (auto [p, n] : shared) r.push_back({op::share, p, n});
+    auto in_shared = [&](std::uint64_t p) {
+        for (auto [s, n] : shared)
+            if (p >= s && p < s + n) return true;
+        return false;
+    };
     for (int i = 0; i < 2000; ++i) {
         const std::uint64_t p = rng() % t.pages;
+        if (in_shared(p)) continue;  // drivers probe private pages, not the shared regions
         r.push_back({op::share, p, 1});
         r.push_back({op::unshare, p, 1});
     }
@@ -186,11 +192,9 @@ inline trace_file cvm_boot(std::uint64_t seed) {
             auto [p, n] = shared[rng() % shared.size()];
             r.push_back({op::host_fault, p + rng() % n, 1});
         } else {
-            std::uint64_t p = rng() % t.pages;
+            const std::uint64_t p = rng() % t.pages;
             // Skip the shared regions (a private fault there would be refused, as KVM would exit instead).
-            bool in_shared = false;
-            for (auto [s, n] : shared) in_shared = in_shared || (p >= s && p < s + n);
-            if (!in_shared) r.push_back({op::guest_fault, p, 1});
+            if (!in_shared(p)) r.push_back({op::guest_fault, p, 1});
         }
     }
     return t;
