@@ -16,6 +16,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 
 using namespace guestmem;
 using namespace guestmem::test_support;
@@ -335,7 +336,8 @@ TEST_CASE("handle_map_gpa_range serves the same request without a hypercall exit
 
 TEST_CASE("a router without a log sink refuses bad input the same way") {
     routed_vm vm;
-    exit_router<sim_memory> quiet(vm.map);
+    exit_router quiet(vm.map);  // the map's types are deduced
+    static_assert(std::is_same_v<decltype(quiet), exit_router<sim_memory, 64>>);
     auto run = hypercall(0x7f800, 1, enc);
     quiet.handle(*run);
     CHECK(run->hypercall.ret == EINVAL);

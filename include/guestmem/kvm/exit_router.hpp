@@ -121,7 +121,7 @@ public:
 
     /// A router converting through `map` with `opts` (e.g. defer_if_pinned),
     /// logging refusals to `log(log_context, line)` (nullptr: no log).
-    explicit exit_router(map_type& map, log_fn log = nullptr, void* log_context = nullptr,
+    explicit exit_router(gpa_map<Memory, MaxSlots>& map, log_fn log = nullptr, void* log_context = nullptr,
                          convert_options opts = {}) noexcept
         : map_(map), log_(log), log_context_(log_context), opts_(opts) {}
 
