@@ -1,0 +1,230 @@
+/// @file
+/// The exit router: turns the two ways a KVM guest asks for a conversion
+/// into gpa_map conversions, after KVM_RUN returns.
+/// - KVM_EXIT_MEMORY_FAULT (the implicit conversion): the guest touched
+///   [gpa, gpa + size) as private (flags has KVM_MEMORY_EXIT_FLAG_PRIVATE)
+///   or as shared while the range is the other way; the router converts it
+///   to guest_only or shared. KVM_RUN reports this exit with -1 and errno
+///   EFAULT (or EHWPOISON): hand the run to the router before treating that
+///   as a failure.
+/// - KVM_EXIT_HYPERCALL with nr KVM_HC_MAP_GPA_RANGE (the explicit
+///   conversion SEV-SNP and TDX Linux guests issue): args[0] the GPA,
+///   args[1] the page count, args[2] the attributes (bit 4 ENCRYPTED: to
+///   private; bits 3:0 the page-size hint 0 = 4K, 1 = 2M, 2 = 1G). Outside
+///   long mode (hypercall.longmode bit 0 clear) the arguments are 32-bit and
+///   are masked. The router writes hypercall.ret, which KVM hands to the
+///   guest on the next KVM_RUN: 0, EINVAL (22) or EAGAIN (11, "retry").
+///   The page-size hint is checked, then ignored: the objects split and
+///   merge folios as a conversion needs.
+/// The same request can come in without the hypercall exit (a VMM whose
+/// hypercalls do not reach userspace carries it over port I/O):
+/// handle_map_gpa_range takes (gpa, npages, attributes) and returns the
+/// value for the guest.
+///
+/// Bad guest input (an unaligned GPA, 0 pages, a count that runs past the
+/// guest physical space, unknown attribute bits, a page-size hint above 2, a
+/// GFN in no slot, a range across objects or non-contiguous object pages)
+/// never reaches Memory::convert: the guest gets EINVAL, the VMM a log line,
+/// nothing changes. Conversion errors map to the hypercall's return value
+/// (hypercall_return):
+///
+/// | guestmem errc                                   | hypercall.ret | why                              |
+/// | ----------------------------------------------- | ------------- | -------------------------------- |
+/// | (success, a no-op included)                     | 0             |                                  |
+/// | busy, retry, out_of_memory, vetoed              | EAGAIN (11)   | transient: a pin, a draining     |
+/// |                                                 |               | folio, memory, a consumer's veto |
+/// | invalid_range, invalid_argument, poisoned,      | EINVAL (22)   | the request cannot succeed as    |
+/// | not_allocated, permission_denied, not_supported,|               | asked; retrying would not help   |
+/// | already_bound, not_bound, anything else         |               |                                  |
+///
+/// A guest retries EAGAIN without bound, so a consumer that vetoes forever
+/// keeps the guest retrying: the router logs every refusal so the VMM sees it.
+///
+/// Costs: the gpa_map's conversion plus, on failure, one formatted log line
+/// (a 256-byte stack buffer; nothing allocates). Locking: none of its own;
+/// it uses the gpa_map (see its locking) and the objects' locks. One router
+/// may serve several vCPU threads if the log sink is thread-safe. Linux only.
+#pragma once
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+
+#include <guestmem/core/error.hpp>
+#include <guestmem/kvm/gpa_map.hpp>
+#include <guestmem/linux/kvm_uapi.hpp>
+#include <guestmem/memory/config.hpp>
+
+namespace guestmem {
+
+/// What the VMM does after the router looked at an exit.
+enum class exit_disposition : std::uint8_t {
+    resume,    ///< handled: run the vCPU again (a hypercall's result, failure included, is in hypercall.ret)
+    failed,    ///< a memory fault the router could not serve (exit_outcome::why says why): the VMM decides
+    not_mine,  ///< not a conversion exit: the VMM handles it as before
+};
+
+/// The enumerator's name ("resume", "failed", "not_mine"), or "invalid disposition".
+[[nodiscard]] constexpr std::string_view to_string(exit_disposition d) noexcept {
+    switch (d) {
+    case exit_disposition::resume: return "resume";
+    case exit_disposition::failed: return "failed";
+    case exit_disposition::not_mine: return "not_mine";
+    }
+    return "invalid disposition";
+}
+
+/// The router's answer for one exit or request.
+struct exit_outcome {
+    exit_disposition disposition = exit_disposition::not_mine;  ///< what the VMM does next
+    /// ok, or why the conversion was refused (errors carry a GFN in page()).
+    /// For a hypercall, a failure here was reported to the guest too.
+    status why = ok();
+    /// For a MAP_GPA_RANGE request: the value the guest gets (0, EINVAL or
+    /// EAGAIN), also written to hypercall.ret for a hypercall exit. 0 otherwise.
+    std::uint64_t hypercall_ret = 0;
+};
+
+/// The hypercall return value for a guestmem error code (the file
+/// comment's table): EAGAIN for busy, retry, out_of_memory and vetoed;
+/// EINVAL for every other code.
+[[nodiscard]] constexpr std::uint64_t hypercall_return(errc e) noexcept {
+    switch (e) {
+    case errc::busy:
+    case errc::retry:
+    case errc::out_of_memory:
+    case errc::vetoed: return EAGAIN;
+    default: return EINVAL;
+    }
+}
+static_assert(EINVAL == 22 && EAGAIN == 11, "KVM's hypercall return values are Linux errno values");
+
+/// The attribute bits KVM_HC_MAP_GPA_RANGE defines: the page-size hint
+/// (bits 3:0) and ENCRYPTED (bit 4). Any other bit is refused.
+inline constexpr std::uint64_t map_gpa_range_known_attributes = 0xfULL | KVM_MAP_GPA_RANGE_ENCRYPTED;
+/// The largest page-size hint KVM_HC_MAP_GPA_RANGE defines (2: 1 GiB).
+inline constexpr std::uint64_t map_gpa_range_max_page_size_hint = KVM_MAP_GPA_RANGE_PAGE_SZ_1G;
+
+/// Routes conversion exits of KVM vCPUs into a gpa_map (see the file
+/// comment). Holds a reference to the map, which must outlive it.
+template <gpa_memory Memory, std::size_t MaxSlots = 64>
+class exit_router {
+public:
+    using map_type = gpa_map<Memory, MaxSlots>;  ///< the map conversions go through
+    /// A log sink: called with `context` and one line (not terminated by a
+    /// newline; valid during the call only) for every refused request.
+    using log_fn = void (*)(void* context, std::string_view line);
+
+    /// A router converting through `map` with `opts` (e.g. defer_if_pinned),
+    /// logging refusals to `log(log_context, line)` (nullptr: no log).
+    explicit exit_router(gpa_map<Memory, MaxSlots>& map, log_fn log = nullptr, void* log_context = nullptr,
+                         convert_options opts = {}) noexcept
+        : map_(map), log_(log), log_context_(log_context), opts_(opts) {}
+
+    /// Look at `run` after KVM_RUN:
+    /// - KVM_EXIT_MEMORY_FAULT: handle_memory_fault(kvm_memory_fault_of(run));
+    /// - KVM_EXIT_HYPERCALL with nr KVM_HC_MAP_GPA_RANGE: the arguments,
+    ///   masked to 32 bits outside long mode, go to map_gpa_range; its value
+    ///   is written to run.hypercall.ret; the disposition is resume;
+    /// - anything else (other hypercalls included): not_mine, run untouched.
+    exit_outcome handle(kvm_run& run) {
+        if (run.exit_reason == KVM_EXIT_MEMORY_FAULT) return handle_memory_fault(kvm_memory_fault_of(run));
+        if (run.exit_reason != KVM_EXIT_HYPERCALL || run.hypercall.nr != KVM_HC_MAP_GPA_RANGE) return {};
+        std::uint64_t gpa = run.hypercall.args[0], npages = run.hypercall.args[1], attrs = run.hypercall.args[2];
+        if ((run.hypercall.longmode & KVM_EXIT_HYPERCALL_LONG_MODE) == 0) {
+            gpa &= 0xffffffffULL;
+            npages &= 0xffffffffULL;
+            attrs &= 0xffffffffULL;
+        }
+        exit_outcome out = map_gpa_range(gpa, npages, attrs);
+        run.hypercall.ret = out.hypercall_ret;
+        return out;
+    }
+
+    /// Serve a memory-fault exit: convert [f.gpa, f.gpa + f.size) to
+    /// guest_only when f.flags has KVM_MEMORY_EXIT_FLAG_PRIVATE, else to
+    /// shared. resume on success; failed (logged) when flags has an unknown
+    /// bit (invalid_argument), the range is bad or in no slot
+    /// (invalid_range, before any conversion), or the conversion fails.
+    exit_outcome handle_memory_fault(const kvm_memory_fault_exit& f) {
+        if ((f.flags & ~std::uint64_t{KVM_MEMORY_EXIT_FLAG_PRIVATE}) != 0) {
+            error e = error::make(errc::invalid_argument, f.gpa >> page_shift,
+                                  "memory fault flags %#" PRIx64 " have bits other than PRIVATE", f.flags);
+            log("memory fault gpa=%#" PRIx64 " size=%#" PRIx64 " refused: %s", f.gpa, f.size, e.message().data());
+            return {exit_disposition::failed, e, 0};
+        }
+        const shareability to =
+            (f.flags & KVM_MEMORY_EXIT_FLAG_PRIVATE) != 0 ? shareability::guest_only : shareability::shared;
+        status s = map_.convert_bytes(f.gpa, f.size, to, opts_);
+        if (s) return {exit_disposition::resume, ok(), 0};
+        log("memory fault gpa=%#" PRIx64 " size=%#" PRIx64 " to %s failed (%s at GPA frame %#" PRIx64 "): %s", f.gpa,
+            f.size, to_string(to).data(), to_string(s.error().code()).data(), s.error().page(),
+            s.error().message().data());
+        return {exit_disposition::failed, s, 0};
+    }
+
+    /// Serve a KVM_HC_MAP_GPA_RANGE request (from a hypercall exit or any
+    /// other transport): convert `npages` pages at `gpa` to guest_only when
+    /// `attributes` has KVM_MAP_GPA_RANGE_ENCRYPTED, else to shared.
+    /// Always resume; hypercall_ret is 0, or hypercall_return of the error.
+    /// Refused before any conversion, with EINVAL and a log line: unknown
+    /// attribute bits or a page-size hint above 2 (invalid_argument), and
+    /// every invalid_range of gpa_map::convert's own checks.
+    exit_outcome map_gpa_range(std::uint64_t gpa, std::uint64_t npages, std::uint64_t attributes) {
+        const page_index gfn = gpa >> page_shift;
+        status s = ok();
+        if ((attributes & ~map_gpa_range_known_attributes) != 0)
+            s = error::make(errc::invalid_argument, gfn, "attributes %#" PRIx64 " have unknown bits %#" PRIx64,
+                            attributes, attributes & ~map_gpa_range_known_attributes);
+        else if ((attributes & 0xf) > map_gpa_range_max_page_size_hint)
+            s = error::make(errc::invalid_argument, gfn, "page-size hint %" PRIu64 " is not 0 (4K), 1 (2M) or 2 (1G)",
+                            attributes & 0xf);
+        else
+            s = map_.convert(gpa, npages,
+                             (attributes & KVM_MAP_GPA_RANGE_ENCRYPTED) != 0 ? shareability::guest_only
+                                                                              : shareability::shared,
+                             opts_);
+        if (s) return {exit_disposition::resume, ok(), 0};
+        const std::uint64_t ret = hypercall_return(s.error().code());
+        log("MAP_GPA_RANGE gpa=%#" PRIx64 " npages=%#" PRIx64 " attributes=%#" PRIx64 " -> %s (%s at GPA frame %#" PRIx64
+            "): %s",
+            gpa, npages, attributes, ret == EAGAIN ? "EAGAIN" : "EINVAL", to_string(s.error().code()).data(),
+            s.error().page(), s.error().message().data());
+        return {exit_disposition::resume, s, ret};
+    }
+
+    /// map_gpa_range's value for the guest only: 0, EINVAL or EAGAIN.
+    std::uint64_t handle_map_gpa_range(std::uint64_t gpa, std::uint64_t npages, std::uint64_t attributes) {
+        return map_gpa_range(gpa, npages, attributes).hypercall_ret;
+    }
+
+    /// The map conversions go through.
+    [[nodiscard]] map_type& map() const noexcept { return map_; }
+    /// The options every conversion is made with.
+    [[nodiscard]] convert_options options() const noexcept { return opts_; }
+
+private:
+    void log(const char* fmt, ...) const __attribute__((format(printf, 2, 3))) {
+        if (log_ == nullptr) return;
+        char line[256] = "guestmem exit_router: ";
+        const std::size_t prefix = std::strlen(line);
+        std::va_list args;
+        va_start(args, fmt);
+        const int n = std::vsnprintf(line + prefix, sizeof line - prefix, fmt, args);
+        va_end(args);
+        if (n < 0) return;
+        const std::size_t len = prefix + std::size_t(n);
+        log_(log_context_, std::string_view(line, len < sizeof line ? len : sizeof line - 1));
+    }
+
+    map_type& map_;
+    log_fn log_;
+    void* log_context_;
+    convert_options opts_;
+};
+
+} // namespace guestmem

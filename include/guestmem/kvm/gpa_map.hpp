@@ -1,0 +1,357 @@
+/// @file
+/// The guest physical address (GPA) map of a VM: which memslot, which guest
+/// memory object and which page of it back each guest frame. A VMM adds one
+/// slot per KVM memslot (slot id, GPA base, size in pages, object, first
+/// object page), looks GPAs up, splits GPA ranges into per-object page
+/// ranges, and converts GPA ranges through the objects.
+///
+/// Units: GPAs are byte addresses (`gpa`), sizes and counts are 4 KiB pages,
+/// and a guest frame number (GFN, `gpa / 4096`) is what every error of this
+/// header carries in error().page(). The guest physical space is 2^64 bytes,
+/// so GFNs end at 2^52 (max_gfn).
+///
+/// Policies (docs/DESIGN.md §KVM layer):
+/// - Overlap: two slots never share a GPA frame, and two slots never map the
+///   same page of one object (no aliases). guest_memfd refuses to bind one
+///   file range to two memslots, and a conversion through one alias would
+///   silently change what the other GPA reaches; refusing aliases also makes
+///   the object page -> GFN translation of errors unique. Both are
+///   already_bound (KVM's EEXIST for overlapping memslots), at the first GFN
+///   of the new slot that collides.
+/// - Conversion across slots: a GPA range inside one object whose slots
+///   follow each other without a hole and map contiguous object pages is ONE
+///   `Memory::convert` (all or nothing, one round of consumers). A range
+///   that reaches a hole, a second object, or a jump in object pages is
+///   refused with invalid_range at the first GFN where it breaks, before any
+///   object is touched: guest_memory has no two-phase protocol across
+///   objects, and converting the parts one by one could leave half done.
+/// - Errors from `Memory::convert` come back with error().page() translated
+///   from the object page to its GFN; the message starts with the GFN and
+///   the object page, then the object's own message.
+///
+/// Costs: lookup O(log slots) (binary search over slots sorted by GPA);
+/// add_slot O(slots) (overlap and alias checks, insertion); remove_slot
+/// O(slots); for_each_piece and convert O(log slots + slots crossed).
+/// Capacity is fixed (`MaxSlots`); nothing allocates.
+///
+/// Locking: none. The map is plain data: add_slot and remove_slot must not
+/// run while another thread uses the map (a VMM changes memslots under its
+/// own lock, as it does KVM's). Lookups and conversions may run
+/// concurrently with each other; each conversion takes its object's lock.
+/// Needs no Linux header.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cinttypes>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+
+#include <guestmem/core/error.hpp>
+#include <guestmem/core/page_range.hpp>
+#include <guestmem/core/types.hpp>
+#include <guestmem/memory/config.hpp>
+
+namespace guestmem {
+
+/// One past the largest guest frame number: the 2^64-byte guest physical
+/// space holds 2^52 pages.
+inline constexpr std::uint64_t max_gfn = std::uint64_t{1} << (64 - page_shift);
+
+/// What a gpa_map needs of a guest memory object: its size in pages and an
+/// all-or-nothing convert (guest_memory satisfies it).
+template <class M>
+concept gpa_memory = requires(M& m, const M& cm, page_range r, shareability s, convert_options o) {
+    { cm.size() } -> std::convertible_to<page_index>;
+    { m.convert(r, s, o) } -> std::same_as<status>;
+};
+
+/// One memslot in a gpa_map: guest frames `frames` are object pages
+/// [first, first + frames.size()) of `*memory`.
+template <class Memory>
+struct gpa_slot {
+    std::uint32_t id = 0;      ///< the VMM's slot id (KVM's memslot number)
+    page_range frames;         ///< guest frame numbers the slot covers
+    Memory* memory = nullptr;  ///< the object backing it (not owned)
+    page_index first = 0;      ///< object page of frames.begin
+
+    /// The object page behind guest frame `gfn`. Precondition: frames.contains(gfn).
+    [[nodiscard]] constexpr page_index object_page(std::uint64_t gfn) const noexcept { return first + (gfn - frames.begin); }
+    /// The object pages the slot maps: [first, first + frames.size()).
+    [[nodiscard]] constexpr page_range pages() const noexcept { return {first, first + frames.size()}; }
+    /// The guest physical address of the slot's first byte.
+    [[nodiscard]] constexpr std::uint64_t gpa() const noexcept { return frames.begin << page_shift; }
+};
+
+/// One part of a GPA range that lies in one slot: guest frames `frames`
+/// are object pages `pages` of `*memory` (same size).
+template <class Memory>
+struct gpa_piece {
+    std::uint32_t slot_id = 0;  ///< the slot the part lies in
+    Memory* memory = nullptr;   ///< the object behind the slot
+    page_range frames;          ///< the part's guest frame numbers
+    page_range pages;           ///< the same part as object pages
+};
+
+/// The guest frames of a GPA range: `gpa` page-aligned, `pages` > 0, and
+/// the end at most 2^64 bytes. Errors (invalid_range, at gpa / 4096, before
+/// anything else): an unaligned GPA, 0 pages, or a range running past the
+/// guest physical space. O(1); no lock.
+[[nodiscard]] inline result<page_range> gfn_range(std::uint64_t gpa, std::uint64_t pages) noexcept {
+    const std::uint64_t gfn = gpa >> page_shift;
+    if (gpa % page_size != 0)
+        return error::make(errc::invalid_range, gfn, "GPA %#" PRIx64 " is not aligned to %" PRIu64 "-byte pages", gpa,
+                           page_size);
+    if (pages == 0) return error::make(errc::invalid_range, gfn, "GPA range at %#" PRIx64 " has 0 pages", gpa);
+    if (pages > max_gfn - gfn)
+        return error::make(errc::invalid_range, gfn,
+                           "%#" PRIx64 " pages at GPA %#" PRIx64 " run past the end of the 64-bit guest physical space",
+                           pages, gpa);
+    return page_range{gfn, gfn + pages};
+}
+
+/// The guest physical address map: up to `MaxSlots` memslots over one or
+/// several `Memory` objects, sorted by GPA. See the file comment for the
+/// overlap and cross-object policies, costs and locking. Holds pointers to
+/// the objects: each must outlive its slots.
+template <gpa_memory Memory, std::size_t MaxSlots = 64>
+class gpa_map {
+    static_assert(MaxSlots > 0, "a gpa_map holds at least one slot");
+
+public:
+    using memory_type = Memory;              ///< the guest memory object type
+    using slot_type = gpa_slot<Memory>;      ///< one slot
+    using piece_type = gpa_piece<Memory>;    ///< one per-slot part of a range
+
+    /// The most slots the map holds.
+    static constexpr std::size_t capacity() noexcept { return MaxSlots; }
+    /// Slots currently in the map.
+    [[nodiscard]] std::size_t size() const noexcept { return count_; }
+    /// True when the map holds no slot.
+    [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
+    /// The slots, sorted by GPA: [begin(), end()).
+    [[nodiscard]] const slot_type* begin() const noexcept { return slots_.data(); }
+    /// One past the last slot.
+    [[nodiscard]] const slot_type* end() const noexcept { return slots_.data() + count_; }
+
+    /// Add slot `id`: guest frames [gpa / 4096, + pages) are object pages
+    /// [first, first + pages) of `memory`. Errors, in this order, each at a
+    /// GFN, and nothing changes:
+    /// - invalid_range: gpa unaligned, 0 pages, or past the guest physical
+    ///   space (gfn_range); object pages past the object's size() (at the
+    ///   GFN of the first page past it);
+    /// - already_bound: `id` is in use; a GFN already in another slot (at
+    ///   the first shared GFN); an object page another slot maps (at the GFN
+    ///   of the first aliased page);
+    /// - out_of_memory: the map already holds capacity() slots.
+    /// O(slots).
+    status add_slot(std::uint32_t id, std::uint64_t gpa, std::uint64_t pages, Memory& memory, page_index first) {
+        auto frames = gfn_range(gpa, pages);
+        if (!frames) return error::make(errc::invalid_range, frames.error().page(), "slot %u: %s", id,
+                                        frames.error().message().data());
+        const page_range f = frames.value();
+        const page_index size = memory.size();
+        if (first >= size || pages > size - first) {
+            const std::uint64_t inside = first >= size ? 0 : size - first;
+            return error::make(errc::invalid_range, f.begin + inside,
+                               "slot %u: %#" PRIx64 " object pages from page %#" PRIx64
+                               " end past the object's %#" PRIx64 " pages",
+                               id, pages, first, size);
+        }
+        const page_range obj{first, first + pages};
+        for (const slot_type& s : *this) {
+            if (s.id == id)
+                return error::make(errc::already_bound, f.begin, "slot id %u is already in the map (GPA %#" PRIx64 ")",
+                                   id, s.gpa());
+        }
+        if (count_ == MaxSlots)
+            return error::make(errc::out_of_memory, f.begin, "slot %u: the map already holds its %zu slots", id,
+                               MaxSlots);
+        for (const slot_type& s : *this) {
+            if (s.frames.overlaps(f)) {
+                const page_index at = std::max(s.frames.begin, f.begin);
+                return error::make(errc::already_bound, at,
+                                   "slot %u: GPA frame %#" PRIx64 " is already in slot %u [%#" PRIx64 ", %#" PRIx64 ")",
+                                   id, at, s.id, s.frames.begin, s.frames.end);
+            }
+        }
+        for (const slot_type& s : *this) {
+            if (s.memory == &memory && s.pages().overlaps(obj)) {
+                const page_index p = std::max(s.first, first);
+                return error::make(errc::already_bound, f.begin + (p - first),
+                                   "slot %u: object page %#" PRIx64 " is already mapped by slot %u (no aliases)", id,
+                                   p, s.id);
+            }
+        }
+        std::size_t i = count_;
+        while (i > 0 && slots_[i - 1].frames.begin > f.begin) {
+            slots_[i] = slots_[i - 1];
+            --i;
+        }
+        slots_[i] = slot_type{id, f, &memory, first};
+        ++count_;
+        return ok();
+    }
+
+    /// Remove slot `id`. Error: not_bound (no_page) when no slot has that
+    /// id; nothing changes. Converts nothing: the object keeps its
+    /// shareability. O(slots).
+    status remove_slot(std::uint32_t id) {
+        for (std::size_t i = 0; i < count_; ++i) {
+            if (slots_[i].id != id) continue;
+            for (std::size_t j = i + 1; j < count_; ++j) slots_[j - 1] = slots_[j];
+            --count_;
+            return ok();
+        }
+        return error::make(errc::not_bound, no_page, "no slot with id %u in the map", id);
+    }
+
+    /// The slot holding guest physical address `gpa` (any byte of a page),
+    /// or nullptr in a hole. O(log slots).
+    [[nodiscard]] const slot_type* find(std::uint64_t gpa) const noexcept {
+        const std::size_t i = index_of(gpa >> page_shift);
+        return i == count_ ? nullptr : &slots_[i];
+    }
+
+    /// The slot with id `id`, or nullptr. O(slots).
+    [[nodiscard]] const slot_type* find_slot(std::uint32_t id) const noexcept {
+        for (const slot_type& s : *this)
+            if (s.id == id) return &s;
+        return nullptr;
+    }
+
+    /// Call `fn(const piece_type&)` for each per-slot part of the GPA range
+    /// [gpa, gpa + pages * 4 KiB), in GPA order. The whole range is checked
+    /// first: errors (invalid_range, before `fn` is called at all): the
+    /// range is invalid (gfn_range), or a GFN in it is in no slot (at the
+    /// first such GFN). `fn` may return void, or a status: the first failed
+    /// one stops the walk and is returned as is. O(log slots + slots crossed).
+    template <class F>
+    status for_each_piece(std::uint64_t gpa, std::uint64_t pages, F&& fn) const {
+        auto frames = gfn_range(gpa, pages);
+        if (!frames) return frames.error();
+        if (auto s = walk(frames.value(), [](const piece_type&) -> status { return ok(); }); !s) return s;
+        return walk(frames.value(), [&](const piece_type& p) -> status {
+            if constexpr (std::is_void_v<std::invoke_result_t<F&, const piece_type&>>) {
+                fn(p);
+                return ok();
+            } else {
+                return fn(p);
+            }
+        });
+    }
+
+    /// Convert the GPA range [gpa, gpa + pages * 4 KiB) to `to` with one
+    /// all-or-nothing Memory::convert. Errors, nothing changed by any:
+    /// - invalid_range (from this map, the object untouched): the range is
+    ///   invalid (gfn_range); a GFN is in no slot; the range reaches a
+    ///   second object, or a slot whose object pages do not follow the
+    ///   previous slot's (at the first GFN of that slot's part);
+    /// - any error of Memory::convert, with error().page() translated to
+    ///   the GFN of the offending object page, the binding id kept, and the
+    ///   message prefixed "GPA frame <gfn> (object page <page>): " (an
+    ///   error about no page keeps no_page and names the GPA range instead).
+    /// O(log slots + slots crossed) plus the object's convert.
+    status convert(std::uint64_t gpa, std::uint64_t pages, shareability to, convert_options opts = {}) {
+        auto frames = gfn_range(gpa, pages);
+        if (!frames) return frames.error();
+        const page_range f = frames.value();
+        Memory* memory = nullptr;
+        page_range obj{};
+        auto plan = [&](const piece_type& p) -> status {
+            if (memory == nullptr) {
+                memory = p.memory;
+                obj = p.pages;
+                return ok();
+            }
+            if (p.memory != memory)
+                return error::make(errc::invalid_range, p.frames.begin,
+                                   "GPA frame %#" PRIx64 " (slot %u) is in another guest memory object than GPA frame "
+                                   "%#" PRIx64 ": a conversion across objects is refused",
+                                   p.frames.begin, p.slot_id, f.begin);
+            if (p.pages.begin != obj.end)
+                return error::make(errc::invalid_range, p.frames.begin,
+                                   "GPA frame %#" PRIx64 " (slot %u) is object page %#" PRIx64 ", not %#" PRIx64
+                                   ": the range's object pages are not contiguous",
+                                   p.frames.begin, p.slot_id, p.pages.begin, obj.end);
+            obj.end = p.pages.end;
+            return ok();
+        };
+        if (auto s = walk(f, plan); !s) return s;
+        status s = memory->convert(obj, to, opts);
+        if (s) return s;
+        return translate(s.error(), f, obj);
+    }
+
+    /// Like convert, for a byte length (as KVM_EXIT_MEMORY_FAULT reports
+    /// it). Error: invalid_range at gpa / 4096 when `bytes` is not a
+    /// multiple of 4 KiB; then convert's.
+    status convert_bytes(std::uint64_t gpa, std::uint64_t bytes, shareability to, convert_options opts = {}) {
+        if (bytes % page_size != 0)
+            return error::make(errc::invalid_range, gpa >> page_shift,
+                               "GPA range at %#" PRIx64 " of %#" PRIx64 " bytes is not a whole number of %" PRIu64
+                               "-byte pages",
+                               gpa, bytes, page_size);
+        return convert(gpa, bytes / page_size, to, opts);
+    }
+
+private:
+    // Index of the slot holding `gfn`, or count_.
+    [[nodiscard]] std::size_t index_of(std::uint64_t gfn) const noexcept {
+        std::size_t lo = 0, hi = count_;  // first slot beginning after gfn
+        while (lo < hi) {
+            const std::size_t mid = lo + (hi - lo) / 2;
+            if (slots_[mid].frames.begin <= gfn)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == 0 || !slots_[lo - 1].frames.contains(gfn)) return count_;
+        return lo - 1;
+    }
+
+    // Call fn(piece) -> status for each part of `f` (a valid GFN range);
+    // invalid_range at the first GFN in no slot.
+    template <class F>
+    status walk(page_range f, F&& fn) const {
+        std::size_t i = index_of(f.begin);
+        page_index at = f.begin;
+        while (at < f.end) {
+            if (i == count_ || !slots_[i].frames.contains(at)) return hole(at, f);
+            const slot_type& s = slots_[i];
+            const page_range part{at, std::min(f.end, s.frames.end)};
+            if (auto st = fn(piece_type{s.id, s.memory, part, {s.object_page(part.begin), s.object_page(part.begin) + part.size()}});
+                !st)
+                return st;
+            at = part.end;
+            ++i;
+        }
+        return ok();
+    }
+
+    [[gnu::cold]] static error hole(page_index at, page_range f) noexcept {
+        return error::make(errc::invalid_range, at,
+                           "GPA frame %#" PRIx64 " of the range [%#" PRIx64 ", %#" PRIx64 ") is in no slot", at,
+                           f.begin, f.end);
+    }
+
+    // The object's error with its page as a GFN (`obj` maps linearly onto `f`).
+    [[gnu::cold]] static error translate(const error& e, page_range f, page_range obj) noexcept {
+        const page_index p = e.page();
+        const page_index gfn = obj.contains(p) ? f.begin + (p - obj.begin) : no_page;
+        const std::string_view m = e.message();
+        error out = gfn == no_page ? error::make(e.code(), no_page, "GPA range [%#" PRIx64 ", %#" PRIx64 "): %.*s",
+                                                 f.begin, f.end, int(m.size()), m.data())
+                                   : error::make(e.code(), gfn, "GPA frame %#" PRIx64 " (object page %#" PRIx64 "): %.*s",
+                                                 gfn, p, int(m.size()), m.data());
+        return out.with_binding_id(e.binding_id());
+    }
+
+    std::array<slot_type, MaxSlots> slots_{};
+    std::size_t count_ = 0;
+};
+
+} // namespace guestmem
