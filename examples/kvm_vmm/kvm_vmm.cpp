@@ -37,6 +37,7 @@
 #include <cstring>
 #include <vector>
 
+#include <guestmem/kvm/attributes_consumer.hpp>
 #include <guestmem/testing/simulated_allocator.hpp>
 
 #include "guest_abi.hpp"
@@ -283,6 +284,21 @@ int run_kvm(kvm_handles& h, guest_memfd_allocator& alloc) {
     v.c.expect(slot0 && slot1 && add_slots(map, mem),
                "memslots 0 and 1: GPA [0, 512K) -> pages [0, 0x80), GPA [512K, 1M) -> pages [0x80, 0x100), "
                "and the same two slots in the GPA map");
+
+    // KVM's own private/shared attributes: kept in step by a consumer that
+    // prepares last, where the VM type has them. A default VM has none: the
+    // consumer says so at bind time, and the host view above polices the
+    // private pages instead.
+    kvm_attributes_consumer attributes(attributes_target::vm, h.vm.get());
+    binding<> attr_slot0, attr_slot1;
+    auto attr = attributes.attach(mem, attr_slot0, {0, slot_pages}, 0);
+    if (attr) {
+        v.c.expect(bool(attributes.attach(mem, attr_slot1, {slot_pages, 2 * slot_pages}, slot1_gpa / page_size)),
+                   "KVM memory attributes kept in step over both memslots (an irrevocable binding)");
+    } else {
+        std::printf("kvm_vmm: KVM memory attributes: not used: %s\n", attr.error().message().data());
+        v.c.expect(attr.error().code() == errc::not_supported, "the attributes consumer says not_supported at bind time");
+    }
 
     // Which transport? The probe asks, by vmcall, to make its own page
     // private; it runs before anything else, while all memory is shared.
