@@ -446,3 +446,34 @@ TEST_CASE("discard over a real guest_memfd: to_shared frees the private pages (n
     CHECK(d.stats().private_pages == 8);
     ::munmap(view, 64 * page_size);
 }
+
+TEST_CASE("attributes consumer on a real software-protected VM (type 1) sets KVM's attributes, where the host allows it") {
+    real_vm v;
+    if (!v) {
+        MESSAGE("skipped: " << v.why_not);
+        return;
+    }
+    constexpr unsigned long sw_protected_vm = 1;  // KVM_X86_SW_PROTECTED_VM
+    const int fd = ::ioctl(v.kvm.get(), KVM_CREATE_VM, sw_protected_vm);
+    const std::string why = fd < 0 ? std::strerror(errno) : "";
+    unique_fd vm{fd};
+    if (!vm) {
+        const int types = ::ioctl(v.kvm.get(), KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES);
+        MESSAGE("skipped: KVM_CREATE_VM(KVM_X86_SW_PROTECTED_VM) refused here: " << why << " (KVM_CAP_VM_TYPES = "
+                                                                                << types << ")");
+        return;
+    }
+    object o;
+    kvm_attributes_consumer kvm(attributes_target::vm, vm.get());
+    memory::binding_type slot;
+    auto h = kvm.attach(o.mem, slot, {0, 64}, 0);
+    if (!h) {
+        MESSAGE("skipped: type-1 VM created but " << std::string(h.error().message()));
+        CHECK(h.error().code() == errc::not_supported);
+        return;
+    }
+    REQUIRE(o.mem.convert({0, 8}, shareability::guest_only));
+    CHECK(kvm.stats().sets == 1);
+    REQUIRE(o.mem.convert({0, 8}, shareability::shared));
+    CHECK(kvm.stats().sets == 2);
+}
