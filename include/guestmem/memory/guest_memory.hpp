@@ -57,7 +57,7 @@ namespace guestmem {
 /// Errors are returned (errc), never thrown; a call that fails has changed
 /// nothing. Costs below count runs of the shareability map, top-level
 /// folios, leaf folios (leaves), pin runs and bindings.
-template <folio_allocator Allocator, invalidation_consumer Consumer = consumer, lock_policy Lock = std::shared_mutex,
+template <folio_allocator Allocator, invalidation_consumer Consumer = consumer, lock_policy Lock = sharded_shared_mutex<>,
           class NodeAllocator = std::allocator<std::byte>>
 class guest_memory {
 public:
@@ -586,7 +586,7 @@ template <folio_allocator Allocator, class... Options>
     requires(detail::is_any_option<Options> && ...)
 using guest_memory_with =
     guest_memory<Allocator, typename detail::pick_option<options::consumer, consumer, Options...>::type,
-                 typename detail::pick_option<options::lock, std::shared_mutex, Options...>::type,
+                 typename detail::pick_option<options::lock, sharded_shared_mutex<>, Options...>::type,
                  typename detail::pick_option<options::node_allocator, std::allocator<std::byte>, Options...>::type>;
 
 } // namespace guestmem

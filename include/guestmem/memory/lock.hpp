@@ -1,12 +1,15 @@
 /// @file
 /// The lock policy of a guest memory object. Faults take the lock shared;
 /// every mutation (allocate, punch_hole, convert, pin, unpin,
-/// memory_failure, bind, unbind) takes it exclusive. std::shared_mutex is
-/// the default; `null_lock` is for single-threaded embedders that serialise
-/// calls themselves and want to pay nothing; `sharded_shared_mutex` is for
-/// fault-heavy embedders: its readers write only their own cache line, so
-/// faults on several threads scale (1.95x fault throughput on 2 threads
-/// against 1.31x with std::shared_mutex, README.md "Performance").
+/// memory_failure, bind, unbind) takes it exclusive. `sharded_shared_mutex<>`
+/// is the default: its readers write only their own cache line, so faults
+/// on several threads scale (about 2x fault throughput on 2 threads against
+/// 1.2-1.3x with std::shared_mutex, bench/RESULTS.md), and its uncontended
+/// read side is about a third of std::shared_mutex's instructions; a writer
+/// pays a scan of the reader slots (16 cache lines). `null_lock` is for
+/// single-threaded embedders that serialise calls themselves and want to pay
+/// nothing; std::shared_mutex (or any lock_policy) for an embedder that
+/// prefers the standard one, or one object per thread of many.
 #pragma once
 
 #include <atomic>
@@ -78,20 +81,17 @@ public:
     /// Release a shared hold taken by this thread.
     void unlock_shared() noexcept { slots_[slot_index()].readers.fetch_sub(1, std::memory_order_release); }
 
-    /// Take the lock exclusive: one writer at a time (a std::mutex), then
-    /// raise the writer flag and wait, yielding, until every slot's readers
-    /// have left. O(Slots).
-    void lock() {
-        writers_.lock();
-        writer_.store(true, std::memory_order_seq_cst);
+    /// Take the lock exclusive: raise the writer flag (the flag is also the
+    /// writers' lock: one exchange; a second writer yields until it drops),
+    /// then wait, yielding, until every slot's readers have left. O(Slots).
+    void lock() noexcept {
+        while (writer_.exchange(true, std::memory_order_seq_cst))
+            while (writer_.load(std::memory_order_relaxed)) std::this_thread::yield();
         for (auto& s : slots_)
             while (s.readers.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
     }
-    /// Release the exclusive hold: readers may enter again.
-    void unlock() {
-        writer_.store(false, std::memory_order_release);
-        writers_.unlock();
-    }
+    /// Release the exclusive hold: readers and the next writer may enter.
+    void unlock() noexcept { writer_.store(false, std::memory_order_release); }
 
 private:
     struct alignas(64) slot {
@@ -106,8 +106,7 @@ private:
     }
 
     slot slots_[Slots];
-    alignas(64) std::atomic<bool> writer_{false};
-    std::mutex writers_;
+    alignas(64) std::atomic<bool> writer_{false};  // a writer holds or waits for the lock
 };
 
 static_assert(lock_policy<std::shared_mutex>);

@@ -6,7 +6,7 @@
 ///
 ///     guest_memory_with<memfd_allocator, options::lock<null_lock>>
 ///     guest_memory_with<guest_memfd_allocator, options::consumer<my_stage2>,
-///                       options::lock<sharded_shared_mutex<>>>
+///                       options::lock<std::shared_mutex>>
 ///
 /// Both spell the same type. An option given twice, or anything that is not
 /// an option, is a compile-time error.
@@ -28,8 +28,9 @@ template <class C>
 struct consumer {
     using type = C;  ///< the consumer type chosen
 };
-/// The object's lock: `std::shared_mutex` by default; `null_lock` for one
-/// thread; `sharded_shared_mutex<>` for many faulting threads. `L` must
+/// The object's lock: `sharded_shared_mutex<>` by default (faults on many
+/// threads scale); `null_lock` for one thread; `std::shared_mutex` for the
+/// standard one. `L` must
 /// satisfy lock_policy.
 template <class L>
 struct lock {
