@@ -22,7 +22,7 @@
 // BM_Convert4K/end_to_end_3_consumers
 //   4 KiB conversions through the whole protocol with 3 bound consumers
 //   (each covers the whole object and counts the pages it is told about),
-//   default std::shared_mutex lock. 16 GiB object, initially shared,
+//   the default lock (sharded_shared_mutex<>). 16 GiB object, initially shared,
 //   populated with 2 MiB folios; 4096 random pages made guest_only first
 //   (~8k runs in the map). Each iteration converts one page of a random
 //   list to guest_only, the next iteration converts it back to shared.
@@ -164,7 +164,7 @@ struct node_cache_allocator {
 template <class NodeAllocator = std::allocator<std::byte>>
 void bm_convert_uniform_guestmem(benchmark::State& state) {
     simulated_allocator frames;
-    guest_memory<simulated_allocator, consumer, std::shared_mutex, NodeAllocator> mem(frames, {.pages = 4 * gib_pages, .initial = shareability::guest_only,
+    guest_memory<simulated_allocator, consumer, sharded_shared_mutex<>, NodeAllocator> mem(frames, {.pages = 4 * gib_pages, .initial = shareability::guest_only,
                                                    .max_order = order_1g});
     if (!mem.allocate({0, 4 * gib_pages})) die("allocate failed");
     if (mem.stats().folios_1g != 4) die("expected four 1 GiB folios");
@@ -255,7 +255,7 @@ void bm_convert_uniform_per_page_vector(benchmark::State& state) {
 
 // ---- BM_Convert4K -------------------------------------------------------------
 
-template <class Lock = std::shared_mutex, class NodeAllocator = std::allocator<std::byte>>
+template <class Lock = sharded_shared_mutex<>, class NodeAllocator = std::allocator<std::byte>>
 struct wired_object {
     using memory = guest_memory<simulated_allocator, consumer, Lock, NodeAllocator>;
     simulated_allocator frames;
@@ -293,7 +293,7 @@ struct convert_4k_fixture {
     static constexpr page_index pages = 16 * gib_pages;  // 16 GiB
     static constexpr std::size_t nwork = 1u << 16;
     shareability initial, other;
-    wired_object<std::shared_mutex, NodeAllocator> w;
+    wired_object<sharded_shared_mutex<>, NodeAllocator> w;
     std::vector<page_index> work;
 
     explicit convert_4k_fixture(shareability init)
