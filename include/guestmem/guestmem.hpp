@@ -19,3 +19,4 @@
 #include <guestmem/notifier/consumer.hpp>
 #include <guestmem/notifier/notifier_set.hpp>
 #include <guestmem/range_map/range_map.hpp>
+#include <guestmem/view/memory_view.hpp>

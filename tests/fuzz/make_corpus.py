@@ -11,9 +11,11 @@ LENS = [1, 2, 3, 8, 511, 512, 513, 1024, 4096, P1G]
 
 
 class Seq:
-    def __init__(self, big, shared):
+    def __init__(self, big, shared, helper=0, vm_b=0):
+        """helper, vm_b: access policy codes of VM A's helper view and VM B's
+        view (0 confidential, 1 confidential without trusted devices, 2 non_confidential)."""
         self.big = big
-        self.b = bytearray([(1 if big else 0) | (2 if shared else 0)])
+        self.b = bytearray([(1 if big else 0) | (2 if shared else 0) | (helper << 2) | (vm_b << 4)])
 
     def point(self, p):
         if not self.big:
@@ -72,6 +74,24 @@ class Seq:
     def release(self, b, n=None, whole=False): self.op(0xF2); return self.rng(b, n, whole)  # release_quarantine
     def fail_alloc(self, n): return self.op(14, n - 1)
     def fail_node(self, n): return self.op(15, n - 1)
+
+    # Views: 0 = VM A's main view, 1 = VM A's helper, 2 = VM B's view (the opcode's high nibble % 3).
+    def on(self, v, code, *rest):
+        self.b.append(code + 16 * v)
+        self.b += bytes(rest)
+        return self
+    def vbind(self, v, c, s, b, n=None, base=0, replay=False, whole=False):
+        nibble = {0: 9, 1: 10, 2: 8}[v] if replay else v  # a nibble >= 8 replays
+        self.on(nibble, 11, c, s); self.rng(b, n, whole); self.b.append(base); return self
+    def vunbind(self, v, c, s, how=0): return self.on(v, 12, c, s, how)
+    def vconvert(self, v, b, n, shared=False): self.on(v, 3); self.rng(b, n); self.b.append(1 if shared else 0); return self
+    def vpin(self, v, b, n, who): self.on(v, 6); self.rng(b, n); self.b.append(who); return self
+    def vfaults(self, v, p):
+        for g in (False, True):
+            for w in range(4): self.on(v, 8, 0); self.point(p); self.b.append((1 if g else 0) | (w << 1))
+        return self
+    def life(self, kind, policy=0):  # 0 close helper, 1 open helper, 2 close VM B, 3 add VM B
+        return self.op(14 + 16 * 12, kind | (policy << 2))
 
 
 HOST, HYP, DEV, TDEV = range(4)
@@ -149,6 +169,25 @@ s.pin(8, 4, DEV).unpin(10, 1).pin(8, 4, DEV).unpin(8, 4).poison(600).pin(601, 1,
 s.unpin(601, 1).release(512, 512).allocate(512, 512).faults(600)
 s.punch(SMALL - 1, 8).op(2).bad(3).op(2).bad(4).op(2).bad(5)
 seeds["truncate_pinned_and_poisoned"] = s
+
+s = Seq(False, False, helper=0, vm_b=2).allocate(0, whole=True).convert(100, 64, shared=True).convert(300, 8, shared=True)
+s.vbind(2, 0, 0, 0, whole=True, replay=True)      # VM B's late consumer: told both shared runs
+s.veto(1, 302).vbind(1, 1, 0, 0, 512, replay=True)  # vetoes the second run: the first is aborted, no binding
+s.veto(1).vbind(1, 1, 0, 0, 512, replay=True).vconvert(0, 96, 16).veto(0, 98).vconvert(1, 96, 16, shared=True)
+seeds["views_replay_and_veto"] = s
+
+s = Seq(False, True, helper=1, vm_b=0).allocate(0, whole=True).vbind(1, 0, 0, 0, 512).vbind(2, 1, 0, 0, whole=True)
+s.vunbind(2, 0, 0).life(0).vunbind(1, 0, 0).vconvert(1, 0, 8).life(1, policy=2).vfaults(1, 4).life(2)
+s.vconvert(2, 0, 8).vpin(2, 0, 1, HOST).life(2).life(3, policy=2).vconvert(2, 0, 8).vfaults(2, 4).vfaults(2, 600)
+s.vbind(2, 1, 1, 0, 64, replay=True).vunbind(0, 1, 1).vunbind(2, 1, 1)
+seeds["views_lifecycle"] = s
+
+s = Seq(False, False, helper=1, vm_b=2).allocate(0, whole=True).convert(0, 8, shared=True)
+for v in range(3):
+    s.vfaults(v, 4).vfaults(v, 600)
+    for who in (HOST, DEV, TDEV): s.vpin(v, 600, 1, who).vpin(v, 4, 1, who)
+s.pin(4, 1, DEV).convert(0, 8, defer=True).vfaults(2, 4).vfaults(0, 4)
+seeds["views_policy_matrix"] = s
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 os.makedirs(out, exist_ok=True)

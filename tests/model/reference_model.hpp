@@ -19,6 +19,13 @@
 // received and each binding's sequence number, and by the page each reports
 // it could not drop while committing (quarantined: its leaf is poisoned).
 //
+// Views (view/memory_view.hpp): every binding belongs to one of
+// max_views views, each open or closed and with its access policy; a call
+// through a closed view is not_bound; closing a view releases its
+// bindings as unbind does; faults and pins follow the view's policy; a
+// bind with replay populates each shared run of its range, and a veto there
+// aborts the runs populated before and leaves no binding.
+//
 // Failure paths: punch_hole cannot fail for a valid range (the part past
 // the end is ignored). A truncated top folio with pins or poison is
 // detached: its pages are a hole; its pins stay counted on the pages and
@@ -27,6 +34,7 @@
 // (allocate refuses them) until release_quarantine frees it.
 #pragma once
 
+#include <guestmem/core/access_policy.hpp>
 #include <guestmem/core/error.hpp>
 #include <guestmem/core/page_range.hpp>
 #include <guestmem/core/types.hpp>
@@ -83,7 +91,7 @@ using leaf_list = std::vector<leaf>;  // sorted by first
 }
 
 struct consumer_tally {
-    std::uint64_t prepares = 0, commits = 0, aborts = 0, memory_failures = 0;
+    std::uint64_t prepares = 0, commits = 0, aborts = 0, memory_failures = 0, populates = 0;
     page_index veto_page = no_page;  ///< prepares whose pages contain it refuse
     page_index leak_page = no_page;  ///< commits whose pages contain it report it leaked
     friend bool operator==(const consumer_tally&, const consumer_tally&) = default;
@@ -96,6 +104,7 @@ struct model_binding {
     std::uint64_t base = 0;
     std::uint64_t id = 0;
     std::uint64_t sequence = 0;
+    unsigned view = 0;  ///< the view it was bound through
 };
 
 struct event_counts {
@@ -113,12 +122,53 @@ struct detached_top {
 
 class reference_model {
 public:
-    static constexpr unsigned max_consumers = 4;
+    static constexpr unsigned max_consumers = 4, max_views = 3;
 
     reference_model(page_index size, shareability initial, folio_order max_order) : size_(size), max_order_(max_order) {
         page_state s;
         s.share = initial;
         runs_[0] = s;
+        view_open_[0] = true;
+    }
+
+    // ---- views ------------------------------------------------------------
+    void open_view(unsigned v, access_policy p) {
+        view_open_[v] = true;
+        policy_[v] = p;
+    }
+    [[nodiscard]] bool view_open(unsigned v) const { return view_open_[v]; }
+    [[nodiscard]] access_policy policy(unsigned v) const { return policy_[v]; }
+    /// A call through view v: not_bound once it is closed.
+    [[nodiscard]] expect through(unsigned v) const {
+        return view_open_[v] ? expect::success() : expect::fail(errc::not_bound, no_page);
+    }
+    /// Close view v: each of its bindings is released, as unbind.
+    expect close_view(unsigned v, const leaf_list& leaves) {
+        if (!view_open_[v]) return expect::fail(errc::not_bound, no_page);
+        for (std::size_t i = 0; i < bindings_.size();)
+            if (bindings_[i].view == v) (void)unbind(bindings_[i].id, leaves, v);
+            else ++i;
+        view_open_[v] = false;
+        return expect::success();
+    }
+    /// A bind with replay over r by consumer c, after bind() accepted it:
+    /// one populate per shared run of r; a veto aborts the runs before it.
+    expect replay(unsigned c, page_range r) {
+        std::vector<page_range> runs;
+        visit(r, [&](page_index b, page_index e, const page_state& s) {
+            if (s.share != shareability::shared) return;
+            if (!runs.empty() && runs.back().end == b) runs.back().end = e;
+            else runs.push_back({b, e});
+        });
+        consumer_tally& t = tally_[c];
+        for (std::size_t i = 0; i < runs.size(); ++i) {
+            ++t.populates;
+            if (t.veto_page != no_page && runs[i].contains(t.veto_page)) {
+                t.aborts += i;
+                return expect::fail(errc::vetoed, t.veto_page);
+            }
+        }
+        return expect::success();
     }
 
     [[nodiscard]] page_index size() const { return size_; }
@@ -317,10 +367,10 @@ public:
         return expect::success();
     }
 
-    expect pin(page_range r, accessor who) {
+    expect pin(page_range r, accessor who, access_policy policy = {}) {
         if (auto e = check(r); !e.ok) return e;
         if (!is_valid(who)) return expect::fail(errc::invalid_argument, r.begin);
-        if (who == accessor::host || who == accessor::device) {
+        if (!trusted(who, policy)) {
             if (page_index p = first_where(r, [](const page_state& s) { return s.share != shareability::shared; });
                 p != no_page)
                 return expect::fail(errc::permission_denied, p);
@@ -378,11 +428,10 @@ public:
     }
 
     /// A fault's expected outcome; on success, the order is the leaf's.
-    [[nodiscard]] expect fault(page_index page, shareability wanted, accessor who) const {
+    [[nodiscard]] expect fault(page_index page, shareability wanted, accessor who, access_policy policy = {}) const {
         if (page >= size_) return expect::fail(errc::invalid_range, page);
         if (!is_valid(wanted) || !is_valid(who)) return expect::fail(errc::invalid_argument, page);
-        const bool trusted = who == accessor::hypervisor || who == accessor::trusted_device;
-        if (wanted == shareability::guest_only && !trusted) return expect::fail(errc::permission_denied, page);
+        if (wanted == shareability::guest_only && !trusted(who, policy)) return expect::fail(errc::permission_denied, page);
         const page_state s = at(page);
         if (s.share != wanted) return expect::fail(errc::permission_denied, page);
         if (!s.allocated) return expect::fail(errc::not_allocated, page);
@@ -403,13 +452,15 @@ public:
                 return expect::fail(errc::already_bound, std::max(r.begin, b.pages.begin));
         return expect::success();
     }
-    void bound(unsigned c, unsigned slot, page_range r, std::uint64_t base, std::uint64_t id, std::uint64_t sequence) {
+    void bound(unsigned c, unsigned slot, page_range r, std::uint64_t base, std::uint64_t id, std::uint64_t sequence,
+               unsigned view = 0) {
         auto pos = std::find_if(bindings_.begin(), bindings_.end(), [&](const model_binding& b) { return b.pages.begin > r.begin; });
-        bindings_.insert(pos, model_binding{c, slot, r, base, id, sequence});
+        bindings_.insert(pos, model_binding{c, slot, r, base, id, sequence, view});
     }
     /// `leaves`: the geometry at the call (for a page the release leaks).
-    expect unbind(std::uint64_t id, const leaf_list& leaves) {
-        auto it = std::find_if(bindings_.begin(), bindings_.end(), [&](const model_binding& b) { return b.id == id && id != 0; });
+    expect unbind(std::uint64_t id, const leaf_list& leaves, unsigned view = 0) {
+        auto it = std::find_if(bindings_.begin(), bindings_.end(),
+                               [&](const model_binding& b) { return b.id == id && id != 0 && b.view == view; });
         if (it == bindings_.end()) return expect::fail(errc::not_bound, no_page);
         ++tally_[it->consumer].prepares;
         ++tally_[it->consumer].commits;
@@ -442,6 +493,14 @@ public:
     }
 
 private:
+    /// May `who` map guest_only pages under `p`? (The model's own spelling
+    /// of the rule: non_confidential lets everyone; otherwise the
+    /// hypervisor, and trusted devices where the view trusts them.)
+    static bool trusted(accessor who, access_policy p) {
+        return p.mode == confidentiality::non_confidential || who == accessor::hypervisor ||
+               (who == accessor::trusted_device && p.trusted_devices);
+    }
+
     template <class F>
     void update(page_range r, F&& f) {
         split(r.begin);
@@ -495,6 +554,8 @@ private:
     std::vector<detached_top> detached_;  // in detach order
     std::vector<model_binding> bindings_;
     consumer_tally tally_[max_consumers];
+    bool view_open_[max_views] = {};
+    access_policy policy_[max_views] = {};
     event_counts events_;
 };
 

@@ -22,6 +22,7 @@
 #include <ostream>
 #include <shared_mutex>
 
+#include <guestmem/core/access_policy.hpp>
 #include <guestmem/core/error.hpp>
 #include <guestmem/core/page_range.hpp>
 #include <guestmem/core/types.hpp>
@@ -243,12 +244,14 @@ public:
     /// host or device asks for guest_only, the page is not `wanted`, or a
     /// host-side fault on a folio not in mappability all); not_allocated (a
     /// hole); poisoned; retry (a guest-side fault on a folio in mappability
-    /// none, draining its pins). O(log runs + log folios).
-    result<fault_result> fault(page_index page, shareability wanted, accessor who) const {
+    /// none, draining its pins). O(log runs + log folios). `policy` decides
+    /// who may map guest_only pages (core/access_policy.hpp; today's rules).
+    template <access_rule Policy = confidential>
+    result<fault_result> fault(page_index page, shareability wanted, accessor who, Policy policy = {}) const {
         // Nothing on this path writes shared memory but the lock itself, so
         // faults scale with a lock whose readers write only their own line.
         std::shared_lock guard(lock_);
-        return fault_locked(page, wanted, who);
+        return fault_locked(page, wanted, who, policy);
     }
 
     /// The sequence of binding `b`, read before fault (odd while an
@@ -271,14 +274,15 @@ public:
     /// device); busy (a page in mappability none, a folio overlapping one
     /// truncated while pinned, or a page at 2^32 - 1 pins); not_allocated (a
     /// hole); poisoned; out_of_memory (pin records). Costs O(log runs +
-    /// runs in r + log folios + leaves in r + pin runs in r).
-    status pin(page_range r, accessor who) {
+    /// runs in r + log folios + leaves in r + pin runs in r). `policy`: as fault's.
+    template <access_rule Policy = confidential>
+    status pin(page_range r, accessor who, Policy policy = {}) {
         std::unique_lock guard(lock_);
         if (auto s = check_range(r, size_); !s) return s;
         if (!is_valid(who))
             return error::make(errc::invalid_argument, r.begin, "accessor %u is not host, hypervisor, device or trusted_device",
                                unsigned(who));
-        if (!may_access(who, shareability::guest_only)) {
+        if (!policy.may_map(who, shareability::guest_only)) {
             if (page_index p = shares_.find_first_not(r, shareability::shared); p != no_page)
                 return error::make(errc::permission_denied, p,
                                    "page %#" PRIx64 " is guest_only; the %.*s may not pin it", p,
@@ -457,7 +461,8 @@ private:
         return order_4k;
     }
 
-    result<fault_result> fault_locked(page_index page, shareability wanted, accessor who) const {
+    template <class Policy>
+    result<fault_result> fault_locked(page_index page, shareability wanted, accessor who, Policy policy) const {
         if (auto s = check_page(page, size_); !s) return s.error();
         if (!is_valid(wanted))
             return error::make(errc::invalid_argument, page, "shareability %u is not shared or guest_only",
@@ -466,7 +471,7 @@ private:
             return error::make(errc::invalid_argument, page, "accessor %u is not host, hypervisor, device or trusted_device",
                                unsigned(who));
         const auto who_name = to_string(who);
-        if (!may_access(who, wanted))
+        if (!policy.may_map(who, wanted))
             return error::make(errc::permission_denied, page, "the %.*s may not take a guest_only fault (page %#" PRIx64 ")",
                                int(who_name.size()), who_name.data(), page);
         const shareability actual = shares_.at(page);
@@ -480,7 +485,7 @@ private:
         // The mappability table decides: host faults need `all`; guest-side
         // faults are refused (retry) while the folio drains references.
         const auto event =
-            may_access(who, shareability::guest_only) ? mappability_event::guest_fault : mappability_event::host_fault;
+            policy.may_map(who, shareability::guest_only) ? mappability_event::guest_fault : mappability_event::host_fault;
         if (const auto t = next_mappability(f->mappability, event); !t.allowed)
             return error::make(t.refusal, page, "page %#" PRIx64 " (mappability %s): %.*s", page,
                                to_string(f->mappability).data(), int(t.why.size()), t.why.data());

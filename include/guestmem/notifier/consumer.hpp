@@ -29,6 +29,9 @@ enum class invalidation_cause : std::uint8_t {
     truncate,        ///< punch_hole (not vetoable)
     release,         ///< the object or the binding goes away (not vetoable)
     memory_failure,  ///< a page was poisoned (not vetoable)
+    /// populate (and its abort): a binding made on live memory is told
+    /// each shared run of its range (view/replay.hpp); never a round's cause
+    replay,
 };
 
 /// True for the conversion causes (to_shared, to_guest_only), the only ones
@@ -45,6 +48,7 @@ enum class invalidation_cause : std::uint8_t {
     case invalidation_cause::truncate: return "truncate";
     case invalidation_cause::release: return "release";
     case invalidation_cause::memory_failure: return "memory_failure";
+    case invalidation_cause::replay: return "replay";
     }
     return "invalid cause";
 }
@@ -173,6 +177,14 @@ public:
     /// The folio of order inv.order holding inv.pages was poisoned (its
     /// pages were inv.share): unmap them. Single phase, once; cannot fail.
     virtual void memory_failure(const invalidation& inv) noexcept = 0;
+    /// Replay on bind (view/replay.hpp): inv.pages is one shared run of a
+    /// binding made on live memory (cause replay); map it if wanted. May
+    /// veto (the bind is then rolled back: `abort` with cause replay for
+    /// each run populated before, newest first). Default: ok, nothing done.
+    virtual status populate(const invalidation& inv) {
+        (void)inv;
+        return ok();
+    }
     /// A short name for dumps and veto messages.
     [[nodiscard]] virtual std::string_view name() const noexcept { return "consumer"; }
 };

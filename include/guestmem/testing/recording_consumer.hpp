@@ -32,7 +32,8 @@ enum class call_kind : std::uint8_t {
     prepare,         ///< consumer::prepare
     commit,          ///< consumer::commit
     abort,           ///< consumer::abort
-    memory_failure   ///< consumer::memory_failure
+    memory_failure,  ///< consumer::memory_failure
+    populate         ///< consumer::populate (replay on bind)
 };
 
 /// The enumerator's name ("prepare", "commit", "abort", "memory_failure"),
@@ -43,6 +44,7 @@ enum class call_kind : std::uint8_t {
     case call_kind::commit: return "commit";
     case call_kind::abort: return "abort";
     case call_kind::memory_failure: return "memory_failure";
+    case call_kind::populate: return "populate";
     }
     return "invalid call";
 }
@@ -182,6 +184,17 @@ public:
         ++memory_failures_;
         record(call_kind::memory_failure, inv, false);
     }
+    /// Record the call; refuse it (as prepare does) when veto_at names a
+    /// page of inv.pages.
+    status populate(const invalidation& inv) override {
+        ++populates_;
+        const bool refuse = veto_page_ != no_page && inv.pages.contains(veto_page_);
+        record(call_kind::populate, inv, refuse);
+        if (!refuse) return ok();
+        ++vetoes_;
+        return error::make(veto_code_, veto_page_, "%.*s refuses to map page %#" PRIx64, static_cast<int>(name_len_),
+                           name_.data(), veto_page_);
+    }
     /// The name given to the constructor (at most 32 characters).
     [[nodiscard]] std::string_view name() const noexcept override { return {name_.data(), name_len_}; }
 
@@ -194,11 +207,13 @@ public:
     [[nodiscard]] std::uint64_t aborts() const noexcept { return aborts_; }
     /// memory_failure calls since the last clear().
     [[nodiscard]] std::uint64_t memory_failures() const noexcept { return memory_failures_; }
-    /// Prepares this consumer refused.
+    /// populate calls since the last clear().
+    [[nodiscard]] std::uint64_t populates() const noexcept { return populates_; }
+    /// Prepares and populates this consumer refused.
     [[nodiscard]] std::uint64_t vetoes() const noexcept { return vetoes_; }
-    /// All calls since the last clear(): the four counters added.
+    /// All calls since the last clear(): the five counters added.
     [[nodiscard]] std::uint64_t total_calls() const noexcept {
-        return prepares_ + commits_ + aborts_ + memory_failures_;
+        return prepares_ + commits_ + aborts_ + memory_failures_ + populates_;
     }
     /// The first `capacity` calls since the last clear().
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
@@ -217,7 +232,7 @@ public:
     /// Forget the log and counters (not the misbehaviour settings).
     void clear() noexcept {
         size_ = dropped_ = 0;
-        prepares_ = commits_ = aborts_ = memory_failures_ = vetoes_ = 0;
+        prepares_ = commits_ = aborts_ = memory_failures_ = vetoes_ = populates_ = 0;
     }
 
 private:
@@ -241,7 +256,7 @@ private:
     errc veto_code_ = errc::vetoed;
     page_index leak_page_ = no_page;
     page_index poison_page_ = no_page;
-    std::uint64_t prepares_ = 0, commits_ = 0, aborts_ = 0, memory_failures_ = 0, vetoes_ = 0;
+    std::uint64_t prepares_ = 0, commits_ = 0, aborts_ = 0, memory_failures_ = 0, vetoes_ = 0, populates_ = 0;
     std::array<recorded_call, capacity> calls_{};
     std::size_t size_ = 0;
     std::size_t dropped_ = 0;
