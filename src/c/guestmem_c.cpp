@@ -282,19 +282,19 @@ void guestmem_report_poisoned(guestmem_commit_report* report, uint64_t page, uin
 
 int32_t guestmem_shareability_at(const guestmem_memory* mem, uint64_t page, uint32_t* out, guestmem_error* err) {
     if (mem == nullptr) return null_object(err);
-    if (out == nullptr) return fail(err, errc::invalid_argument, page, "out is NULL");
+    if (out == nullptr) return fail(err, errc::invalid_argument, no_page, "out is NULL");
     return visit(mem, [&](const auto& g, const auto&) { return deliver(g.shareability_at(page), out, err); });
 }
 
 int32_t guestmem_mappability_at(const guestmem_memory* mem, uint64_t page, uint32_t* out, guestmem_error* err) {
     if (mem == nullptr) return null_object(err);
-    if (out == nullptr) return fail(err, errc::invalid_argument, page, "out is NULL");
+    if (out == nullptr) return fail(err, errc::invalid_argument, no_page, "out is NULL");
     return visit(mem, [&](const auto& g, const auto&) { return deliver(g.mappability_at(page), out, err); });
 }
 
 int32_t guestmem_pins(const guestmem_memory* mem, uint64_t page, uint32_t* out, guestmem_error* err) {
     if (mem == nullptr) return null_object(err);
-    if (out == nullptr) return fail(err, errc::invalid_argument, page, "out is NULL");
+    if (out == nullptr) return fail(err, errc::invalid_argument, no_page, "out is NULL");
     *out = visit(mem, [&](const auto& g, const auto&) { return g.pins(page); });
     return succeed(err);
 }
@@ -302,7 +302,7 @@ int32_t guestmem_pins(const guestmem_memory* mem, uint64_t page, uint32_t* out, 
 int32_t guestmem_runs(const guestmem_memory* mem, uint64_t begin, uint64_t end, guestmem_run_fn fn, void* ctx,
                       guestmem_error* err) {
     if (mem == nullptr) return null_object(err);
-    if (fn == nullptr) return fail(err, errc::invalid_argument, begin, "fn (the run callback) is NULL");
+    if (fn == nullptr) return fail(err, errc::invalid_argument, no_page, "fn (the run callback) is NULL");
     return visit(mem, [&](const auto& g, const auto&) {
         auto view = g.runs({begin, end});
         if (!view) return put(err, view.error());
