@@ -55,7 +55,7 @@ extern "C" {
 #endif
 
 /** ABI major version: bumped only by an incompatible change (then the soname
- * libguestmem_c.so.<major> changes too). */
+ * libguestmem_c.so.N, N the major, changes too). */
 #define GUESTMEM_ABI_MAJOR 0
 /** ABI minor version: bumped when functions or struct fields are added. */
 #define GUESTMEM_ABI_MINOR 1
