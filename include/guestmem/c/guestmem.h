@@ -109,7 +109,9 @@ enum guestmem_accessor {
     GUESTMEM_TRUSTED_DEVICE = 3  /**< a device the guest trusts */
 };
 
-/** Why a consumer is told to let go. */
+/** Why a consumer is told to let go. Later ABI versions may add causes: a
+ * consumer must treat a value it does not know like GUESTMEM_CAUSE_RELEASE
+ * (not vetoable; drop the mappings of the pages it names). */
 enum guestmem_cause {
     GUESTMEM_CAUSE_TO_SHARED = 0,       /**< conversion guest_only -> shared (vetoable) */
     GUESTMEM_CAUSE_TO_GUEST_ONLY = 1,   /**< conversion shared -> guest_only (vetoable) */
