@@ -36,7 +36,7 @@ inline int32_t put(guestmem_error* err, int32_t code, std::uint64_t page, std::u
     if (room > sizeof err->message) room = sizeof err->message;
     if (room > 0) {
         const std::size_t n = msg.size() < room - 1 ? msg.size() : room - 1;
-        std::memcpy(err->message, msg.data(), n);
+        if (n > 0) std::memcpy(err->message, msg.data(), n);  // an empty view may hold nullptr
         err->message[n] = '\0';
     }
     return code;
