@@ -31,4 +31,28 @@ phases, so a conversion either happens completely or changes nothing.")
 # The headers use no range-v3 (only guestmem's own tests do), so it is not a dependency.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "libboost-dev (>= 1.74)")
 
+# With the C ABI built (GUESTMEM_BUILD_C), cpack makes a second package from
+# install component `c`: libguestmem-c-dev, for this architecture, holding
+# libguestmem_c.so.0 (and its symlinks), libguestmem_c.a, guestmem-c.pc and
+# guestmemCTargets.cmake; the header comes with guestmem-dev, which it depends
+# on. guestmem-dev itself stays architecture-independent.
+if(GUESTMEM_BUILD_C)
+  set(CPACK_DEB_COMPONENT_INSTALL ON)
+  set(CPACK_COMPONENTS_ALL Unspecified c)
+  set(CPACK_DEBIAN_UNSPECIFIED_PACKAGE_NAME guestmem-dev)
+  set(CPACK_DEBIAN_UNSPECIFIED_FILE_NAME DEB-DEFAULT)
+  set(CPACK_DEBIAN_C_PACKAGE_NAME libguestmem-c-dev)
+  set(CPACK_DEBIAN_C_FILE_NAME DEB-DEFAULT)
+  execute_process(COMMAND dpkg --print-architecture OUTPUT_VARIABLE GUESTMEM_DEB_ARCH
+                  OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  if(NOT GUESTMEM_DEB_ARCH)
+    set(GUESTMEM_DEB_ARCH amd64)
+  endif()
+  set(CPACK_DEBIAN_C_PACKAGE_ARCHITECTURE ${GUESTMEM_DEB_ARCH})
+  set(CPACK_DEBIAN_C_PACKAGE_DEPENDS "guestmem-dev (= ${PROJECT_VERSION}), libc6, libstdc++6")
+  set(CPACK_COMPONENT_C_DESCRIPTION "libguestmem_c: the C ABI of guestmem, for VMMs written in C or Rust.
+A shared (libguestmem_c.so.0) and a static library with pkg-config and CMake
+files; the header guestmem/c/guestmem.h comes with guestmem-dev.")
+endif()
+
 include(CPack)

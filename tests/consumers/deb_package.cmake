@@ -5,8 +5,12 @@
 # against the root with find_package (range-v3 hidden: consumers must not need
 # it), and consumer.cpp is compiled once more with the flags pkg-config reads
 # from the unpacked guestmem.pc.
+# With CC set (the build has the C ABI), the second package libguestmem-c-dev
+# is checked too: unpacked into the same root, then a C-only project finds it
+# with find_package(guestmem COMPONENTS c) and a C program is built with
+# pkg-config guestmem-c alone.
 # cmake -DBUILD_DIR= -DWORK_DIR= -DCONSUMERS_DIR= -DCXX= -DGENERATOR= -DCPACK= -DCTEST=
-#       -DDPKG_DEB= -DPKG_CONFIG= -DVERSION= -DINCLUDEDIR= -DDATADIR= -DDOCDIR= -P deb_package.cmake
+#       -DDPKG_DEB= -DPKG_CONFIG= -DVERSION= -DINCLUDEDIR= -DDATADIR= -DDOCDIR= [-DCC= -DLIBDIR=] -P deb_package.cmake
 cmake_minimum_required(VERSION 3.25)
 
 function(run what)
@@ -112,3 +116,32 @@ set(exe ${WORK_DIR}/pkg-config-consumer)
 run("compiling consumer.cpp with pkg-config's flags" ${CXX} ${cflags} ${CONSUMERS_DIR}/consumer.cpp -o ${exe})
 run("the pkg-config consumer" ${exe})
 message(STATUS "guestmem-dev_${VERSION}_all.deb: control fields, contents, find_package and pkg-config consumers pass")
+
+# ---- libguestmem-c-dev -----------------------------------------------------
+if(NOT CC)
+  return()
+endif()
+file(GLOB c_deb ${WORK_DIR}/out/libguestmem-c-dev_${VERSION}_*.deb)
+if(NOT c_deb)
+  message(FATAL_ERROR "cpack did not make libguestmem-c-dev_${VERSION}_<arch>.deb")
+endif()
+run("dpkg-deb -f Depends" ${DPKG_DEB} -f ${c_deb} Depends)
+if(NOT out MATCHES "guestmem-dev \\(= ${VERSION}\\)")
+  message(FATAL_ERROR "libguestmem-c-dev must depend on guestmem-dev (= ${VERSION}): ${out}")
+endif()
+run("dpkg-deb -x" ${DPKG_DEB} -x ${c_deb} ${root})
+foreach(f ${LIBDIR}/libguestmem_c.so.0 ${LIBDIR}/libguestmem_c.a ${LIBDIR}/pkgconfig/guestmem-c.pc
+          ${DATADIR}/cmake/guestmem/guestmemCTargets.cmake ${INCLUDEDIR}/guestmem/c/guestmem.h)
+  if(NOT EXISTS ${root}/usr/${f})
+    message(FATAL_ERROR "the packages lack /usr/${f}")
+  endif()
+endforeach()
+run("the C find_package consumer"
+    ${CTEST} --build-and-test ${CONSUMERS_DIR}/installed_c ${WORK_DIR}/c-consumer-build
+    --build-generator ${GENERATOR}
+    --build-options -DCMAKE_PREFIX_PATH=${root}/usr -DCMAKE_C_COMPILER=${CC}
+    --test-command ${CTEST} --output-on-failure)
+run("the C pkg-config consumer"
+    ${CMAKE_COMMAND} -DPREFIX=${root}/usr -DLIBDIR=${LIBDIR} -DCC=${CC} -DPKG_CONFIG=${PKG_CONFIG}
+    -DSOURCE=${CONSUMERS_DIR}/consumer.c -DWORK_DIR=${WORK_DIR}/c-pkgconfig -P ${CONSUMERS_DIR}/c_pkgconfig.cmake)
+message(STATUS "libguestmem-c-dev: contents, find_package(guestmem COMPONENTS c) and pkg-config guestmem-c consumers pass")

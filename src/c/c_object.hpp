@@ -1,0 +1,195 @@
+// src/c/c_object.hpp — what stands behind the C ABI's opaque handles
+// (include/guestmem/c/guestmem.h): the object (one guest_memory over one of
+// three allocators, chosen at create time), the consumers built from C
+// function-pointer tables, the bindings, and the error plumbing. Private to
+// libguestmem_c: none of these types is exported or seen by a C caller.
+#pragma once
+
+#define GUESTMEM_C_BUILDING 1
+#include <guestmem/c/guestmem.h>
+
+#include <guestmem/guestmem.hpp>
+#include <guestmem/linux/guest_memfd_allocator.hpp>
+#include <guestmem/linux/memfd_allocator.hpp>
+#include <guestmem/testing/simulated_allocator.hpp>
+
+#include <cstdarg>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+#include <utility>
+
+namespace guestmem::c_abi {
+
+// ---- errors ---------------------------------------------------------------
+
+/// Fill `err` (if it has room for the fixed fields) and return `code`.
+inline int32_t put(guestmem_error* err, int32_t code, std::uint64_t page, std::uint64_t binding,
+                   std::string_view msg) noexcept {
+    constexpr std::size_t head = offsetof(guestmem_error, message);
+    if (err == nullptr || err->size < head) return code;
+    err->code = code;
+    err->page = page;
+    err->binding_id = binding;
+    std::size_t room = err->size - head;
+    if (room > sizeof err->message) room = sizeof err->message;
+    if (room > 0) {
+        const std::size_t n = msg.size() < room - 1 ? msg.size() : room - 1;
+        if (n > 0) std::memcpy(err->message, msg.data(), n);  // an empty view may hold nullptr
+        err->message[n] = '\0';
+    }
+    return code;
+}
+
+/// Success: code 0, no page, no binding, empty message.
+inline int32_t succeed(guestmem_error* err) noexcept { return put(err, GUESTMEM_OK, no_page, no_binding, {}); }
+
+/// A C++ error, as it is.
+inline int32_t put(guestmem_error* err, const error& e) noexcept {
+    return put(err, static_cast<int32_t>(e.code()), e.page(), e.binding_id(), e.message());
+}
+
+/// A status: success or its error.
+inline int32_t report(guestmem_error* err, const status& s) noexcept { return s ? succeed(err) : put(err, s.error()); }
+
+/// An error made here (bad arguments the C++ API cannot even receive).
+[[gnu::cold]] inline int32_t fail(guestmem_error* err, errc code, std::uint64_t page, const char* fmt, ...) noexcept
+    __attribute__((format(printf, 4, 5)));
+inline int32_t fail(guestmem_error* err, errc code, std::uint64_t page, const char* fmt, ...) noexcept {
+    char text[GUESTMEM_MESSAGE_SIZE];
+    std::va_list args;
+    va_start(args, fmt);
+    std::vsnprintf(text, sizeof text, fmt, args);
+    va_end(args);
+    return put(err, static_cast<int32_t>(code), page, no_binding, text);
+}
+
+/// True when bytes [known, size) of the struct at `p` are all zero: the
+/// fields a newer caller set that this library does not know are unused.
+inline bool tail_is_zero(const void* p, std::uint32_t size, std::size_t known) noexcept {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (std::size_t i = known; i < size; ++i)
+        if (b[i] != 0) return false;
+    return true;
+}
+
+/// Check an input struct (NULL, size, unknown tail). 0 when usable.
+template <class T>
+int32_t check_input(const T* p, const char* what, guestmem_error* err) noexcept {
+    if (p == nullptr) return fail(err, errc::invalid_argument, no_page, "%s is NULL", what);
+    if (p->size < sizeof(T))
+        return fail(err, errc::invalid_argument, no_page, "%s->size is %u; this ABI's struct has %zu bytes", what,
+                    unsigned{p->size}, sizeof(T));
+    if (!tail_is_zero(p, p->size, sizeof(T)))
+        return fail(err, errc::not_supported, no_page,
+                    "%s sets fields past the %zu bytes this library knows (size %u): a newer ABI's", what, sizeof(T),
+                    unsigned{p->size});
+    return GUESTMEM_OK;
+}
+
+/// Check an output struct (NULL, size). 0 when writable.
+template <class T>
+int32_t check_output(const T* p, const char* what, guestmem_error* err) noexcept {
+    if (p == nullptr) return fail(err, errc::invalid_argument, no_page, "%s is NULL", what);
+    if (p->size < sizeof(T))
+        return fail(err, errc::invalid_argument, no_page, "%s->size is %u; this ABI's struct has %zu bytes", what,
+                    unsigned{p->size}, sizeof(T));
+    return GUESTMEM_OK;
+}
+
+// ---- consumers ------------------------------------------------------------
+
+/// A consumer made of a C function-pointer table and its context. One per
+/// distinct (ops callbacks, ctx); shared by that consumer's bindings.
+class c_consumer final : public consumer {
+public:
+    c_consumer(const guestmem_consumer_ops& ops, void* ctx) noexcept;
+
+    status prepare(const invalidation& inv) override;
+    void commit(const invalidation& inv, commit_report& report) noexcept override;
+    void abort(const invalidation& inv) noexcept override;
+    void memory_failure(const invalidation& inv) noexcept override;
+    [[nodiscard]] std::string_view name() const noexcept override { return name_; }
+
+    /// Same callbacks and context: the same consumer.
+    [[nodiscard]] bool same(const guestmem_consumer_ops& ops, void* ctx) const noexcept {
+        return ctx == ctx_ && ops.prepare == prepare_ && ops.commit == commit_ && ops.abort == abort_ &&
+               ops.memory_failure == memory_failure_;
+    }
+
+    std::uint32_t bindings = 0;     ///< bindings using this consumer
+    c_consumer* next = nullptr;     ///< the object's list of consumers
+
+private:
+    decltype(guestmem_consumer_ops::prepare) prepare_;
+    decltype(guestmem_consumer_ops::commit) commit_;
+    decltype(guestmem_consumer_ops::abort) abort_;
+    decltype(guestmem_consumer_ops::memory_failure) memory_failure_;
+    void* ctx_;
+    char name_[32];
+};
+
+} // namespace guestmem::c_abi
+
+/// A binding: the C++ binding's storage and the consumer it belongs to.
+struct guestmem_binding {
+    guestmem::binding<guestmem::consumer> slot;  ///< linked into the object's notifier set
+    guestmem::c_abi::c_consumer* owner = nullptr;  ///< its consumer
+    guestmem_binding* next = nullptr;              ///< the object's list of bindings
+};
+
+/// The object: the allocator kind and the lists the wrapper keeps. The
+/// guest_memory itself lives in c_abi::object<A>, which derives from this.
+/// The lists are freed after the guest_memory is gone (it releases the
+/// bindings first), so the base's destructor frees them.
+struct guestmem_memory {
+    explicit guestmem_memory(std::uint32_t k) noexcept : kind(k) {}
+    guestmem_memory(const guestmem_memory&) = delete;
+    guestmem_memory& operator=(const guestmem_memory&) = delete;
+    virtual ~guestmem_memory();
+
+    std::uint32_t kind;                          ///< guestmem_allocator_kind
+    guestmem::c_abi::c_consumer* consumers = nullptr;
+    guestmem_binding* bindings = nullptr;
+};
+
+namespace guestmem::c_abi {
+
+/// One object over allocator A, which it owns (declared first: the
+/// guest_memory refers to it and goes first).
+template <class A>
+struct object final : guestmem_memory {
+    object(std::uint32_t k, A&& a, const guest_memory_config& cfg) noexcept
+        : guestmem_memory(k), alloc(std::move(a)), mem(alloc, cfg) {}
+    A alloc;
+    guest_memory<A> mem;
+};
+
+/// f(the guest_memory<A>&, the allocator A&) for the object's allocator kind.
+template <class M, class F>
+decltype(auto) visit(M* m, F&& f) {
+    using base = std::conditional_t<std::is_const_v<M>, const guestmem_memory, guestmem_memory>;
+    base* b = m;
+    switch (b->kind) {
+    case GUESTMEM_ALLOC_MEMFD: {
+        auto* o = static_cast<std::conditional_t<std::is_const_v<M>, const object<memfd_allocator>, object<memfd_allocator>>*>(b);
+        return f(o->mem, o->alloc);
+    }
+    case GUESTMEM_ALLOC_GUEST_MEMFD: {
+        auto* o = static_cast<std::conditional_t<std::is_const_v<M>, const object<guest_memfd_allocator>,
+                                                 object<guest_memfd_allocator>>*>(b);
+        return f(o->mem, o->alloc);
+    }
+    default: {
+        auto* o = static_cast<std::conditional_t<std::is_const_v<M>, const object<simulated_allocator>,
+                                                 object<simulated_allocator>>*>(b);
+        return f(o->mem, o->alloc);
+    }
+    }
+}
+
+/// Create (guestmem_create's work after the config is checked).
+int32_t create(const guestmem_config& cfg, guestmem_memory** out, guestmem_error* err) noexcept;
+
+} // namespace guestmem::c_abi
