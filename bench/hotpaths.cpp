@@ -17,12 +17,22 @@
 //                 16 GiB object of 2 MiB folios (already split), ~8k runs
 //   convert_1g    guest_memory::convert of a uniform 1 GiB folio, alternating
 //   fault         guest_memory::fault, shared, by the host, random page
+//   fault_opaque_args  the same with the shareability and accessor hidden
+//                 from the optimiser (as values read from an exit would be):
+//                 the C++ side of the C ABI's fault comparison
+//   c_convert_4k  convert_4k through the C ABI (guestmem_convert, libguestmem_c,
+//                 the 3 consumers given as C callback tables)
+//   c_fault       fault through the C ABI (guestmem_fault)
 #include <valgrind/callgrind.h>
 
 #include <guestmem/guestmem.hpp>
 #include <guestmem/testing/simulated_allocator.hpp>
 
 #include "run_shapes.hpp"
+
+#if GUESTMEM_HOTPATHS_C_ABI
+#include <guestmem/c/guestmem.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -128,6 +138,15 @@ std::uint64_t convert_1g(std::size_t n) {
     return ok_count;
 }
 
+/// `v`, with the compiler made to forget it is a constant (as an argument
+/// read from a vCPU exit would be).
+template <class T>
+T opaque(T v) {
+    asm volatile("" : "+r"(v));
+    return v;
+}
+
+template <bool OpaqueArgs = false>
 std::uint64_t fault(std::size_t n) {
     constexpr page_index pages = page_index{4} << 18;
     wired w(pages, shareability::shared, order_2m);
@@ -142,18 +161,122 @@ std::uint64_t fault(std::size_t n) {
     std::uint64_t sum = 0;
     CALLGRIND_START_INSTRUMENTATION;
     for (std::size_t i = 0; i < n; ++i) {
-        auto r = w.mem.fault(pts[i], shareability::shared, accessor::host);
+        auto r = OpaqueArgs ? w.mem.fault(pts[i], opaque(shareability::shared), opaque(accessor::host))
+                            : w.mem.fault(pts[i], shareability::shared, accessor::host);
         sum += r ? r.value().frame : 0;
     }
     CALLGRIND_STOP_INSTRUMENTATION;
     return sum;
 }
 
+#if GUESTMEM_HOTPATHS_C_ABI
+// ---- the same two paths through the C ABI ----------------------------------
+
+struct c_counts {
+    std::uint64_t prepared = 0, committed = 0;
+};
+int32_t c_prepare(void* ctx, const guestmem_invalidation*, guestmem_error*) {
+    ++static_cast<c_counts*>(ctx)->prepared;
+    return GUESTMEM_OK;
+}
+void c_commit(void* ctx, const guestmem_invalidation* inv, guestmem_commit_report*) {
+    static_cast<c_counts*>(ctx)->committed += inv->page_end - inv->page_begin;
+}
+
+/// An object like `wired` through the C ABI: simulated allocator, 3 consumers over everything.
+struct c_wired {
+    guestmem_memory* mem = nullptr;
+    std::array<c_counts, 3> counts{};
+    c_wired(page_index pages, shareability initial) {
+        guestmem_config cfg;
+        std::memset(&cfg, 0, sizeof cfg);
+        cfg.size = sizeof cfg;
+        cfg.pages = pages;
+        cfg.initial = static_cast<uint32_t>(initial);
+        cfg.max_order = order_2m;
+        cfg.allocator = GUESTMEM_ALLOC_SIMULATED;
+        if (guestmem_create(&cfg, &mem, nullptr) != GUESTMEM_OK) die("guestmem_create");
+        guestmem_consumer_ops ops;
+        std::memset(&ops, 0, sizeof ops);
+        ops.size = sizeof ops;
+        ops.prepare = c_prepare;
+        ops.commit = c_commit;
+        for (std::size_t i = 0; i < 3; ++i)
+            if (guestmem_bind(mem, &ops, &counts[i], 0, pages, 0x100000 * (i + 1), nullptr, nullptr, nullptr) !=
+                GUESTMEM_OK)
+                die("guestmem_bind");
+        if (guestmem_allocate(mem, 0, pages, nullptr) != GUESTMEM_OK) die("guestmem_allocate");
+    }
+    ~c_wired() { guestmem_destroy(mem); }
+    bool convert(page_index p, shareability to) {
+        return guestmem_convert(mem, p, p + 1, static_cast<uint32_t>(to), nullptr, nullptr) == GUESTMEM_OK;
+    }
+    shareability at(page_index p) {
+        uint32_t s = 0;
+        if (guestmem_shareability_at(mem, p, &s, nullptr) != GUESTMEM_OK) die("shareability_at");
+        return static_cast<shareability>(s);
+    }
+};
+
+std::uint64_t c_convert_4k(std::size_t n) {
+    constexpr page_index pages = page_index{16} << 18;
+    c_wired w(pages, shareability::shared);
+    std::mt19937_64 rng(42);
+    for (int i = 0; i < 4096; ++i) {  // background: ~8k runs, as convert_4k
+        const page_index p = rng() % pages;
+        if (!w.convert(p, shareability::guest_only)) die("background");
+    }
+    std::vector<page_index> work;
+    while (work.size() < 4096) {
+        const page_index p = 1 + rng() % (pages - 2);
+        if (w.at(p - 1) == shareability::shared && w.at(p) == shareability::shared && w.at(p + 1) == shareability::shared)
+            work.push_back(p);
+    }
+    std::sort(work.begin(), work.end());
+    work.erase(std::unique(work.begin(), work.end()), work.end());
+    std::shuffle(work.begin(), work.end(), rng);
+    for (page_index p : work)
+        if (!w.convert(p, shareability::guest_only) || !w.convert(p, shareability::shared)) die("warm-up");
+    std::uint64_t ok_count = 0;
+    CALLGRIND_START_INSTRUMENTATION;
+    for (std::size_t i = 0; i < n; ++i) {
+        const page_index p = work[(i >> 1) % work.size()];
+        ok_count += w.convert(p, (i & 1) ? shareability::shared : shareability::guest_only);
+    }
+    CALLGRIND_STOP_INSTRUMENTATION;
+    if (ok_count != n) die("a conversion failed");
+    return ok_count;
+}
+
+std::uint64_t c_fault(std::size_t n) {
+    constexpr page_index pages = page_index{4} << 18;
+    c_wired w(pages, shareability::shared);
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < 4096; ++i) {
+        const page_index p = pages / 2 + rng() % (pages / 2);
+        if (!w.convert(p, shareability::guest_only) || !w.convert(p, shareability::shared)) die("warm-up");
+    }
+    std::vector<page_index> pts(n);
+    for (auto& p : pts) p = rng() % (pages / 2);
+    std::uint64_t sum = 0;
+    guestmem_fault_result r;
+    std::memset(&r, 0, sizeof r);
+    r.size = sizeof r;
+    CALLGRIND_START_INSTRUMENTATION;
+    for (std::size_t i = 0; i < n; ++i)
+        sum += guestmem_fault(w.mem, pts[i], GUESTMEM_SHARED, GUESTMEM_HOST, &r, nullptr) == GUESTMEM_OK ? r.frame : 0;
+    CALLGRIND_STOP_INSTRUMENTATION;
+    return sum;
+}
+#endif
+
 } // namespace
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: %s point_query|convert_4k|convert_1g|fault [iterations]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s point_query|convert_4k|convert_1g|fault|fault_opaque_args|c_convert_4k|c_fault "
+                     "[iterations]\n",
+                     argv[0]);
         return 2;
     }
     const std::string_view path = argv[1];
@@ -168,6 +291,14 @@ int main(int argc, char** argv) {
         r = convert_1g(n);
     else if (path == "fault")
         r = fault(n);
+    else if (path == "fault_opaque_args")
+        r = fault<true>(n);
+#if GUESTMEM_HOTPATHS_C_ABI
+    else if (path == "c_convert_4k")
+        r = c_convert_4k(n);
+    else if (path == "c_fault")
+        r = c_fault(n);
+#endif
     else
         die("unknown path");
     sink = r;

@@ -8,51 +8,7 @@
 
 namespace guestmem::c_abi {
 
-namespace {
-
-guestmem_invalidation to_c(const invalidation& inv) noexcept {
-    guestmem_invalidation c;
-    c.size = sizeof c;
-    c.cause = static_cast<std::uint32_t>(inv.cause);
-    c.page_begin = inv.pages.begin;
-    c.page_end = inv.pages.end;
-    c.target_begin = inv.target.begin;
-    c.target_end = inv.target.end;
-    c.sequence = inv.sequence;
-    c.binding_id = inv.binding_id;
-    c.vetoable = inv.vetoable ? 1 : 0;
-    c.order = inv.order;
-    c.share = static_cast<std::uint8_t>(inv.share);
-    std::memset(c.reserved, 0, sizeof c.reserved);
-    return c;
-}
-
-bool is_known_code(int32_t code) noexcept {
-    return code >= static_cast<int32_t>(errc::invalid_range) && code <= static_cast<int32_t>(errc::retry);
-}
-
-} // namespace
-
-c_consumer::c_consumer(const guestmem_consumer_ops& ops, void* ctx) noexcept
-    : prepare_(ops.prepare), commit_(ops.commit), abort_(ops.abort), memory_failure_(ops.memory_failure), ctx_(ctx) {
-    const char* n = ops.name != nullptr ? ops.name : "consumer";
-    std::size_t len = 0;
-    while (len + 1 < sizeof name_ && n[len] != '\0') ++len;
-    std::memcpy(name_, n, len);
-    name_[len] = '\0';
-}
-
-status c_consumer::prepare(const invalidation& inv) {
-    if (prepare_ == nullptr) return ok();
-    const guestmem_invalidation c = to_c(inv);
-    guestmem_error why;
-    why.size = sizeof why;
-    why.code = GUESTMEM_ERR_VETOED;
-    why.page = inv.pages.begin;
-    why.binding_id = inv.binding_id;
-    why.message[0] = '\0';
-    const int32_t code = prepare_(ctx_, &c, &why);
-    if (code == GUESTMEM_OK) return ok();
+status c_consumer::refusal(const invalidation& inv, int32_t code, guestmem_error& why) noexcept {
     // Whatever the callback did to `why`, read it as a bounded string.
     why.message[sizeof why.message - 1] = '\0';
     if (!is_known_code(code))
@@ -61,10 +17,13 @@ status c_consumer::prepare(const invalidation& inv) {
     return error::make(static_cast<errc>(code), why.page, "%s", why.message[0] != '\0' ? why.message : "refused");
 }
 
-void c_consumer::commit(const invalidation& inv, commit_report& report) noexcept {
-    if (commit_ == nullptr) return;
-    const guestmem_invalidation c = to_c(inv);
-    commit_(ctx_, &c, reinterpret_cast<guestmem_commit_report*>(&report));
+c_consumer::c_consumer(const guestmem_consumer_ops& ops, void* ctx) noexcept
+    : prepare_(ops.prepare), commit_(ops.commit), abort_(ops.abort), memory_failure_(ops.memory_failure), ctx_(ctx) {
+    const char* n = ops.name != nullptr ? ops.name : "consumer";
+    std::size_t len = 0;
+    while (len + 1 < sizeof name_ && n[len] != '\0') ++len;
+    std::memcpy(name_, n, len);
+    name_[len] = '\0';
 }
 
 void c_consumer::abort(const invalidation& inv) noexcept {
@@ -84,7 +43,7 @@ namespace {
 template <class A>
 int32_t make_object(std::uint32_t kind, A&& alloc, const guest_memory_config& cfg, guestmem_memory** out,
                      guestmem_error* err) noexcept {
-    if (auto s = guest_memory<A>::check_config(alloc, cfg); !s) return put(err, s.error());
+    if (auto s = guest_memory<A, c_consumer>::check_config(alloc, cfg); !s) return put(err, s.error());
     auto* o = new (std::nothrow) object<A>(kind, std::move(alloc), cfg);
     if (o == nullptr) return fail(err, errc::out_of_memory, no_page, "no memory for the object");
     *out = o;

@@ -128,13 +128,63 @@ private:
     decltype(guestmem_consumer_ops::memory_failure) memory_failure_;
     void* ctx_;
     char name_[32];
+
+    /// A prepare that did not return GUESTMEM_OK, as a defined status
+    /// (out of line: the common path never runs it).
+    static status refusal(const invalidation& inv, int32_t code, guestmem_error& why) noexcept;
 };
+
+/// The C view of an invalidation (every field written, reserved bytes 0).
+inline guestmem_invalidation to_c(const invalidation& inv) noexcept {
+    guestmem_invalidation c;
+    c.size = sizeof c;
+    c.cause = static_cast<std::uint32_t>(inv.cause);
+    c.page_begin = inv.pages.begin;
+    c.page_end = inv.pages.end;
+    c.target_begin = inv.target.begin;
+    c.target_end = inv.target.end;
+    c.sequence = inv.sequence;
+    c.binding_id = inv.binding_id;
+    c.vetoable = inv.vetoable ? 1 : 0;
+    c.order = inv.order;
+    c.share = static_cast<std::uint8_t>(inv.share);
+    std::memset(c.reserved, 0, sizeof c.reserved);
+    return c;
+}
+
+/// A GUESTMEM_ERR_* value guestmem knows.
+inline bool is_known_code(int32_t code) noexcept {
+    return code >= static_cast<int32_t>(errc::invalid_range) && code <= static_cast<int32_t>(errc::retry);
+}
+
+// prepare and commit run once per binding per conversion: inline, so the
+// notifier's loops call the C callback with nothing in between.
+inline status c_consumer::prepare(const invalidation& inv) {
+    if (prepare_ == nullptr) return ok();
+    const guestmem_invalidation c = to_c(inv);
+    guestmem_error why;
+    why.size = sizeof why;
+    why.code = GUESTMEM_ERR_VETOED;
+    why.page = inv.pages.begin;
+    why.binding_id = inv.binding_id;
+    why.message[0] = '\0';
+    const int32_t code = prepare_(ctx_, &c, &why);
+    if (code == GUESTMEM_OK) [[likely]]
+        return ok();
+    return refusal(inv, code, why);
+}
+
+inline void c_consumer::commit(const invalidation& inv, commit_report& report) noexcept {
+    if (commit_ == nullptr) return;
+    const guestmem_invalidation c = to_c(inv);
+    commit_(ctx_, &c, reinterpret_cast<guestmem_commit_report*>(&report));
+}
 
 } // namespace guestmem::c_abi
 
 /// A binding: the C++ binding's storage and the consumer it belongs to.
 struct guestmem_binding {
-    guestmem::binding<guestmem::consumer> slot;  ///< linked into the object's notifier set
+    guestmem::binding<guestmem::c_abi::c_consumer> slot;  ///< linked into the object's notifier set
     guestmem::c_abi::c_consumer* owner = nullptr;  ///< its consumer
     guestmem_binding* next = nullptr;              ///< the object's list of bindings
 };
@@ -163,7 +213,9 @@ struct object final : guestmem_memory {
     object(std::uint32_t k, A&& a, const guest_memory_config& cfg) noexcept
         : guestmem_memory(k), alloc(std::move(a)), mem(alloc, cfg) {}
     A alloc;
-    guest_memory<A> mem;
+    // A closed consumer type: the notifier calls the C trampolines directly
+    // (inlined, below), not through consumer's vtable.
+    guest_memory<A, c_consumer> mem;
 };
 
 /// f(the guest_memory<A>&, the allocator A&) for the object's allocator kind.

@@ -247,7 +247,8 @@ public:
     /// none, draining its pins). O(log runs + log folios). `policy` decides
     /// who may map guest_only pages (core/access_policy.hpp; today's rules).
     template <access_rule Policy = confidential>
-    result<fault_result> fault(page_index page, shareability wanted, accessor who, Policy policy = {}) const {
+    [[gnu::always_inline]] inline result<fault_result> fault(page_index page, shareability wanted, accessor who,
+                                                              Policy policy = {}) const {
         // Nothing on this path writes shared memory but the lock itself, so
         // faults scale with a lock whose readers write only their own line.
         std::shared_lock guard(lock_);
@@ -461,8 +462,29 @@ private:
         return order_4k;
     }
 
+    // The fault path: the checks inline, every refusal built out of line
+    // (so the whole path inlines into the caller's loop).
     template <class Policy>
-    result<fault_result> fault_locked(page_index page, shareability wanted, accessor who, Policy policy) const {
+    [[gnu::always_inline]] inline result<fault_result> fault_locked(page_index page, shareability wanted, accessor who,
+                                                                     Policy policy) const {
+        if (page >= size_ || !is_valid(wanted) || !is_valid(who) || !policy.may_map(who, wanted)) [[unlikely]]
+            return fault_argument_error(page, wanted, who);
+        if (const shareability actual = shares_.at(page); actual != wanted) [[unlikely]]
+            return fault_shareability_error(page, actual, wanted);
+        auto f = folios_.lookup(page);
+        if (!f || f->poisoned) [[unlikely]]
+            return fault_folio_error(page, !f);
+        // The mappability table decides: host faults need `all`; guest-side
+        // faults are refused (retry) while the folio drains references.
+        const auto event =
+            policy.may_map(who, shareability::guest_only) ? mappability_event::guest_fault : mappability_event::host_fault;
+        if (const auto t = next_mappability(f->mappability, event); !t.allowed) [[unlikely]]
+            return fault_mappability_error(page, f->mappability, t);
+        return fault_result{f->frame + (page - f->first), f->first, f->frame, f->order, f->mappability};
+    }
+    /// A fault refused before any lookup: page past the end, a bad enum, or
+    /// an accessor the policy keeps from `wanted`.
+    [[gnu::cold, gnu::noinline]] error fault_argument_error(page_index page, shareability wanted, accessor who) const {
         if (auto s = check_page(page, size_); !s) return s.error();
         if (!is_valid(wanted))
             return error::make(errc::invalid_argument, page, "shareability %u is not shared or guest_only",
@@ -471,25 +493,23 @@ private:
             return error::make(errc::invalid_argument, page, "accessor %u is not host, hypervisor, device or trusted_device",
                                unsigned(who));
         const auto who_name = to_string(who);
-        if (!policy.may_map(who, wanted))
-            return error::make(errc::permission_denied, page, "the %.*s may not take a guest_only fault (page %#" PRIx64 ")",
-                               int(who_name.size()), who_name.data(), page);
-        const shareability actual = shares_.at(page);
-        if (actual != wanted)
-            return error::make(errc::permission_denied, page, "page %#" PRIx64 " is %s, not %s", page,
-                               actual == shareability::shared ? "shared" : "guest_only",
-                               wanted == shareability::shared ? "shared" : "guest_only");
-        auto f = folios_.lookup(page);
-        if (!f) return error::make(errc::not_allocated, page, "page %#" PRIx64 " is not allocated", page);
-        if (f->poisoned) return error::make(errc::poisoned, page, "page %#" PRIx64 " is poisoned", page);
-        // The mappability table decides: host faults need `all`; guest-side
-        // faults are refused (retry) while the folio drains references.
-        const auto event =
-            policy.may_map(who, shareability::guest_only) ? mappability_event::guest_fault : mappability_event::host_fault;
-        if (const auto t = next_mappability(f->mappability, event); !t.allowed)
-            return error::make(t.refusal, page, "page %#" PRIx64 " (mappability %s): %.*s", page,
-                               to_string(f->mappability).data(), int(t.why.size()), t.why.data());
-        return fault_result{f->frame + (page - f->first), f->first, f->frame, f->order, f->mappability};
+        return error::make(errc::permission_denied, page, "the %.*s may not take a guest_only fault (page %#" PRIx64 ")",
+                           int(who_name.size()), who_name.data(), page);
+    }
+    [[gnu::cold, gnu::noinline]] static error fault_shareability_error(page_index page, shareability actual,
+                                                                       shareability wanted) noexcept {
+        return error::make(errc::permission_denied, page, "page %#" PRIx64 " is %s, not %s", page,
+                           actual == shareability::shared ? "shared" : "guest_only",
+                           wanted == shareability::shared ? "shared" : "guest_only");
+    }
+    [[gnu::cold, gnu::noinline]] static error fault_folio_error(page_index page, bool hole) noexcept {
+        if (hole) return error::make(errc::not_allocated, page, "page %#" PRIx64 " is not allocated", page);
+        return error::make(errc::poisoned, page, "page %#" PRIx64 " is poisoned", page);
+    }
+    [[gnu::cold, gnu::noinline]] static error fault_mappability_error(page_index page, mappability m,
+                                                                      mappability_transition t) noexcept {
+        return error::make(t.refusal, page, "page %#" PRIx64 " (mappability %s): %.*s", page, to_string(m).data(),
+                           int(t.why.size()), t.why.data());
     }
 
     // Errors of convert, kept out of its hot path (the compiler then has
