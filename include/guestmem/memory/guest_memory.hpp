@@ -31,6 +31,7 @@
 #include <guestmem/folio/mappability.hpp>
 #include <guestmem/memory/config.hpp>
 #include <guestmem/memory/detail/counters.hpp>
+#include <guestmem/memory/detail/fault_errors.hpp>
 #include <guestmem/memory/lock.hpp>
 #include <guestmem/memory/options.hpp>
 #include <guestmem/notifier/binding.hpp>
@@ -468,50 +469,20 @@ private:
     [[gnu::always_inline]] inline result<fault_result> fault_locked(page_index page, shareability wanted, accessor who,
                                                                      Policy policy) const {
         if (page >= size_ || !is_valid(wanted) || !is_valid(who) || !policy.may_map(who, wanted)) [[unlikely]]
-            return fault_argument_error(page, wanted, who);
+            return detail::fault_argument_error(page, size_, wanted, who);
         if (const shareability actual = shares_.at(page); actual != wanted) [[unlikely]]
-            return fault_shareability_error(page, actual, wanted);
+            return detail::fault_shareability_error(page, actual, wanted);
         auto f = folios_.lookup(page);
         if (!f || f->poisoned) [[unlikely]]
-            return fault_folio_error(page, !f);
+            return detail::fault_folio_error(page, !f);
         // The mappability table decides: host faults need `all`; guest-side
         // faults are refused (retry) while the folio drains references.
         const auto event =
             policy.may_map(who, shareability::guest_only) ? mappability_event::guest_fault : mappability_event::host_fault;
         if (const auto t = next_mappability(f->mappability, event); !t.allowed) [[unlikely]]
-            return fault_mappability_error(page, f->mappability, t);
+            return detail::fault_mappability_error(page, f->mappability, t);
         return fault_result{f->frame + (page - f->first), f->first, f->frame, f->order, f->mappability};
     }
-    /// A fault refused before any lookup: page past the end, a bad enum, or
-    /// an accessor the policy keeps from `wanted`.
-    [[gnu::cold, gnu::noinline]] error fault_argument_error(page_index page, shareability wanted, accessor who) const {
-        if (auto s = check_page(page, size_); !s) return s.error();
-        if (!is_valid(wanted))
-            return error::make(errc::invalid_argument, page, "shareability %u is not shared or guest_only",
-                               unsigned(wanted));
-        if (!is_valid(who))
-            return error::make(errc::invalid_argument, page, "accessor %u is not host, hypervisor, device or trusted_device",
-                               unsigned(who));
-        const auto who_name = to_string(who);
-        return error::make(errc::permission_denied, page, "the %.*s may not take a guest_only fault (page %#" PRIx64 ")",
-                           int(who_name.size()), who_name.data(), page);
-    }
-    [[gnu::cold, gnu::noinline]] static error fault_shareability_error(page_index page, shareability actual,
-                                                                       shareability wanted) noexcept {
-        return error::make(errc::permission_denied, page, "page %#" PRIx64 " is %s, not %s", page,
-                           actual == shareability::shared ? "shared" : "guest_only",
-                           wanted == shareability::shared ? "shared" : "guest_only");
-    }
-    [[gnu::cold, gnu::noinline]] static error fault_folio_error(page_index page, bool hole) noexcept {
-        if (hole) return error::make(errc::not_allocated, page, "page %#" PRIx64 " is not allocated", page);
-        return error::make(errc::poisoned, page, "page %#" PRIx64 " is poisoned", page);
-    }
-    [[gnu::cold, gnu::noinline]] static error fault_mappability_error(page_index page, mappability m,
-                                                                      mappability_transition t) noexcept {
-        return error::make(t.refusal, page, "page %#" PRIx64 " (mappability %s): %.*s", page, to_string(m).data(),
-                           int(t.why.size()), t.why.data());
-    }
-
     // Errors of convert, kept out of its hot path (the compiler then has
     // room to inline the steps every conversion runs).
     [[gnu::cold, gnu::noinline]] static error bad_conversion_argument(page_range r, shareability to,
