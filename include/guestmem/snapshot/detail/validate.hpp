@@ -171,7 +171,7 @@ struct q_leaf {
 /// Quarantine records: syntax; with `out` non-null, their leaves are
 /// stored there too (the caller sized it from a counting pass).
 inline status check_quarantine(reader& in, layout& L, q_leaf* out, std::size_t& leaves) noexcept {
-    GUESTMEM_SNAP_TRY(n, count_field(in, "the quarantined folio count", 4));
+    GUESTMEM_SNAP_TRY(n, count_field(in, "the quarantined folio count", 3));
     L.quarantine_count = n;
     L.quarantine_at = in.offset();
     leaves = 0;
