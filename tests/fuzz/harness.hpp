@@ -32,6 +32,7 @@
 
 #include "../model/reference_model.hpp"
 #include "../support/failing_allocator.hpp"
+#include "snapshot_check.hpp"
 
 #include <algorithm>
 #include <cinttypes>
@@ -553,6 +554,8 @@ private:
             for (shareability w : {shareability::shared, shareability::guest_only})
                 for (accessor a : {accessor::host, accessor::hypervisor, accessor::device, accessor::trusted_device})
                     check_fault(c, probe, w, a);
+        if (operation_count() % 4 == 0)  // save, restore into a fresh object, compare, save again (snapshot_check.hpp)
+            if (const char* bad = snapshot_round_trip(mem, fresh_object(mem))) diverge(c, "snapshot: %s", bad);
     }
 
     __attribute__((format(printf, 2, 3))) void note(const char* fmt, ...) {
