@@ -188,6 +188,21 @@ result<std::size_t> emit(Sink& sink, std::size_t capacity, kind k, page_index pa
     return total;
 }
 
+/// The largest header: magic, version, kind, four varints, the order.
+inline constexpr std::size_t max_header_bytes = 4 + 1 + 1 + 10 + 1 + 10 + 10 + 10;
+
+/// A sink writing into [at, end); false once a chunk does not fit.
+struct bounded_sink {
+    std::uint8_t* at;
+    std::uint8_t* end;
+    bool operator()(const std::uint8_t* p, std::size_t n) noexcept {
+        if (n > static_cast<std::size_t>(end - at)) return false;
+        std::memcpy(at, p, n);
+        at += n;
+        return true;
+    }
+};
+
 /// A sink writing into a span (the capacity was checked before).
 struct span_sink {
     std::uint8_t* at;
@@ -216,17 +231,46 @@ result<std::size_t> save(const Memory& mem, Sink&& sink) {
                         0, [&](auto& w) { detail::write_full_body(mem, w); });
 }
 
-/// Save `mem` as a full snapshot into `out`; returns the bytes used.
-/// Errors: busy as save(mem, sink); invalid_argument when `out` is too
-/// small (nothing written; the message says the size needed: see
-/// saved_size()). Shared lock. O(runs + leaves).
+/// Save `mem` as a full snapshot into `out`; returns the bytes used. One
+/// pass: the body is written after room for the largest header, then
+/// moved down behind the header. Errors: busy as save(mem, sink);
+/// invalid_argument when `out` is too small (its contents are then
+/// unspecified; the message says the size needed: see saved_size()).
+/// Shared lock. O(runs + leaves).
 template <class Memory>
 result<std::size_t> save(const Memory& mem, std::span<std::uint8_t> out) {
     std::shared_lock guard(detail::internals::lock(mem));
     if (auto s = detail::check_saveable(mem); !s) return s.error();
-    detail::span_sink sink{out.data()};
-    return detail::emit(sink, out.size(), kind::full, mem.size(), mem.max_order(),
-                        detail::internals::changes(mem).generation(), 0, [&](auto& w) { detail::write_full_body(mem, w); });
+    const std::uint64_t gen = detail::internals::changes(mem).generation();
+    // Room for the header: its fixed part plus the body size's varint,
+    // which takes at most as many bytes as the buffer's size does.
+    detail::writer<detail::span_sink> fixed(nullptr);
+    detail::write_header(fixed, kind::full, mem.size(), mem.max_order(), gen, 0, 0);
+    const std::size_t room = fixed.written() - 1 + detail::varint_size(out.size());
+    if (out.size() >= room + checksum_bytes) {
+        detail::bounded_sink body_sink{out.data() + room, out.data() + out.size() - checksum_bytes};
+        detail::writer<detail::bounded_sink> body(&body_sink, false);
+        detail::write_full_body(mem, body);
+        body.flush();
+        if (!body.failed()) {
+            std::uint8_t head[detail::max_header_bytes];
+            detail::bounded_sink head_sink{head, head + sizeof head};
+            detail::writer<detail::bounded_sink> h(&head_sink, false);
+            detail::write_header(h, kind::full, mem.size(), mem.max_order(), gen, 0, body.written());
+            h.flush();
+            const std::size_t n = h.written(), total = n + body.written() + checksum_bytes;
+            std::memmove(out.data() + n, out.data() + room, body.written());
+            std::memcpy(out.data(), head, n);
+            const std::uint64_t sum = checksum(out.data(), n + body.written());
+            for (unsigned i = 0; i < checksum_bytes; ++i) out[n + body.written() + i] = std::uint8_t(sum >> (8 * i));
+            return total;
+        }
+    }
+    // Too small for the one-pass layout (which needs room for the largest
+    // header): two passes, which also say the size needed.
+    detail::span_sink exact{out.data()};
+    return detail::emit(exact, out.size(), kind::full, mem.size(), mem.max_order(), gen, 0,
+                        [&](auto& w) { detail::write_full_body(mem, w); });
 }
 
 /// The size of the full snapshot save() would write now (the state may

@@ -125,7 +125,8 @@ private:
 template <class Sink>
 class writer {
 public:
-    explicit writer(Sink* sink) noexcept : sink_(sink) {}
+    /// `hash`: false when the caller checksums the bytes itself.
+    explicit writer(Sink* sink, bool hash = true) noexcept : sink_(sink), hashing_(hash) {}
     [[nodiscard]] std::size_t written() const noexcept { return total_ + fill_; }
     [[nodiscard]] bool failed() const noexcept { return failed_; }
 
@@ -152,17 +153,19 @@ public:
         flush();
     }
 
-private:
+    /// Hand the staged bytes to the sink now.
     void flush() noexcept {
         if (fill_ == 0) return;
         if (sink_ != nullptr && !failed_) {
-            hash_.update(buf_, fill_);
+            if (hashing_) hash_.update(buf_, fill_);
             if (!(*sink_)(static_cast<const std::uint8_t*>(buf_), fill_)) failed_ = true;
         }
         total_ += fill_;
         fill_ = 0;
     }
+private:
     Sink* sink_;
+    bool hashing_;
     hasher hash_;
     std::size_t total_ = 0, fill_ = 0;
     bool failed_ = false;

@@ -222,6 +222,7 @@ inline status check_quarantine(reader& in, layout& L, q_leaf* out, std::size_t& 
 /// Leaves uniform in shareability (a run boundary inside a leaf must be
 /// in a poisoned one), and no split folio that would have merged.
 inline status check_across(const std::uint8_t* d, const layout& L) noexcept {
+    if (L.extent_count == 0) return ok();  // no folio: no leaf, no split
     leaf_locator loc;
     loc.tops.start(d, L.tops_at, L.extent_count);
     loc.splits.start(d, L.splits_at, L.split_count);
