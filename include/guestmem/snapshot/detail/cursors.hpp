@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <guestmem/core/error.hpp>
 #include <guestmem/core/types.hpp>
 
 namespace guestmem::snapshot::detail {
