@@ -1,5 +1,5 @@
 // tests/fuzz/snapshot_check.hpp — the differential harness's save/restore
-// check (harness.hpp calls it after full checks): when the object holds no
+// check (harness.hpp calls it after one full check in sixteen): when the object holds no
 // pin, save it, check the bytes, restore them into a fresh object of the
 // same policies and compare everything observable but frames (runs,
 // leaves with mappability and poison, quarantined folios, state counters,
