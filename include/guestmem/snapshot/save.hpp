@@ -8,10 +8,10 @@
 ///
 /// Output goes to a caller's buffer or to a sink callback in chunks of at
 /// most 4 KiB; nothing is allocated (a 4 KiB staging buffer lives on the
-/// stack) and nothing throws. Costs: two passes over the runs, folio
-/// records and poison under the object's shared lock: O(runs + leaves +
-/// quarantined folios). About 2 bytes per run for runs of up to 16383
-/// pages; 28 bytes for an object of one run and no folio.
+/// stack) and nothing throws. Costs, under the object's shared lock: one
+/// pass over the runs, folio records and poison into a buffer, two into a
+/// sink: O(runs + leaves + quarantined folios). 1.6 bytes per run at 10^6
+/// random runs over 1 TiB; 33 bytes for a 1 TiB object of one run.
 #pragma once
 
 #include <cinttypes>
