@@ -310,3 +310,16 @@ TEST_CASE("increment change rejections: past the end, empty, too long, shareabil
     canon.v(0).v(1).b(1);
     rejected(canon.done(), c_at, "not canonical");
 }
+
+TEST_CASE("a body that ends inside a field is truncated at that field's offset") {
+    auto empty = base();
+    const std::size_t at = empty.here();
+    rejected(empty.done(), at, "truncated: the first run's shareability");
+    auto half = base();
+    half.b(1);
+    rejected(half.done(), at + 1, "truncated: the run count");
+    auto cut = base();
+    cut.b(1).v(1).v(4096).v(1).v(1 << 14);  // a 3-byte gap, then the body ends
+    const std::size_t order_at = cut.here();
+    rejected(cut.done(), order_at, "truncated: an extent's order");
+}

@@ -294,3 +294,26 @@ TEST_CASE("apply_increment refuses a full snapshot, another size and another bas
     CHECK(dst.shareability_at(1).value() == shareability::guest_only);
     CHECK(snap::restore(dst, inc).error() == errc::invalid_argument);
 }
+
+TEST_CASE("apply_increment stops at a conversion that fails at the base generation, and applying it again completes") {
+    simulated_allocator alloc, alloc2;
+    const guest_memory_config cfg{.pages = 4096, .initial = shareability::shared, .max_order = order_2m};
+    sim_mem src(alloc, cfg), dst(alloc2, cfg);
+    REQUIRE(src.convert({10, 20}, shareability::guest_only));
+    REQUIRE(src.convert({1000, 1010}, shareability::guest_only));
+    bytes inc;
+    REQUIRE(snap::save_increment(src, 0, [&](const std::uint8_t* p, std::size_t n) { inc.insert(inc.end(), p, p + n); return true; }));
+    REQUIRE(dst.allocate({0, 4096}));
+    REQUIRE(dst.pin({1005, 1006}, accessor::device));  // the second change must wait for this pin
+    auto r = snap::apply_increment(dst, inc);
+    REQUIRE_FALSE(r);
+    CHECK(r.error() == errc::busy);
+    CHECK(r.error().page() == 1005);
+    CHECK(dst.shareability_at(15).value() == shareability::guest_only);  // the first change was made
+    CHECK(dst.shareability_at(1005).value() == shareability::shared);
+    CHECK(dst.generation() == 0);  // still at the base: the increment can be applied again
+    REQUIRE(dst.unpin({1005, 1006}));
+    REQUIRE(snap::apply_increment(dst, inc));
+    CHECK(dst.generation() == src.generation());
+    CHECK(state_of(dst).runs == state_of(src).runs);
+}

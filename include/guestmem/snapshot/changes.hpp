@@ -115,8 +115,9 @@ result<std::size_t> save_increment(const Memory& mem, std::uint64_t since, Sink&
 /// other thread converts `mem`. Errors: everything check() reports
 /// (nothing changed); invalid_argument (a full snapshot, another size, or
 /// another generation than the base); any error of convert() (busy,
-/// vetoed, out_of_memory...), with the changes before it made: applying
-/// the same increment again is safe. O(bytes + conversions).
+/// vetoed, out_of_memory...), with the changes before it made and `mem`
+/// left at the base generation (its change log emptied), so applying the
+/// same increment again is safe. O(bytes + conversions).
 template <class Memory>
 status apply_increment(Memory& mem, std::span<const std::uint8_t> bytes) {
     auto Lr = detail::validate(bytes, std::allocator<std::byte>{});
@@ -137,7 +138,11 @@ status apply_increment(Memory& mem, std::span<const std::uint8_t> bytes) {
         const page_index b = end + detail::raw_varint(bytes.data(), pos);
         end = b + detail::raw_varint(bytes.data(), pos);
         const auto v = static_cast<shareability>(bytes[pos++]);
-        if (auto s = mem.convert({b, end}, v); !s) return s;
+        if (auto s = mem.convert({b, end}, v); !s) {
+            std::unique_lock guard(detail::internals::lock(mem));
+            detail::internals::changes(mem).reset(L.h.base_generation);  // still at the base: retry is safe
+            return s;
+        }
     }
     std::unique_lock guard(detail::internals::lock(mem));
     detail::internals::changes(mem).reset(L.h.generation);
