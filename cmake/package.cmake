@@ -1,6 +1,8 @@
 # CPack: the Debian package guestmem-dev (headers, CMake config, pkg-config
 # file, README and LICENSE), architecture-independent because the library is
-# header-only. Build it with `cpack -G DEB` in a build directory or the
+# header-only; and guestmem-tools (guestmem-snap, which prints and checks
+# snapshots), built for this machine's architecture. One .deb per install
+# component (`dev`, `tools`). Build it with `cpack -G DEB` in a build directory or the
 # `package` target; tests/consumers/deb_package.cmake installs it into a
 # scratch root and builds a consumer against it.
 set(GUESTMEM_PACKAGE_CONTACT "guestmem maintainers <maintainers@users.noreply.h-seed-80a366b7.example>"
@@ -16,9 +18,18 @@ set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
 set(CPACK_RESOURCE_FILE_README ${PROJECT_SOURCE_DIR}/README.md)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 
-set(CPACK_DEBIAN_PACKAGE_NAME guestmem-dev)
-set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # guestmem-dev_<version>_all.deb
-set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE all)
+set(CPACK_DEB_COMPONENT_INSTALL ON)
+set(CPACK_COMPONENTS_ALL dev)
+if(GUESTMEM_BUILD_TOOLS)
+  list(APPEND CPACK_COMPONENTS_ALL tools)
+endif()
+set(CPACK_DEBIAN_DEV_PACKAGE_NAME guestmem-dev)
+set(CPACK_DEBIAN_DEV_FILE_NAME DEB-DEFAULT)  # guestmem-dev_<version>_all.deb
+set(CPACK_DEBIAN_DEV_PACKAGE_ARCHITECTURE all)
+set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME guestmem-tools)
+set(CPACK_DEBIAN_TOOLS_FILE_NAME DEB-DEFAULT)  # guestmem-tools_<version>_<arch>.deb
+set(CPACK_DEBIAN_TOOLS_PACKAGE_DEPENDS "libc6, libstdc++6")
+set(CPACK_COMPONENT_TOOLS_DESCRIPTION "guestmem-snap prints guestmem ownership snapshots and checks them.")
 set(CPACK_DEBIAN_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${GUESTMEM_PACKAGE_CONTACT}")
@@ -29,7 +40,7 @@ behind it, and tells every consumer that maps the memory to let go in two
 phases, so a conversion either happens completely or changes nothing.")
 # What a consumer's compiler needs: Boost.Outcome and Boost.Intrusive (headers).
 # The headers use no range-v3 (only guestmem's own tests do), so it is not a dependency.
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "libboost-dev (>= 1.74)")
+set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libboost-dev (>= 1.74)")
 
 # With the C ABI built (GUESTMEM_BUILD_C), cpack makes a second package from
 # install component `c`: libguestmem-c-dev, for this architecture, holding

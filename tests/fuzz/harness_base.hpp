@@ -14,6 +14,7 @@
 
 #include "../model/reference_model.hpp"
 #include "../support/failing_allocator.hpp"
+#include "snapshot_check.hpp"
 
 #include <algorithm>
 #include <cinttypes>
@@ -327,6 +328,8 @@ protected:
                 for (accessor a : {accessor::host, accessor::hypervisor, accessor::device, accessor::trusted_device})
                     for (unsigned v = 0; v < views; ++v)
                         if (c.ref.view_open(v)) check_fault(c, probe, w, a, v);
+        if (operation_count() % 16 == 5)  // save, restore into a fresh object, compare, save again (snapshot_check.hpp)
+            if (const char* bad = snapshot_round_trip(mem, fresh_object(mem))) diverge(c, "snapshot: %s", bad);
     }
 
     __attribute__((format(printf, 2, 3))) void note(const char* fmt, ...) {

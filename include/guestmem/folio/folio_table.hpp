@@ -325,6 +325,7 @@ public:
 private:
     template <folio_allocator, class>
     friend class folio_table;
+    template <class> friend struct detail::snapshot_access;  // snapshot/: save and restore
 
     static folio_view view(const ref& x, folio_order top_order) noexcept {
         return {x.first, x.order, x.frame, x.map(), x.poisoned(), top_order, x.poison_page()};

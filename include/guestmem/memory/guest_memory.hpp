@@ -30,6 +30,7 @@
 #include <guestmem/folio/folio_table.hpp>
 #include <guestmem/folio/mappability.hpp>
 #include <guestmem/memory/config.hpp>
+#include <guestmem/memory/detail/change_log.hpp>
 #include <guestmem/memory/detail/counters.hpp>
 #include <guestmem/memory/detail/fault_errors.hpp>
 #include <guestmem/memory/lock.hpp>
@@ -230,7 +231,15 @@ public:
             folios_.merge_eligible(plan, shares_);
         }
         ++counters_.conversions;
+        changes_.record(r);  // migration tracking (snapshot/changes.hpp)
         return ok();
+    }
+
+    /// Bumped by every conversion that changes something (snapshot/changes.hpp
+    /// lists what changed since a generation). Shared lock; O(1).
+    [[nodiscard]] std::uint64_t generation() const {
+        std::shared_lock guard(lock_);
+        return changes_.generation();
     }
 
     // ---- faults -----------------------------------------------------------
@@ -452,6 +461,7 @@ public:
     [[nodiscard]] const notifier_set<Consumer>& notifiers() const noexcept { return notifier_; }
 
 private:
+    template <class> friend struct detail::snapshot_access;  // snapshot/: save, restore, changes
     /// The largest page count whose byte size is a valid file offset
     /// (2^63 bytes): punch_hole's bound, as fallocate's EFBIG.
     static constexpr page_index max_file_pages = page_index{1} << (63 - page_shift);
@@ -571,6 +581,7 @@ private:
     folio_table<Allocator, NodeAllocator> folios_;
     std::uint64_t poison_events_ = 0;
     detail::memory_counters counters_;
+    detail::change_log changes_;
     notifier_set<Consumer> notifier_;  // last: destroyed first, releasing consumers before folios go
 };
 

@@ -29,6 +29,7 @@ namespace guestmem::detail {
 
 template <class Value, class Allocator>
 class run_tree {
+    template <class, class> friend struct run_tree_loader;  // the bulk load (run_loader.hpp)
 public:
     using leaf = rm_leaf<Value>;
     using inner = rm_inner;

@@ -1,0 +1,74 @@
+// guestmem/memory/detail/change_log.hpp — the object's generation counter
+// and a bounded log of the ranges whose shareability changed, for
+// migration (snapshot/changes.hpp reads it; docs/SNAPSHOT.md §Migration).
+// Every conversion that changes something bumps the generation and logs
+// its range; a range that overlaps or touches the newest entry widens it
+// instead of taking a slot (a guest converting page after page costs one
+// entry). The log holds `capacity` entries inside the object (no heap):
+// when it is full the oldest entry goes and `floor` rises to its
+// generation, so a reader asking about an older generation is told to
+// save a full snapshot instead. O(1) per conversion.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include <guestmem/core/page_range.hpp>
+
+namespace guestmem::detail {
+
+class change_log {
+public:
+    static constexpr std::size_t capacity = 128;
+    struct entry {
+        page_index begin = 0, end = 0;
+        std::uint64_t generation = 0;  // the newest change the entry covers
+    };
+
+    [[nodiscard]] std::uint64_t generation() const noexcept { return gen_; }
+    /// The oldest generation G for which every change after G is logged.
+    [[nodiscard]] std::uint64_t floor() const noexcept { return floor_; }
+    [[nodiscard]] bool covers(std::uint64_t g) const noexcept { return g >= floor_ && g <= gen_; }
+
+    void record(page_range r) noexcept {
+        ++gen_;
+        if (count_ > 0) {
+            entry& last = slot(count_ - 1);
+            if (r.begin <= last.end && last.begin <= r.end) {
+                last = {std::min(last.begin, r.begin), std::max(last.end, r.end), gen_};
+                return;
+            }
+        }
+        if (count_ == capacity) {
+            floor_ = slot(0).generation;
+            head_ = (head_ + 1) % capacity;
+            --count_;
+        }
+        slot(count_++) = {r.begin, r.end, gen_};
+    }
+
+    /// Visit, oldest first, the ranges of every entry newer than g.
+    /// Precondition: covers(g).
+    template <class F>
+    void for_each_since(std::uint64_t g, F&& f) const {
+        for (std::size_t i = 0; i < count_; ++i)
+            if (const entry& e = slot(i); e.generation > g) f(page_range{e.begin, e.end});
+    }
+
+    /// Start over at generation g with nothing logged (after a restore).
+    void reset(std::uint64_t g) noexcept {
+        gen_ = floor_ = g;
+        head_ = count_ = 0;
+    }
+
+private:
+    entry& slot(std::size_t i) noexcept { return entries_[(head_ + i) % capacity]; }
+    const entry& slot(std::size_t i) const noexcept { return entries_[(head_ + i) % capacity]; }
+
+    entry entries_[capacity];
+    std::size_t head_ = 0, count_ = 0;
+    std::uint64_t gen_ = 0, floor_ = 0;
+};
+
+} // namespace guestmem::detail

@@ -1,0 +1,99 @@
+// guestmem/range_map/detail/run_loader.hpp — range_map::load(): build the
+// whole B+-tree from an ordered run sequence in one pass, bottom-up, instead
+// of one assign per run. Leaves are filled to capacity - 2 and inner nodes
+// to fanout - 2, evenly, so every node meets its minimum fill and the next
+// assigns rarely split. Every node is taken from the allocator before the
+// old tree is dropped: on out_of_memory the map is unchanged. O(runs), no
+// memory besides the nodes (a right spine of one open node per level).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include <guestmem/range_map/detail/run_tree.hpp>
+
+namespace guestmem::detail {
+
+template <class Value, class Allocator>
+struct run_tree_loader {
+    using tree = run_tree<Value, Allocator>;
+    using leaf = rm_leaf<Value>;
+    using inner = rm_inner;
+    static constexpr unsigned leaf_target = leaf::capacity - 2;
+    static constexpr unsigned inner_target = inner::fanout - 2;
+
+    /// Nodes per level (0 = leaves) for n >= 2 runs; returns the height.
+    static unsigned plan(std::size_t n, std::size_t (&per)[tree::max_height]) noexcept {
+        std::size_t c = n <= leaf::capacity ? 1 : (n + leaf_target - 1) / leaf_target;
+        per[0] = c;
+        unsigned h = 1;
+        while (c > 1) {
+            c = c <= inner::fanout ? 1 : (c + inner_target - 1) / inner_target;
+            per[h++] = c;
+        }
+        return h;
+    }
+
+    /// Replace t's runs with the n runs next() yields as (length, value).
+    /// Preconditions: n >= 1, lengths >= 1 summing to t.size(), no two
+    /// neighbours equal. False (t unchanged) when a node cannot be had.
+    template <class Next>
+    static bool load(tree& t, std::size_t n, Next& next) noexcept {
+        if (n == 1) {
+            const auto first = next();
+            t.drop_all();
+            t.single_ = first.second;
+            return true;
+        }
+        std::size_t per[tree::max_height] = {};
+        const unsigned h = plan(n, per);
+        std::size_t total = 0;
+        for (unsigned l = 0; l < h; ++l) total += per[l];
+        if (!t.nodes_.fill(total)) return false;
+        t.drop_all();
+        inner* open[tree::max_height] = {};
+        std::size_t made[tree::max_height] = {};  // nodes finished per level
+        page_index first_key[tree::max_height] = {};  // smallest key under each open node
+        void* root = nullptr;
+        // Append `node` (whose smallest key is `key`) under level `l` (>= 1).
+        auto push = [&](auto& self, unsigned l, void* node, page_index key) noexcept -> void {
+            if (l == h) {
+                root = node;
+                return;
+            }
+            inner*& in = open[l];
+            if (in == nullptr) in = t.new_inner();
+            if (in->count > 0) in->keys[in->count - 1] = key;
+            if (in->count == 0) first_key[l] = key;
+            in->child[in->count++] = node;
+            const std::size_t want = per[l - 1] / per[l] + (made[l] < per[l - 1] % per[l] ? 1 : 0);
+            if (in->count < want) return;
+            inner* done = in;
+            in = nullptr;
+            ++made[l];
+            self(self, l + 1, done, first_key[l]);
+        };
+        page_index start = 0;
+        leaf* prev = nullptr;
+        for (std::size_t j = 0; j < per[0]; ++j) {
+            const std::size_t count = n / per[0] + (j < n % per[0] ? 1 : 0);
+            leaf* lf = t.new_leaf();
+            for (std::size_t i = 0; i < count; ++i) {
+                const auto r = next();
+                lf->keys[i] = start;
+                lf->vals[i] = r.second;
+                start += r.first;
+            }
+            lf->count = static_cast<std::uint16_t>(count);
+            if (prev != nullptr) prev->next = lf;
+            prev = lf;
+            push(push, 1, lf, lf->keys[0]);
+        }
+        t.root_ = root;
+        t.height_ = h;
+        t.runs_ = n;
+        return true;
+    }
+};
+
+} // namespace guestmem::detail

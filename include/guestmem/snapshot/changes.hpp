@@ -1,0 +1,152 @@
+/// @file
+/// Migration tracking (docs/SNAPSHOT.md §Migration): an object's
+/// generation (guest_memory::generation()) rises with every conversion
+/// that changes something, and a bounded log inside the object keeps the
+/// ranges converted, newest last (128 entries; a conversion touching the
+/// newest entry's range widens it instead of taking one). Here:
+/// for_each_change() visits the current runs of every range converted
+/// since a generation G, save_increment() writes them as an increment, and
+/// apply_increment() converts a restored object forward. Cost: O(k log k +
+/// runs in the changed ranges) for k log entries, never O(object). When G
+/// is older than what the log still holds, the answer is not_supported:
+/// save a full snapshot instead. Increments carry shareability only: the
+/// destination's folios split and merge as its own conversions make them,
+/// and poison or quarantine that appears during a migration needs a full
+/// snapshot (stats() says whether there is any).
+#pragma once
+
+#include <algorithm>
+#include <cinttypes>
+#include <mutex>
+#include <shared_mutex>
+#include <span>
+
+#include <guestmem/memory/detail/change_log.hpp>
+#include <guestmem/snapshot/detail/access.hpp>
+#include <guestmem/snapshot/detail/validate.hpp>
+#include <guestmem/snapshot/save.hpp>
+
+namespace guestmem::snapshot {
+
+namespace detail {
+
+/// The ranges converted since `since`, sorted and merged (touching ones
+/// joined) into `out` (capacity: the log's); their count. Caller holds the lock.
+template <class Memory>
+result<std::size_t> changed_ranges(const Memory& mem, std::uint64_t since, page_range* out) noexcept {
+    const auto& log = internals::changes(mem);
+    if (since > log.generation())
+        return error::make(errc::invalid_argument, no_page, "generation %" PRIu64 " is in the future (the object is at %" PRIu64 ")",
+                           since, log.generation());
+    if (!log.covers(since))
+        return error::make(errc::not_supported, no_page,
+                           "generation %" PRIu64 " is older than the change log (it keeps the changes after %" PRIu64
+                           "): save a full snapshot",
+                           since, log.floor());
+    std::size_t n = 0;
+    log.for_each_since(since, [&](page_range r) { out[n++] = r; });
+    std::sort(out, out + n, [](page_range a, page_range b) { return a.begin < b.begin; });
+    std::size_t m = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (m != 0 && out[i].begin <= out[m - 1].end)
+            out[m - 1].end = std::max(out[m - 1].end, out[i].end);
+        else
+            out[m++] = out[i];
+    }
+    return m;
+}
+
+} // namespace detail
+
+/// Visit the current runs of every range whose shareability changed
+/// since generation `since`, clipped to those ranges, in page order:
+/// f(const run<shareability>&). Runs that a conversion changed and a later
+/// one changed back are visited too (with their current value). Shared
+/// lock, held while f runs (f must not call into the object). Errors:
+/// invalid_argument (`since` past the object's generation); not_supported
+/// (`since` older than the log holds: save a full snapshot). O(k log k +
+/// runs visited), k <= 128 log entries.
+template <class Memory, class F>
+status for_each_change(const Memory& mem, std::uint64_t since, F&& f) {
+    std::shared_lock guard(detail::internals::lock(mem));
+    page_range ranges[guestmem::detail::change_log::capacity];
+    auto n = detail::changed_ranges(mem, since, ranges);
+    if (!n) return n.error();
+    for (std::size_t i = 0; i < n.value(); ++i)
+        for (const auto& r : detail::internals::shares(mem).runs(ranges[i])) f(r);
+    return ok();
+}
+
+/// Save what changed since generation `since` as an increment
+/// (docs/SNAPSHOT.md §Increment) to `sink` (as save()). Shared lock.
+/// Errors: those of for_each_change(); out_of_memory when the sink
+/// refuses. Pins are no obstacle: only shareability is saved.
+/// O(k log k + runs in the changed ranges).
+template <class Memory, class Sink>
+    requires std::is_invocable_r_v<bool, Sink&, const std::uint8_t*, std::size_t>
+result<std::size_t> save_increment(const Memory& mem, std::uint64_t since, Sink&& sink) {
+    std::shared_lock guard(detail::internals::lock(mem));
+    page_range ranges[guestmem::detail::change_log::capacity];
+    auto n = detail::changed_ranges(mem, since, ranges);
+    if (!n) return n.error();
+    const auto& map = detail::internals::shares(mem);
+    auto body = [&](auto& w) {
+        std::uint64_t count = 0;
+        for (std::size_t i = 0; i < n.value(); ++i) count += std::ranges::distance(map.runs(ranges[i]));
+        w.varint(count);
+        page_index end = 0;
+        for (std::size_t i = 0; i < n.value(); ++i)
+            for (const auto& r : map.runs(ranges[i])) {
+                w.varint(r.range.begin - end);
+                w.varint(r.range.size());
+                w.byte(static_cast<std::uint8_t>(r.value));
+                end = r.range.end;
+            }
+    };
+    return detail::emit(sink, SIZE_MAX, kind::increment, mem.size(), mem.max_order(),
+                        detail::internals::changes(mem).generation(), since, body);
+}
+
+/// Apply the increment `bytes` to `mem`, which must be at the increment's
+/// base generation (restored from the full snapshot it follows, or from
+/// the previous increment): every change is validated first, then made
+/// with convert(), so consumers are told and folios split or merge as
+/// usual; `mem` ends at the increment's generation. Call it while no
+/// other thread converts `mem`. Errors: everything check() reports
+/// (nothing changed); invalid_argument (a full snapshot, another size, or
+/// another generation than the base); any error of convert() (busy,
+/// vetoed, out_of_memory...), with the changes before it made and `mem`
+/// left at the base generation (its change log emptied), so applying the
+/// same increment again is safe. O(bytes + conversions).
+template <class Memory>
+status apply_increment(Memory& mem, std::span<const std::uint8_t> bytes) {
+    auto Lr = detail::validate(bytes, std::allocator<std::byte>{});
+    if (!Lr) return Lr.error();
+    const detail::layout& L = Lr.value();
+    if (L.h.kind != kind::increment)
+        return error::make(errc::invalid_argument, no_page, "offset 5: a full snapshot is restored, not applied as an increment");
+    if (L.h.pages != mem.size())
+        return error::make(errc::invalid_argument, no_page, "the increment is of %" PRIu64 " pages; the object has %" PRIu64,
+                           L.h.pages, mem.size());
+    if (const auto g = mem.generation(); g != L.h.base_generation)
+        return error::make(errc::invalid_argument, no_page,
+                           "the increment applies on top of generation %" PRIu64 "; the object is at %" PRIu64,
+                           L.h.base_generation, g);
+    std::size_t pos = L.changes_at;
+    page_index end = 0;
+    for (std::size_t i = 0; i < L.change_count; ++i) {
+        const page_index b = end + detail::raw_varint(bytes.data(), pos);
+        end = b + detail::raw_varint(bytes.data(), pos);
+        const auto v = static_cast<shareability>(bytes[pos++]);
+        if (auto s = mem.convert({b, end}, v); !s) {
+            std::unique_lock guard(detail::internals::lock(mem));
+            detail::internals::changes(mem).reset(L.h.base_generation);  // still at the base: retry is safe
+            return s;
+        }
+    }
+    std::unique_lock guard(detail::internals::lock(mem));
+    detail::internals::changes(mem).reset(L.h.generation);
+    return ok();
+}
+
+} // namespace guestmem::snapshot
