@@ -1,8 +1,9 @@
 # CPack: the Debian package guestmem-dev (headers, CMake config, pkg-config
 # file, README and LICENSE), architecture-independent because the library is
-# header-only; and guestmem-tools (guestmem-snap, which prints and checks
-# snapshots), built for this machine's architecture. One .deb per install
-# component (`dev`, `tools`). Build it with `cpack -G DEB` in a build directory or the
+# header-only; guestmem-tools (guestmem-snap, which prints and checks
+# snapshots) and libguestmem-c-dev (the C ABI's libraries), built for this
+# machine's architecture. One .deb per install component (`dev`, `tools`,
+# `c`). Build it with `cpack -G DEB` in a build directory or the
 # `package` target; tests/consumers/deb_package.cmake installs it into a
 # scratch root and builds a consumer against it.
 set(GUESTMEM_PACKAGE_CONTACT "guestmem maintainers <maintainers@users.noreply.h-seed-80a366b7.example>"
@@ -48,10 +49,7 @@ set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libboost-dev (>= 1.74)")
 # guestmemCTargets.cmake; the header comes with guestmem-dev, which it depends
 # on. guestmem-dev itself stays architecture-independent.
 if(GUESTMEM_BUILD_C)
-  set(CPACK_DEB_COMPONENT_INSTALL ON)
-  set(CPACK_COMPONENTS_ALL Unspecified c)
-  set(CPACK_DEBIAN_UNSPECIFIED_PACKAGE_NAME guestmem-dev)
-  set(CPACK_DEBIAN_UNSPECIFIED_FILE_NAME DEB-DEFAULT)
+  list(APPEND CPACK_COMPONENTS_ALL c)
   set(CPACK_DEBIAN_C_PACKAGE_NAME libguestmem-c-dev)
   set(CPACK_DEBIAN_C_FILE_NAME DEB-DEFAULT)
   execute_process(COMMAND dpkg --print-architecture OUTPUT_VARIABLE GUESTMEM_DEB_ARCH
