@@ -61,7 +61,8 @@ struct step {
 /// The script (guest_code.cpp). The VMM's own checks key on these indices.
 extern const step script[];
 extern const std::size_t steps;
-constexpr std::size_t step_first_share = 0, step_busy_unshare = 4, step_merged = 6, step_cross_slots = 9;
+constexpr std::size_t step_first_share = 0, step_busy_unshare = 4, step_dma_done = 5, step_merged = 6,
+                      step_cross_slots = 9;
 
 constexpr std::uint16_t code_gpa = 0x1000;   // the guest runs from 0000:1000
 constexpr std::uint16_t probe_gpa = 0x6000;  // the transport probe's code

@@ -7,7 +7,7 @@
 //   vmm.hpp           the VMM's service of each request (router, IOMMU pins,
 //                     host reads and touches) and its checks
 //   kvm_plumbing.cpp  VM, vCPUs, and the probe that picks the transport
-//   this file         the run loop, the report, main
+//   this file         the run loop, the mid-run snapshot, the report, main
 //
 // The guest's memory is a 4 MiB KVM guest_memfd (two 2 MiB folios), one
 // guestmem object, reached by the guest through two memslots: GPA [0, 512K)
@@ -24,6 +24,9 @@
 // VMM probes first whether a `vmcall` reaches it as KVM_EXIT_HYPERCALL and
 // completes; where it does not, the same (gpa, pages, attributes) travel by
 // port I/O into the same router. The demo says which in one line, and why.
+// Halfway through, between two requests, the VMM saves the ownership state,
+// builds a new object from the snapshot and the guest runs on to the end on
+// it (midrun_snapshot, below).
 // Without /dev/kvm or guest_memfd support (or with --simulated) the same
 // script runs on the simulated allocator, and the demo says so. Exit
 // status: 0 when every check passed.
@@ -35,9 +38,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <span>
+#include <tuple>
 #include <vector>
 
 #include <guestmem/kvm/attributes_consumer.hpp>
+#include <guestmem/snapshot/snapshot.hpp>
 #include <guestmem/testing/simulated_allocator.hpp>
 
 #include "guest_abi.hpp"
@@ -257,6 +264,76 @@ int run_simulated(const char* why) {
     return report(v, alloc.splits(), alloc.merges());
 }
 
+// ============================================================================
+// Mid-run snapshot: what a VMM that upgrades itself in place does. Between
+// two guest requests (no pin held: the device's DMA is done) it saves the
+// ownership state, copies the guest's memory out (the snapshot holds no
+// contents), lets the old object go, builds a new one in its place from the
+// snapshot, copies the memory back and binds its consumers again. The guest
+// never notices; the rest of its script runs on the new object. The new
+// object is constructed where the old one was, so the GPA map, the router
+// and the IOMMU, which refer to it, refer to the new one.
+// ============================================================================
+struct midrun_snapshot {
+    using memory = guest_memory<guest_memfd_allocator>;
+    memory& mem;
+    guest_memfd_allocator& alloc;
+    host_mapping_consumer& view;
+    binding<>& view_slot;
+    iommu_consumer<memory>& iommu;
+    binding<>& iommu_slot;
+    checks& c;
+    kvm_attributes_consumer* attributes = nullptr;  // bound where the VM keeps attributes
+    binding<>* attr_slots = nullptr;               // its two bindings (one per memslot)
+
+    static void take(void* self) { static_cast<midrun_snapshot*>(self)->run(); }
+
+    void run() {
+        std::printf("         mid-run snapshot, between two guest requests:\n");
+        auto size = snapshot::saved_size(mem);
+        std::vector<std::uint8_t> bytes(size ? size.value() : 0);
+        auto saved = size ? snapshot::save(mem, std::span<std::uint8_t>(bytes)) : result<std::size_t>(size.error());
+        if (!saved) {
+            std::printf("         save: %s\n", saved.error().message().data());
+            c.expect(false, "save the ownership state mid-run");
+            return;
+        }
+        bytes.resize(saved.value());
+        auto runs_of = [](const memory& m) {
+            std::vector<std::tuple<page_index, page_index, shareability>> out;
+            auto view = m.runs({0, m.size()});
+            if (view)
+                for (const auto& r : view.value()) out.emplace_back(r.range.begin, r.range.end, r.value);
+            return out;
+        };
+        const auto runs_before = runs_of(mem);
+        const auto stats_before = mem.stats();
+        std::vector<std::uint8_t> contents(alloc.bytes());
+        std::memcpy(contents.data(), alloc.data(), contents.size());  // the hypervisor's path reads private pages too
+        std::printf("           saved %zu bytes (%" PRIu64 " runs, %" PRIu64 " folios); guest memory copied out\n",
+                    bytes.size(), stats_before.runs, stats_before.folios_2m + stats_before.folios_4k);
+
+        const auto hdr = snapshot::read_header(bytes);
+        std::destroy_at(&mem);  // consumers released, folios punched out of the guest_memfd
+        std::construct_at(&mem, alloc, hdr ? hdr.value().config() : guest_memory_config{alloc.pages()});
+        auto restored = hdr ? snapshot::restore(mem, bytes) : status(hdr.error());
+        if (!restored) std::printf("           restore: %s\n", restored.error().message().data());
+        std::memcpy(alloc.data(), contents.data(), contents.size());
+        const auto runs_after = runs_of(mem);
+        const auto s = mem.stats();
+        c.expect(bool(restored) && runs_after == runs_before && s.folios_2m == stats_before.folios_2m &&
+                     s.folios_4k == stats_before.folios_4k && s.split_folios == stats_before.split_folios,
+                 "a new object restored from the snapshot: same runs, same folios and splits");
+        c.expect(mem.bind(view_slot, view, {0, mem.size()}, view.target_base(0)) &&
+                     mem.bind(iommu_slot, iommu, {0, 2 * slot_pages}, 0x80000),
+                 "the host view and the IOMMU bound to the new object; the guest continues on it");
+        if (attributes)
+            c.expect(attributes->attach(mem, attr_slots[0], {0, slot_pages}, 0) &&
+                         attributes->attach(mem, attr_slots[1], {slot_pages, 2 * slot_pages}, slot1_gpa / page_size),
+                     "KVM's attributes consumer bound to the new object");
+    }
+};
+
 int run_kvm(kvm_handles& h, guest_memfd_allocator& alloc) {
     std::printf("kvm_vmm: real KVM guest, memory = 4 MiB guest_memfd (flags MMAP | INIT_SHARED)\n");
     // The object: 1024 pages, initially shared (INIT_SHARED), in 2M folios.
@@ -268,6 +345,9 @@ int run_kvm(kvm_handles& h, guest_memfd_allocator& alloc) {
     gpa_map<memory> map;
     exit_router<memory> router(map, print_router_line, nullptr);
     vmm<guest_memfd_allocator> v{mem, alloc, &view, iommu, map, router};
+    midrun_snapshot snap{mem, alloc, view, view_slot, iommu, iommu_slot, v.c};
+    v.pause = &midrun_snapshot::take;
+    v.pause_ctx = &snap;
 
     v.c.expect(bool(mem.allocate({0, mem.size()})), "allocate the 4 MiB as two 2M folios (fallocate)");
     if (auto o = alloc.real_order(0))
@@ -290,11 +370,13 @@ int run_kvm(kvm_handles& h, guest_memfd_allocator& alloc) {
     // consumer says so at bind time, and the host view above polices the
     // private pages instead.
     kvm_attributes_consumer attributes(attributes_target::vm, h.vm.get());
-    binding<> attr_slot0, attr_slot1;
-    auto attr = attributes.attach(mem, attr_slot0, {0, slot_pages}, 0);
+    binding<> attr_slots[2];
+    auto attr = attributes.attach(mem, attr_slots[0], {0, slot_pages}, 0);
     if (attr) {
-        v.c.expect(bool(attributes.attach(mem, attr_slot1, {slot_pages, 2 * slot_pages}, slot1_gpa / page_size)),
+        v.c.expect(bool(attributes.attach(mem, attr_slots[1], {slot_pages, 2 * slot_pages}, slot1_gpa / page_size)),
                    "KVM memory attributes kept in step over both memslots (an irrevocable binding)");
+        snap.attributes = &attributes;
+        snap.attr_slots = attr_slots;
     } else {
         std::printf("kvm_vmm: KVM memory attributes: not used: %s\n", attr.error().message().data());
         v.c.expect(attr.error().code() == errc::not_supported, "the attributes consumer says not_supported at bind time");

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdint>
+#include <utility>
 #include <cstdio>
 
 #include <guestmem/kvm/exit_router.hpp>
@@ -93,6 +94,10 @@ struct vmm {
     timings t{};
     checks c{};
     std::uint64_t conversions_before = 0;  // stats().conversions when the last request arrived
+    /// Called once, after the device's DMA is done (no pin left): the VMM
+    /// snapshots the object and carries on with a restored one (run_kvm).
+    void (*pause)(void*) = nullptr;
+    void* pause_ctx = nullptr;
 
     std::uint64_t kernel_now() const { return view ? view->kernel().ns() + kernel_of(alloc) : 0; }
     template <class A>
@@ -200,6 +205,7 @@ struct vmm {
 
     /// Structural checks the VMM makes after a step was served.
     void after(std::size_t i, const reply& rep) {
+        if (i == step_dma_done && pause) std::exchange(pause, nullptr)(pause_ctx);
         const auto s = mem.stats();
         if (i == step_first_share) {
             std::printf("         folios now: %" PRIu64 " x 2M, %" PRIu64 " x 4K, %" PRIu64 " split\n", s.folios_2m,
