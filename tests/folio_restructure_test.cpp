@@ -120,7 +120,7 @@ TEST_CASE("record memory: failures are all or nothing; apply, merge and truncate
         t.cancel(p);
     }
     CHECK(probe.allocs == probe.deallocs);
-    CHECK(populate_calls == 1 + 2 + 2);  // 1G + its two split arrays, 2M x2
+    CHECK(populate_calls == 1 + 1 + 2 + 2);  // the folio index (top_index), 1G + its two split arrays, 2M x2
     CHECK(pin_calls == 1 + 2);
     CHECK(reserve_calls == 1);
     for (std::uint64_t k = 1; k <= populate_calls + pin_calls + reserve_calls; ++k) {

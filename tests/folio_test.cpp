@@ -13,6 +13,10 @@
 
 #include "support/folio_support.hpp"
 
+#include <optional>
+#include <random>
+#include <vector>
+
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -487,4 +491,49 @@ TEST_CASE("destructor returns every folio except poisoned leaves") {
     // kept), so its two splits (1G -> 2M, 2M -> 4K) were never merged.
     CHECK(a.splits_in_place() == 2);
     CHECK(a.folios_in_use() == 2);  // the poisoned 2M folio and the 4K piece
+}
+
+TEST_CASE("lookup answers the same through the folio index as by walking the folios, after every kind of change") {
+    // 16 MiB in 2 MiB folios (the index covers them) plus a 4K tail (not indexed).
+    const page_index n = 8 * 512 + 3;
+    simulated_allocator a;
+    sim_table t(a, n, order_2m);
+    share_map m(n);
+    std::mt19937_64 rng(5);
+    auto check_all = [&] {
+        std::vector<std::optional<folio_view>> walked(n);
+        t.for_each_folio({0, n}, [&](const folio_view& v) {
+            for (page_index p = v.first; p < v.first + pages_in(v.order); ++p) walked[p] = v;
+        });
+        for (page_index p = 0; p < n; ++p) {
+            CAPTURE(p);
+            const auto got = t.lookup(p);
+            REQUIRE(bool(got) == bool(walked[p]));
+            if (got) {
+                CHECK(got->first == walked[p]->first);
+                CHECK(got->order == walked[p]->order);
+                CHECK(got->frame == walked[p]->frame);
+            }
+        }
+    };
+    REQUIRE(t.populate({0, n}, m));
+    check_all();
+    for (int round = 0; round < 40; ++round) {
+        const page_index p = rng() % n, len = 1 + rng() % 700;
+        const page_range r{p, std::min(n, p + len)};
+        switch (rng() % 4) {
+        case 0: t.truncate(r); break;                   // whole folios leave the index, partial ones stay
+        case 1: REQUIRE(t.populate(r, m)); break;       // holes refilled (2M where aligned, else smaller)
+        case 2: {                                       // split and merge back through a conversion
+            convert(t, m, r, m.at(p) == S ? G : S);
+            break;
+        }
+        default:                                        // a pinned folio truncated: detached, not live
+            if (t.pin({p, p + 1})) {
+                t.truncate({p & ~page_index{511}, std::min(n, (p & ~page_index{511}) + 512)});
+                REQUIRE(t.unpin({p, p + 1}, m));
+            }
+        }
+        check_all();
+    }
 }

@@ -205,7 +205,7 @@ TEST_CASE("restore gives everything back when the allocator or the node allocato
         CHECK(r.error() == errc::out_of_memory);
         CHECK(state_of(m) == fresh);
         CHECK(inner.pages_in_use() == 0);
-        CHECK(ctl.live <= 2);  // at most the range map's pooled spare nodes
+        CHECK(ctl.live <= 3);  // at most the range map's pooled spare nodes and the folio index (folio/detail/top_index.hpp)
     }
     CHECK(failures > 10);
 }

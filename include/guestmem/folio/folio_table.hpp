@@ -39,6 +39,7 @@
 #include <guestmem/folio/detail/folio_node.hpp>
 #include <guestmem/folio/conversion_plan.hpp>
 #include <guestmem/folio/detail/pin_runs.hpp>
+#include <guestmem/folio/detail/top_index.hpp>
 #include <guestmem/folio/mappability.hpp>
 
 namespace guestmem {
@@ -83,7 +84,7 @@ public:
     /// All holes; max_order lowered to the allocator's. Allocates nothing.
     folio_table(A& alloc, page_index size, folio_order max_order, const NodeAllocator& na = {}) noexcept
         : alloc_(&alloc), size_(size), max_order_(std::min({max_order, alloc.max_order(), max_supported_order})),
-          top_alloc_(na), pieces_alloc_(na), wide_alloc_(na), pins_(na) {}
+          top_alloc_(na), pieces_alloc_(na), wide_alloc_(na), pins_(na), index_(size, max_order_, na) {}
     folio_table(const folio_table&) = delete;
     folio_table& operator=(const folio_table&) = delete;
     /// Frees every folio except poisoned leaves, and pinned folios unless
@@ -114,6 +115,7 @@ public:
     // ---- queries ---------------------------------------------------------
     /// The leaf holding p, or nullopt for a hole. O(log folios).
     [[nodiscard]] std::optional<folio_view> lookup(page_index p) const noexcept {
+        if (const top* t = index_.find(p)) return view(descend(t->ref(), p), t->order);
         auto it = detail::top_at_or_after(tops_, p);
         if (it == tops_.end() || it->first > p) return std::nullopt;
         return view(descend(it->ref(), p), it->order);
@@ -527,12 +529,19 @@ private:
     template <class Set>
     typename Set::iterator erase_record(Set& set, typename Set::iterator it, bool give_back, bool live) noexcept {
         top& t = *it;
+        if (live) index_.remove(t);
         release_rec(t.ref(), give_back, live);
         if (give_back) alloc_->free(t.first, t.frame, t.order);
         auto next = set.erase(it);
         std::destroy_at(&t);
         top_traits::deallocate(top_alloc_, &t, 1);
         return next;
+    }
+
+    /// Link a new live top (populate, restore) and index it.
+    void link_top(typename detail::top_folio_set::iterator hint, top& t) noexcept {
+        tops_.insert_before(hint, t);
+        index_.add(t);
     }
 
     // Detached folios (bodies in folio/detail/folio_detach.hpp).
@@ -575,6 +584,7 @@ private:
     detail::top_folio_set tops_;
     detail::detached_folio_set detached_;  // truncated while pinned or poisoned
     detail::pin_runs<NodeAllocator> pins_;
+    detail::top_index<NodeAllocator> index_;  // live tops of max_order_, by block: lookup's shortcut
     counters c_{};
 };
 

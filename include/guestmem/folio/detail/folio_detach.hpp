@@ -61,6 +61,7 @@ template <folio_allocator A, class NodeAllocator>
 typename detail::top_folio_set::iterator folio_table<A, NodeAllocator>::detach_top(
     typename detail::top_folio_set::iterator it, bool pinned, bool poisoned) noexcept {
     top& t = *it;
+    index_.remove(t);
     auto next = tops_.erase(it);
     counters gone{};
     detail::count_rec(t.ref(), gone);

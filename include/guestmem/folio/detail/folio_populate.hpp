@@ -18,6 +18,9 @@ status folio_table<A, NodeAllocator>::populate(page_range r, const ShareMap& sha
     if (auto s = check_range(r, size_); !s) return s;
     if (c_.quarantined_pages != 0)
         if (page_index q = first_quarantined(r); q != no_page) return quarantined_error(q, r);
+    if (!index_.reserve())
+        return error::make(errc::out_of_memory, r.begin, "no memory for the folio index (8 bytes per %s of the object)",
+                           max_order_ >= order_1g ? "GiB" : "2 MiB");
     page_index p = r.begin;
     auto it = detail::top_at_or_after(tops_, r.begin);
     status st = ok();
@@ -89,7 +92,7 @@ status folio_table<A, NodeAllocator>::create(page_index p, folio_order o, const 
     t->fresh = true;
     t->frame = frame.value();
     t->order = o;
-    tops_.insert_before(hint, *t);
+    link_top(hint, *t);
     ++c_.folios_by_order[detail::order_slot(o)];
     ++c_.top_folios;
     c_.allocated_pages += pages_in(o);

@@ -33,6 +33,8 @@ struct snapshot_access<void> {
     /// allocator's.
     template <class F>
     static result<top_folio*> make_top(F& f, page_index p, folio_order o) noexcept {
+        if (!f.index_.reserve())
+            return error::make(errc::out_of_memory, p, "no memory for the folio index of the restored object");
         top_folio* t = F::top_traits::allocate(f.top_alloc_, 1);
         if (t == nullptr)
             return error::make(errc::out_of_memory, p, "no memory for the record of a folio at page %#" PRIx64, p);
@@ -46,7 +48,7 @@ struct snapshot_access<void> {
         t->last_end = p + pages_in(o);
         t->frame = frame.value();
         t->order = o;
-        f.tops_.insert_before(f.tops_.end(), *t);
+        f.link_top(f.tops_.end(), *t);
         ++f.c_.folios_by_order[order_slot(o)];
         ++f.c_.top_folios;
         f.c_.allocated_pages += pages_in(o);
