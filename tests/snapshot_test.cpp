@@ -317,3 +317,25 @@ TEST_CASE("apply_increment stops at a conversion that fails at the base generati
     CHECK(dst.generation() == src.generation());
     CHECK(state_of(dst).runs == state_of(src).runs);
 }
+
+TEST_CASE("an increment across a poison or quarantine event is refused: it would drop the poison") {
+    simulated_allocator alloc;
+    sim_mem m(alloc, {.pages = 4096, .initial = shareability::guest_only, .max_order = order_2m});
+    REQUIRE(m.allocate({0, 4096}));
+    REQUIRE(m.convert({10, 20}, shareability::shared));
+    const std::uint64_t g = m.generation();
+    REQUIRE(m.convert({30, 40}, shareability::shared));
+    auto none = [](const run<shareability>&) {};
+    REQUIRE(snap::for_each_change(m, g, none));
+    REQUIRE(m.memory_failure(600));
+    CHECK(m.generation() == g + 2);  // the poison event raised it too
+    auto across = snap::save_increment(m, g, [](const std::uint8_t*, std::size_t) { return true; });
+    REQUIRE_FALSE(across);
+    CHECK(across.error() == errc::not_supported);
+    CHECK(std::string(across.error().message()).find("poisoned or quarantined at generation") != std::string::npos);
+    CHECK(snap::for_each_change(m, g, none).error() == errc::not_supported);
+    // From the poison event on, increments work again.
+    const std::uint64_t after = m.generation();
+    REQUIRE(m.convert({50, 60}, shareability::shared));
+    CHECK(snap::for_each_change(m, after, none));
+}

@@ -334,7 +334,7 @@ public:
         if (!f) return error::make(errc::not_allocated, page, "page %#" PRIx64 " is a hole; no memory there can fail", page);
         if (f->poisoned) return ok();  // already poisoned, consumers already told
         folios_.poison(page);
-        ++poison_events_;
+        ++poison_events_, changes_.poisoned();
         notifier_.memory_failure(f->range(), f->order, shares_.at(page));
         return ok();
     }
@@ -553,7 +553,7 @@ private:
         for (const auto& e : report) {
             if (e.page < size_ && folios_.lookup(e.page) && !folios_.poisoned(e.page)) {
                 folios_.poison(e.page);
-                ++poison_events_;
+                ++poison_events_, changes_.poisoned();
                 ++counters_.quarantined;
             }
         }
@@ -566,7 +566,7 @@ private:
             }
             if (!f->poisoned) {
                 folios_.poison(p);
-                ++poison_events_;
+                ++poison_events_, changes_.poisoned();
                 ++counters_.quarantined;
             }
             p = f->first + pages_in(f->order);

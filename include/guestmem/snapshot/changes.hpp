@@ -10,9 +10,10 @@
 /// runs in the changed ranges) for k log entries, never O(object). When G
 /// is older than what the log still holds, the answer is not_supported:
 /// save a full snapshot instead. Increments carry shareability only: the
-/// destination's folios split and merge as its own conversions make them,
-/// and poison or quarantine that appears during a migration needs a full
-/// snapshot (stats() says whether there is any).
+/// destination's folios split and merge as its own conversions make them.
+/// A page poisoned or quarantined after G also raises the generation and
+/// makes every walk from G not_supported (save a full snapshot): an
+/// increment never silently drops poison.
 #pragma once
 
 #include <algorithm>
@@ -43,6 +44,11 @@ result<std::size_t> changed_ranges(const Memory& mem, std::uint64_t since, page_
                            "generation %" PRIu64 " is older than the change log (it keeps the changes after %" PRIu64
                            "): save a full snapshot",
                            since, log.floor());
+    if (log.last_poison() > since)
+        return error::make(errc::not_supported, no_page,
+                           "a page was poisoned or quarantined at generation %" PRIu64 ", after %" PRIu64
+                           ": increments carry shareability only, save a full snapshot",
+                           log.last_poison(), since);
     std::size_t n = 0;
     log.for_each_since(since, [&](page_range r) { out[n++] = r; });
     std::sort(out, out + n, [](page_range a, page_range b) { return a.begin < b.begin; });

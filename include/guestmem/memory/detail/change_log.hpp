@@ -2,7 +2,8 @@
 // and a bounded log of the ranges whose shareability changed, for
 // migration (snapshot/changes.hpp reads it; docs/SNAPSHOT.md §Migration).
 // Every conversion that changes something bumps the generation and logs
-// its range; a range that overlaps or touches the newest entry widens it
+// its range (a poison or quarantine event bumps it too, and is remembered:
+// increments carry shareability only, so one made across it is refused); a range that overlaps or touches the newest entry widens it
 // instead of taking a slot (a guest converting page after page costs one
 // entry). The log holds `capacity` entries inside the object (no heap):
 // when it is full the oldest entry goes and `floor` rises to its
@@ -48,6 +49,12 @@ public:
         slot(count_++) = {r.begin, r.end, gen_};
     }
 
+    /// A page was poisoned or quarantined: the generation rises, and an
+    /// increment from an older generation cannot carry it (last_poison()).
+    void poisoned() noexcept { last_poison_ = ++gen_; }
+    /// The generation of the newest poison or quarantine event (0: none).
+    [[nodiscard]] std::uint64_t last_poison() const noexcept { return last_poison_; }
+
     /// Visit, oldest first, the ranges of every entry newer than g.
     /// Precondition: covers(g).
     template <class F>
@@ -60,6 +67,7 @@ public:
     void reset(std::uint64_t g) noexcept {
         gen_ = floor_ = g;
         head_ = count_ = 0;
+        last_poison_ = 0;
     }
 
 private:
@@ -68,7 +76,7 @@ private:
 
     entry entries_[capacity];
     std::size_t head_ = 0, count_ = 0;
-    std::uint64_t gen_ = 0, floor_ = 0;
+    std::uint64_t gen_ = 0, floor_ = 0, last_poison_ = 0;
 };
 
 } // namespace guestmem::detail
