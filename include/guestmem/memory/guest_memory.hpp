@@ -549,7 +549,9 @@ private:
     /// piece stays a 4K piece and is never freed). Past the report's
     /// capacity every folio in the invalidated range is quarantined.
     void quarantine(const commit_report& report, page_range r) noexcept {
-        if (report.empty()) return;
+        if (!report.empty()) [[unlikely]] quarantine_reported(report, r);
+    }
+    [[gnu::cold, gnu::noinline]] void quarantine_reported(const commit_report& report, page_range r) noexcept {
         for (const auto& e : report) {
             if (e.page < size_ && folios_.lookup(e.page) && !folios_.poisoned(e.page)) {
                 folios_.poison(e.page);

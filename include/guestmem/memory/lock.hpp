@@ -99,10 +99,17 @@ private:
     };
     /// A thread keeps one slot for its lifetime (round robin on first use),
     /// so unlock_shared finds the slot lock_shared counted in.
+    /// The thread-local is constant-initialised (Slots: none yet), so each
+    /// access is a plain TLS load, with no initialisation guard.
     static std::size_t slot_index() noexcept {
-        static std::atomic<std::size_t> next{0};
-        thread_local const std::size_t index = next.fetch_add(1, std::memory_order_relaxed) % Slots;
+        thread_local std::size_t index = Slots;
+        if (index == Slots) [[unlikely]]
+            index = take_slot();
         return index;
+    }
+    [[gnu::noinline]] static std::size_t take_slot() noexcept {
+        static std::atomic<std::size_t> next{0};
+        return next.fetch_add(1, std::memory_order_relaxed) % Slots;
     }
 
     slot slots_[Slots];
