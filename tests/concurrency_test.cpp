@@ -20,6 +20,7 @@
 
 #include <guestmem/testing/simulated_allocator.hpp>
 #include <guestmem/memory/guest_memory.hpp>
+#include <guestmem/view/memory_view.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -226,4 +227,79 @@ TEST_CASE("sharded_shared_mutex: writers exclude each other and every reader; re
     CHECK(violations.load() == 0);
     CHECK(guarded == 4000);
     MESSAGE("most readers inside at once: " << max_readers.load());
+}
+
+// Views (view/memory_view.hpp) under threads: two VMs' views fault and
+// convert the same storage while a helper view of VM B is opened, bound
+// (with replay), unbound and closed over and over. Every view call takes
+// the view table's lock, then the storage's; TSan checks the pairs, and the
+// storage must end exactly as the last conversions left it and be freed
+// when the last view closes.
+TEST_CASE("views: faults and conversions through two VMs' views race a helper view opening and closing") {
+    using view = memory_view<guest_memory<simulated_allocator>>;
+    simulated_allocator frames;
+    auto a = view::open_storage(frames, {.pages = pages, .initial = shareability::shared, .max_order = order_2m},
+                                {.max_views = 8, .max_owners = 4});
+    REQUIRE(a);
+    REQUIRE(a.value().allocate({0, pages}));
+    auto vm_b = a.value().add_owner();
+    REQUIRE(vm_b);
+    auto b = a.value().open_view(vm_b.value(), {});
+    REQUIRE(b);
+    std::atomic<int> ready{0};
+    std::atomic<std::uint64_t> faults{0}, conversions{0}, helper_rounds{0}, failures{0};
+    auto start = [&] {
+        ready.fetch_add(1);
+        while (ready.load() < 4) std::this_thread::yield();
+    };
+    auto faulter = [&](view& v, std::uint64_t seed) {
+        start();
+        lcg rng{seed};
+        for (int i = 0; i < 20000; ++i)
+            if (v.fault(rng.next() % pages, shareability::shared, accessor::host)) faults.fetch_add(1, std::memory_order_relaxed);
+    };
+    auto converter = [&] {
+        start();
+        lcg rng{3};
+        for (int i = 0; i < 2000; ++i) {
+            view& v = (i & 1) ? b.value() : a.value();
+            const page_index p = rng.next() % pages;
+            const page_range r{p, std::min<page_index>(p + 1 + rng.next() % 64, pages)};
+            if (v.convert(r, (rng.next() & 1) ? shareability::guest_only : shareability::shared))
+                conversions.fetch_add(1, std::memory_order_relaxed);
+        }
+    };
+    auto helper = [&] {
+        start();
+        mapping_consumer c;
+        for (int i = 0; i < 300; ++i) {
+            auto h = a.value().open_view(vm_b.value(), {});
+            if (!h) {
+                failures.fetch_add(1);
+                continue;
+            }
+            view::binding_type slot;
+            auto bound = h.value().bind(slot, c, {0, pages}, 0);  // replayed: told every shared run
+            if (!bound || !h.value().unbind(bound.value()) || !h.value().close()) failures.fetch_add(1);
+            helper_rounds.fetch_add(1, std::memory_order_relaxed);
+        }
+    };
+    std::vector<std::thread> threads;
+    threads.emplace_back(faulter, std::ref(a.value()), 11);
+    threads.emplace_back(faulter, std::ref(b.value()), 12);
+    threads.emplace_back(converter);
+    threads.emplace_back(helper);
+    for (auto& t : threads) t.join();
+    CHECK(failures.load() == 0);
+    CHECK(helper_rounds.load() == 300);
+    CHECK(conversions.load() > 0);
+    CHECK(faults.load() > 0);
+    CHECK(a.value().open_views() == 2);
+    CHECK(a.value().stats().value().bindings == 0);
+    REQUIRE(a.value().close());
+    CHECK(frames.pages_in_use() == pages);  // B's view keeps the storage
+    REQUIRE(b.value().close());
+    CHECK(frames.pages_in_use() == 0);
+    MESSAGE(faults.load() << " faults, " << conversions.load() << " conversions, " << helper_rounds.load()
+                          << " helper views opened, bound with replay, unbound and closed");
 }
