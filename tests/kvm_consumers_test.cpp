@@ -30,8 +30,11 @@
 #include <guestmem/testing/scripted_ioctl.hpp>
 #include <guestmem/testing/simulated_allocator.hpp>
 
+#include "support/real_kvm.hpp"
+
 using namespace guestmem;
 using namespace guestmem::testing;
+using test_support::test_vm;
 
 namespace {
 
@@ -54,22 +57,6 @@ std::vector<scripted_ioctl::call_record> calls_to(const scripted_ioctl& io, unsi
         if (io[i].request == request) out.push_back(io[i]);
     return out;
 }
-
-/// A default KVM VM, or why not.
-struct real_vm {
-    unique_fd kvm, vm;
-    std::string why_not;
-    real_vm() {
-        kvm = unique_fd{::open("/dev/kvm", O_RDWR | O_CLOEXEC)};
-        if (!kvm) {
-            why_not = std::string("/dev/kvm unavailable: ") + std::strerror(errno);
-            return;
-        }
-        vm = unique_fd{::ioctl(kvm.get(), KVM_CREATE_VM, 0)};
-        if (!vm) why_not = std::string("KVM_CREATE_VM failed: ") + std::strerror(errno);
-    }
-    explicit operator bool() const { return bool(vm); }
-};
 
 } // namespace
 
@@ -132,7 +119,7 @@ TEST_CASE("attributes consumer: attach refuses a target whose byte addresses pas
 }
 
 TEST_CASE("attributes consumer on a real default VM: not_supported at bind time, said in its message") {
-    real_vm v;
+    test_vm v;
     if (!v) {
         MESSAGE("skipped: " << v.why_not);
         return;
@@ -414,7 +401,7 @@ TEST_CASE("discard: attach refuses a second binding and a file range past 2^63 b
 }
 
 TEST_CASE("discard over a real guest_memfd: to_shared frees the private pages (not resident, read zero)") {
-    real_vm v;
+    test_vm v;
     if (!v) {
         MESSAGE("skipped: " << v.why_not);
         return;
@@ -448,7 +435,7 @@ TEST_CASE("discard over a real guest_memfd: to_shared frees the private pages (n
 }
 
 TEST_CASE("attributes consumer on a real software-protected VM (type 1) sets KVM's attributes, where the host allows it") {
-    real_vm v;
+    test_vm v;
     if (!v) {
         MESSAGE("skipped: " << v.why_not);
         return;

@@ -16,7 +16,10 @@
 #include <guestmem/linux/linux.hpp>
 #include <guestmem/memory/guest_memory.hpp>
 
+#include "support/real_kvm.hpp"
+
 using namespace guestmem;
+using test_support::test_vm;
 using testing::touch_in_child;
 using testing::touch_outcome;
 
@@ -27,22 +30,6 @@ bool all_bytes(const std::byte* p, std::size_t n, std::byte v) {
         if (p[i] != v) return false;
     return true;
 }
-
-// A KVM VM for the tests, or a reason why not.
-struct test_vm {
-    unique_fd kvm, vm;
-    std::string why_not;
-    test_vm() {
-        kvm = unique_fd{::open("/dev/kvm", O_RDWR | O_CLOEXEC)};
-        if (!kvm) {
-            why_not = std::string("/dev/kvm unavailable: ") + std::strerror(errno);
-            return;
-        }
-        vm = unique_fd{::ioctl(kvm.get(), KVM_CREATE_VM, 0)};
-        if (!vm) why_not = std::string("KVM_CREATE_VM failed: ") + std::strerror(errno);
-    }
-    explicit operator bool() const { return bool(vm); }
-};
 
 invalidation make_inv(host_mapping_consumer& c, page_range pages, invalidation_cause cause) {
     invalidation inv;
