@@ -25,6 +25,8 @@
 #include <guestmem/guestmem.hpp>
 #include <guestmem/testing/simulated_allocator.hpp>
 
+#include "c_abi_support.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -115,41 +117,15 @@ struct cxx_object {
 
 // ---- the C path ---------------------------------------------------------------
 
-struct c_counts {
-    std::uint64_t prepared = 0, committed_pages = 0, aborted = 0;
-};
-int32_t c_prepare(void* ctx, const guestmem_invalidation*, guestmem_error*) {
-    ++static_cast<c_counts*>(ctx)->prepared;
-    return GUESTMEM_OK;
-}
-void c_commit(void* ctx, const guestmem_invalidation* inv, guestmem_commit_report*) {
-    static_cast<c_counts*>(ctx)->committed_pages += inv->page_end - inv->page_begin;
-}
-void c_abort(void* ctx, const guestmem_invalidation*) { ++static_cast<c_counts*>(ctx)->aborted; }
+using guestmem::bench_support::c_counts;
 
 struct c_object {
     guestmem_memory* mem = nullptr;
     std::array<c_counts, 3> consumers;
     c_object() {
-        guestmem_config cfg;
-        std::memset(&cfg, 0, sizeof cfg);
-        cfg.size = sizeof cfg;
-        cfg.allocator = GUESTMEM_ALLOC_SIMULATED;
-        cfg.pages = object_pages;
-        cfg.initial = GUESTMEM_SHARED;
-        cfg.max_order = GUESTMEM_ORDER_2M;
-        if (guestmem_create(&cfg, &mem, nullptr) != GUESTMEM_OK) die("guestmem_create");
-        guestmem_consumer_ops ops;
-        std::memset(&ops, 0, sizeof ops);
-        ops.size = sizeof ops;
-        ops.prepare = c_prepare;
-        ops.commit = c_commit;
-        ops.abort = c_abort;
-        for (std::size_t i = 0; i < 3; ++i)
-            if (guestmem_bind(mem, &ops, &consumers[i], 0, object_pages, 0x100000 * (i + 1), nullptr, nullptr,
-                              nullptr) != GUESTMEM_OK)
-                die("guestmem_bind");
-        if (guestmem_allocate(mem, 0, object_pages, nullptr) != GUESTMEM_OK) die("guestmem_allocate");
+        const char* failed = nullptr;
+        mem = bench_support::make_c_object(object_pages, consumers, failed);
+        if (mem == nullptr) die(failed);
     }
     ~c_object() { guestmem_destroy(mem); }
     c_object(const c_object&) = delete;

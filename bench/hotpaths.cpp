@@ -31,7 +31,7 @@
 #include "run_shapes.hpp"
 
 #if GUESTMEM_HOTPATHS_C_ABI
-#include <guestmem/c/guestmem.h>
+#include "c_abi_support.hpp"
 #endif
 
 #include <algorithm>
@@ -172,40 +172,14 @@ std::uint64_t fault(std::size_t n) {
 #if GUESTMEM_HOTPATHS_C_ABI
 // ---- the same two paths through the C ABI ----------------------------------
 
-struct c_counts {
-    std::uint64_t prepared = 0, committed = 0;
-};
-int32_t c_prepare(void* ctx, const guestmem_invalidation*, guestmem_error*) {
-    ++static_cast<c_counts*>(ctx)->prepared;
-    return GUESTMEM_OK;
-}
-void c_commit(void* ctx, const guestmem_invalidation* inv, guestmem_commit_report*) {
-    static_cast<c_counts*>(ctx)->committed += inv->page_end - inv->page_begin;
-}
-
 /// An object like `wired` through the C ABI: simulated allocator, 3 consumers over everything.
 struct c_wired {
     guestmem_memory* mem = nullptr;
-    std::array<c_counts, 3> counts{};
-    c_wired(page_index pages, shareability initial) {
-        guestmem_config cfg;
-        std::memset(&cfg, 0, sizeof cfg);
-        cfg.size = sizeof cfg;
-        cfg.pages = pages;
-        cfg.initial = static_cast<uint32_t>(initial);
-        cfg.max_order = order_2m;
-        cfg.allocator = GUESTMEM_ALLOC_SIMULATED;
-        if (guestmem_create(&cfg, &mem, nullptr) != GUESTMEM_OK) die("guestmem_create");
-        guestmem_consumer_ops ops;
-        std::memset(&ops, 0, sizeof ops);
-        ops.size = sizeof ops;
-        ops.prepare = c_prepare;
-        ops.commit = c_commit;
-        for (std::size_t i = 0; i < 3; ++i)
-            if (guestmem_bind(mem, &ops, &counts[i], 0, pages, 0x100000 * (i + 1), nullptr, nullptr, nullptr) !=
-                GUESTMEM_OK)
-                die("guestmem_bind");
-        if (guestmem_allocate(mem, 0, pages, nullptr) != GUESTMEM_OK) die("guestmem_allocate");
+    std::array<bench_support::c_counts, 3> counts{};
+    explicit c_wired(page_index pages) {
+        const char* failed = nullptr;
+        mem = bench_support::make_c_object(pages, counts, failed);
+        if (mem == nullptr) die(failed);
     }
     ~c_wired() { guestmem_destroy(mem); }
     bool convert(page_index p, shareability to) {
@@ -220,7 +194,7 @@ struct c_wired {
 
 std::uint64_t c_convert_4k(std::size_t n) {
     constexpr page_index pages = page_index{16} << 18;
-    c_wired w(pages, shareability::shared);
+    c_wired w(pages);
     std::mt19937_64 rng(42);
     for (int i = 0; i < 4096; ++i) {  // background: ~8k runs, as convert_4k
         const page_index p = rng() % pages;
@@ -250,7 +224,7 @@ std::uint64_t c_convert_4k(std::size_t n) {
 
 std::uint64_t c_fault(std::size_t n) {
     constexpr page_index pages = page_index{4} << 18;
-    c_wired w(pages, shareability::shared);
+    c_wired w(pages);
     std::mt19937_64 rng(7);
     for (int i = 0; i < 4096; ++i) {
         const page_index p = pages / 2 + rng() % (pages / 2);
