@@ -443,14 +443,11 @@ private:
         last_ignored_veto_ = describe_veto(b, pages, cause, st.error());
     }
 
+    /// Abort the round in flight, as a veto does: every prepared binding,
+    /// in reverse prepare order, then every sequence the round began ends.
     void abort_active() noexcept {
-        for (binding_class cls : {binding_class::irrevocable, binding_class::ordinary})
-            for (auto it = list_.rbegin(); it != list_.rend(); ++it) {
-                if (!it->prepared_ || it->class_ != cls) continue;
-                it->owner_->abort(make_invalidation(*it, active_pages_, active_cause_, true));
-                it->prepared_ = false;
-                it->end_invalidation();
-            }
+        abort_prepared(active_pages_, active_cause_);
+        for_overlapping(active_pages_, [](binding<C>& b) { b.end_invalidation(); });
         in_round_ = false;
         ++stats_.aborts;
     }
