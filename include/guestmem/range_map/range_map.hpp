@@ -57,7 +57,8 @@ namespace guestmem {
 template <class Value, class Allocator = std::allocator<Value>>
 class range_map {
     static_assert(detail::rm_value_ok<Value>, "range_map values must be trivially copyable and at most 8 bytes");
-    using tree_type = detail::run_tree<Value, Allocator>;
+    using tree_type = detail::range_map_layout<Value, Allocator>;
+    static constexpr bool dense = two_valued<Value>::enabled;
 
 public:
     using value_type = Value;             ///< the value of each page
@@ -101,7 +102,12 @@ public:
     /// the map is then unchanged). O(runs); allocates about runs / 24 nodes.
     template <class Next>
     [[nodiscard]] status load(std::size_t run_count, Next&& next) noexcept {
-        if (!detail::run_tree_loader<Value, Allocator>::load(tree_, run_count, next))
+        bool loaded;
+        if constexpr (dense)
+            loaded = tree_.load(run_count, next);
+        else
+            loaded = detail::run_tree_loader<Value, Allocator>::load(tree_, run_count, next);
+        if (!loaded)
             return error::make(errc::out_of_memory, 0, "no memory for the range map nodes of %zu runs", run_count);
         return ok();
     }
@@ -114,7 +120,12 @@ public:
     /// against the tree height (see check_range for why it is forced).
     [[nodiscard, gnu::always_inline]] inline status reserve_for(page_range r) noexcept {
         if (auto s = check_range(r, size()); !s) return s;
-        if (!tree_.reserve()) return no_nodes_for(r);
+        bool reserved;
+        if constexpr (dense)
+            reserved = tree_.reserve(r.begin, r.end);
+        else
+            reserved = tree_.reserve();
+        if (!reserved) return no_nodes_for(r);
         return ok();
     }
 
@@ -141,14 +152,14 @@ public:
     /// Do all pages of r equal v? Precondition: r valid (check_range).
     /// O(log runs + runs in r); O(1) for a map of one run.
     [[nodiscard]] bool all_of(page_range r, Value v) const noexcept {
-        if (tree_.root() == nullptr) return tree_.single() == v;  // one run: answered inline
+        if (tree_.one_run()) return tree_.single() == v;  // one run: answered inline
         return find_first_not(r, v) == no_page;
     }
 
     /// First page of r whose value is not v, or no_page.
     /// Precondition: r valid (check_range). O(log runs + runs in r).
     [[nodiscard]] page_index find_first_not(page_range r, Value v) const noexcept {
-        if (tree_.root() == nullptr) return tree_.single() == v ? no_page : r.begin;  // one run: no walk
+        if (tree_.one_run()) return tree_.single() == v ? no_page : r.begin;  // one run: no walk
         for (const run<Value>& x : runs(r))
             if (!(x.value == v)) return x.range.begin;
         return no_page;
@@ -167,9 +178,7 @@ public:
     [[nodiscard]] std::size_t run_count() const noexcept { return tree_.runs(); }
 
     /// Node memory held now, in bytes: the tree plus reserved nodes.
-    [[nodiscard]] std::size_t memory_bytes() const noexcept {
-        return (tree_.nodes().live() + tree_.nodes().pooled()) * detail::rm_node_bytes;
-    }
+    [[nodiscard]] std::size_t memory_bytes() const noexcept { return tree_.memory_bytes(); }
 
     /// Invariant check for tests and fuzzers: coalesced (no equal adjacent
     /// runs), no empty runs, [0, size) covered, tree shape intact. O(nodes).

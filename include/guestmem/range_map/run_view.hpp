@@ -2,9 +2,10 @@
 /// What range_map::runs() returns: a view (a std::ranges view, borrowed:
 /// its iterators point into the map) of the runs overlapping a window,
 /// clipped to it, and its forward iterator, which walks the leaves of the
-/// run tree through their `next` links. Read it while nothing mutates the
-/// map: views and iterators take no lock, and any change to the map
-/// invalidates them.
+/// run tree through their `next` links (generic values) or from boundary to
+/// boundary (two-valued values, two_valued.hpp). Read it while nothing
+/// mutates the map: views and iterators take no lock, and any change to the
+/// map invalidates them.
 #pragma once
 
 #include <cstddef>
@@ -12,8 +13,10 @@
 #include <ranges>
 
 #include <guestmem/core/page_range.hpp>
+#include <guestmem/range_map/detail/dense_runs.hpp>
 #include <guestmem/range_map/detail/nodes.hpp>
 #include <guestmem/range_map/detail/run_tree.hpp>
+#include <guestmem/range_map/two_valued.hpp>
 
 namespace guestmem {
 
@@ -26,13 +29,23 @@ struct run {
     friend constexpr bool operator==(const run&, const run&) noexcept = default;
 };
 
+namespace detail {
+/// The layout a range_map of Value uses: boundaries only for a two-valued
+/// Value, the B+-tree of run starts and values otherwise.
+template <class Value, class Allocator>
+using range_map_layout = std::conditional_t<two_valued<Value>::enabled, dense_runs<Value, Allocator>,
+                                            run_tree<Value, Allocator>>;
+} // namespace detail
+
 /// Forward iterator over the runs of a run_view, clipped to the view's
 /// window. Two iterators of the same view are equal when they stand on the
 /// same (clipped) run start; the end iterator stands on the window's end.
 /// Dereferencing yields a run by value (so it models a C++20
-/// forward_iterator but only a legacy input iterator). Every operation is
-/// O(1); valid until the map changes.
-template <class Value>
+/// forward_iterator but only a legacy input iterator). Valid until the map
+/// changes. Every operation is O(1) for the B+-tree layout; for the dense
+/// layout (a two-valued Value), ++ is O(log boundaries of a chunk), plus
+/// O(log chunks) when it crosses into another chunk.
+template <class Value, bool Dense = two_valued<Value>::enabled>
 class run_iterator {
     using leaf = detail::rm_leaf<Value>;
 
@@ -100,6 +113,63 @@ private:
     Value single_{};
 };
 
+/// The run iterator of a two-valued map (the dense layout): it stands on a
+/// run and knows where the next boundary is; the value flips at each one.
+/// Same contract as the generic iterator above.
+template <class Value>
+class run_iterator<Value, true> {
+    using tv = two_valued<Value>;
+
+public:
+    using value_type = run<Value>;                       ///< a run
+    using reference = run<Value>;                        ///< runs are returned by value
+    using difference_type = std::ptrdiff_t;              ///< required by the iterator concepts
+    using iterator_concept = std::forward_iterator_tag;  ///< a C++20 forward iterator
+    using iterator_category = std::input_iterator_tag;   ///< legacy: input only, since reference is a prvalue
+
+    /// A singular iterator (equal to any other default-constructed one).
+    run_iterator() = default;
+    /// The run the iterator stands on, clipped to the window. Precondition:
+    /// not the end iterator.
+    [[nodiscard]] run<Value> operator*() const noexcept {
+        return {{begin_, next_ < clip_end_ ? next_ : clip_end_}, tv::value(bit_)};
+    }
+    /// Move to the next run (or to the end). Precondition: not the end
+    /// iterator. O(log boundaries of a chunk), O(log chunks) more when it
+    /// crosses chunks.
+    run_iterator& operator++() noexcept {
+        if (next_ >= clip_end_) {
+            begin_ = clip_end_;
+            return *this;
+        }
+        begin_ = next_;
+        bit_ = !bit_;
+        next_ = map_->next_boundary(begin_);
+        return *this;
+    }
+    /// Move to the next run; returns the iterator as it was.
+    run_iterator operator++(int) noexcept {
+        run_iterator old = *this;
+        ++*this;
+        return old;
+    }
+    /// Same (clipped) run start. Meaningful for iterators of one view only.
+    friend bool operator==(const run_iterator& a, const run_iterator& b) noexcept { return a.begin_ == b.begin_; }
+
+private:
+    template <class, class>
+    friend class run_view;
+    run_iterator(const detail::dense_read* m, page_index begin, page_index clip_end) noexcept
+        : map_(m), begin_(begin), next_(m ? m->next_boundary(begin) : begin), clip_end_(clip_end),
+          bit_(m ? m->bit_at(begin) : false) {}
+
+    const detail::dense_read* map_ = nullptr;
+    page_index begin_ = 0;
+    page_index next_ = 0;  // unclipped end of the current run
+    page_index clip_end_ = 0;
+    bool bit_ = false;
+};
+
 template <class Value, class Allocator>
 class range_map;
 
@@ -132,7 +202,8 @@ using rm_view_base = std::ranges::view_interface<View>;
 /// lock.
 template <class Value, class Allocator>
 class run_view : public detail::rm_view_base<run_view<Value, Allocator>> {
-    using tree_type = detail::run_tree<Value, Allocator>;
+    using tree_type = detail::range_map_layout<Value, Allocator>;
+    static constexpr bool dense = two_valued<Value>::enabled;
 
 public:
     using iterator = run_iterator<Value>;  ///< the view's (forward) iterator
@@ -144,16 +215,23 @@ public:
     /// one descent of the tree (O(1) for a map of one run).
     [[nodiscard]] iterator begin() const noexcept {
         if (tree_ == nullptr || window_.empty()) return end();
-        if (tree_->root() == nullptr)
-            return iterator(nullptr, 0, window_.begin, window_.end, tree_->size(), tree_->single());
-        unsigned idx;
-        const auto* lf = tree_->find_leaf(window_.begin, idx);
-        return iterator(lf, idx, window_.begin, window_.end, tree_->size(), Value{});
+        if constexpr (dense) {
+            return iterator(tree_, window_.begin, window_.end);
+        } else {
+            if (tree_->root() == nullptr)
+                return iterator(nullptr, 0, window_.begin, window_.end, tree_->size(), tree_->single());
+            unsigned idx;
+            const auto* lf = tree_->find_leaf(window_.begin, idx);
+            return iterator(lf, idx, window_.begin, window_.end, tree_->size(), Value{});
+        }
     }
     /// The end iterator: stands on the window's end. O(1).
     [[nodiscard]] iterator end() const noexcept {
         const page_index e = window_.empty() ? window_.begin : window_.end;
-        return iterator(nullptr, 0, e, e, 0, Value{});
+        if constexpr (dense)
+            return iterator(nullptr, e, e);
+        else
+            return iterator(nullptr, 0, e, e, 0, Value{});
     }
 
 private:

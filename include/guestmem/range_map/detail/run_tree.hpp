@@ -27,33 +27,19 @@
 
 namespace guestmem::detail {
 
-template <class Value, class Allocator>
-class run_tree {
-    template <class, class> friend struct run_tree_loader;  // the bulk load (run_loader.hpp)
+/// The read side of a run tree, which does not depend on the allocator:
+/// what iterators and the dense map's readers hold a pointer to.
+template <class Value>
+class run_tree_base {
 public:
     using leaf = rm_leaf<Value>;
     using inner = rm_inner;
-    static constexpr unsigned max_height = 32;
-
-    run_tree(page_index size, Value initial, const Allocator& a) noexcept
-        : nodes_(a), size_(size), single_(initial) {}
-    run_tree(run_tree&& o) noexcept
-        : nodes_(static_cast<rm_node_source<Allocator>&&>(o.nodes_)), root_(o.root_), height_(o.height_),
-          size_(o.size_), single_(o.single_), runs_(o.runs_) {
-        o.root_ = nullptr;
-        o.height_ = 0;
-        o.runs_ = 1;
-    }
-    ~run_tree() { drop_all(); }
-
-    // ---- read side ------------------------------------------------------
 
     [[nodiscard]] page_index size() const noexcept { return size_; }
     [[nodiscard]] std::size_t runs() const noexcept { return runs_; }
     [[nodiscard]] unsigned height() const noexcept { return height_; }
     [[nodiscard]] const void* root() const noexcept { return root_; }
     [[nodiscard]] Value single() const noexcept { return single_; }
-    [[nodiscard]] const rm_node_source<Allocator>& nodes() const noexcept { return nodes_; }
 
     /// Ask for all four cache lines of a node at once: the search reads
     /// them all, and the hardware would otherwise fetch them one by one.
@@ -85,12 +71,72 @@ public:
         return lf->keys[i];
     }
 
+    /// Value of page p, and the end of its run. Precondition: p < size().
+    [[nodiscard]] Value at(page_index p, page_index& run_end) const noexcept {
+        if (root_ == nullptr) {
+            run_end = size_;
+            return single_;
+        }
+        unsigned i;
+        const leaf* lf = find_leaf(p, i);
+        run_end = i + 1u < lf->count ? lf->keys[i + 1] : (lf->next ? lf->next->keys[0] : size_);
+        return lf->vals[i];
+    }
+
     [[nodiscard]] Value at(page_index p) const noexcept {
         if (root_ == nullptr) return single_;
         unsigned i;
         const leaf* lf = find_leaf(p, i);
         return lf->vals[i];
     }
+
+protected:
+    run_tree_base(page_index size, Value initial) noexcept : size_(size), single_(initial) {}
+
+    void* root_ = nullptr;
+    unsigned height_ = 0;  // levels; 1 = the root is a leaf
+    page_index size_;
+    Value single_;
+    std::size_t runs_ = 1;
+};
+
+template <class Value, class Allocator>
+class run_tree : public run_tree_base<Value> {
+    template <class, class> friend struct run_tree_loader;  // the bulk load (run_loader.hpp)
+    using base = run_tree_base<Value>;
+    using base::root_;
+    using base::height_;
+    using base::size_;
+    using base::single_;
+    using base::runs_;
+
+public:
+    using leaf = rm_leaf<Value>;
+    using inner = rm_inner;
+    using base::at;
+    using base::find_leaf;
+    using base::prefetch_node;
+    using base::run_start;
+    static constexpr unsigned max_height = 32;
+
+    run_tree(page_index size, Value initial, const Allocator& a) noexcept : base(size, initial), nodes_(a) {}
+    run_tree(run_tree&& o) noexcept : base(o.size_, o.single_), nodes_(static_cast<rm_node_source<Allocator>&&>(o.nodes_)) {
+        root_ = o.root_;
+        height_ = o.height_;
+        runs_ = o.runs_;
+        o.root_ = nullptr;
+        o.height_ = 0;
+        o.runs_ = 1;
+    }
+    ~run_tree() { drop_all(); }
+
+    // ---- read side ------------------------------------------------------
+
+    [[nodiscard]] const rm_node_source<Allocator>& nodes() const noexcept { return nodes_; }
+    /// Node memory held now (tree and pool), in bytes.
+    [[nodiscard]] std::size_t memory_bytes() const noexcept { return (nodes_.live() + nodes_.pooled()) * rm_node_bytes; }
+    /// The map is one run (and holds no node).
+    [[nodiscard]] bool one_run() const noexcept { return root_ == nullptr; }
 
     /// Nodes the next commit_assign can take from the pool.
     [[nodiscard]] std::size_t nodes_needed() const noexcept { return root_ ? height_ + 1u : 1u; }
@@ -117,19 +163,32 @@ public:
 
     // ---- write side (no allocation) -------------------------------------
 
-    /// Fill the pool so a commit cannot run dry. All or nothing.
-    [[nodiscard]] bool reserve() noexcept { return nodes_.fill(nodes_needed()); }
+    /// Fill the pool so that `assigns` commits in a row (the dense map's
+    /// top level makes up to three) cannot run dry: each may grow the tree
+    /// by one level. All or nothing.
+    [[nodiscard]] bool reserve(std::size_t assigns = 1) noexcept {
+        return nodes_.fill(assigns * (nodes_needed() + assigns - 1));
+    }
+    /// Keep only what the next assign needs (after commits with trim = false).
+    void trim_pool() noexcept { nodes_.trim(nodes_kept()); }
+    /// Back to one run of v (the pool stays).
+    void reset(Value v) noexcept {
+        drop_all();
+        single_ = v;
+    }
 
     /// Give back all pooled nodes.
     void release() noexcept { nodes_.trim(0); }
 
     /// Assign [b, e) := v. Preconditions: b < e <= size; the pool holds
     /// nodes_needed() nodes (reserve() succeeded since the last change).
-    void commit_assign(page_index b, page_index e, Value v) noexcept {
+    /// With trim = false the pool keeps every node left (for a next commit
+    /// on the same reservation).
+    void commit_assign(page_index b, page_index e, Value v, bool trim = true) noexcept {
         if (b == 0 && e == size_) {
             drop_all();
             single_ = v;
-            nodes_.trim(nodes_kept());
+            if (trim) nodes_.trim(nodes_kept());
             return;
         }
         if (root_ == nullptr) {  // one run becomes two or three: one fresh leaf
@@ -150,27 +209,27 @@ public:
             runs_ = n;
             root_ = lf;
             height_ = 1;
-            nodes_.trim(nodes_kept());
+            if (trim) nodes_.trim(nodes_kept());
             return;
         }
         if (height_ == 1 && becomes_single(b, e, v)) {  // the last other runs are covered: back to no node
             runs_ = 1;
             leaf_root_to_single(v);
-            nodes_.trim(nodes_kept());
+            if (trim) nodes_.trim(nodes_kept());
             return;
         }
         if (assign_in_leaf(b, e, v)) {
             collapse_if_single();
-            nodes_.trim(nodes_kept());
+            if (trim) nodes_.trim(nodes_kept());
             return;
         }
-        assign_across_leaves(b, e, v);
+        assign_across_leaves(b, e, v, trim);
     }
 
 private:
     /// commit_assign's general case (the range spans leaves, or its leaf
     /// must split), out of line so the common cases above stay small.
-    [[gnu::noinline]] void assign_across_leaves(page_index b, page_index e, Value v) noexcept {
+    [[gnu::noinline]] void assign_across_leaves(page_index b, page_index e, Value v, bool trim) noexcept {
         const bool has_prev = b > 0;
         const Value prev = has_prev ? at(b - 1) : v;
         const bool has_after = e < size_;
@@ -206,7 +265,7 @@ private:
         }
         collapse_if_single();
         // Keep what the next assign needs; nodes freed by merges go back.
-        nodes_.trim(nodes_kept());
+        if (trim) nodes_.trim(nodes_kept());
     }
 
     struct step {
@@ -593,11 +652,6 @@ private:
     }
 
     rm_node_source<Allocator> nodes_;
-    void* root_ = nullptr;
-    unsigned height_ = 0;  // levels; 1 = the root is a leaf
-    page_index size_;
-    Value single_;
-    std::size_t runs_ = 1;
     step path_[max_height] = {};
 };
 

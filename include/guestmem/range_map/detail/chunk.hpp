@@ -1,0 +1,285 @@
+// guestmem/range_map/detail/chunk.hpp — one chunk of 2^16 pages of the dense
+// two-valued range map (dense_runs.hpp): how its run boundaries are encoded,
+// read and rewritten.
+//
+// A chunk is described by its value at offset 0 ("first") and its
+// boundaries: the offsets q in [1, 2^16) where the value of page q differs
+// from page q-1. Three encodings, chosen by the boundary count, as roaring
+// chooses its containers:
+//  - immediate (0..3 boundaries): packed into the 64-bit entry itself, no
+//    allocation. bit 0 = 1 (the tag), bit 1 = first, bits 2-3 = count,
+//    bits 16-63 = up to three 16-bit offsets, ascending, unused ones 0;
+//  - array (4..4096): a block of a 16-byte header and sorted 16-bit offsets,
+//    2 bytes per boundary;
+//  - bitmap (more than 4096; back to an array below 2048): one bit per
+//    page, 8 KiB, so a chunk never costs more than 1/8 byte per page.
+// An entry with bit 0 clear is a pointer to the block. Equal immediate
+// entries mean equal chunks, so the top map may coalesce them.
+//
+// The last chunk of a map whose size is not a multiple of 2^16 is padded:
+// the pages past the size carry the last page's value (assigns that reach
+// the map's end extend to the chunk's end), so they never hold a boundary.
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace guestmem::detail {
+
+inline constexpr unsigned chunk_shift = 16;
+inline constexpr std::uint32_t chunk_pages = std::uint32_t{1} << chunk_shift;
+inline constexpr std::uint32_t chunk_words = chunk_pages / 64;  // a bitmap's 64-bit words
+inline constexpr std::uint32_t immediate_max = 3;
+inline constexpr std::uint32_t to_bitmap_above = 4096;  // an array of more boundaries becomes a bitmap
+inline constexpr std::uint32_t to_array_below = 2048;   // a bitmap of fewer boundaries becomes an array
+
+using chunk_entry = std::uint64_t;
+
+/// A chunk of one value: no boundary.
+constexpr chunk_entry uniform_entry(bool v) noexcept { return 1u | (chunk_entry{v} << 1); }
+constexpr bool is_immediate(chunk_entry e) noexcept { return (e & 1u) != 0; }
+
+/// Header of an array or bitmap block; the offsets or words follow it.
+struct chunk_block {
+    std::uint32_t count;     // boundaries
+    std::uint32_t capacity;  // offset slots of an array; 0 for a bitmap
+    std::uint32_t words;     // size of the allocation in 64-bit words (header included)
+    std::uint32_t first;     // value at offset 0 (arrays; a bitmap's bit 0 says it)
+
+    [[nodiscard]] bool bitmap() const noexcept { return capacity == 0; }
+    [[nodiscard]] std::uint16_t* offsets() noexcept { return reinterpret_cast<std::uint16_t*>(this + 1); }
+    [[nodiscard]] const std::uint16_t* offsets() const noexcept {
+        return reinterpret_cast<const std::uint16_t*>(this + 1);
+    }
+    [[nodiscard]] std::uint64_t* bits() noexcept { return reinterpret_cast<std::uint64_t*>(this + 1); }
+    [[nodiscard]] const std::uint64_t* bits() const noexcept { return reinterpret_cast<const std::uint64_t*>(this + 1); }
+};
+static_assert(sizeof(chunk_block) == 16);
+
+inline constexpr std::uint32_t header_words = sizeof(chunk_block) / 8;
+inline constexpr std::uint32_t bitmap_block_words = header_words + chunk_words;
+
+/// Allocation size (words) of an array block for `n` boundaries, with a
+/// little room to grow: slots rounded up to a multiple of 4 (one word).
+constexpr std::uint32_t array_block_words(std::uint32_t n) noexcept { return header_words + (n + n / 8 + 7) / 4; }
+
+inline const chunk_block* block_of(chunk_entry e) noexcept { return reinterpret_cast<const chunk_block*>(e); }
+inline chunk_block* mutable_block_of(chunk_entry e) noexcept { return reinterpret_cast<chunk_block*>(e); }
+
+/// Number of the n ascending offsets that are <= x: a branchless binary
+/// search (conditional moves; the comparisons are coin tosses for random
+/// pages).
+[[nodiscard, gnu::always_inline]] inline std::uint32_t count_le(const std::uint16_t* a, std::uint32_t n,
+                                                                std::uint32_t x) noexcept {
+    if (n == 0) return 0;
+    const std::uint16_t* base = a;
+    while (n > 1) {
+        const std::uint32_t half = n / 2;
+        base = base[half - 1] <= x ? base + half : base;
+        n -= half;
+    }
+    return static_cast<std::uint32_t>(base - a) + (*base <= x);
+}
+
+/// A chunk's immediate offsets, unpacked.
+struct immediate {
+    std::uint16_t off[immediate_max];
+    std::uint32_t n;
+    bool first;
+    explicit immediate(chunk_entry e) noexcept
+        : off{std::uint16_t(e >> 16), std::uint16_t(e >> 32), std::uint16_t(e >> 48)},
+          n(std::uint32_t(e >> 2) & 3u), first((e >> 1) & 1u) {}
+};
+
+constexpr chunk_entry pack_immediate(bool first, const std::uint16_t* off, std::uint32_t n) noexcept {
+    chunk_entry e = 1u | (chunk_entry{first} << 1) | (chunk_entry{n} << 2);
+    for (std::uint32_t i = 0; i < n; ++i) e |= chunk_entry{off[i]} << (16 * (i + 1));
+    return e;
+}
+
+// ---- bitmaps ----------------------------------------------------------------
+
+/// Word i of a bitmap's boundary mask: bit j set when page 64i+j differs
+/// from page 64i+j-1 (bit 0 of word 0 is never set).
+[[nodiscard]] inline std::uint64_t boundary_word(const std::uint64_t* w, std::uint32_t i) noexcept {
+    const std::uint64_t carry = i ? w[i - 1] >> 63 : w[0] & 1u;
+    return w[i] ^ ((w[i] << 1) | carry);
+}
+
+[[nodiscard]] inline std::uint32_t bitmap_boundaries(const std::uint64_t* w) noexcept {
+    std::uint32_t n = 0;
+    for (std::uint32_t i = 0; i < chunk_words; ++i) n += static_cast<std::uint32_t>(std::popcount(boundary_word(w, i)));
+    return n;
+}
+
+/// Boundaries at offsets in [lo, hi] (inclusive, hi < 2^16).
+[[nodiscard]] inline std::uint32_t bitmap_boundaries_in(const std::uint64_t* w, std::uint32_t lo,
+                                                        std::uint32_t hi) noexcept {
+    std::uint32_t n = 0;
+    for (std::uint32_t i = lo / 64; i <= hi / 64; ++i) {
+        std::uint64_t m = boundary_word(w, i);
+        if (i == lo / 64) m &= ~std::uint64_t{0} << (lo % 64);
+        if (i == hi / 64 && hi % 64 != 63) m &= (std::uint64_t{1} << (hi % 64 + 1)) - 1;
+        n += static_cast<std::uint32_t>(std::popcount(m));
+    }
+    return n;
+}
+
+/// Set pages [lo, hi) (hi <= 2^16) of a bitmap to v.
+inline void bitmap_fill(std::uint64_t* w, std::uint32_t lo, std::uint32_t hi, bool v) noexcept {
+    while (lo < hi) {
+        const std::uint32_t i = lo / 64, s = lo % 64;
+        const std::uint32_t n = (hi - lo < 64 - s) ? hi - lo : 64 - s;
+        const std::uint64_t m = (n == 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << n) - 1)) << s;
+        w[i] = v ? (w[i] | m) : (w[i] & ~m);
+        lo += n;
+    }
+}
+
+// ---- reading a chunk ----------------------------------------------------------
+
+/// Value at offset `off` of the chunk `e`.
+[[nodiscard, gnu::always_inline]] inline bool chunk_value(chunk_entry e, std::uint32_t off) noexcept {
+    if (is_immediate(e)) {
+        const std::uint32_t n = std::uint32_t(e >> 2) & 3u;
+        const std::uint32_t c = (n > 0 && std::uint16_t(e >> 16) <= off) + (n > 1 && std::uint16_t(e >> 32) <= off) +
+                                (n > 2 && std::uint16_t(e >> 48) <= off);
+        return ((e >> 1) ^ c) & 1u;
+    }
+    const chunk_block* b = block_of(e);
+    if (b->bitmap()) return (b->bits()[off / 64] >> (off % 64)) & 1u;
+    return (b->first ^ count_le(b->offsets(), b->count, off)) & 1u;
+}
+
+[[nodiscard]] inline bool chunk_first(chunk_entry e) noexcept {
+    if (is_immediate(e)) return (e >> 1) & 1u;
+    const chunk_block* b = block_of(e);
+    return b->bitmap() ? (b->bits()[0] & 1u) : b->first != 0;
+}
+
+[[nodiscard]] inline std::uint32_t chunk_boundaries(chunk_entry e) noexcept {
+    return is_immediate(e) ? std::uint32_t(e >> 2) & 3u : block_of(e)->count;
+}
+
+/// Value of the chunk's last page (offset 2^16 - 1; padding included).
+[[nodiscard]] inline bool chunk_last(chunk_entry e) noexcept {
+    if (!is_immediate(e) && block_of(e)->bitmap()) return block_of(e)->bits()[chunk_words - 1] >> 63;
+    return (chunk_first(e) ^ chunk_boundaries(e)) & 1u;
+}
+
+/// Smallest boundary offset > off, or chunk_pages when there is none.
+[[nodiscard]] inline std::uint32_t chunk_next_boundary(chunk_entry e, std::uint32_t off) noexcept {
+    if (is_immediate(e)) {
+        const immediate im(e);
+        for (std::uint32_t i = 0; i < im.n; ++i)
+            if (im.off[i] > off) return im.off[i];
+        return chunk_pages;
+    }
+    const chunk_block* b = block_of(e);
+    if (!b->bitmap()) {
+        const std::uint32_t i = count_le(b->offsets(), b->count, off);
+        return i < b->count ? b->offsets()[i] : chunk_pages;
+    }
+    const std::uint32_t q = off + 1;
+    if (q >= chunk_pages) return chunk_pages;
+    std::uint32_t i = q / 64;
+    std::uint64_t m = boundary_word(b->bits(), i) & (~std::uint64_t{0} << (q % 64));
+    while (m == 0) {
+        if (++i == chunk_words) return chunk_pages;
+        m = boundary_word(b->bits(), i);
+    }
+    return i * 64 + static_cast<std::uint32_t>(std::countr_zero(m));
+}
+
+/// Calls f(offset) for every boundary of the chunk, ascending.
+template <class F>
+void for_each_boundary(chunk_entry e, F&& f) noexcept {
+    if (is_immediate(e)) {
+        const immediate im(e);
+        for (std::uint32_t i = 0; i < im.n; ++i) f(std::uint32_t{im.off[i]});
+        return;
+    }
+    const chunk_block* b = block_of(e);
+    if (!b->bitmap()) {
+        for (std::uint32_t i = 0; i < b->count; ++i) f(std::uint32_t{b->offsets()[i]});
+        return;
+    }
+    for (std::uint32_t i = 0; i < chunk_words; ++i)
+        for (std::uint64_t m = boundary_word(b->bits(), i); m != 0; m &= m - 1)
+            f(i * 64 + static_cast<std::uint32_t>(std::countr_zero(m)));
+}
+
+// ---- rewriting a chunk --------------------------------------------------------
+
+/// What assigning [lo, hi) := v (hi <= 2^16, hi == 2^16 when the assign
+/// reaches the chunk's end) does to a chunk's boundaries: `kept_below` of
+/// them stay before lo, `kept_above` stay after hi, and a boundary appears
+/// at lo and at hi when the neighbouring value differs from v.
+struct chunk_change {
+    std::uint32_t lo, hi;
+    std::uint32_t kept_below, kept_above;
+    bool at_lo[2], at_hi[2];  // indexed by v
+
+    [[nodiscard]] std::uint32_t after(bool v) const noexcept { return kept_below + kept_above + at_lo[v] + at_hi[v]; }
+    [[nodiscard]] std::uint32_t most() const noexcept { return after(false) > after(true) ? after(false) : after(true); }
+
+    chunk_change(chunk_entry e, std::uint32_t lo_, std::uint32_t hi_) noexcept : lo(lo_), hi(hi_) {
+        const std::uint32_t n = chunk_boundaries(e);
+        if (!is_immediate(e) && block_of(e)->bitmap()) {
+            const std::uint32_t inside = bitmap_boundaries_in(block_of(e)->bits(), lo ? lo : 1,
+                                                              hi < chunk_pages ? hi : chunk_pages - 1);
+            kept_below = lo ? bitmap_boundaries_in(block_of(e)->bits(), 1, lo - 1) : 0;
+            kept_above = n - inside - kept_below;
+        } else {
+            const immediate im(e);
+            const std::uint16_t* o = is_immediate(e) ? im.off : block_of(e)->offsets();
+            kept_below = lo ? count_le(o, n, lo - 1) : 0;
+            kept_above = hi < chunk_pages ? n - count_le(o, n, hi) : 0;
+        }
+        const bool before = lo ? chunk_value(e, lo - 1) : false;
+        const bool after_v = hi < chunk_pages ? chunk_value(e, hi) : false;
+        for (int v = 0; v < 2; ++v) {
+            at_lo[v] = lo > 0 && before != bool(v);
+            at_hi[v] = hi < chunk_pages && after_v != bool(v);
+        }
+    }
+};
+
+/// Write the boundaries of the rewritten chunk, in order, through out(offset):
+/// the kept ones below lo, the new ones, the kept ones above hi.
+template <class Out>
+void rewritten_boundaries(chunk_entry e, const chunk_change& c, bool v, Out&& out) noexcept {
+    bool news = false;
+    auto emit_new = [&] {
+        if (c.at_lo[v]) out(c.lo);
+        if (c.at_hi[v]) out(c.hi);
+        news = true;
+    };
+    for_each_boundary(e, [&](std::uint32_t q) {
+        if (q < c.lo) {
+            out(q);
+        } else {
+            if (!news) emit_new();
+            if (q > c.hi) out(q);
+        }
+    });
+    if (!news) emit_new();
+}
+
+/// Build a bitmap from a first value and ascending boundaries.
+template <class Each>
+void bitmap_from(std::uint64_t* w, bool first, Each&& each) noexcept {
+    std::memset(w, 0, chunk_words * 8);
+    bool cur = first;
+    std::uint32_t from = 0;
+    each([&](std::uint32_t q) {
+        if (cur) bitmap_fill(w, from, q, true);
+        from = q;
+        cur = !cur;
+    });
+    if (cur) bitmap_fill(w, from, chunk_pages, true);
+}
+
+} // namespace guestmem::detail

@@ -1,0 +1,449 @@
+// guestmem/range_map/detail/dense_runs.hpp — the dense layout of a range map
+// whose Value has two values (two_valued.hpp): only run boundaries are
+// stored. The domain is cut into chunks of 2^16 pages; a top map (a
+// coalesced run tree, run_tree.hpp) maps chunk index -> chunk entry, and a
+// chunk is an immediate, an array of 16-bit offsets or a bitmap
+// (chunk.hpp). Runs of uniform chunks are one top run, so a sparse map over
+// a 2^64-page domain costs O(runs), and a dense one at most 1/8 byte per
+// page plus its top map.
+//
+// Costs: at() O(log chunks + log boundaries of one chunk); assign()
+// O(log chunks + boundaries of the (at most two) partly covered chunks +
+// runs removed); the next boundary O(log chunks) at a chunk change, O(log
+// boundaries of the chunk) inside one.
+//
+// Infallible commits, as for the B+-tree: reserve(b, e) takes everything an
+// assign of [b, e) to either value can need — chunk blocks for the (at most
+// two) partly covered chunks, sized for the larger outcome, and top-map
+// nodes for up to three top assigns — before anything changes.
+// commit_assign() then only frees.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#include <guestmem/core/types.hpp>
+#include <guestmem/range_map/detail/chunk.hpp>
+#include <guestmem/range_map/detail/dense_read.hpp>
+#include <guestmem/range_map/detail/run_tree.hpp>
+#include <guestmem/range_map/two_valued.hpp>
+
+namespace guestmem::detail {
+
+template <class Value, class Allocator>
+class dense_runs : public dense_read {
+    using tv = two_valued<Value>;
+    using top_tree = run_tree<chunk_entry, Allocator>;
+    using word_alloc = typename std::allocator_traits<Allocator>::template rebind_alloc<std::uint64_t>;
+    using word_traits = std::allocator_traits<word_alloc>;
+    static constexpr std::uint32_t mask = chunk_pages - 1;
+
+    /// [b, e) cut into whole chunks [full_lo, full_hi) and up to two partly
+    /// covered chunks, each with its local range [lo, hi) (hi == 2^16 when
+    /// the assign reaches the chunk's end or the map's end).
+    struct parts {
+        page_index full_lo = 0, full_hi = 0;
+        unsigned n = 0;
+        page_index chunk[2] = {};
+        std::uint32_t lo[2] = {}, hi[2] = {};
+        void partial(page_index c, std::uint32_t l, std::uint32_t h) noexcept {
+            chunk[n] = c;
+            lo[n] = l;
+            hi[n++] = h;
+        }
+    };
+
+    /// A partly covered chunk as reserve() found it, and the block it took.
+    struct pending {
+        chunk_entry entry = 0;
+        chunk_block* fresh = nullptr;
+    };
+
+public:
+    dense_runs(page_index size, Value initial, const Allocator& a) noexcept
+        : dense_read(&top_, size), top_(chunks_of(size), uniform_entry(tv::bit(initial)), a), words_(a) {}
+    dense_runs(dense_runs&& o) noexcept
+        : dense_read(&top_, o.size_), top_(static_cast<top_tree&&>(o.top_)), words_(o.words_),
+          block_words_(o.block_words_) {
+        runs_ = o.runs_;
+        for (unsigned k = 0; k < 2; ++k) pending_[k] = o.pending_[k];
+        o.top_.reset(uniform_entry(false));  // o's blocks are ours now
+        o.runs_ = 1;
+        o.block_words_ = 0;
+        o.pending_[0] = o.pending_[1] = pending{};
+    }
+    ~dense_runs() {
+        release();
+        free_blocks(0, top_.size());
+    }
+
+    // ---- read side ------------------------------------------------------
+
+    [[nodiscard, gnu::always_inline]] Value at(page_index p) const noexcept { return tv::value(bit_at(p)); }
+    [[nodiscard]] Value single() const noexcept { return tv::value((top_.single() >> 1) & 1u); }
+    /// Top-map nodes, chunk blocks and reserved blocks, in bytes.
+    [[nodiscard]] std::size_t memory_bytes() const noexcept {
+        std::size_t w = block_words_;
+        for (const pending& p : pending_)
+            if (p.fresh) w += p.fresh->words;
+        return top_.memory_bytes() + w * 8;
+    }
+
+    /// Structural check: a valid top map of canonical chunks, no boundary
+    /// past the size, and the run count and block sizes it implies.
+    [[nodiscard]] bool check() const noexcept {
+        if (!top_.check() || top_.size() != chunks_of(size_)) return false;
+        if (pending_[0].fresh || pending_[1].fresh) return false;
+        std::size_t boundaries = 0, words = 0;
+        bool ok = true, have_prev = false, prev_last = false;
+        const std::uint32_t last_len = std::uint32_t(size_ - ((top_.size() - 1) << chunk_shift));
+        for_each_top_run(0, top_.size(), [&](page_index c0, page_index c1, chunk_entry e) {
+            if (!chunk_ok(e, c1 == top_.size() ? last_len : chunk_pages)) ok = false;
+            if (!is_immediate(e)) {
+                if (c1 - c0 != 1) ok = false;  // a block belongs to one chunk
+                words += block_of(e)->words;
+            }
+            const std::size_t inside = chunk_boundaries(e);
+            boundaries += inside * (c1 - c0);
+            if (have_prev && prev_last != chunk_first(e)) ++boundaries;
+            if (chunk_last(e) != chunk_first(e)) boundaries += c1 - c0 - 1;
+            have_prev = true;
+            prev_last = chunk_last(e);
+        });
+        return ok && words == block_words_ && runs_ == boundaries + 1 && (runs_ > 1 || top_.one_run());
+    }
+
+    // ---- write side -------------------------------------------------------
+
+    /// Take what commit_assign(b, e, either value) needs. All or nothing;
+    /// false when the allocator refused (the map is unchanged).
+    [[nodiscard]] bool reserve(page_index b, page_index e) noexcept {
+        release_pending();
+        const parts P = split(b, e);
+        for (unsigned k = 0; k < P.n; ++k) {
+            const chunk_entry old = top_.at(P.chunk[k]);
+            pending_[k].entry = old;
+            const std::uint32_t most = chunk_change(old, P.lo[k], P.hi[k]).most();
+            const block_need need = block_words_for(old, most);
+            if (need.words == 0) continue;
+            chunk_block* blk = allocate_block(need);
+            if (blk == nullptr) {
+                release_pending();
+                return false;
+            }
+            pending_[k].fresh = blk;
+        }
+        if (!top_.reserve(P.n + (P.full_lo < P.full_hi))) {
+            release_pending();
+            return false;
+        }
+        return true;
+    }
+
+    /// Give back what reserve() took and commit_assign() did not use, and
+    /// the top map's spare nodes.
+    void release() noexcept {
+        release_pending();
+        top_.release();
+    }
+
+    /// Give back the chunk blocks reserve() took and commit_assign() did not use.
+    void release_pending() noexcept {
+        for (pending& p : pending_) {
+            if (p.fresh) deallocate_block(p.fresh);
+            p = pending{};
+        }
+    }
+
+    /// Assign [b, e) := v. Preconditions: b < e <= size(); reserve(b, e)
+    /// succeeded and nothing changed since. Cannot fail; only frees.
+    void commit_assign(page_index b, page_index e, Value value) noexcept {
+        const bool v = tv::bit(value);
+        const parts P = split(b, e);
+        if (P.n == 1 && P.full_lo == P.full_hi && P.lo[0] > 0 && P.hi[0] < chunk_pages) {
+            // Inside one chunk, away from its edges: only that chunk's own
+            // boundaries change.
+            const chunk_entry old = pending_[0].entry;
+            const std::size_t before = chunk_boundaries(old);
+            const chunk_entry now = rewrite(pending_[0], P.lo[0], P.hi[0], v);
+            runs_ = runs_ - before + chunk_boundaries(now);
+            if (now != old) top_.commit_assign(P.chunk[0], P.chunk[0] + 1, now);
+            release_pending();
+            return;
+        }
+        const page_index wlo = b ? b - 1 : 0, whi = e < size_ ? e + 1 : size_;
+        const std::size_t before = boundaries_between(wlo, whi);
+        if (P.full_lo < P.full_hi) {
+            free_blocks(P.full_lo, P.full_hi);
+            top_.commit_assign(P.full_lo, P.full_hi, uniform_entry(v), false);
+        }
+        for (unsigned k = 0; k < P.n; ++k) {
+            const chunk_entry now = rewrite(pending_[k], P.lo[k], P.hi[k], v);
+            if (now != pending_[k].entry) top_.commit_assign(P.chunk[k], P.chunk[k] + 1, now, false);
+        }
+        top_.trim_pool();
+        release_pending();
+        const std::size_t old = runs_;
+        runs_ = 2;  // read the new structure, not the one-run shortcut
+        runs_ = old - before + boundaries_between(wlo, whi);
+    }
+
+    /// Replace every run with the n runs next() yields as (length, value).
+    /// Preconditions as range_map::load. False (map unchanged) when the
+    /// allocator refused.
+    template <class Next>
+    [[nodiscard]] bool load(std::size_t n, Next& next) noexcept {
+        if (n == 1) {
+            const auto r = next();
+            release_pending();
+            free_blocks(0, top_.size());
+            top_.reset(uniform_entry(tv::bit(r.second)));
+            top_.release();  // one run holds no node, spare ones included
+            runs_ = 1;
+            block_words_ = 0;
+            return true;
+        }
+        dense_runs fresh(size_, Value{}, Allocator(words_));
+        std::uint64_t* scratch = word_traits::allocate(words_, chunk_pages / 4);  // 2^16 offsets
+        if (scratch == nullptr) return false;
+        const bool ok = fresh.fill(n, next, reinterpret_cast<std::uint16_t*>(scratch));
+        word_traits::deallocate(words_, scratch, chunk_pages / 4);
+        if (!ok) return false;
+        release_pending();
+        free_blocks(0, top_.size());
+        top_.~top_tree();
+        ::new (static_cast<void*>(&top_)) top_tree(static_cast<top_tree&&>(fresh.top_));
+        fresh.top_.reset(uniform_entry(false));
+        runs_ = fresh.runs_;
+        block_words_ = fresh.block_words_;
+        fresh.block_words_ = 0;
+        return true;
+    }
+
+private:
+    [[nodiscard]] parts split(page_index b, page_index e) const noexcept {
+        parts P;
+        const page_index cb = b >> chunk_shift, ce = (e - 1) >> chunk_shift;
+        const std::uint32_t ob = std::uint32_t(b) & mask;
+        const std::uint32_t he = (e == size_ || (e & mask) == 0) ? chunk_pages : std::uint32_t(e) & mask;
+        if (cb == ce) {
+            if (ob == 0 && he == chunk_pages) {
+                P.full_lo = cb;
+                P.full_hi = cb + 1;
+            } else {
+                P.partial(cb, ob, he);
+            }
+            return P;
+        }
+        P.full_lo = cb;
+        if (ob != 0) {
+            P.partial(cb, ob, chunk_pages);
+            P.full_lo = cb + 1;
+        }
+        P.full_hi = ce + 1;
+        if (he != chunk_pages) {
+            P.partial(ce, 0, he);
+            P.full_hi = ce;
+        }
+        return P;
+    }
+
+    struct block_need {
+        std::uint32_t words;  // 0: no new block
+        bool bitmap;
+    };
+
+    /// The block a chunk needs for up to `most` boundaries: none (words 0)
+    /// when it becomes an immediate or can be rewritten in place. A bitmap
+    /// stays one while either outcome keeps >= to_array_below boundaries
+    /// (the two outcomes differ by at most two); an array is rewritten in
+    /// place while it has room and is less than twice the size it needs.
+    [[nodiscard]] static block_need block_words_for(chunk_entry old, std::uint32_t most) noexcept {
+        if (most <= immediate_max) return {0, false};
+        const bool was_block = !is_immediate(old);
+        if (was_block && block_of(old)->bitmap())
+            return most >= to_array_below + 2 ? block_need{0, false} : block_need{array_block_words(most), false};
+        if (most > to_bitmap_above) return {bitmap_block_words, true};
+        if (was_block && block_of(old)->capacity >= most && block_of(old)->words <= 2 * array_block_words(most))
+            return {0, false};
+        return {array_block_words(most), false};
+    }
+
+    /// The chunk's new entry after [lo, hi) := v, written in place, into the
+    /// reserved block, or as an immediate; frees the block it replaces.
+    chunk_entry rewrite(pending& p, std::uint32_t lo, std::uint32_t hi, bool v) noexcept {
+        const chunk_entry old = p.entry;
+        const chunk_change c(old, lo, hi);
+        const std::uint32_t count = c.after(v);
+        const bool first = lo == 0 ? v : chunk_first(old);
+        chunk_block* ob = is_immediate(old) ? nullptr : mutable_block_of(old);
+        if (count <= immediate_max) {
+            std::uint16_t off[immediate_max];
+            std::uint32_t n = 0;
+            rewritten_boundaries(old, c, v, [&](std::uint32_t q) { off[n++] = std::uint16_t(q); });
+            if (ob) free_block(ob);
+            return pack_immediate(first, off, n);
+        }
+        chunk_block* nb = p.fresh;
+        if (nb == nullptr) {  // in place
+            if (ob->bitmap()) {
+                bitmap_fill(ob->bits(), lo, hi, v);
+            } else {
+                std::uint16_t* o = ob->offsets();
+                const std::uint32_t news = c.at_lo[v] + c.at_hi[v];
+                const std::uint32_t from = ob->count - c.kept_above;
+                std::memmove(o + c.kept_below + news, o + from, c.kept_above * sizeof(std::uint16_t));
+                std::uint16_t* w = o + c.kept_below;
+                if (c.at_lo[v]) *w++ = std::uint16_t(lo);
+                if (c.at_hi[v]) *w++ = std::uint16_t(hi);
+                ob->first = first;
+            }
+            ob->count = count;
+            return old;
+        }
+        p.fresh = nullptr;
+        block_words_ += nb->words;
+        nb->count = count;
+        nb->first = first;
+        if (nb->bitmap()) {
+            bitmap_from(nb->bits(), first, [&](auto&& emit) { rewritten_boundaries(old, c, v, emit); });
+        } else {
+            std::uint16_t* w = nb->offsets();
+            rewritten_boundaries(old, c, v, [&](std::uint32_t q) { *w++ = std::uint16_t(q); });
+        }
+        if (ob) free_block(ob);
+        return reinterpret_cast<chunk_entry>(nb);
+    }
+
+    /// Calls f(c0, c1, entry) for each top run overlapping chunks [lo, hi),
+    /// clipped to it.
+    template <class F>
+    void for_each_top_run(page_index lo, page_index hi, F&& f) const noexcept {
+        page_index c = lo;
+        while (c < hi) {
+            page_index end;
+            const chunk_entry e = top_.at(c, end);
+            f(c, end < hi ? end : hi, e);
+            c = end;
+        }
+    }
+
+    void free_blocks(page_index lo, page_index hi) noexcept {
+        if (block_words_ == 0) return;
+        for_each_top_run(lo, hi, [&](page_index, page_index, chunk_entry e) {
+            if (!is_immediate(e)) free_block(mutable_block_of(e));
+        });
+    }
+
+    [[nodiscard]] chunk_block* allocate_block(block_need need) noexcept {
+        std::uint64_t* w = word_traits::allocate(words_, need.words);
+        if (w == nullptr) return nullptr;
+        chunk_block* b = ::new (static_cast<void*>(w)) chunk_block{};
+        b->words = need.words;
+        b->capacity = need.bitmap ? 0 : (need.words - header_words) * 4;
+        return b;
+    }
+
+    /// load()'s pass over the runs, into this fresh map: boundaries gather
+    /// per chunk in `scratch`; each finished chunk becomes an immediate, an
+    /// exact-size array or a bitmap, and one top assign (runs of whole
+    /// chunks: one top assign for all of them). False when the allocator
+    /// refused (the caller then drops this map).
+    template <class Next>
+    [[nodiscard]] bool fill(std::size_t n, Next& next, std::uint16_t* scratch) noexcept {
+        const auto r0 = next();
+        bool cur = tv::bit(r0.second);
+        page_index pos = r0.first;
+        top_.reset(uniform_entry(cur));
+        page_index chunk = 0;
+        bool first = cur;
+        std::uint32_t k = 0;
+        auto put = [&](page_index lo, page_index hi, chunk_entry e) {
+            if (!top_.reserve()) return false;
+            top_.commit_assign(lo, hi, e);
+            return true;
+        };
+        auto finish = [&]() -> bool {
+            chunk_entry e;
+            if (k <= immediate_max) {
+                e = pack_immediate(first, scratch, k);
+            } else {
+                const bool bitmap = k > to_bitmap_above;
+                chunk_block* b = allocate_block({bitmap ? bitmap_block_words : array_block_words(k), bitmap});
+                if (b == nullptr) return false;
+                block_words_ += b->words;
+                b->count = k;
+                b->first = first;
+                if (bitmap)
+                    bitmap_from(b->bits(), first, [&](auto&& emit) {
+                        for (std::uint32_t i = 0; i < k; ++i) emit(std::uint32_t{scratch[i]});
+                    });
+                else
+                    std::memcpy(b->offsets(), scratch, k * sizeof(std::uint16_t));
+                e = reinterpret_cast<chunk_entry>(b);
+            }
+            if (!put(chunk, chunk + 1, e)) {
+                if (!is_immediate(e)) free_block(mutable_block_of(e));
+                return false;
+            }
+            return true;
+        };
+        for (std::size_t i = 1; i < n; ++i) {
+            const auto r = next();
+            const page_index c = pos >> chunk_shift;
+            if (c != chunk) {
+                if (!finish()) return false;
+                if (c > chunk + 1 && !put(chunk + 1, c, uniform_entry(cur))) return false;
+                chunk = c;
+                first = cur;
+                k = 0;
+            }
+            if (const std::uint32_t off = std::uint32_t(pos) & mask; off != 0)
+                scratch[k++] = std::uint16_t(off);
+            else
+                first = tv::bit(r.second);
+            cur = tv::bit(r.second);
+            pos += r.first;
+        }
+        if (!finish()) return false;
+        if (chunk + 1 < top_.size() && !put(chunk + 1, top_.size(), uniform_entry(cur))) return false;
+        runs_ = n;
+        return true;
+    }
+    void deallocate_block(chunk_block* b) noexcept {
+        const std::uint32_t words = b->words;
+        b->~chunk_block();
+        word_traits::deallocate(words_, reinterpret_cast<std::uint64_t*>(b), words);
+    }
+    void free_block(chunk_block* b) noexcept {
+        block_words_ -= b->words;
+        deallocate_block(b);
+    }
+
+    /// A chunk of `len` pages is canonical: the encoding its count calls
+    /// for (with the hysteresis), ascending offsets in [1, len).
+    [[nodiscard]] static bool chunk_ok(chunk_entry e, std::uint32_t len) noexcept {
+        std::uint32_t prev = 0, n = 0;
+        bool ok = true;
+        for_each_boundary(e, [&](std::uint32_t q) {
+            if (q <= prev || q >= len) ok = false;
+            prev = q;
+            ++n;
+        });
+        if (!ok || n != chunk_boundaries(e)) return false;
+        if (is_immediate(e)) return (e & 0xfff0u) == 0 && n <= immediate_max && pack_immediate((e >> 1) & 1u, immediate(e).off, n) == e;
+        const chunk_block* b = block_of(e);
+        if (b->bitmap()) return n >= to_array_below && b->words == bitmap_block_words && chunk_last(e) == chunk_value(e, len - 1);
+        return n > immediate_max && n <= to_bitmap_above && n <= b->capacity && b->capacity == (b->words - header_words) * 4;
+    }
+
+    top_tree top_;
+    [[no_unique_address]] word_alloc words_;
+    std::size_t block_words_ = 0;  // words held by chunk blocks (reserved ones apart)
+    pending pending_[2];
+};
+
+} // namespace guestmem::detail

@@ -1,0 +1,308 @@
+// Tests for the range map's dense layout (two-valued values: bool,
+// shareability): chunks that cross between immediate, array and bitmap
+// encodings and back, assigns across chunk edges and the padded last chunk,
+// a randomised differential test against a per-page model over several
+// chunks, sparse 2^64-page domains, out-of-memory at every allocation of an
+// assign and of a load, reservations, and the memory bounds the layout
+// promises (2 bytes per boundary, at most 1/8 byte per page).
+#include <doctest/doctest.h>
+
+#include <guestmem/range_map/range_map.hpp>
+
+#include "support/failing_allocator.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <random>
+#include <utility>
+#include <vector>
+
+using namespace guestmem;
+
+namespace {
+
+constexpr page_index chunk = page_index{1} << 16;
+using alloc_state = test_support::alloc_control;
+using bool_alloc = test_support::failing_allocator<bool>;
+using bmap = range_map<bool, bool_alloc>;
+
+static_assert(two_valued<bool>::enabled && two_valued<shareability>::enabled && !two_valued<std::uint8_t>::enabled);
+static_assert(std::forward_iterator<bmap::iterator>);
+static_assert(std::ranges::borrowed_range<bmap::run_view>);
+
+template <class Map>
+std::vector<run<bool>> runs_of(const Map& m, page_range w) {
+    std::vector<run<bool>> out;
+    for (auto r : m.runs(w)) out.push_back(r);
+    return out;
+}
+
+std::vector<run<bool>> model_runs(const std::vector<char>& model, page_range w) {
+    std::vector<run<bool>> out;
+    for (page_index p = w.begin; p < w.end; ++p) {
+        if (!out.empty() && out.back().value == bool(model[p]))
+            out.back().range.end = p + 1;
+        else
+            out.push_back({{p, p + 1}, bool(model[p])});
+    }
+    return out;
+}
+
+/// Flip every other page of [b, e) (to !value of its left neighbour's pattern).
+void alternate(bmap& m, page_index b, page_index e, std::vector<char>* model = nullptr) {
+    for (page_index p = b; p < e; p += 2) {
+        REQUIRE(m.assign({p, p + 1}, true));
+        if (model) (*model)[p] = 1;
+    }
+}
+
+} // namespace
+
+TEST_CASE("a dense map answers like a per-page model across chunk edges (randomised)") {
+    for (const std::uint32_t seed : {1u, 2u, 3u}) {
+        CAPTURE(seed);
+        std::mt19937_64 rng(seed);
+        const page_index size = 3 * chunk + 1000 + seed;  // a padded last chunk
+        alloc_state st;
+        bmap m(size, false, bool_alloc(&st));
+        std::vector<char> model(size, 0);
+        auto rnd = [&](page_index n) { return page_index(rng() % n); };
+        for (int op = 0; op < 6000; ++op) {
+            page_index b = rnd(size);
+            switch (rnd(6)) {
+                case 0: b = (rnd(4) * chunk + size - 3 + rnd(6)) % size; break;  // near a chunk edge
+                case 1: b = std::min(size - 1, rnd(4) * chunk); break;
+                default: break;
+            }
+            page_index len = rnd(8) == 0 ? 1 + rnd(2 * chunk) : 1 + rnd(rnd(4) == 0 ? 600 : 6);
+            const page_range r{b, std::min(size, b + len)};
+            const bool v = rnd(2);
+            REQUIRE(m.assign(r, v));
+            std::fill(model.begin() + std::ptrdiff_t(r.begin), model.begin() + std::ptrdiff_t(r.end), char(v));
+            REQUIRE(m.coalesced());
+            for (int q = 0; q < 4; ++q) {
+                const page_index p = rnd(size);
+                REQUIRE(m.at(p) == bool(model[p]));
+            }
+            const page_index wb = rnd(size), we = std::min(size, wb + 1 + rnd(3 * chunk));
+            REQUIRE(runs_of(m, {wb, we}) == model_runs(model, {wb, we}));
+            if (op % 500 == 0) REQUIRE(m.run_count() == model_runs(model, {0, size}).size());
+        }
+        // Make one chunk dense (a bitmap), check, and thin it out again.
+        alternate(m, chunk + 1, 2 * chunk - 1, &model);
+        REQUIRE(m.coalesced());
+        REQUIRE(runs_of(m, {0, size}) == model_runs(model, {0, size}));
+        for (page_index p = chunk + 1; p < 2 * chunk - 200; p += 16) {
+            REQUIRE(m.assign({p, p + 15}, false));
+            std::fill(model.begin() + std::ptrdiff_t(p), model.begin() + std::ptrdiff_t(p + 15), 0);
+        }
+        REQUIRE(m.coalesced());
+        REQUIRE(runs_of(m, {0, size}) == model_runs(model, {0, size}));
+        REQUIRE(m.run_count() == model_runs(model, {0, size}).size());
+        REQUIRE(m.assign({0, size}, true));
+        CHECK(m.run_count() == 1);
+        m.release_reservation();
+        CHECK(m.memory_bytes() == 0);
+        CHECK(st.live == 0);
+    }
+}
+
+TEST_CASE("a chunk goes from immediate to array to bitmap and back, and memory follows") {
+    alloc_state st;
+    bmap m(4 * chunk, false, bool_alloc(&st));
+    REQUIRE(m.assign({10, 11}, true));
+    m.release_reservation();
+    CHECK(m.memory_bytes() == 256);  // two boundaries: an immediate, in the top map's one leaf
+    CHECK(m.run_count() == 3);
+    REQUIRE(m.assign({20, 21}, true));
+    m.release_reservation();
+    CHECK(m.memory_bytes() > 256);  // four boundaries: an array block
+    CHECK(m.memory_bytes() < 512);
+    alternate(m, chunk, 2 * chunk);  // 2^16 - 1 boundaries in chunk 1
+    m.release_reservation();
+    CHECK(m.run_count() == 5 + chunk);
+    const std::size_t dense = m.memory_bytes();
+    CHECK(dense <= 8192 + 16 + 600 + 3 * 256);  // one bitmap, the array of chunk 0, top nodes
+    REQUIRE(m.assign({chunk, chunk + chunk / 2}, false));  // half the bitmap's boundaries go
+    m.release_reservation();
+    CHECK(m.memory_bytes() == dense);  // still a bitmap (32,767 boundaries)
+    REQUIRE(m.assign({chunk, 2 * chunk - 64}, false));  // 64 left: an array again
+    m.release_reservation();
+    CHECK(m.memory_bytes() < 2048);
+    CHECK(m.run_count() == 5 + 64);
+    REQUIRE(m.coalesced());
+    REQUIRE(m.assign({0, 4 * chunk}, false));
+    m.release_reservation();
+    CHECK(m.memory_bytes() == 0);
+    CHECK(st.live == 0);
+}
+
+TEST_CASE("every page alternating costs at most 1/8 byte per page") {
+    const page_index size = page_index{1} << 20;
+    range_map<shareability> m(size, shareability::shared);
+    for (page_index p = 1; p < size; p += 2) REQUIRE(m.assign({p, p + 1}, shareability::guest_only));
+    m.release_reservation();
+    CHECK(m.run_count() == size);
+    CHECK(m.coalesced());
+    CHECK(double(m.memory_bytes()) / double(size) <= 0.13);  // 16 bitmaps of 8 KiB + their top map
+    CHECK(m.at(12345) == shareability::guest_only);
+    CHECK(m.at(12346) == shareability::shared);
+    std::size_t n = 0;
+    for (auto r : m.runs({1000, 2000})) {
+        CHECK(r.range.size() == 1);
+        CHECK((r.value == shareability::guest_only) == (r.range.begin % 2 == 1));
+        ++n;
+    }
+    CHECK(n == 1000);
+}
+
+TEST_CASE("random runs cost about 2 bytes per boundary") {
+    const page_index size = page_index{1} << 28;
+    range_map<bool> m(size, false);
+    std::mt19937_64 rng(5);
+    for (int i = 0; i < 100000; ++i) {
+        const page_index b = rng() % (size - 8);
+        REQUIRE(m.assign({b, b + 1 + rng() % 8}, true));
+    }
+    m.release_reservation();
+    REQUIRE(m.coalesced());
+    const double per_run = double(m.memory_bytes()) / double(m.run_count());
+    CAPTURE(m.run_count());
+    CHECK(per_run < 4.0);
+}
+
+TEST_CASE("a sparse 2^64-page dense map against a std::map reference") {
+    constexpr page_index size = std::numeric_limits<page_index>::max();
+    std::mt19937_64 rng(9);
+    range_map<bool> m(size, false);
+    std::map<page_index, bool> ref{{0, false}};  // run starts
+    auto ref_at = [&](page_index p) { return std::prev(ref.upper_bound(p))->second; };
+    for (int op = 0; op < 4000; ++op) {
+        page_index b = rng() % size;
+        if (op % 7 == 0) b = size - 1 - rng() % 3;
+        if (op % 11 == 0) b = std::min(size - 1, (rng() % 5) * chunk - (rng() % 2));
+        const page_index len = op % 9 == 0 ? 1 + rng() % (size - b) : 1 + rng() % 200000;
+        const page_range r{b, b + std::min(len, size - b)};
+        const bool v = rng() & 1;
+        REQUIRE(m.assign(r, v));
+        const bool after = r.end < size ? ref_at(r.end) : false;
+        ref.erase(ref.lower_bound(r.begin), r.end < size ? ref.upper_bound(r.end) : ref.end());
+        ref[r.begin] = v;
+        if (r.end < size) ref[r.end] = after;
+        for (auto it = std::next(ref.begin()); it != ref.end();) it = std::prev(it)->second == it->second ? ref.erase(it) : std::next(it);
+        REQUIRE(m.run_count() == ref.size());
+        const page_index p = rng() % size;
+        REQUIRE(m.at(p) == ref_at(p));
+    }
+    REQUIRE(m.coalesced());
+    std::vector<run<bool>> expect;
+    for (auto it = ref.begin(); it != ref.end(); ++it) {
+        const auto nx = std::next(it);
+        expect.push_back({{it->first, nx == ref.end() ? size : nx->first}, it->second});
+    }
+    CHECK(runs_of(m, {0, size}) == expect);
+}
+
+TEST_CASE("out of memory at every allocation of a dense assign leaves the map unchanged") {
+    alloc_state st;
+    const bool_alloc a(&st);
+    bmap m(8 * chunk, false, a), same(8 * chunk, false, a);
+    for (bmap* x : {&m, &same}) {
+        alternate(*x, 3 * chunk + 2, 3 * chunk + 4098);   // an array of 4,096 boundaries: full
+        alternate(*x, 5 * chunk + 1, 6 * chunk);          // a bitmap
+        for (page_index p : {page_index{100}, 2 * chunk + 50, 4 * chunk + 70, 7 * chunk + 9})
+            REQUIRE(x->assign({p, p + 3}, true));  // immediates
+        x->release_reservation();
+    }
+    const page_range cases[] = {{3 * chunk + 10000, 3 * chunk + 10001},  // the array grows into a bitmap
+                                {5 * chunk + 8, 6 * chunk - 100},        // the bitmap thins to an array
+                                {chunk - 5, 7 * chunk + 3},              // two edge chunks, whole ones between
+                                {7, 8}};                                 // an immediate becomes an array
+    for (const page_range r : cases) {
+        CAPTURE(r.begin);
+        int failures = 0;
+        for (long k = 1;; ++k) {
+            const long live = st.live;
+            const std::size_t bytes = m.memory_bytes();
+            st.fail_at = st.calls + k;
+            status s = m.assign(r, k % 2 == 0);
+            st.fail_at = 0;
+            if (s) {
+                REQUIRE(same.assign(r, k % 2 == 0));
+                break;
+            }
+            ++failures;
+            CHECK(s.error().code() == errc::out_of_memory);
+            CHECK(s.error().page() == r.begin);
+            CHECK(st.live == live);
+            CHECK(m.memory_bytes() == bytes);
+            REQUIRE(m == same);
+        }
+        CHECK(failures >= 1);
+        REQUIRE(m.coalesced());
+        REQUIRE(m == same);
+    }
+}
+
+TEST_CASE("load builds the same dense map as the assigns, and a failed load changes nothing") {
+    alloc_state st;
+    const bool_alloc a(&st);
+    const page_index size = 6 * chunk + 77;
+    bmap src(size, false, a);
+    std::mt19937_64 rng(3);
+    for (int i = 0; i < 3000; ++i) {
+        const page_index b = rng() % size;
+        REQUIRE(src.assign({b, std::min(size, b + 1 + rng() % 40)}, rng() & 1));
+    }
+    alternate(src, 2 * chunk, 3 * chunk + 5);  // a bitmap
+    REQUIRE(src.assign({4 * chunk, 5 * chunk}, true));  // a whole uniform chunk
+    std::vector<std::pair<page_index, bool>> runs;
+    for (auto r : src.runs({0, size})) runs.push_back({r.range.size(), r.value});
+    int failures = 0;
+    for (long k = 1;; ++k) {
+        bmap dst(size, true, a);
+        REQUIRE(dst.assign({5, 9}, false));
+        const auto before = runs_of(dst, {0, size});
+        const long live = st.live;
+        std::size_t i = 0;
+        auto next = [&] { return runs[i++]; };
+        st.fail_at = st.calls + k;
+        status s = dst.load(runs.size(), next);
+        st.fail_at = 0;
+        if (s) {
+            CHECK(dst.coalesced());
+            CHECK(dst == src);
+            CHECK(dst.run_count() == src.run_count());
+            break;
+        }
+        ++failures;
+        CHECK(s.error().code() == errc::out_of_memory);
+        CHECK(st.live == live);
+        CHECK(runs_of(dst, {0, size}) == before);
+        CHECK(dst.coalesced());
+    }
+    CHECK(failures >= 3);
+}
+
+TEST_CASE("reserve_for makes a dense assign_reserved allocation-free, for either value") {
+    alloc_state st;
+    bmap m(4 * chunk, false, bool_alloc(&st));
+    std::mt19937 rng(11);
+    for (int i = 0; i < 40000; ++i) {
+        const page_index b = rng() % (4 * chunk - 300);
+        const page_range r{b, b + 1 + (i % 13 == 0 ? rng() % (4 * chunk - b - 1) : rng() % 3)};
+        REQUIRE(m.reserve_for(r));
+        const long calls = st.calls;
+        m.assign_reserved(r, rng() % 2);
+        REQUIRE(st.calls == calls);
+        if (i % 5 == 0) m.release_reservation();
+    }
+    CHECK(m.coalesced());
+    m.release_reservation();
+    m.assign_reserved({0, 4 * chunk}, true);  // the whole domain needs nothing
+    CHECK(m.run_count() == 1);
+    CHECK(m.memory_bytes() == 0);
+    CHECK(st.live == 0);
+}
