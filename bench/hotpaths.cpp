@@ -10,7 +10,8 @@
 // the macros do nothing and the program just runs the loop.
 //
 // Paths (same setups as bench/bench_range_map.cpp and bench_guest_memory.cpp):
-//   point_query   range_map<uint8_t>::at, 10^6 random runs over 2^28 pages
+//   point_query   range_map<bool>::at (the two-valued map guest_memory
+//                 keeps), 10^6 random runs over 2^28 pages
 //                 (bench/run_shapes.hpp, as BM_PointQuery/guestmem/1000000)
 //   convert_4k    guest_memory::convert of one 4 KiB page, alternating
 //                 guest_only / shared, 3 bound consumers, std::shared_mutex,
@@ -80,9 +81,9 @@ std::uint64_t point_query(std::size_t n) {
     constexpr page_index domain = page_index{1} << 28;
     constexpr std::size_t runs = 1000000;
     bench_support::run_shape shape = bench_support::random_run_shape(runs, domain);
-    range_map<std::uint8_t> m(domain, 0);
+    range_map<bool> m(domain, false);
     for (std::size_t i : shape.build_order)
-        if (!m.assign({shape.starts[i], shape.end_of(i)}, 1)) die("assign");
+        if (!m.assign({shape.starts[i], shape.end_of(i)}, true)) die("assign");
     if (m.run_count() != runs) die("runs");
     std::vector<page_index> pts(n);
     for (auto& p : pts) p = shape.rng() % domain;
