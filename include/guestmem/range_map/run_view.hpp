@@ -144,7 +144,7 @@ public:
         }
         begin_ = next_;
         bit_ = !bit_;
-        next_ = map_->next_boundary(begin_);
+        next_ = map_->next_boundary(begin_, clip_end_);
         return *this;
     }
     /// Move to the next run; returns the iterator as it was.
@@ -160,8 +160,9 @@ private:
     template <class, class>
     friend class run_view;
     run_iterator(const detail::dense_read* m, page_index begin, page_index clip_end) noexcept
-        : map_(m), begin_(begin), next_(m ? m->next_boundary(begin) : begin), clip_end_(clip_end),
-          bit_(m ? m->bit_at(begin) : false) {}
+        : map_(m), begin_(begin), next_(begin), clip_end_(clip_end) {
+        if (m) next_ = m->next_boundary(begin, clip_end, bit_);
+    }
 
     const detail::dense_read* map_ = nullptr;
     page_index begin_ = 0;

@@ -77,7 +77,15 @@ inline chunk_block* mutable_block_of(chunk_entry e) noexcept { return reinterpre
     const std::uint16_t* base = a;
     while (n > 1) {
         const std::uint32_t half = n / 2;
-        base = base[half - 1] <= x ? base + half : base;
+        // A conditional move, never a branch (GCC compiles `?:` here into a
+        // jump that mispredicts half the steps; see rm_search_step).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+        const std::uint16_t* moved = base + half;
+        const std::uint32_t key = base[half - 1];
+        __asm__("cmpl %[k], %[x]\n\tcmovaeq %[m], %[b]" : [b] "+r"(base) : [k] "r"(key), [x] "r"(x), [m] "r"(moved) : "cc");
+#else
+        base += half & (0u - static_cast<std::uint32_t>(base[half - 1] <= x));
+#endif
         n -= half;
     }
     return static_cast<std::uint32_t>(base - a) + (*base <= x);
@@ -169,19 +177,23 @@ inline void bitmap_fill(std::uint64_t* w, std::uint32_t lo, std::uint32_t hi, bo
     return (chunk_first(e) ^ chunk_boundaries(e)) & 1u;
 }
 
-/// Smallest boundary offset > off, or chunk_pages when there is none.
-[[nodiscard]] inline std::uint32_t chunk_next_boundary(chunk_entry e, std::uint32_t off) noexcept {
+/// Smallest boundary offset > off, or chunk_pages when there is none; and
+/// the value at off, from the same search.
+[[nodiscard]] inline std::uint32_t chunk_next_boundary(chunk_entry e, std::uint32_t off, bool& value) noexcept {
     if (is_immediate(e)) {
         const immediate im(e);
-        for (std::uint32_t i = 0; i < im.n; ++i)
-            if (im.off[i] > off) return im.off[i];
-        return chunk_pages;
+        std::uint32_t i = 0;
+        while (i < im.n && im.off[i] <= off) ++i;
+        value = (im.first ^ i) & 1u;
+        return i < im.n ? im.off[i] : chunk_pages;
     }
     const chunk_block* b = block_of(e);
     if (!b->bitmap()) {
         const std::uint32_t i = count_le(b->offsets(), b->count, off);
+        value = (b->first ^ i) & 1u;
         return i < b->count ? b->offsets()[i] : chunk_pages;
     }
+    value = (b->bits()[off / 64] >> (off % 64)) & 1u;
     const std::uint32_t q = off + 1;
     if (q >= chunk_pages) return chunk_pages;
     std::uint32_t i = q / 64;
@@ -218,28 +230,38 @@ void for_each_boundary(chunk_entry e, F&& f) noexcept {
 /// them stay before lo, `kept_above` stay after hi, and a boundary appears
 /// at lo and at hi when the neighbouring value differs from v.
 struct chunk_change {
-    std::uint32_t lo, hi;
-    std::uint32_t kept_below, kept_above;
-    bool at_lo[2], at_hi[2];  // indexed by v
+    std::uint32_t lo = 0, hi = 0;
+    std::uint32_t kept_below = 0, kept_above = 0;
+    bool at_lo[2] = {}, at_hi[2] = {};  // indexed by v
 
     [[nodiscard]] std::uint32_t after(bool v) const noexcept { return kept_below + kept_above + at_lo[v] + at_hi[v]; }
     [[nodiscard]] std::uint32_t most() const noexcept { return after(false) > after(true) ? after(false) : after(true); }
 
+    /// For a bitmap, kept_below is 0 and kept_above counts every kept
+    /// boundary (only their sum is used): O(hi - lo) instead of O(chunk).
+    chunk_change() = default;
     chunk_change(chunk_entry e, std::uint32_t lo_, std::uint32_t hi_) noexcept : lo(lo_), hi(hi_) {
         const std::uint32_t n = chunk_boundaries(e);
+        bool before = false, after_v = false;
         if (!is_immediate(e) && block_of(e)->bitmap()) {
-            const std::uint32_t inside = bitmap_boundaries_in(block_of(e)->bits(), lo ? lo : 1,
-                                                              hi < chunk_pages ? hi : chunk_pages - 1);
-            kept_below = lo ? bitmap_boundaries_in(block_of(e)->bits(), 1, lo - 1) : 0;
-            kept_above = n - inside - kept_below;
+            const std::uint64_t* w = block_of(e)->bits();
+            kept_below = 0;
+            kept_above = n - bitmap_boundaries_in(w, lo ? lo : 1, hi < chunk_pages ? hi : chunk_pages - 1);
+            if (lo) before = (w[(lo - 1) / 64] >> ((lo - 1) % 64)) & 1u;
+            if (hi < chunk_pages) after_v = (w[hi / 64] >> (hi % 64)) & 1u;
         } else {
             const immediate im(e);
+            const bool first = chunk_first(e);
             const std::uint16_t* o = is_immediate(e) ? im.off : block_of(e)->offsets();
             kept_below = lo ? count_le(o, n, lo - 1) : 0;
-            kept_above = hi < chunk_pages ? n - count_le(o, n, hi) : 0;
+            // The boundaries in [lo, hi] are the ones the assign removes:
+            // step over them rather than search again (O(runs removed)).
+            std::uint32_t upto_hi = kept_below;
+            while (upto_hi < n && o[upto_hi] <= hi) ++upto_hi;
+            kept_above = n - upto_hi;
+            before = (first ^ kept_below) & 1u;  // the value flips at each boundary
+            after_v = (first ^ upto_hi) & 1u;
         }
-        const bool before = lo ? chunk_value(e, lo - 1) : false;
-        const bool after_v = hi < chunk_pages ? chunk_value(e, hi) : false;
         for (int v = 0; v < 2; ++v) {
             at_lo[v] = lo > 0 && before != bool(v);
             at_hi[v] = hi < chunk_pages && after_v != bool(v);

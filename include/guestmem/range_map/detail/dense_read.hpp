@@ -14,8 +14,20 @@
 
 namespace guestmem::detail {
 
-/// What a reader of a dense map needs: its top map, its size in pages and
-/// its run count. A base of dense_runs; run iterators point to it.
+/// Chunks needed to cover `size` pages.
+constexpr page_index chunks_of(page_index size) noexcept {
+    return (size >> chunk_shift) + ((size & (chunk_pages - 1)) != 0);
+}
+
+/// Up to this many chunks (2^16 chunks: 4 TiB of 4 KiB pages, a 512 KiB
+/// array) the top map is a direct array of entries, one per chunk: O(1)
+/// to find a chunk. Above it, a coalesced run tree (O(log top runs), and
+/// O(runs) memory however large the domain).
+inline constexpr page_index direct_top_chunks = page_index{1} << 16;
+
+/// What a reader of a dense map needs: its top map (direct array or run
+/// tree), its size in pages and its run count. A base of dense_runs; run
+/// iterators point to it.
 struct dense_read {
     using top_base = run_tree_base<chunk_entry>;
 
@@ -25,22 +37,35 @@ struct dense_read {
 
     /// Bit of page p. Precondition: p < size().
     [[nodiscard, gnu::always_inline]] bool bit_at(page_index p) const noexcept {
-        if (runs_ == 1) return (top().single() >> 1) & 1u;
-        return chunk_value(top().at(p >> chunk_shift), std::uint32_t(p) & (chunk_pages - 1));
+        if (runs_ == 1) return single_bit_;
+        return chunk_value(entry(p >> chunk_shift), std::uint32_t(p) & (chunk_pages - 1));
     }
 
     /// Smallest q > p where the value changes (page q differs from q-1),
-    /// or size() when none does. O(log chunks) to find the chunk, then the
-    /// chunk's own search; skips a run of uniform chunks in one step.
-    [[nodiscard]] page_index next_boundary(page_index p) const noexcept {
-        if (runs_ == 1) return size_;
+    /// or size() when none does; `limit` when there is none below it (the
+    /// caller does not care past its window). O(1) (direct top) or O(log
+    /// chunks) to find the chunk, then the chunk's own search; a tree top
+    /// skips a run of uniform chunks in one step.
+    [[nodiscard]] page_index next_boundary(page_index p, page_index limit = ~page_index{0}) const noexcept {
+        bool bit;
+        return next_boundary(p, limit, bit);
+    }
+
+    /// next_boundary(p, limit), and the bit of page p from the same search.
+    [[nodiscard]] page_index next_boundary(page_index p, page_index limit, bool& bit) const noexcept {
+        if (runs_ == 1) {
+            bit = single_bit_;
+            return size_;
+        }
         page_index c = p >> chunk_shift;
-        std::uint32_t off = std::uint32_t(p) & (chunk_pages - 1);
+        const std::uint32_t off = std::uint32_t(p) & (chunk_pages - 1);
         page_index run_end;
-        chunk_entry e = top().at(c, run_end);
-        const page_index chunks = top().size();
+        chunk_entry e = entry(c, run_end);
+        const page_index chunks = chunks_;
+        bool at_p;
+        std::uint32_t q = chunk_next_boundary(e, off, at_p);
+        bit = at_p;
         for (;;) {
-            const std::uint32_t q = chunk_next_boundary(e, off);
             if (q < chunk_pages) {
                 const page_index at = (c << chunk_shift) + q;
                 return at < size_ ? at : size_;
@@ -49,34 +74,52 @@ struct dense_read {
             // differently from how this one ends (a uniform top run is all
             // one value: skip it whole).
             const bool last = chunk_last(e);
-            const page_index next = chunk_boundaries(e) == 0 ? run_end : c + 1;
+            page_index next = chunk_boundaries(e) == 0 ? run_end : c + 1;
+            if (dir_) {  // a direct top: skip the uniform chunks of our value in a tight loop
+                const chunk_entry same = uniform_entry(last);
+                const page_index stop = (limit >> chunk_shift) + 1 < chunks ? (limit >> chunk_shift) + 1 : chunks;
+                while (next < stop && dir_[next] == same) ++next;
+            }
             if (next >= chunks) return size_;
-            if (next >= run_end) e = top().at(next, run_end);
+            if ((next << chunk_shift) >= limit) return limit;
+            if (next >= run_end) e = entry(next, run_end);
             c = next;
-            off = 0;
             if (chunk_first(e) != last) return c << chunk_shift;
+            q = chunk_next_boundary(e, 0, at_p);
         }
     }
 
     /// Boundaries q with lo < q < hi.
     [[nodiscard]] std::size_t boundaries_between(page_index lo, page_index hi) const noexcept {
         std::size_t n = 0;
-        for (page_index q = next_boundary(lo); q < hi; q = next_boundary(q)) ++n;
+        for (page_index q = next_boundary(lo, hi); q < hi; q = next_boundary(q, hi)) ++n;
         return n;
     }
 
 protected:
-    dense_read(const top_base* top, page_index size) noexcept : top_(top), size_(size) {}
+    dense_read(const top_base* top, page_index size, bool initial) noexcept
+        : top_(top), size_(size), chunks_(chunks_of(size)), single_bit_(initial) {}
     [[nodiscard]] const top_base& top() const noexcept { return *top_; }
 
-    const top_base* top_;  // the derived map's top tree (re-pointed when the map moves)
-    page_index size_;
-    std::size_t runs_ = 1;
-};
+    /// Entry of chunk c (precondition: more than one run).
+    [[nodiscard, gnu::always_inline]] chunk_entry entry(page_index c) const noexcept {
+        return dir_ ? dir_[c] : top().at(c);
+    }
+    /// Entry of chunk c and the end of its top run.
+    [[nodiscard]] chunk_entry entry(page_index c, page_index& run_end) const noexcept {
+        if (dir_) {
+            run_end = c + 1;
+            return dir_[c];
+        }
+        return top().at(c, run_end);
+    }
 
-/// Chunks needed to cover `size` pages.
-constexpr page_index chunks_of(page_index size) noexcept {
-    return (size >> chunk_shift) + ((size & (chunk_pages - 1)) != 0);
-}
+    const top_base* top_;          // the derived map's top tree (re-pointed when the map moves)
+    chunk_entry* dir_ = nullptr;   // the direct top, when in use and allocated
+    page_index size_;
+    page_index chunks_;
+    std::size_t runs_ = 1;
+    bool single_bit_;              // the value while runs_ == 1
+};
 
 } // namespace guestmem::detail

@@ -60,36 +60,41 @@ class dense_runs : public dense_read {
     struct pending {
         chunk_entry entry = 0;
         chunk_block* fresh = nullptr;
+        chunk_change change;
     };
 
 public:
     dense_runs(page_index size, Value initial, const Allocator& a) noexcept
-        : dense_read(&top_, size), top_(chunks_of(size), uniform_entry(tv::bit(initial)), a), words_(a) {}
+        : dense_read(&top_, size, tv::bit(initial)), top_(chunks_of(size), uniform_entry(tv::bit(initial)), a),
+          words_(a), direct_(chunks_of(size) <= direct_top_chunks) {}
     dense_runs(dense_runs&& o) noexcept
-        : dense_read(&top_, o.size_), top_(static_cast<top_tree&&>(o.top_)), words_(o.words_),
-          block_words_(o.block_words_) {
+        : dense_read(&top_, o.size_, o.single_bit_), top_(static_cast<top_tree&&>(o.top_)), words_(o.words_),
+          direct_(o.direct_), block_words_(o.block_words_) {
         runs_ = o.runs_;
+        dir_ = o.dir_;
         for (unsigned k = 0; k < 2; ++k) pending_[k] = o.pending_[k];
-        o.top_.reset(uniform_entry(false));  // o's blocks are ours now
+        o.top_.reset(uniform_entry(false));  // o's blocks and directory are ours now
+        o.dir_ = nullptr;
         o.runs_ = 1;
         o.block_words_ = 0;
         o.pending_[0] = o.pending_[1] = pending{};
     }
     ~dense_runs() {
-        release();
-        free_blocks(0, top_.size());
+        release_pending();
+        free_blocks(0, chunks_);
+        free_dir();
     }
 
     // ---- read side ------------------------------------------------------
 
     [[nodiscard, gnu::always_inline]] Value at(page_index p) const noexcept { return tv::value(bit_at(p)); }
-    [[nodiscard]] Value single() const noexcept { return tv::value((top_.single() >> 1) & 1u); }
+    [[nodiscard]] Value single() const noexcept { return tv::value(single_bit_); }
     /// Top-map nodes, chunk blocks and reserved blocks, in bytes.
     [[nodiscard]] std::size_t memory_bytes() const noexcept {
         std::size_t w = block_words_;
         for (const pending& p : pending_)
             if (p.fresh) w += p.fresh->words;
-        return top_.memory_bytes() + w * 8;
+        return top_.memory_bytes() + w * 8 + (dir_ ? chunks_ * 8 : 0);
     }
 
     /// Structural check: a valid top map of canonical chunks, no boundary
@@ -99,9 +104,10 @@ public:
         if (pending_[0].fresh || pending_[1].fresh) return false;
         std::size_t boundaries = 0, words = 0;
         bool ok = true, have_prev = false, prev_last = false;
-        const std::uint32_t last_len = std::uint32_t(size_ - ((top_.size() - 1) << chunk_shift));
-        for_each_top_run(0, top_.size(), [&](page_index c0, page_index c1, chunk_entry e) {
-            if (!chunk_ok(e, c1 == top_.size() ? last_len : chunk_pages)) ok = false;
+        if (direct_ && !top_.one_run()) return false;  // the tree top stays unused
+        const std::uint32_t last_len = std::uint32_t(size_ - ((chunks_ - 1) << chunk_shift));
+        for_each_top_run(0, chunks_, [&](page_index c0, page_index c1, chunk_entry e) {
+            if (!chunk_ok(e, c1 == chunks_ ? last_len : chunk_pages)) ok = false;
             if (!is_immediate(e)) {
                 if (c1 - c0 != 1) ok = false;  // a block belongs to one chunk
                 words += block_of(e)->words;
@@ -113,7 +119,9 @@ public:
             have_prev = true;
             prev_last = chunk_last(e);
         });
-        return ok && words == block_words_ && runs_ == boundaries + 1 && (runs_ > 1 || top_.one_run());
+        if (runs_ == 1 && single_bit_ != chunk_first(top_at(0))) return false;
+        return ok && words == block_words_ && runs_ == boundaries + 1 &&
+               (runs_ > 1 || top_.one_run() || direct_) && (!direct_ || runs_ == 1 || dir_);
     }
 
     // ---- write side -------------------------------------------------------
@@ -124,9 +132,10 @@ public:
         release_pending();
         const parts P = split(b, e);
         for (unsigned k = 0; k < P.n; ++k) {
-            const chunk_entry old = top_.at(P.chunk[k]);
+            const chunk_entry old = top_at(P.chunk[k]);
             pending_[k].entry = old;
-            const std::uint32_t most = chunk_change(old, P.lo[k], P.hi[k]).most();
+            pending_[k].change = chunk_change(old, P.lo[k], P.hi[k]);
+            const std::uint32_t most = pending_[k].change.most();
             const block_need need = block_words_for(old, most);
             if (need.words == 0) continue;
             chunk_block* blk = allocate_block(need);
@@ -136,7 +145,7 @@ public:
             }
             pending_[k].fresh = blk;
         }
-        if (!top_.reserve(P.n + (P.full_lo < P.full_hi))) {
+        if (direct_ ? !make_dir() : !top_.reserve(P.n + (P.full_lo < P.full_hi))) {
             release_pending();
             return false;
         }
@@ -147,7 +156,10 @@ public:
     /// the top map's spare nodes.
     void release() noexcept {
         release_pending();
-        top_.release();
+        if (!direct_)
+            top_.release();
+        else if (runs_ == 1)
+            free_dir();
     }
 
     /// Give back the chunk blocks reserve() took and commit_assign() did not use.
@@ -168,9 +180,10 @@ public:
             // boundaries change.
             const chunk_entry old = pending_[0].entry;
             const std::size_t before = chunk_boundaries(old);
-            const chunk_entry now = rewrite(pending_[0], P.lo[0], P.hi[0], v);
+            const chunk_entry now = rewrite(pending_[0], v);
             runs_ = runs_ - before + chunk_boundaries(now);
-            if (now != old) top_.commit_assign(P.chunk[0], P.chunk[0] + 1, now);
+            if (now != old) set_top(P.chunk[0], P.chunk[0] + 1, now, true);
+            if (runs_ == 1) single_bit_ = chunk_first(now);
             release_pending();
             return;
         }
@@ -178,17 +191,18 @@ public:
         const std::size_t before = boundaries_between(wlo, whi);
         if (P.full_lo < P.full_hi) {
             free_blocks(P.full_lo, P.full_hi);
-            top_.commit_assign(P.full_lo, P.full_hi, uniform_entry(v), false);
+            set_top(P.full_lo, P.full_hi, uniform_entry(v), false);
         }
         for (unsigned k = 0; k < P.n; ++k) {
-            const chunk_entry now = rewrite(pending_[k], P.lo[k], P.hi[k], v);
-            if (now != pending_[k].entry) top_.commit_assign(P.chunk[k], P.chunk[k] + 1, now, false);
+            const chunk_entry now = rewrite(pending_[k], v);
+            if (now != pending_[k].entry) set_top(P.chunk[k], P.chunk[k] + 1, now, false);
         }
-        top_.trim_pool();
+        if (!direct_) top_.trim_pool();
         release_pending();
         const std::size_t old = runs_;
         runs_ = 2;  // read the new structure, not the one-run shortcut
         runs_ = old - before + boundaries_between(wlo, whi);
+        if (runs_ == 1) single_bit_ = chunk_first(top_at(0));
     }
 
     /// Replace every run with the n runs next() yields as (length, value).
@@ -199,10 +213,12 @@ public:
         if (n == 1) {
             const auto r = next();
             release_pending();
-            free_blocks(0, top_.size());
+            free_blocks(0, chunks_);
+            free_dir();
             top_.reset(uniform_entry(tv::bit(r.second)));
             top_.release();  // one run holds no node, spare ones included
             runs_ = 1;
+            single_bit_ = tv::bit(r.second);
             block_words_ = 0;
             return true;
         }
@@ -213,10 +229,13 @@ public:
         word_traits::deallocate(words_, scratch, chunk_pages / 4);
         if (!ok) return false;
         release_pending();
-        free_blocks(0, top_.size());
+        free_blocks(0, chunks_);
+        free_dir();
         top_.~top_tree();
         ::new (static_cast<void*>(&top_)) top_tree(static_cast<top_tree&&>(fresh.top_));
         fresh.top_.reset(uniform_entry(false));
+        dir_ = fresh.dir_;
+        fresh.dir_ = nullptr;
         runs_ = fresh.runs_;
         block_words_ = fresh.block_words_;
         fresh.block_words_ = 0;
@@ -274,9 +293,10 @@ private:
 
     /// The chunk's new entry after [lo, hi) := v, written in place, into the
     /// reserved block, or as an immediate; frees the block it replaces.
-    chunk_entry rewrite(pending& p, std::uint32_t lo, std::uint32_t hi, bool v) noexcept {
+    chunk_entry rewrite(pending& p, bool v) noexcept {
         const chunk_entry old = p.entry;
-        const chunk_change c(old, lo, hi);
+        const chunk_change& c = p.change;
+        const std::uint32_t lo = c.lo, hi = c.hi;
         const std::uint32_t count = c.after(v);
         const bool first = lo == 0 ? v : chunk_first(old);
         chunk_block* ob = is_immediate(old) ? nullptr : mutable_block_of(old);
@@ -322,6 +342,11 @@ private:
     /// clipped to it.
     template <class F>
     void for_each_top_run(page_index lo, page_index hi, F&& f) const noexcept {
+        if (direct_) {
+            if (dir_ == nullptr) return f(lo, hi, uniform_entry(single_bit_));
+            for (page_index c = lo; c < hi; ++c) f(c, c + 1, dir_[c]);
+            return;
+        }
         page_index c = lo;
         while (c < hi) {
             page_index end;
@@ -358,12 +383,14 @@ private:
         bool cur = tv::bit(r0.second);
         page_index pos = r0.first;
         top_.reset(uniform_entry(cur));
+        single_bit_ = cur;
+        if (direct_ && !make_dir()) return false;
         page_index chunk = 0;
         bool first = cur;
         std::uint32_t k = 0;
         auto put = [&](page_index lo, page_index hi, chunk_entry e) {
-            if (!top_.reserve()) return false;
-            top_.commit_assign(lo, hi, e);
+            if (!direct_ && !top_.reserve()) return false;
+            set_top(lo, hi, e, true);
             return true;
         };
         auto finish = [&]() -> bool {
@@ -409,7 +436,7 @@ private:
             pos += r.first;
         }
         if (!finish()) return false;
-        if (chunk + 1 < top_.size() && !put(chunk + 1, top_.size(), uniform_entry(cur))) return false;
+        if (chunk + 1 < chunks_ && !put(chunk + 1, chunks_, uniform_entry(cur))) return false;
         runs_ = n;
         return true;
     }
@@ -440,8 +467,35 @@ private:
         return n > immediate_max && n <= to_bitmap_above && n <= b->capacity && b->capacity == (b->words - header_words) * 4;
     }
 
+    /// Entry of chunk c, whatever the top's form.
+    [[nodiscard]] chunk_entry top_at(page_index c) const noexcept {
+        if (!direct_) return top_.at(c);
+        return dir_ ? dir_[c] : uniform_entry(single_bit_);
+    }
+    /// Chunks [lo, hi) := e (the direct top must exist).
+    void set_top(page_index lo, page_index hi, chunk_entry e, bool trim) noexcept {
+        if (direct_) {
+            for (page_index c = lo; c < hi; ++c) dir_[c] = e;
+        } else {
+            top_.commit_assign(lo, hi, e, trim);
+        }
+    }
+    /// Allocate the direct top (every chunk uniform) unless it exists.
+    [[nodiscard]] bool make_dir() noexcept {
+        if (dir_) return true;
+        dir_ = word_traits::allocate(words_, chunks_);
+        if (dir_ == nullptr) return false;
+        for (page_index c = 0; c < chunks_; ++c) dir_[c] = uniform_entry(single_bit_);
+        return true;
+    }
+    void free_dir() noexcept {
+        if (dir_) word_traits::deallocate(words_, dir_, chunks_);
+        dir_ = nullptr;
+    }
+
     top_tree top_;
     [[no_unique_address]] word_alloc words_;
+    bool direct_;  // the top is a direct array (chunks_ <= direct_top_chunks)
     std::size_t block_words_ = 0;  // words held by chunk blocks (reserved ones apart)
     pending pending_[2];
 };
