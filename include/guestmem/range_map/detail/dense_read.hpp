@@ -62,9 +62,20 @@ struct dense_read {
         page_index run_end;
         chunk_entry e = entry(c, run_end);
         const page_index chunks = chunks_;
+        if ((e | 2u) == uniform_entry(true) && dir_) {  // a uniform chunk: skip it and its likes
+            bit = (e >> 1) & 1u;
+            const page_index stop = (limit >> chunk_shift) + 1 < chunks ? (limit >> chunk_shift) + 1 : chunks;
+            page_index next = c + 1;
+            while (next < stop && dir_[next] == e) ++next;
+            if (next >= chunks) return size_;
+            if ((next << chunk_shift) >= limit) return limit;
+            c = next;
+            e = dir_[c];
+            if (chunk_first(e) != bit) return c << chunk_shift;
+        }
         bool at_p;
-        std::uint32_t q = chunk_next_boundary(e, off, at_p);
-        bit = at_p;
+        std::uint32_t q = chunk_next_boundary(e, c << chunk_shift == (p & ~page_index{chunk_pages - 1}) ? off : 0, at_p);
+        if (c << chunk_shift == (p & ~page_index{chunk_pages - 1})) bit = at_p;
         for (;;) {
             if (q < chunk_pages) {
                 const page_index at = (c << chunk_shift) + q;

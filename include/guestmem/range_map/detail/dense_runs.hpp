@@ -189,6 +189,9 @@ public:
         }
         const page_index wlo = b ? b - 1 : 0, whi = e < size_ ? e + 1 : size_;
         const std::size_t before = boundaries_between(wlo, whi);
+        // After the change the window [b-1, e+1) holds at most two
+        // boundaries: at b and at e, where a neighbour differs from v.
+        const std::size_t after = (b > 0 && bit_at(b - 1) != v) + (e < size_ && bit_at(e) != v);
         if (P.full_lo < P.full_hi) {
             free_blocks(P.full_lo, P.full_hi);
             set_top(P.full_lo, P.full_hi, uniform_entry(v), false);
@@ -199,9 +202,7 @@ public:
         }
         if (!direct_) top_.trim_pool();
         release_pending();
-        const std::size_t old = runs_;
-        runs_ = 2;  // read the new structure, not the one-run shortcut
-        runs_ = old - before + boundaries_between(wlo, whi);
+        runs_ = runs_ - before + after;
         if (runs_ == 1) single_bit_ = chunk_first(top_at(0));
     }
 
