@@ -224,7 +224,9 @@ TEST_CASE("out of memory at every allocation of a dense assign leaves the map un
                             {{5 * chunk + 8, 6 * chunk - 100}, true},        // the bitmap thins to an array
                             {{chunk - 5, 7 * chunk + 3}, false},             // edge chunks stay immediates
                             {{7, 8}, true}};                                 // an immediate becomes an array
-    for (const auto& [r, allocates] : cases) {
+    for (const change& ch : cases) {  // (clang 14 cannot capture structured bindings in CAPTURE)
+        const page_range r = ch.r;
+        const bool allocates = ch.allocates;
         CAPTURE(r.begin);
         int failures = 0;
         for (long k = 1;; ++k) {

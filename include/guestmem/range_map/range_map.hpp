@@ -184,6 +184,12 @@ public:
     /// Precondition: r valid (check_range). O(log runs + runs in r).
     [[nodiscard]] page_index find_first_not(page_range r, Value v) const noexcept {
         if (tree_.one_run()) return tree_.single() == v ? no_page : r.begin;  // one run: no walk
+        if constexpr (dense) {  // two values: the first page, else the first boundary in r
+            bool first = false;
+            const page_index q = tree_.next_boundary(r.begin, r.end, first);
+            if (!(two_valued<Value>::value(first) == v)) return r.begin;
+            return q < r.end ? q : no_page;
+        }
         for (const run<Value>& x : runs(r))
             if (!(x.value == v)) return x.range.begin;
         return no_page;

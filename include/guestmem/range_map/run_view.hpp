@@ -115,7 +115,8 @@ private:
 
 /// The run iterator of a two-valued map (the dense layout): it stands on a
 /// run and knows where the next boundary is; the value flips at each one.
-/// Same contract as the generic iterator above.
+/// Same contract as the generic iterator above; ++ is O(1) while the next
+/// boundary is in the same array chunk.
 template <class Value>
 class run_iterator<Value, true> {
     using tv = two_valued<Value>;
@@ -144,7 +145,7 @@ public:
         }
         begin_ = next_;
         bit_ = !bit_;
-        next_ = map_->next_boundary(begin_, clip_end_);
+        next_ = map_->step(begin_, clip_end_, cursor_);
         return *this;
     }
     /// Move to the next run; returns the iterator as it was.
@@ -161,13 +162,14 @@ private:
     friend class run_view;
     run_iterator(const detail::dense_read* m, page_index begin, page_index clip_end) noexcept
         : map_(m), begin_(begin), next_(begin), clip_end_(clip_end) {
-        if (m) next_ = m->next_boundary(begin, clip_end, bit_);
+        if (m) next_ = m->next_boundary(begin, clip_end, bit_, &cursor_);
     }
 
     const detail::dense_read* map_ = nullptr;
     page_index begin_ = 0;
     page_index next_ = 0;  // unclipped end of the current run
     page_index clip_end_ = 0;
+    detail::dense_cursor cursor_;  // the rest of the current array chunk's boundaries
     bool bit_ = false;
 };
 

@@ -178,8 +178,12 @@ inline void bitmap_fill(std::uint64_t* w, std::uint32_t lo, std::uint32_t hi, bo
 }
 
 /// Smallest boundary offset > off, or chunk_pages when there is none; and
-/// the value at off, from the same search.
-[[nodiscard]] inline std::uint32_t chunk_next_boundary(chunk_entry e, std::uint32_t off, bool& value) noexcept {
+/// the value at off, from the same search. For an array chunk, *at (when
+/// given) points to the boundary returned, so a caller can step to the
+/// next ones without searching; otherwise it is set to null.
+[[nodiscard]] inline std::uint32_t chunk_next_boundary(chunk_entry e, std::uint32_t off, bool& value,
+                                                       const std::uint16_t** at = nullptr) noexcept {
+    if (at) *at = nullptr;
     if (is_immediate(e)) {
         const immediate im(e);
         std::uint32_t i = 0;
@@ -191,7 +195,9 @@ inline void bitmap_fill(std::uint64_t* w, std::uint32_t lo, std::uint32_t hi, bo
     if (!b->bitmap()) {
         const std::uint32_t i = count_le(b->offsets(), b->count, off);
         value = (b->first ^ i) & 1u;
-        return i < b->count ? b->offsets()[i] : chunk_pages;
+        if (i >= b->count) return chunk_pages;
+        if (at) *at = b->offsets() + i;
+        return b->offsets()[i];
     }
     value = (b->bits()[off / 64] >> (off % 64)) & 1u;
     const std::uint32_t q = off + 1;

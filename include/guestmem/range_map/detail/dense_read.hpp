@@ -25,6 +25,14 @@ constexpr page_index chunks_of(page_index size) noexcept {
 /// O(runs) memory however large the domain).
 inline constexpr page_index direct_top_chunks = page_index{1} << 16;
 
+/// Where a walk over the boundaries stands inside an array chunk: the next
+/// boundaries of that chunk, so stepping to them needs no search.
+struct dense_cursor {
+    const std::uint16_t* next = nullptr;  // the chunk's next boundary offset
+    const std::uint16_t* end = nullptr;   // past its last
+    page_index base = 0;                  // the chunk's first page
+};
+
 /// What a reader of a dense map needs: its top map (direct array or run
 /// tree), its size in pages and its run count. A base of dense_runs; run
 /// iterators point to it.
@@ -51,8 +59,11 @@ struct dense_read {
         return next_boundary(p, limit, bit);
     }
 
-    /// next_boundary(p, limit), and the bit of page p from the same search.
-    [[nodiscard]] page_index next_boundary(page_index p, page_index limit, bool& bit) const noexcept {
+    /// next_boundary(p, limit), and the bit of page p from the same search;
+    /// with a cursor, also where the walk stands (see dense_cursor).
+    [[nodiscard]] page_index next_boundary(page_index p, page_index limit, bool& bit,
+                                           dense_cursor* cursor = nullptr) const noexcept {
+        if (cursor) cursor->next = cursor->end = nullptr;
         if (runs_ == 1) {
             bit = single_bit_;
             return size_;
@@ -74,11 +85,18 @@ struct dense_read {
             if (chunk_first(e) != bit) return c << chunk_shift;
         }
         bool at_p;
-        std::uint32_t q = chunk_next_boundary(e, c << chunk_shift == (p & ~page_index{chunk_pages - 1}) ? off : 0, at_p);
+        const std::uint16_t* pos;
+        std::uint32_t q =
+            chunk_next_boundary(e, c << chunk_shift == (p & ~page_index{chunk_pages - 1}) ? off : 0, at_p, &pos);
         if (c << chunk_shift == (p & ~page_index{chunk_pages - 1})) bit = at_p;
         for (;;) {
             if (q < chunk_pages) {
                 const page_index at = (c << chunk_shift) + q;
+                if (cursor && pos) {
+                    cursor->next = pos + 1;
+                    cursor->end = block_of(e)->offsets() + block_of(e)->count;
+                    cursor->base = c << chunk_shift;
+                }
                 return at < size_ ? at : size_;
             }
             // No boundary left in chunk c: on to the next chunk that starts
@@ -96,14 +114,24 @@ struct dense_read {
             if (next >= run_end) e = entry(next, run_end);
             c = next;
             if (chunk_first(e) != last) return c << chunk_shift;
-            q = chunk_next_boundary(e, 0, at_p);
+            q = chunk_next_boundary(e, 0, at_p, &pos);
         }
+    }
+
+    /// The boundary after the one a walk stands on: from the cursor when it
+    /// has one left in its chunk (O(1)), else by next_boundary.
+    [[nodiscard]] page_index step(page_index p, page_index limit, dense_cursor& cursor) const noexcept {
+        if (cursor.next != cursor.end) return cursor.base + *cursor.next++;
+        bool bit;
+        return next_boundary(p, limit, bit, &cursor);
     }
 
     /// Boundaries q with lo < q < hi.
     [[nodiscard]] std::size_t boundaries_between(page_index lo, page_index hi) const noexcept {
         std::size_t n = 0;
-        for (page_index q = next_boundary(lo, hi); q < hi; q = next_boundary(q, hi)) ++n;
+        dense_cursor cur;
+        bool bit;
+        for (page_index q = next_boundary(lo, hi, bit, &cur); q < hi; q = step(q, hi, cur)) ++n;
         return n;
     }
 

@@ -166,7 +166,7 @@ public:
     void release_pending() noexcept {
         for (pending& p : pending_) {
             if (p.fresh) deallocate_block(p.fresh);
-            p = pending{};
+            p.fresh = nullptr;  // entry and change are rewritten by the next reserve
         }
     }
 
@@ -188,6 +188,11 @@ public:
             return;
         }
         const page_index wlo = b ? b - 1 : 0, whi = e < size_ ? e + 1 : size_;
+        if (direct_ && P.n == 0) {  // whole chunks of a direct top: count as we go
+            whole_chunks(P.full_lo, P.full_hi, v);
+            release_pending();
+            return;
+        }
         const std::size_t before = boundaries_between(wlo, whi);
         // After the change the window [b-1, e+1) holds at most two
         // boundaries: at b and at e, where a neighbour differs from v.
@@ -204,6 +209,31 @@ public:
         release_pending();
         runs_ = runs_ - before + after;
         if (runs_ == 1) single_bit_ = chunk_first(top_at(0));
+    }
+
+    /// [lo, hi) := v for whole chunks of a direct top: one pass that counts
+    /// the boundaries it removes (at lo's start, inside, at hi's start) and
+    /// frees the blocks, then the two neighbours say what is left.
+    void whole_chunks(page_index lo, page_index hi, bool v) noexcept {
+        std::size_t before = 0;
+        bool prev = lo > 0 && chunk_last(dir_[lo - 1]);
+        for (page_index c = lo; c < hi; ++c) {
+            const chunk_entry e = dir_[c];
+            if ((e | 2u) == uniform_entry(true)) {  // uniform: the common case, no boundary inside
+                const bool u = (e >> 1) & 1u;
+                before += c > 0 && u != prev;
+                prev = u;
+            } else {
+                before += (c > 0 && chunk_first(e) != prev) + chunk_boundaries(e);
+                prev = chunk_last(e);
+                if (!is_immediate(e)) free_block(mutable_block_of(e));
+            }
+            dir_[c] = uniform_entry(v);
+        }
+        if (hi < chunks_ && chunk_first(dir_[hi]) != prev) ++before;
+        const std::size_t after = (lo > 0 && chunk_last(dir_[lo - 1]) != v) + (hi < chunks_ && chunk_first(dir_[hi]) != v);
+        runs_ = runs_ - before + after;
+        if (runs_ == 1) single_bit_ = v;
     }
 
     /// Replace every run with the n runs next() yields as (length, value).
