@@ -1,22 +1,25 @@
 // guestmem/range_map/detail/dense_runs.hpp — the dense layout of a range map
 // whose Value has two values (two_valued.hpp): only run boundaries are
-// stored. The domain is cut into chunks of 2^16 pages; a top map (a
-// coalesced run tree, run_tree.hpp) maps chunk index -> chunk entry, and a
-// chunk is an immediate, an array of 16-bit offsets or a bitmap
-// (chunk.hpp). Runs of uniform chunks are one top run, so a sparse map over
-// a 2^64-page domain costs O(runs), and a dense one at most 1/8 byte per
-// page plus its top map.
+// stored. The domain is cut into chunks of 2^16 pages, and a chunk is an
+// immediate, an array of 16-bit offsets or a bitmap (chunk.hpp). The top
+// maps chunk index -> chunk entry:
+//  - up to 2^16 chunks (4 TiB), a direct array, 8 bytes per chunk, taken
+//    by the first reserve that needs it and given back by release() once
+//    the map is one run again;
+//  - above that, a coalesced run tree (run_tree.hpp): runs of equal chunks
+//    are one top run, so a sparse map over a 2^64-page domain costs O(runs).
+// A dense chunk never costs more than 1/8 byte per page.
 //
-// Costs: at() O(log chunks + log boundaries of one chunk); assign()
-// O(log chunks + boundaries of the (at most two) partly covered chunks +
-// runs removed); the next boundary O(log chunks) at a chunk change, O(log
-// boundaries of the chunk) inside one.
+// Costs: at() O(1) to the chunk (tree top: O(log top runs)) + O(log 4096);
+// assign() the same + the boundaries of the (at most two) partly covered
+// chunks + the runs and whole chunks removed; a walk over the runs O(1)
+// per boundary inside an array chunk, one lookup per chunk change.
 //
 // Infallible commits, as for the B+-tree: reserve(b, e) takes everything an
 // assign of [b, e) to either value can need — chunk blocks for the (at most
-// two) partly covered chunks, sized for the larger outcome, and top-map
-// nodes for up to three top assigns — before anything changes.
-// commit_assign() then only frees.
+// two) partly covered chunks, sized for the larger outcome, and the direct
+// array or top-tree nodes for up to three top assigns — before anything
+// changes. commit_assign() then only frees.
 #pragma once
 
 #include <cstddef>
