@@ -98,6 +98,26 @@ constexpr std::size_t npoints = 1u << 22;  // more pages than any cache holds li
 
 // ---- peers ---------------------------------------------------------------
 
+/// all_of over an ordered map of run start -> value (std::map, absl::btree_map).
+template <class Starts>
+bool starts_all_of(const Starts& m, page_index b, page_index e, u8 v) {
+    for (auto it = std::prev(m.upper_bound(b)); it != m.end() && it->first < e; ++it)
+        if (it->second != v) return false;
+    return true;
+}
+
+/// The runs of [b, e) in an ordered map of run start -> value over [0, dom).
+template <class Starts>
+std::uint64_t starts_iterate(const Starts& m, page_index dom, page_index b, page_index e) {
+    std::uint64_t s = 0;
+    for (auto it = std::prev(m.upper_bound(b)); it != m.end() && it->first < e; ++it) {
+        auto nx = std::next(it);
+        const page_index rb = std::max(it->first, b), re = std::min(nx == m.end() ? dom : nx->first, e);
+        s += (re - rb) * it->second + 1;
+    }
+    return s;
+}
+
 /// guestmem::range_map<V>: V = bool is the project's map (two values),
 /// V = std::uint8_t the generic one (guestmem_u8).
 template <class V>
@@ -142,20 +162,8 @@ struct std_map_impl {
         if (want_b && !b_present) m.emplace_hint(to, b, v);
         if (want_e && !e_present) m.emplace_hint(hi, e, after);
     }
-    bool all_of(page_index b, page_index e, u8 v) const {
-        for (auto it = std::prev(m.upper_bound(b)); it != m.end() && it->first < e; ++it)
-            if (it->second != v) return false;
-        return true;
-    }
-    std::uint64_t iterate(page_index b, page_index e) const {
-        std::uint64_t s = 0;
-        for (auto it = std::prev(m.upper_bound(b)); it != m.end() && it->first < e; ++it) {
-            auto nx = std::next(it);
-            const page_index rb = std::max(it->first, b), re = std::min(nx == m.end() ? domain : nx->first, e);
-            s += (re - rb) * it->second + 1;
-        }
-        return s;
-    }
+    bool all_of(page_index b, page_index e, u8 v) const { return starts_all_of(m, b, e, v); }
+    std::uint64_t iterate(page_index b, page_index e) const { return starts_iterate(m, domain, b, e); }
     std::size_t runs() const { return m.size(); }
     double bytes() const {
         return double(m.size() * (sizeof(std::_Rb_tree_node_base) + sizeof(std::pair<const page_index, u8>)));
@@ -224,20 +232,8 @@ struct absl_btree_impl {
         if (want_b && !b_present) it = std::next(m.emplace_hint(it, b, v));
         if (want_e && !e_present) m.emplace_hint(it, e, after);
     }
-    bool all_of(page_index b, page_index e, u8 v) const {
-        for (auto it = std::prev(m.upper_bound(b)); it != m.end() && it->first < e; ++it)
-            if (it->second != v) return false;
-        return true;
-    }
-    std::uint64_t iterate(page_index b, page_index e) const {
-        std::uint64_t s = 0;
-        for (auto it = std::prev(m.upper_bound(b)); it != m.end() && it->first < e; ++it) {
-            auto nx = std::next(it);
-            const page_index rb = std::max(it->first, b), re = std::min(nx == m.end() ? dom : nx->first, e);
-            s += (re - rb) * it->second + 1;
-        }
-        return s;
-    }
+    bool all_of(page_index b, page_index e, u8 v) const { return starts_all_of(m, b, e, v); }
+    std::uint64_t iterate(page_index b, page_index e) const { return starts_iterate(m, dom, b, e); }
     std::size_t runs() const { return m.size(); }
     double bytes() const { return double(m.bytes_used()); }
 };
