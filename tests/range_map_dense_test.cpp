@@ -58,6 +58,32 @@ void alternate(bmap& m, page_index b, page_index e, std::vector<char>* model = n
     }
 }
 
+/// Assign r on m with its k-th allocation failing, k = 1, 2, ... until the
+/// assign succeeds (the value alternates with k); then the same assign on
+/// `same`. Each failure must be out_of_memory at r.begin and leave m as it
+/// was: equal to `same`, no allocation kept, the same memory_bytes().
+/// Returns the failures.
+int assign_failing_each_allocation(bmap& m, bmap& same, alloc_state& st, page_range r) {
+    int failures = 0;
+    for (long k = 1;; ++k) {
+        const long live = st.live;
+        const std::size_t bytes = m.memory_bytes();
+        st.fail_at = st.calls + k;
+        status s = m.assign(r, k % 2 == 0);
+        st.fail_at = 0;
+        if (s) {
+            REQUIRE(same.assign(r, k % 2 == 0));
+            return failures;
+        }
+        ++failures;
+        CHECK(s.error().code() == errc::out_of_memory);
+        CHECK(s.error().page() == r.begin);
+        CHECK(st.live == live);
+        CHECK(m.memory_bytes() == bytes);
+        REQUIRE(m == same);
+    }
+}
+
 } // namespace
 
 TEST_CASE("a dense map answers like a per-page model across chunk edges (randomised)") {
@@ -228,25 +254,7 @@ TEST_CASE("out of memory at every allocation of a dense assign leaves the map un
         const page_range r = ch.r;
         const bool allocates = ch.allocates;
         CAPTURE(r.begin);
-        int failures = 0;
-        for (long k = 1;; ++k) {
-            const long live = st.live;
-            const std::size_t bytes = m.memory_bytes();
-            st.fail_at = st.calls + k;
-            status s = m.assign(r, k % 2 == 0);
-            st.fail_at = 0;
-            if (s) {
-                REQUIRE(same.assign(r, k % 2 == 0));
-                break;
-            }
-            ++failures;
-            CHECK(s.error().code() == errc::out_of_memory);
-            CHECK(s.error().page() == r.begin);
-            CHECK(st.live == live);
-            CHECK(m.memory_bytes() == bytes);
-            REQUIRE(m == same);
-        }
-        CHECK(failures == (allocates ? 1 : 0));
+        CHECK(assign_failing_each_allocation(m, same, st, r) == (allocates ? 1 : 0));
         REQUIRE(m.coalesced());
         REQUIRE(m == same);
     }
@@ -333,20 +341,7 @@ TEST_CASE("above 2^16 chunks the top is a run tree: out of memory at every alloc
     for (int i = 0; i < 200; ++i) {
         const page_index b = rng() % (size - 3 * chunk);
         const page_range r{b, b + 1 + rng() % (3 * chunk)};
-        for (long k = 1;; ++k) {
-            const long live = st.live;
-            st.fail_at = st.calls + k;
-            status s = m.assign(r, k % 2 == 0);
-            st.fail_at = 0;
-            if (s) {
-                REQUIRE(same.assign(r, k % 2 == 0));
-                break;
-            }
-            ++failures;
-            CHECK(s.error().code() == errc::out_of_memory);
-            CHECK(st.live == live);
-            REQUIRE(m == same);
-        }
+        failures += assign_failing_each_allocation(m, same, st, r);
         m.release_reservation();
     }
     CHECK(failures > 200);
