@@ -54,13 +54,8 @@ struct dense_read {
     /// caller does not care past its window). O(1) (direct top) or O(log
     /// chunks) to find the chunk, then the chunk's own search; a tree top
     /// skips a run of uniform chunks in one step.
-    [[nodiscard]] page_index next_boundary(page_index p, page_index limit = ~page_index{0}) const noexcept {
-        bool bit;
-        return next_boundary(p, limit, bit);
-    }
-
-    /// next_boundary(p, limit), and the bit of page p from the same search;
-    /// with a cursor, also where the walk stands (see dense_cursor).
+    /// Also gives the bit of page p, from the same search, and with a
+    /// cursor, where the walk stands (see dense_cursor).
     [[nodiscard]] page_index next_boundary(page_index p, page_index limit, bool& bit,
                                            dense_cursor* cursor = nullptr) const noexcept {
         if (cursor) cursor->next = cursor->end = nullptr;
@@ -68,16 +63,14 @@ struct dense_read {
             bit = single_bit_;
             return size_;
         }
-        page_index c = p >> chunk_shift;
-        const std::uint32_t off = std::uint32_t(p) & (chunk_pages - 1);
+        const page_index home = p >> chunk_shift;
+        page_index c = home;
         page_index run_end;
         chunk_entry e = entry(c, run_end);
         const page_index chunks = chunks_;
         if ((e | 2u) == uniform_entry(true) && dir_) {  // a uniform chunk: skip it and its likes
             bit = (e >> 1) & 1u;
-            const page_index stop = (limit >> chunk_shift) + 1 < chunks ? (limit >> chunk_shift) + 1 : chunks;
-            page_index next = c + 1;
-            while (next < stop && dir_[next] == e) ++next;
+            const page_index next = skip_equal(c + 1, e, limit);
             if (next >= chunks) return size_;
             if ((next << chunk_shift) >= limit) return limit;
             c = next;
@@ -86,9 +79,8 @@ struct dense_read {
         }
         bool at_p;
         const std::uint16_t* pos;
-        std::uint32_t q =
-            chunk_next_boundary(e, c << chunk_shift == (p & ~page_index{chunk_pages - 1}) ? off : 0, at_p, &pos);
-        if (c << chunk_shift == (p & ~page_index{chunk_pages - 1})) bit = at_p;
+        std::uint32_t q = chunk_next_boundary(e, c == home ? std::uint32_t(p) & (chunk_pages - 1) : 0, at_p, &pos);
+        if (c == home) bit = at_p;
         for (;;) {
             if (q < chunk_pages) {
                 const page_index at = (c << chunk_shift) + q;
@@ -104,11 +96,7 @@ struct dense_read {
             // one value: skip it whole).
             const bool last = chunk_last(e);
             page_index next = chunk_boundaries(e) == 0 ? run_end : c + 1;
-            if (dir_) {  // a direct top: skip the uniform chunks of our value in a tight loop
-                const chunk_entry same = uniform_entry(last);
-                const page_index stop = (limit >> chunk_shift) + 1 < chunks ? (limit >> chunk_shift) + 1 : chunks;
-                while (next < stop && dir_[next] == same) ++next;
-            }
+            if (dir_) next = skip_equal(next, uniform_entry(last), limit);  // the uniform chunks of our value
             if (next >= chunks) return size_;
             if ((next << chunk_shift) >= limit) return limit;
             if (next >= run_end) e = entry(next, run_end);
@@ -116,6 +104,14 @@ struct dense_read {
             if (chunk_first(e) != last) return c << chunk_shift;
             q = chunk_next_boundary(e, 0, at_p, &pos);
         }
+    }
+
+    /// First chunk from `c` on whose direct-top entry is not `e`, looking no
+    /// further than the chunk holding `limit` (a tight loop over dir_).
+    [[nodiscard]] page_index skip_equal(page_index c, chunk_entry e, page_index limit) const noexcept {
+        const page_index stop = (limit >> chunk_shift) + 1 < chunks_ ? (limit >> chunk_shift) + 1 : chunks_;
+        while (c < stop && dir_[c] == e) ++c;
+        return c;
     }
 
     /// The boundary after the one a walk stands on: from the cursor when it
