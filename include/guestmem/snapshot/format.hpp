@@ -105,7 +105,7 @@ struct header {
         const std::size_t base_at = in.offset();
         const auto base = in.varint("the base generation");
         if (!base) return base.error();
-        if (base.value() > h.generation)
+        if (static_cast<std::int64_t>(h.generation - base.value()) < 0)  // serial order: across 2^64 - 1 -> 0 too
             return in.fail(base_at, "offset %zu: base generation %" PRIu64 " is newer than the generation %" PRIu64, base_at,
                            base.value(), h.generation);
         h.base_generation = base.value();
