@@ -9,8 +9,9 @@
 #                               guestmem-c-static.pc, the CMake package
 #                               guestmem_c (under the multiarch libdir);
 #   guestmem-tools     (<arch>) component tools: guestmem-snap and its man page.
-# The C packages come with GUESTMEM_BUILD_C, the tools with
-# GUESTMEM_BUILD_TOOLS. Binaries are stripped (debug info dropped); each
+# The C packages come when libguestmem_c is a target (GUESTMEM_BUILD_C), the
+# tools when guestmem-snap is (GUESTMEM_BUILD_TOOLS and CLI11 found); this
+# file is included after both. Binaries are stripped (debug info dropped); each
 # package gets /usr/share/doc/<package>/copyright (cmake/debian/copyright) and
 # changelog.gz (from the newest CHANGELOG.md entry). The .debs and CPack's
 # scratch go to <build>/packages, whatever the working directory:
@@ -66,7 +67,7 @@ This package holds the C++20 headers (and the C ABI's header), the CMake
 package guestmem (find_package(guestmem)) and guestmem.pc.")
 
 # ---- guestmem-tools ----------------------------------------------------------
-if(GUESTMEM_BUILD_TOOLS)
+if(TARGET guestmem-snap)
   list(APPEND CPACK_COMPONENTS_ALL tools)
   set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME guestmem-tools)
   set(CPACK_DEBIAN_TOOLS_FILE_NAME DEB-DEFAULT)  # guestmem-tools_<version>_<arch>.deb
@@ -82,7 +83,7 @@ documented exit status per kind of damage.")
 endif()
 
 # ---- libguestmem-c0, libguestmem-c-dev ---------------------------------------
-if(GUESTMEM_BUILD_C)
+if(TARGET guestmem_c)
   list(APPEND CPACK_COMPONENTS_ALL c cdev)
   set(CPACK_DEBIAN_C_PACKAGE_NAME libguestmem-c0)
   set(CPACK_DEBIAN_C_FILE_NAME DEB-DEFAULT)
@@ -132,7 +133,7 @@ find_program(GUESTMEM_GZIP gzip)
 if(GUESTMEM_GZIP)
   execute_process(COMMAND ${GUESTMEM_GZIP} -9nf ${changelog})  # -n: no name or time stamp (reproducible)
 endif()
-if(GUESTMEM_BUILD_C)
+if(TARGET guestmem_c)
   # The two ldconfig calls CPack adds beside the trigger (the file says why).
   install(FILES ${PROJECT_SOURCE_DIR}/cmake/debian/libguestmem-c0.lintian-overrides
           DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides RENAME libguestmem-c0 COMPONENT c EXCLUDE_FROM_ALL)
