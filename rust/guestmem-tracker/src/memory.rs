@@ -546,3 +546,15 @@ impl Drop for Pinned<'_> {
         }
     }
 }
+
+impl<C: Consumer> std::fmt::Debug for Binding<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Binding").field("id", &self.id).finish()
+    }
+}
+
+impl std::fmt::Debug for Pinned<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pinned").field("pages", &self.pages).finish()
+    }
+}
