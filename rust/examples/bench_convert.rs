@@ -58,7 +58,7 @@ impl Consumer for Counting {
         Ok(())
     }
     fn commit(&self, inv: &Invalidation, _: &mut CommitReport<'_>) {
-        let n = inv.pages.end - inv.pages.start;
+        let n = inv.pages().end - inv.pages().start;
         self.committed_pages.store(self.committed_pages.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
 }

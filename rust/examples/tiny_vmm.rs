@@ -28,7 +28,7 @@ impl Consumer for Stage2 {
         "stage2"
     }
     fn prepare(&self, inv: &Invalidation) -> Result<(), Veto> {
-        if inv.vetoable && inv.pages.contains(&VMSA_PAGE) {
+        if inv.vetoable() && inv.pages().contains(&VMSA_PAGE) {
             return Err(Veto::new("the VMSA page stays private").at(VMSA_PAGE));
         }
         Ok(())
@@ -36,7 +36,7 @@ impl Consumer for Stage2 {
     fn commit(&self, inv: &Invalidation, _report: &mut CommitReport<'_>) {
         // Unmap the invalidated GFNs; the next guest access faults them back in.
         let mut gfns = self.private_gfns.lock().unwrap();
-        for gfn in inv.targets.clone() {
+        for gfn in inv.targets() {
             gfns.remove(&gfn);
         }
     }

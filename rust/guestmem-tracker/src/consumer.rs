@@ -13,40 +13,80 @@ use guestmem_sys as sys;
 use crate::error::ErrorCode;
 use crate::types::{Cause, Shareability};
 
-/// One consumer's view of one invalidation, clipped to one of its bindings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Invalidation {
-    /// Why the consumer is told (an unknown cause is to be treated as `Release`).
-    pub cause: Cause,
-    /// Object pages, clipped to the binding.
-    pub pages: Range<u64>,
-    /// The same pages in the consumer's own numbers (GFN, IOVA / 4K, ...).
-    pub targets: Range<u64>,
-    /// The binding's sequence while this is in flight (odd).
-    pub sequence: u64,
-    /// The binding this is about.
-    pub binding: u64,
-    /// True in the prepare, commit and abort of a conversion.
-    pub vetoable: bool,
-    /// Memory failure: order of the failed folio.
-    pub order: u8,
-    /// Memory failure: the failed folio's shareability.
-    pub share: Shareability,
-}
+/// One consumer's view of one invalidation, clipped to one of its bindings:
+/// a zero-copy view of the library's `guestmem_invalidation`, valid during
+/// the callback.
+#[repr(transparent)]
+pub struct Invalidation(sys::guestmem_invalidation);
 
 impl Invalidation {
-    /// Copies `raw` (every field exists from ABI 0.1 on).
-    fn from_raw(raw: &sys::guestmem_invalidation) -> Self {
-        Invalidation {
-            cause: Cause::from_raw(raw.cause),
-            pages: raw.page_begin..raw.page_end,
-            targets: raw.target_begin..raw.target_end,
-            sequence: raw.sequence,
-            binding: raw.binding_id,
-            vetoable: raw.vetoable != 0,
-            order: raw.order,
-            share: Shareability::from_raw(u32::from(raw.share)),
-        }
+    /// Views the library's struct (every field exists from ABI 0.1 on).
+    ///
+    /// # Safety
+    /// `raw` is valid for `'a`.
+    #[inline]
+    unsafe fn from_raw<'a>(raw: *const sys::guestmem_invalidation) -> &'a Invalidation {
+        &*(raw as *const Invalidation)
+    }
+
+    /// Why the consumer is told (an unknown cause is to be treated as `Release`).
+    #[inline]
+    pub fn cause(&self) -> Cause {
+        Cause::from_raw(self.0.cause)
+    }
+
+    /// Object pages, clipped to the binding.
+    #[inline]
+    pub fn pages(&self) -> Range<u64> {
+        self.0.page_begin..self.0.page_end
+    }
+
+    /// The same pages in the consumer's own numbers (GFN, IOVA / 4K, ...).
+    #[inline]
+    pub fn targets(&self) -> Range<u64> {
+        self.0.target_begin..self.0.target_end
+    }
+
+    /// The binding's sequence while this is in flight (odd).
+    #[inline]
+    pub fn sequence(&self) -> u64 {
+        self.0.sequence
+    }
+
+    /// The binding this is about.
+    #[inline]
+    pub fn binding(&self) -> u64 {
+        self.0.binding_id
+    }
+
+    /// True in the prepare, commit and abort of a conversion.
+    #[inline]
+    pub fn vetoable(&self) -> bool {
+        self.0.vetoable != 0
+    }
+
+    /// Memory failure: order of the failed folio.
+    #[inline]
+    pub fn order(&self) -> u8 {
+        self.0.order
+    }
+
+    /// Memory failure: the failed folio's shareability.
+    #[inline]
+    pub fn share(&self) -> Shareability {
+        Shareability::from_raw(u32::from(self.0.share))
+    }
+}
+
+impl std::fmt::Debug for Invalidation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invalidation")
+            .field("cause", &self.cause())
+            .field("pages", &self.pages())
+            .field("targets", &self.targets())
+            .field("binding", &self.binding())
+            .field("sequence", &self.sequence())
+            .finish()
     }
 }
 
@@ -146,15 +186,17 @@ pub trait Consumer: Send + Sync + 'static {
 thread_local! {
     /// True while this thread runs a consumer callback (no guestmem call may
     /// be made from there: it would deadlock on the object's lock).
-    static IN_CALLBACK: std::cell::Cell<bool> = std::cell::Cell::new(false);
+    static IN_CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// True while the calling thread is inside a consumer callback.
+#[inline]
 pub(crate) fn in_callback() -> bool {
     IN_CALLBACK.with(|c| c.get())
 }
 
 /// Runs `f` marked as a callback, catching a panic.
+#[inline]
 fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, Box<dyn Any + Send>> {
     IN_CALLBACK.with(|c| c.set(true));
     let r = catch_unwind(AssertUnwindSafe(f));
@@ -202,9 +244,9 @@ pub(crate) unsafe extern "C" fn prepare_trampoline<C: Consumer>(
     // SAFETY: ctx is the Box<C> the binding owns (alive until unbind
     // returns); inv and why are valid for the callback (the C contract).
     let consumer = &*(ctx as *const C);
-    let inv = Invalidation::from_raw(&*inv);
+    let inv = Invalidation::from_raw(inv);
     let why = &mut *why;
-    match guarded(|| consumer.prepare(&inv)) {
+    match guarded(|| consumer.prepare(inv)) {
         Ok(Ok(())) => 0,
         Ok(Err(veto)) => {
             if let Some(p) = veto.page {
@@ -231,9 +273,9 @@ pub(crate) unsafe extern "C" fn commit_trampoline<C: Consumer>(
 ) {
     // SAFETY: as in prepare_trampoline; report is valid for the commit.
     let consumer = &*(ctx as *const C);
-    let inv = Invalidation::from_raw(&*inv);
-    let mut report = CommitReport { raw: report, binding: inv.binding, _commit: PhantomData };
-    if let Err(p) = guarded(|| consumer.commit(&inv, &mut report)) {
+    let inv = Invalidation::from_raw(inv);
+    let mut report = CommitReport { raw: report, binding: inv.binding(), _commit: PhantomData };
+    if let Err(p) = guarded(|| consumer.commit(inv, &mut report)) {
         abort_on_panic(consumer.name(), "commit", &*p);
     }
 }
@@ -244,8 +286,8 @@ pub(crate) unsafe extern "C" fn abort_trampoline<C: Consumer>(
 ) {
     // SAFETY: as in prepare_trampoline.
     let consumer = &*(ctx as *const C);
-    let inv = Invalidation::from_raw(&*inv);
-    if let Err(p) = guarded(|| consumer.abort(&inv)) {
+    let inv = Invalidation::from_raw(inv);
+    if let Err(p) = guarded(|| consumer.abort(inv)) {
         abort_on_panic(consumer.name(), "abort", &*p);
     }
 }
@@ -256,8 +298,8 @@ pub(crate) unsafe extern "C" fn memory_failure_trampoline<C: Consumer>(
 ) {
     // SAFETY: as in prepare_trampoline.
     let consumer = &*(ctx as *const C);
-    let inv = Invalidation::from_raw(&*inv);
-    if let Err(p) = guarded(|| consumer.memory_failure(&inv)) {
+    let inv = Invalidation::from_raw(inv);
+    if let Err(p) = guarded(|| consumer.memory_failure(inv)) {
         abort_on_panic(consumer.name(), "memory_failure", &*p);
     }
 }

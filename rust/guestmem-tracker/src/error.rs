@@ -1,6 +1,7 @@
 //! The error every fallible call returns: the C ABI's code as an enum, the
 //! first offending page, the vetoing binding and the library's message.
 use std::fmt;
+use std::mem::MaybeUninit;
 
 use guestmem_sys as sys;
 
@@ -128,17 +129,25 @@ impl Error {
     }
 
     /// The error a call returning `rc` described in `raw`.
-    pub(crate) fn from_raw(rc: i32, raw: &sys::guestmem_error) -> Self {
-        let bytes: &[u8] =
-            // SAFETY: c_char and u8 have the same size and alignment.
-            unsafe { std::slice::from_raw_parts(raw.message.as_ptr().cast(), raw.message.len()) };
-        let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-        let code = if raw.code != 0 { raw.code } else { rc };
-        Error {
-            code: ErrorCode::from_raw(code),
-            page: (raw.page != sys::GUESTMEM_NO_PAGE).then(|| raw.page),
-            binding: (raw.binding_id != sys::GUESTMEM_NO_BINDING).then(|| raw.binding_id),
-            message: String::from_utf8_lossy(&bytes[..len]).into_owned(),
+    pub(crate) fn from_raw(rc: i32, raw: &RawError) -> Self {
+        let p = raw.0.as_ptr();
+        // SAFETY: raw_error initialised the header and message[0]; the
+        // callee writes a NUL-terminated message, so every byte read (up to
+        // the first NUL, within the array) is initialised.
+        unsafe {
+            let msg = std::ptr::addr_of!((*p).message).cast::<u8>();
+            let mut len = 0;
+            while len < sys::GUESTMEM_MESSAGE_SIZE as usize && *msg.add(len) != 0 {
+                len += 1;
+            }
+            let bytes = std::slice::from_raw_parts(msg, len);
+            let (code, page, binding) = ((*p).code, (*p).page, (*p).binding_id);
+            Error {
+                code: ErrorCode::from_raw(if code != 0 { code } else { rc }),
+                page: (page != sys::GUESTMEM_NO_PAGE).then(|| page),
+                binding: (binding != sys::GUESTMEM_NO_BINDING).then(|| binding),
+                message: String::from_utf8_lossy(bytes).into_owned(),
+            }
         }
     }
 }
@@ -162,20 +171,38 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// A fresh `guestmem_error` for a call to fill.
-pub(crate) fn raw_error() -> sys::guestmem_error {
-    sys::guestmem_error {
-        size: std::mem::size_of::<sys::guestmem_error>() as u32,
-        code: 0,
-        page: sys::GUESTMEM_NO_PAGE,
-        binding_id: sys::GUESTMEM_NO_BINDING,
-        message: [0; sys::GUESTMEM_MESSAGE_SIZE as usize],
+/// A `guestmem_error` for a call to fill: its header and the message's
+/// first byte are set, the rest of the 160-byte message is left for the
+/// callee (zeroing it would cost more than the rest of the wrapper).
+pub(crate) struct RawError(MaybeUninit<sys::guestmem_error>);
+
+impl RawError {
+    /// The pointer to hand to the C call.
+    #[inline]
+    pub(crate) fn ptr(&mut self) -> *mut sys::guestmem_error {
+        self.0.as_mut_ptr()
     }
+}
+
+/// A fresh [`RawError`].
+#[inline]
+pub(crate) fn raw_error() -> RawError {
+    let mut e = MaybeUninit::<sys::guestmem_error>::uninit();
+    let p = e.as_mut_ptr();
+    // SAFETY: writes to fields of our own uninitialised struct.
+    unsafe {
+        std::ptr::addr_of_mut!((*p).size).write(std::mem::size_of::<sys::guestmem_error>() as u32);
+        std::ptr::addr_of_mut!((*p).code).write(0);
+        std::ptr::addr_of_mut!((*p).page).write(sys::GUESTMEM_NO_PAGE);
+        std::ptr::addr_of_mut!((*p).binding_id).write(sys::GUESTMEM_NO_BINDING);
+        std::ptr::addr_of_mut!((*p).message).cast::<u8>().write(0);
+    }
+    RawError(e)
 }
 
 /// Ok for 0, else the error `raw` describes.
 #[inline]
-pub(crate) fn check(rc: i32, raw: &sys::guestmem_error) -> Result<(), Error> {
+pub(crate) fn check(rc: i32, raw: &RawError) -> Result<(), Error> {
     if rc == 0 {
         Ok(())
     } else {

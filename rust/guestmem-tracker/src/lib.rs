@@ -14,7 +14,7 @@
 //! struct Stage2;
 //! impl Consumer for Stage2 {
 //!     fn prepare(&self, inv: &Invalidation) -> Result<(), Veto> {
-//!         if inv.pages.contains(&7) { Err(Veto::new("page 7 is an MMIO hole").at(7)) } else { Ok(()) }
+//!         if inv.pages().contains(&7) { Err(Veto::new("page 7 is an MMIO hole").at(7)) } else { Ok(()) }
 //!     }
 //! }
 //!

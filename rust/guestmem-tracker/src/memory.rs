@@ -118,7 +118,7 @@ impl Memory {
         let mut err = raw_error();
         let mut out = ptr::null_mut();
         // SAFETY: valid config and out-pointers.
-        let rc = unsafe { sys::guestmem_create(&config.raw, &mut out, &mut err) };
+        let rc = unsafe { sys::guestmem_create(&config.raw, &mut out, err.ptr()) };
         check(rc, &err)?;
         let raw = NonNull::new(out).ok_or_else(|| Error::new(ErrorCode::OutOfMemory, "guestmem_create gave NULL"))?;
         Ok(Memory { raw, pages: config.raw.pages })
@@ -141,7 +141,7 @@ impl Memory {
         // SAFETY: zeroed plain data, size set; a valid object.
         let mut raw: sys::guestmem_info = unsafe { std::mem::zeroed() };
         raw.size = std::mem::size_of::<sys::guestmem_info>() as u32;
-        let rc = unsafe { sys::guestmem_get_info(self.raw.as_ptr(), &mut raw, &mut err) };
+        let rc = unsafe { sys::guestmem_get_info(self.raw.as_ptr(), &mut raw, err.ptr()) };
         debug_assert_eq!(rc, 0, "guestmem_get_info cannot fail with a valid object");
         Info {
             allocator: AllocatorKind::from_raw(raw.allocator),
@@ -161,7 +161,7 @@ impl Memory {
         not_in_callback()?;
         let mut err = raw_error();
         // SAFETY: a valid object and error.
-        check(unsafe { sys::guestmem_allocate(self.raw.as_ptr(), pages.start, pages.end, &mut err) }, &err)
+        check(unsafe { sys::guestmem_allocate(self.raw.as_ptr(), pages.start, pages.end, err.ptr()) }, &err)
     }
 
     /// Truncates `pages` (fallocate PUNCH_HOLE); consumers are told, not asked.
@@ -171,7 +171,7 @@ impl Memory {
         not_in_callback()?;
         let mut err = raw_error();
         // SAFETY: as above.
-        check(unsafe { sys::guestmem_punch_hole(self.raw.as_ptr(), pages.start, pages.end, &mut err) }, &err)
+        check(unsafe { sys::guestmem_punch_hole(self.raw.as_ptr(), pages.start, pages.end, err.ptr()) }, &err)
     }
 
     /// Frees the quarantined folios overlapping `pages`, once the consumer
@@ -182,7 +182,7 @@ impl Memory {
         not_in_callback()?;
         let mut err = raw_error();
         // SAFETY: as above.
-        check(unsafe { sys::guestmem_release_quarantine(self.raw.as_ptr(), pages.start, pages.end, &mut err) }, &err)
+        check(unsafe { sys::guestmem_release_quarantine(self.raw.as_ptr(), pages.start, pages.end, err.ptr()) }, &err)
     }
 
     /// Changes every page of `pages` to `to`, all or nothing, preserving the
@@ -197,7 +197,7 @@ impl Memory {
         let mut err = raw_error();
         // SAFETY: a valid object and error; NULL options mean the defaults.
         let rc = unsafe {
-            sys::guestmem_convert(self.raw.as_ptr(), pages.start, pages.end, to.to_raw(), ptr::null(), &mut err)
+            sys::guestmem_convert(self.raw.as_ptr(), pages.start, pages.end, to.to_raw(), ptr::null(), err.ptr())
         };
         check(rc, &err)
     }
@@ -217,7 +217,7 @@ impl Memory {
         let mut err = raw_error();
         // SAFETY: valid object, options and error.
         let rc = unsafe {
-            sys::guestmem_convert(self.raw.as_ptr(), pages.start, pages.end, to.to_raw(), &raw_opts, &mut err)
+            sys::guestmem_convert(self.raw.as_ptr(), pages.start, pages.end, to.to_raw(), &raw_opts, err.ptr())
         };
         check(rc, &err)
     }
@@ -235,7 +235,7 @@ impl Memory {
         out.size = std::mem::size_of::<sys::guestmem_fault_result>() as u32;
         // SAFETY: valid object, out and error.
         let rc = unsafe {
-            sys::guestmem_fault(self.raw.as_ptr(), page, wanted.to_raw(), who.to_raw(), &mut out, &mut err)
+            sys::guestmem_fault(self.raw.as_ptr(), page, wanted.to_raw(), who.to_raw(), &mut out, err.ptr())
         };
         check(rc, &err)?;
         Ok(Fault {
@@ -258,7 +258,7 @@ impl Memory {
         not_in_callback()?;
         let mut err = raw_error();
         // SAFETY: a valid object and error.
-        let rc = unsafe { sys::guestmem_pin(self.raw.as_ptr(), pages.start, pages.end, who.to_raw(), &mut err) };
+        let rc = unsafe { sys::guestmem_pin(self.raw.as_ptr(), pages.start, pages.end, who.to_raw(), err.ptr()) };
         check(rc, &err)?;
         Ok(Pinned { mem: self, pages })
     }
@@ -271,7 +271,7 @@ impl Memory {
         not_in_callback()?;
         let mut err = raw_error();
         // SAFETY: a valid object and error.
-        check(unsafe { sys::guestmem_memory_failure(self.raw.as_ptr(), page, &mut err) }, &err)
+        check(unsafe { sys::guestmem_memory_failure(self.raw.as_ptr(), page, err.ptr()) }, &err)
     }
 
     /// Binds `consumer` over object pages `pages`, translated to
@@ -310,7 +310,7 @@ impl Memory {
                 target_base,
                 &mut id,
                 &mut handle,
-                &mut err,
+                err.ptr(),
             )
         };
         if let Err(e) = check(rc, &err) {
@@ -327,7 +327,7 @@ impl Memory {
         let mut err = raw_error();
         let mut out = 0u32;
         // SAFETY: valid object, out and error.
-        check(unsafe { sys::guestmem_shareability_at(self.raw.as_ptr(), page, &mut out, &mut err) }, &err)?;
+        check(unsafe { sys::guestmem_shareability_at(self.raw.as_ptr(), page, &mut out, err.ptr()) }, &err)?;
         Ok(Shareability::from_raw(out))
     }
 
@@ -338,7 +338,7 @@ impl Memory {
         let mut err = raw_error();
         let mut out = 0u32;
         // SAFETY: valid object, out and error.
-        check(unsafe { sys::guestmem_mappability_at(self.raw.as_ptr(), page, &mut out, &mut err) }, &err)?;
+        check(unsafe { sys::guestmem_mappability_at(self.raw.as_ptr(), page, &mut out, err.ptr()) }, &err)?;
         Ok(Mappability::from_raw(out))
     }
 
@@ -347,7 +347,7 @@ impl Memory {
         let mut err = raw_error();
         let mut out = 0u32;
         // SAFETY: valid object, out and error (cannot fail with them).
-        unsafe { sys::guestmem_pins(self.raw.as_ptr(), page, &mut out, &mut err) };
+        unsafe { sys::guestmem_pins(self.raw.as_ptr(), page, &mut out, err.ptr()) };
         out
     }
 
@@ -375,7 +375,7 @@ impl Memory {
                 pages.end,
                 Some(push),
                 (&mut runs as *mut Vec<Run>).cast(),
-                &mut err,
+                err.ptr(),
             )
         };
         check(rc, &err)?;
@@ -389,7 +389,7 @@ impl Memory {
         let mut out: Stats = unsafe { std::mem::zeroed() };
         out.size = std::mem::size_of::<Stats>() as u32;
         // SAFETY: valid object, out and error (cannot fail with them).
-        unsafe { sys::guestmem_get_stats(self.raw.as_ptr(), &mut out, &mut err) };
+        unsafe { sys::guestmem_get_stats(self.raw.as_ptr(), &mut out, err.ptr()) };
         out
     }
 
@@ -407,7 +407,7 @@ impl Memory {
         let mut err = raw_error();
         // SAFETY: valid object; append only touches `out`.
         unsafe {
-            sys::guestmem_dump_to(self.raw.as_ptr(), Some(append), (&mut out as *mut Vec<u8>).cast(), &mut err)
+            sys::guestmem_dump_to(self.raw.as_ptr(), Some(append), (&mut out as *mut Vec<u8>).cast(), err.ptr())
         };
         String::from_utf8_lossy(&out).into_owned()
     }
@@ -489,7 +489,7 @@ impl<'m, C: Consumer> Binding<'m, C> {
             std::process::abort();
         }
         let mut err = raw_error();
-        let rc = sys::guestmem_unbind(self.mem.raw.as_ptr(), self.id, &mut err);
+        let rc = sys::guestmem_unbind(self.mem.raw.as_ptr(), self.id, err.ptr());
         if rc != 0 {
             // Cannot happen with a live object and this id; never free a
             // consumer the library may still call.
@@ -533,7 +533,7 @@ impl<'m> Pinned<'m> {
     fn try_unpin(&self) -> Result<(), Error> {
         let mut err = raw_error();
         // SAFETY: a valid object; these pages hold our pin.
-        check(unsafe { sys::guestmem_unpin(self.mem.raw.as_ptr(), self.pages.start, self.pages.end, &mut err) }, &err)
+        check(unsafe { sys::guestmem_unpin(self.mem.raw.as_ptr(), self.pages.start, self.pages.end, err.ptr()) }, &err)
     }
 }
 

@@ -13,12 +13,14 @@ pub enum Shareability {
 }
 
 impl Shareability {
+    #[inline]
     pub(crate) fn to_raw(self) -> u32 {
         match self {
             Shareability::Shared => sys::GUESTMEM_SHARED,
             Shareability::GuestOnly => sys::GUESTMEM_GUEST_ONLY,
         }
     }
+    #[inline]
     pub(crate) fn from_raw(v: u32) -> Self {
         if v == sys::GUESTMEM_GUEST_ONLY {
             Shareability::GuestOnly
@@ -40,6 +42,7 @@ pub enum Mappability {
 }
 
 impl Mappability {
+    #[inline]
     pub(crate) fn from_raw(v: u32) -> Self {
         match v {
             sys::GUESTMEM_MAPPABLE_ALL => Mappability::All,
@@ -63,6 +66,7 @@ pub enum Accessor {
 }
 
 impl Accessor {
+    #[inline]
     pub(crate) fn to_raw(self) -> u32 {
         match self {
             Accessor::Host => sys::GUESTMEM_HOST,
@@ -92,6 +96,7 @@ pub enum Cause {
 }
 
 impl Cause {
+    #[inline]
     pub(crate) fn from_raw(v: u32) -> Self {
         match v {
             sys::GUESTMEM_CAUSE_TO_SHARED => Cause::ToShared,
@@ -116,6 +121,7 @@ pub enum Order {
 }
 
 impl Order {
+    #[inline]
     pub(crate) fn to_raw(self) -> u32 {
         match self {
             Order::Page4K => sys::GUESTMEM_ORDER_4K,
@@ -139,6 +145,7 @@ pub enum AllocatorKind {
 }
 
 impl AllocatorKind {
+    #[inline]
     pub(crate) fn from_raw(v: u32) -> Self {
         match v {
             sys::GUESTMEM_ALLOC_SIMULATED => AllocatorKind::Simulated,

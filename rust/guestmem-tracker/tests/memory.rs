@@ -25,23 +25,23 @@ impl Consumer for Recorder {
         "recorder"
     }
     fn prepare(&self, inv: &Invalidation) -> Result<(), Veto> {
-        self.log.lock().unwrap().push(("prepare", inv.cause, inv.pages.clone(), inv.targets.clone()));
+        self.log.lock().unwrap().push(("prepare", inv.cause(), inv.pages(), inv.targets()));
         match self.veto_page {
-            Some(p) if inv.pages.contains(&p) => Err(Veto::new("the page holds an MMIO mapping").at(p)),
+            Some(p) if inv.pages().contains(&p) => Err(Veto::new("the page holds an MMIO mapping").at(p)),
             _ => Ok(()),
         }
     }
     fn commit(&self, inv: &Invalidation, report: &mut CommitReport<'_>) {
-        self.log.lock().unwrap().push(("commit", inv.cause, inv.pages.clone(), inv.targets.clone()));
-        if let Some(p) = self.leak_page.filter(|p| inv.pages.contains(p)) {
+        self.log.lock().unwrap().push(("commit", inv.cause(), inv.pages(), inv.targets()));
+        if let Some(p) = self.leak_page.filter(|p| inv.pages().contains(p)) {
             report.leaked(p);
         }
     }
     fn abort(&self, inv: &Invalidation) {
-        self.log.lock().unwrap().push(("abort", inv.cause, inv.pages.clone(), inv.targets.clone()));
+        self.log.lock().unwrap().push(("abort", inv.cause(), inv.pages(), inv.targets()));
     }
     fn memory_failure(&self, inv: &Invalidation) {
-        self.log.lock().unwrap().push(("memory_failure", inv.cause, inv.pages.clone(), inv.targets.clone()));
+        self.log.lock().unwrap().push(("memory_failure", inv.cause(), inv.pages(), inv.targets()));
     }
 }
 
@@ -280,7 +280,7 @@ fn memory_and_bindings_are_send_and_sync_and_work_from_threads() {
     struct Count(AtomicU64);
     impl Consumer for Count {
         fn commit(&self, inv: &Invalidation, _: &mut CommitReport<'_>) {
-            self.0.fetch_add(inv.pages.end - inv.pages.start, Ordering::Relaxed);
+            self.0.fetch_add(inv.pages().end - inv.pages().start, Ordering::Relaxed);
         }
     }
     let mem = object(1024);
@@ -307,7 +307,7 @@ fn a_forgotten_binding_is_released_by_the_memory_and_leaks_only_its_consumer() {
     struct R(Arc<AtomicU64>);
     impl Consumer for R {
         fn commit(&self, inv: &Invalidation, _: &mut CommitReport<'_>) {
-            if inv.cause == Cause::Release {
+            if inv.cause() == Cause::Release {
                 self.0.fetch_add(1, Ordering::Relaxed);
             }
         }
