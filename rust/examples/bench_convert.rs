@@ -37,11 +37,19 @@ struct Counts {
     prepared: u64,
     committed_pages: u64,
 }
-unsafe extern "C" fn c_prepare(ctx: *mut c_void, _: *const sys::guestmem_invalidation, _: *mut sys::guestmem_error) -> i32 {
+unsafe extern "C" fn c_prepare(
+    ctx: *mut c_void,
+    _: *const sys::guestmem_invalidation,
+    _: *mut sys::guestmem_error,
+) -> i32 {
     (*(ctx as *mut Counts)).prepared += 1;
     0
 }
-unsafe extern "C" fn c_commit(ctx: *mut c_void, inv: *const sys::guestmem_invalidation, _: *mut sys::guestmem_commit_report) {
+unsafe extern "C" fn c_commit(
+    ctx: *mut c_void,
+    inv: *const sys::guestmem_invalidation,
+    _: *mut sys::guestmem_commit_report,
+) {
     (*(ctx as *mut Counts)).committed_pages += (*inv).page_end - (*inv).page_begin;
 }
 
@@ -115,7 +123,17 @@ fn raw_setup() -> Raw {
             ops.commit = Some(c_commit);
             let ctx = (&mut **c as *mut Counts).cast();
             let base = 0x100000 * (i as u64 + 1);
-            let rc = sys::guestmem_bind(mem, &ops, ctx, 0, PAGES, base, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+            let rc = sys::guestmem_bind(
+                mem,
+                &ops,
+                ctx,
+                0,
+                PAGES,
+                base,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
             assert_eq!(rc, 0);
         }
     }
@@ -128,7 +146,11 @@ fn raw_setup() -> Raw {
         let mut s = 0u32;
         // SAFETY: valid object and out-pointer.
         unsafe { sys::guestmem_shareability_at(mem, p, &mut s, std::ptr::null_mut()) };
-        if s == sys::GUESTMEM_SHARED { Shareability::Shared } else { Shareability::GuestOnly }
+        if s == sys::GUESTMEM_SHARED {
+            Shareability::Shared
+        } else {
+            Shareability::GuestOnly
+        }
     };
     let work = shape(&mut { conv }, &at);
     Raw { mem, _counts: counts, work }
@@ -142,7 +164,8 @@ pub fn measure_raw(mem: *mut sys::guestmem_memory, work: &[u64], n: usize) -> u6
         let p = work[(i >> 1) % work.len()];
         let to = if target(i) == Shareability::Shared { sys::GUESTMEM_SHARED } else { sys::GUESTMEM_GUEST_ONLY };
         // SAFETY: a valid object; NULL options and error.
-        ok += u64::from(unsafe { sys::guestmem_convert(mem, p, p + 1, to, std::ptr::null(), std::ptr::null_mut()) } == 0);
+        ok +=
+            u64::from(unsafe { sys::guestmem_convert(mem, p, p + 1, to, std::ptr::null(), std::ptr::null_mut()) } == 0);
     }
     ok
 }
@@ -180,14 +203,16 @@ fn main() {
         }
         "safe" => {
             let (mem, work) = safe_setup();
-            let bindings: Vec<_> = (0..3).map(|i| mem.bind(Counting::default(), 0..PAGES, 0x100000 * (i + 1)).unwrap()).collect();
+            let bindings: Vec<_> =
+                (0..3).map(|i| mem.bind(Counting::default(), 0..PAGES, 0x100000 * (i + 1)).unwrap()).collect();
             assert_eq!(measure_safe(&mem, &work, n), n as u64);
             assert_eq!(bindings[2].consumer().committed_pages.load(Ordering::Relaxed), n as u64);
         }
         "time" => {
             let r = raw_setup();
             let (mem, work) = safe_setup();
-            let _b: Vec<_> = (0..3).map(|i| mem.bind(Counting::default(), 0..PAGES, 0x100000 * (i + 1)).unwrap()).collect();
+            let _b: Vec<_> =
+                (0..3).map(|i| mem.bind(Counting::default(), 0..PAGES, 0x100000 * (i + 1)).unwrap()).collect();
             let mut ratios = Vec::new();
             let (mut raw_ns, mut safe_ns) = (Vec::new(), Vec::new());
             for _ in 0..9 {

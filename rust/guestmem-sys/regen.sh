@@ -22,7 +22,8 @@ trap 'rm -f "$tmp"' EXIT
   echo
   RUSTFMT="$rustfmt" "$bindgen" "$root/include/guestmem/c/guestmem.h" \
     --allowlist-function 'guestmem_.*' --allowlist-type 'guestmem_.*' --allowlist-var 'GUESTMEM_.*' \
-    --no-prepend-enum-name --size_t-is-usize -- -I "$root/include"
+    --no-prepend-enum-name --size_t-is-usize --rustfmt-configuration-file "$here/bindings-rustfmt.toml" \
+    -- -I "$root/include"
 } >"$tmp"
 if [ "${1:-}" = "--check" ]; then
   if ! diff -u "$out" "$tmp"; then

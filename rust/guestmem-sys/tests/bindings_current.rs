@@ -14,10 +14,5 @@ fn the_committed_bindings_match_the_header() {
         eprintln!("skipped: {}", stderr.trim());
         return;
     }
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr
-    );
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), stderr);
 }

@@ -47,7 +47,9 @@ mod types;
 pub use consumer::{CommitReport, Consumer, Invalidation, Veto};
 pub use error::{Error, ErrorCode};
 pub use memory::{Binding, Config, Memory, Pinned};
-pub use types::{AllocatorKind, Accessor, Cause, Content, ConvertOptions, Fault, Info, Mappability, Order, Run, Shareability, Stats};
+pub use types::{
+    Accessor, AllocatorKind, Cause, Content, ConvertOptions, Fault, Info, Mappability, Order, Run, Shareability, Stats,
+};
 
 /// The raw bindings this crate wraps (for calls it does not cover).
 pub use guestmem_sys as sys;

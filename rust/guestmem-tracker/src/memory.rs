@@ -234,9 +234,8 @@ impl Memory {
         let mut out: sys::guestmem_fault_result = unsafe { std::mem::zeroed() };
         out.size = std::mem::size_of::<sys::guestmem_fault_result>() as u32;
         // SAFETY: valid object, out and error.
-        let rc = unsafe {
-            sys::guestmem_fault(self.raw.as_ptr(), page, wanted.to_raw(), who.to_raw(), &mut out, err.ptr())
-        };
+        let rc =
+            unsafe { sys::guestmem_fault(self.raw.as_ptr(), page, wanted.to_raw(), who.to_raw(), &mut out, err.ptr()) };
         check(rc, &err)?;
         Ok(Fault {
             order: out.order,
@@ -406,9 +405,7 @@ impl Memory {
         let mut out: Vec<u8> = Vec::new();
         let mut err = raw_error();
         // SAFETY: valid object; append only touches `out`.
-        unsafe {
-            sys::guestmem_dump_to(self.raw.as_ptr(), Some(append), (&mut out as *mut Vec<u8>).cast(), err.ptr())
-        };
+        unsafe { sys::guestmem_dump_to(self.raw.as_ptr(), Some(append), (&mut out as *mut Vec<u8>).cast(), err.ptr()) };
         String::from_utf8_lossy(&out).into_owned()
     }
 }
@@ -431,6 +428,9 @@ impl std::fmt::Debug for Memory {
 /// A consumer bound to pages of a [`Memory`]: owns the consumer, unbinds on
 /// drop (the consumer gets its release first), cannot outlive the `Memory`.
 /// `Send` and `Sync` (the consumer is, and the sequence reads are lock-free).
+/// Dropping one inside a consumer callback aborts the process (the unbind
+/// would deadlock on the object's lock). `mem::forget` of a binding leaks
+/// its consumer, which the `Memory`'s drop still releases.
 pub struct Binding<'m, C: Consumer> {
     mem: &'m Memory,
     consumer: *mut C,
@@ -521,7 +521,8 @@ impl<'m> Pinned<'m> {
     }
 
     /// Drops the pins now. Errors: `OutOfMemory` (finishing deferred work
-    /// needed memory): the pins stay and the guard comes back to retry.
+    /// needed memory), `InvalidArgument` (called inside a consumer
+    /// callback): the pins stay and the guard comes back to retry.
     pub fn unpin(self) -> Result<(), (Pinned<'m>, Error)> {
         let me = std::mem::ManuallyDrop::new(self);
         match me.try_unpin() {
@@ -531,6 +532,7 @@ impl<'m> Pinned<'m> {
     }
 
     fn try_unpin(&self) -> Result<(), Error> {
+        not_in_callback()?;
         let mut err = raw_error();
         // SAFETY: a valid object; these pages hold our pin.
         check(unsafe { sys::guestmem_unpin(self.mem.raw.as_ptr(), self.pages.start, self.pages.end, err.ptr()) }, &err)

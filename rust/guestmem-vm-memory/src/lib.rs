@@ -8,8 +8,10 @@
 //! touches (as [`Accessor::Device`] by default, [`GuardedMemory::with_accessor`]
 //! changes it) and holds the pins until the bytes are copied. A pin on a
 //! guest_only page is refused (`PermissionDenied`, naming the page), and a
-//! conversion to guest_only of a pinned page fails with `Busy`, so a device
-//! read never sees a page that turned private half-way through. Cost: one
+//! conversion to guest_only of a pinned page fails with `Busy` (or, with
+//! `defer_if_pinned`, leaves the folio unmappable by anyone until the
+//! access unpins), so a device never reads a page the guest already uses
+//! as private. Cost: one
 //! pin and one unpin (each one lock round trip in libguestmem_c) per region
 //! touched per access.
 //!
