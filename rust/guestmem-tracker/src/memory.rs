@@ -205,15 +205,14 @@ impl Memory {
     /// [`Memory::convert`] with options (zeroing, deferring over pins).
     pub fn convert_with(&self, pages: Range<u64>, to: Shareability, opts: &ConvertOptions) -> Result<(), Error> {
         not_in_callback()?;
-        let raw_opts = sys::guestmem_convert_options {
-            size: std::mem::size_of::<sys::guestmem_convert_options>() as u32,
-            content: match opts.content {
-                Content::Preserve => sys::GUESTMEM_CONTENT_PRESERVE,
-                Content::Zero => sys::GUESTMEM_CONTENT_ZERO,
-            },
-            defer_if_pinned: u8::from(opts.defer_if_pinned),
-            reserved: [0; 7],
+        // SAFETY: plain data; all-zero means the defaults.
+        let mut raw_opts: sys::guestmem_convert_options = unsafe { std::mem::zeroed() };
+        raw_opts.size = std::mem::size_of::<sys::guestmem_convert_options>() as u32;
+        raw_opts.content = match opts.content {
+            Content::Preserve => sys::GUESTMEM_CONTENT_PRESERVE,
+            Content::Zero => sys::GUESTMEM_CONTENT_ZERO,
         };
+        raw_opts.defer_if_pinned = u8::from(opts.defer_if_pinned);
         let mut err = raw_error();
         // SAFETY: valid object, options and error.
         let rc = unsafe {
@@ -284,15 +283,16 @@ impl Memory {
         not_in_callback()?;
         let name = consumer.name();
         let name = CString::new(name.split('\0').next().unwrap_or("")).unwrap_or_default();
-        let ops = sys::guestmem_consumer_ops {
-            size: std::mem::size_of::<sys::guestmem_consumer_ops>() as u32,
-            reserved0: 0,
-            prepare: Some(consumer::prepare_trampoline::<C>),
-            commit: Some(consumer::commit_trampoline::<C>),
-            abort: Some(consumer::abort_trampoline::<C>),
-            memory_failure: Some(consumer::memory_failure_trampoline::<C>),
-            name: name.as_ptr(),
-        };
+        // Zeroed, then filled: members a later ABI appends (hooks for views)
+        // stay NULL, which means "nothing to do".
+        // SAFETY: plain data; all-zero is a valid (empty) table.
+        let mut ops: sys::guestmem_consumer_ops = unsafe { std::mem::zeroed() };
+        ops.size = std::mem::size_of::<sys::guestmem_consumer_ops>() as u32;
+        ops.prepare = Some(consumer::prepare_trampoline::<C>);
+        ops.commit = Some(consumer::commit_trampoline::<C>);
+        ops.abort = Some(consumer::abort_trampoline::<C>);
+        ops.memory_failure = Some(consumer::memory_failure_trampoline::<C>);
+        ops.name = name.as_ptr();
         let boxed = Box::into_raw(Box::new(consumer));
         let mut id = 0u64;
         let mut handle = ptr::null_mut();

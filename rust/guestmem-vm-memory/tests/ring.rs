@@ -218,3 +218,28 @@ fn a_hole_in_the_guestmem_object_refuses_the_access() {
         other => panic!("{:?}", other),
     }
 }
+
+/// Vetoes every conversion.
+struct NoSharing;
+impl guestmem_tracker::Consumer for NoSharing {
+    fn prepare(&self, _: &guestmem_tracker::Invalidation) -> Result<(), guestmem_tracker::Veto> {
+        Err(guestmem_tracker::Veto::new("no sharing today"))
+    }
+}
+
+#[test]
+fn a_vetoed_conversion_through_the_adapter_is_refused_with_the_veto_and_its_gpa() {
+    let g = guest();
+    let (mem, _) = g.memory_at(GuestAddress(HIGH)).unwrap();
+    let b = mem.bind(NoSharing, 0..8, 0).unwrap();
+    match g.convert(GuestAddress(HIGH + 5 * PAGE_SIZE), PAGE_SIZE, Shareability::Shared).unwrap_err() {
+        Error::Refused { gpa, source } => {
+            assert_eq!(
+                (gpa.0, source.code(), source.binding()),
+                (HIGH + 5 * PAGE_SIZE, ErrorCode::Vetoed, Some(b.id()))
+            );
+        }
+        other => panic!("{:?}", other),
+    }
+    assert!(g.read_obj::<u8>(GuestAddress(HIGH + 5 * PAGE_SIZE)).unwrap_err().is_guest_only());
+}
