@@ -431,6 +431,19 @@ impl std::fmt::Debug for Memory {
 /// Dropping one inside a consumer callback aborts the process (the unbind
 /// would deadlock on the object's lock). `mem::forget` of a binding leaks
 /// its consumer, which the `Memory`'s drop still releases.
+///
+/// The borrow checker, not a run-time check, keeps a binding from
+/// outliving its object:
+///
+/// ```compile_fail
+/// # use guestmem_tracker::{Config, Consumer, Memory};
+/// struct Nop;
+/// impl Consumer for Nop {}
+/// let mem = Memory::new(&Config::simulated(8)).unwrap();
+/// let binding = mem.bind(Nop, 0..8, 0).unwrap();
+/// drop(mem); // error: `mem` is still borrowed by `binding`
+/// drop(binding);
+/// ```
 pub struct Binding<'m, C: Consumer> {
     mem: &'m Memory,
     consumer: *mut C,
@@ -508,6 +521,17 @@ impl<C: Consumer> Drop for Binding<'_, C> {
 }
 
 /// One pin on each page of a range of a [`Memory`], dropped with the guard.
+/// Like a [`Binding`], it borrows the object, so no `&mut self` call such as
+/// [`Memory::runs`] can run while pages are pinned:
+///
+/// ```compile_fail
+/// # use guestmem_tracker::{Accessor, Config, Memory};
+/// let mut mem = Memory::new(&Config::simulated(8)).unwrap();
+/// mem.allocate(0..8).unwrap();
+/// let pin = mem.pin(0..1, Accessor::Host).unwrap();
+/// let runs = mem.runs(0..8); // error: `mem` is borrowed by `pin`
+/// drop(pin);
+/// ```
 #[must_use = "the pin is dropped at once if the guard is not kept"]
 pub struct Pinned<'m> {
     mem: &'m Memory,
