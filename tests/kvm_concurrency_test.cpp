@@ -242,7 +242,7 @@ TEST_CASE("vCPU threads routing exits through one router at once: per-object ser
 TEST_CASE("slots added and removed while vCPU threads look up and route: no thread uses a slot after remove_slot") {
     constexpr std::uint32_t ids = 8;
     constexpr page_index slot_pages = 64;
-    constexpr int readers = 4, lookups = 4000, changes = 600;
+    constexpr int readers = 4, min_lookups = 1000, max_lookups = 200000, changes = 600;
     simulated_allocator alloc;
     const guest_memory_config cfg{.pages = slot_pages, .initial = shareability::shared, .max_order = order_4k};
     std::array<std::unique_ptr<sim_memory>, ids> objects;
@@ -255,6 +255,8 @@ TEST_CASE("slots added and removed while vCPU threads look up and route: no thre
     exit_router<sim_memory, ids> router(map, &counting_log::sink, &log);
     std::atomic<std::uint64_t> found{0}, holes{0}, routed{0}, used_absent{0}, bad_slot{0}, in_use_after_remove{0},
         removals{0}, failures{0};
+    std::atomic<bool> writer_done{false};
+    std::atomic<std::uint64_t> lookups_made{0};
     start_line line(readers + 1);
 
     auto reader = [&](std::uint64_t seed) {
@@ -262,7 +264,14 @@ TEST_CASE("slots added and removed while vCPU threads look up and route: no thre
         if (!map.register_reader(me)) failures.fetch_add(1);
         line.wait();
         lcg rng{seed};
-        for (int i = 0; i < lookups; ++i) {
+        // At least min_lookups, and until the writer is done (so lookups
+        // overlap every change however the threads are scheduled), at most
+        // max_lookups. Between two sections the thread yields, as a vCPU
+        // thread runs its guest between two exits: a thread preempted
+        // inside its section would hold every writer up.
+        for (int i = 0; i < max_lookups && (i < min_lookups || !writer_done.load()); ++i) {
+            if (i != 0) std::this_thread::yield();
+            lookups_made.fetch_add(1, std::memory_order_relaxed);
             const std::uint64_t gpa = (rng.next() % (ids * 256)) * page_size;  // each id's MiB: 64 pages mapped, 192 a hole
             auto section = map.read(me);
             const auto* s = map.find(gpa);
@@ -297,6 +306,10 @@ TEST_CASE("slots added and removed while vCPU threads look up and route: no thre
         line.wait();
         lcg rng{5};
         for (int i = 0; i < changes; ++i) {
+            // Let the readers make 16 lookups between two changes, so every
+            // table is read (progress, not time: no sleep).
+            const std::uint64_t seen = lookups_made.load();
+            while (lookups_made.load() < seen + 16) std::this_thread::yield();
             const std::uint32_t id = std::uint32_t(rng.next() % ids);
             if (!present[id].load()) {
                 present[id].store(true);
@@ -312,6 +325,7 @@ TEST_CASE("slots added and removed while vCPU threads look up and route: no thre
             ++generation[id];
             removals.fetch_add(1, std::memory_order_relaxed);
         }
+        writer_done.store(true);
     };
 
     std::vector<std::thread> threads;
