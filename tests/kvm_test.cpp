@@ -2,8 +2,11 @@
 // adding and removing slots and every refusal, lookups at slot boundaries,
 // splitting GPA ranges, and conversions through it: one all-or-nothing
 // convert across slots of one object, refusal across objects, holes and
-// non-contiguous object pages, errors translated to guest frames. The exit
-// router's tests are in kvm_router_test.cpp (the same test_kvm binary).
+// non-contiguous object pages, errors translated to guest frames; reader
+// registration and read sections on one thread. The exit router's tests are
+// in kvm_router_test.cpp (the same test_kvm binary); the map and router
+// under threads (slot hot-plug included) in kvm_concurrency_test.cpp
+// (test_concurrency).
 #include <doctest/doctest.h>
 
 #include <guestmem/kvm/gpa_map.hpp>

@@ -51,7 +51,9 @@
 /// go). Calls made outside any read section (find, convert, iteration,
 /// size) are safe only while no other thread changes slots; a writer must
 /// not be called inside a read section of its own thread (it would wait for
-/// itself). Conversions take each object's own lock. Needs no Linux header.
+/// itself). Conversions take each object's own exclusive lock, so those of
+/// one object serialise (each all or nothing) and faults, under its shared
+/// lock, never see a range half converted. Needs no Linux header.
 #pragma once
 
 #include <algorithm>
