@@ -288,6 +288,14 @@ TEST_CASE("slots added and removed while vCPU threads look up and route: no thre
             if (!present[id].load()) used_absent.fetch_add(1);
             std::uint64_t g = generation[id];  // a race with the writer's rebuild if the slot were gone
             g += s->memory->stats().conversions;
+            if (i % 2 == 1) {
+                // Hold the slot across a reschedule: a writer that did not
+                // wait for this section would remove the slot and destroy
+                // its object now, under our feet.
+                std::this_thread::yield();
+                if (!present[id].load()) used_absent.fetch_add(1);
+                g += generation[id] + s->memory->stats().conversions;
+            }
             if (i % 4 == 0) {
                 // Through the slot: its object directly, then the router by GPA.
                 const page_index p = s->object_page(gpa >> page_shift);
