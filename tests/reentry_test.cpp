@@ -252,3 +252,22 @@ TEST_CASE("the unblock notifier hears of unpins, changing conversions, punch_hol
     REQUIRE(o.mem.convert({0, 8}, shareability::guest_only));
     CHECK(n.seen.size() == 6);
 }
+
+TEST_CASE("with the default lock a fault from a callback is would_deadlock too (its try-lock path)") {
+    simulated_allocator alloc{UINT64_MAX, order_4k};
+    guest_memory<simulated_allocator> mem{alloc, {16, shareability::shared, order_4k}};
+    REQUIRE(mem.allocate({0, 16}));
+    reentering_consumer c;
+    guest_memory<simulated_allocator>::binding_type slot;
+    REQUIRE(mem.bind(slot, c, {0, 16}, 0));
+    bool caught = false;
+    c.at = reentering_consumer::prepare_site;
+    c.hook = [&] {
+        auto r = mem.fault(3, shareability::shared, accessor::host);
+        caught = !r && r.error().code() == errc::would_deadlock;
+    };
+    REQUIRE(mem.convert({0, 4}, shareability::guest_only));
+    CHECK(caught);
+    c.at = reentering_consumer::none;
+    CHECK(mem.fault(8, shareability::shared, accessor::host));
+}

@@ -275,8 +275,18 @@ public:
                                                               Policy policy = {}) const {
         // Nothing on this path writes shared memory but the lock itself, so
         // faults scale with a lock whose readers write only their own line.
-        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("fault");
-        std::shared_lock guard(lock_);
+        if constexpr (detail::is_sharded_lock<Lock>) {
+            // Its try_lock_shared fails for the thread holding it exclusive:
+            // the re-entry check costs nothing until then.
+            if (!lock_.try_lock_shared()) [[unlikely]] {
+                if (detail::this_thread_holds(this)) return detail::reentered("fault");
+                lock_.lock_shared();
+            }
+        } else {
+            if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("fault");
+            lock_.lock_shared();
+        }
+        std::shared_lock guard(lock_, std::adopt_lock);
         return fault_locked(page, wanted, who, policy);
     }
 

@@ -18,6 +18,8 @@
 ///   an eventfd for the exit router's vmm_retries policy.
 #pragma once
 
+#include <concepts>
+#include <cstddef>
 #include <cstdint>
 
 #include <guestmem/core/error.hpp>
@@ -75,6 +77,14 @@ public:
 
 private:
     held_object node_;
+};
+
+/// Whether `L` is a sharded_shared_mutex (memory/lock.hpp), whose
+/// try_lock_shared is defined for the thread holding it exclusive.
+template <class L>
+inline constexpr bool is_sharded_lock = requires(L& l) {
+    { l.try_lock_shared() } -> std::same_as<bool>;
+    typename L::sharded_tag;
 };
 
 /// errc::would_deadlock for a call of `call` made from a callback.
