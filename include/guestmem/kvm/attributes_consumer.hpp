@@ -212,7 +212,9 @@ public:
     /// page is set back at once. Errors: not_supported with the kernel's
     /// answer (content flags on the VM ioctl; EINVAL: no content flags;
     /// EOPNOTSUPP: not for this VM type), or the probe's other errno mapped
-    /// by errc_from_errno. One or two ioctls.
+    /// by errc_from_errno; shareability_at's. Lock: the object's, shared,
+    /// for the first page's shareability. Cost: one or two ioctls.
+    /// Allocates: nothing.
     template <class Memory>
     [[nodiscard]] status probe_content(const Memory& mem, page_range pages, std::uint64_t target_base) noexcept {
         if (content_ == attributes_content::unspecified) return ok();
@@ -298,7 +300,8 @@ public:
 
     /// The target pages (GFNs or guest_memfd pages) where KVM's attributes
     /// may differ from the object's: the hull of every range whose undo
-    /// failed or fell back to a whole-range undo, empty if none. O(1).
+    /// failed or fell back to a whole-range undo, empty if none. Lock: as
+    /// verify_in_step. Cost: O(1).
     [[nodiscard]] page_range stale() const noexcept { return stale_; }
 
     /// Whether KVM holds, over target pages `target`, what this consumer
@@ -306,9 +309,9 @@ public:
     /// stale target page with the cause (an undo the kernel refused, or a
     /// binding without the object's runs). This is the consumer's own
     /// record (KVM cannot be asked: it has no get-attributes ioctl); call it
-    /// after a round the VMM doubts, e.g. once undo_failures moved. No
-    /// lock of its own (read it under the object's lock, or while no round
-    /// runs). O(1).
+    /// after a round the VMM doubts, e.g. once undo_failures moved.
+    /// Errors: retry (above). Lock: none of its own (read it under the
+    /// object's lock, or while no round runs). Cost: O(1). Allocates: nothing.
     [[nodiscard]] status verify_in_step(page_range target) const noexcept {
         const page_range bad = target.intersect(stale_);
         if (bad.empty()) return ok();
@@ -318,7 +321,7 @@ public:
                            target.begin, target.end, bad.begin, counters_.undo_failures, fallbacks_);
     }
     /// Forget the stale record (after the VMM set KVM's attributes over it
-    /// again itself). O(1).
+    /// again itself). Lock: as verify_in_step. Cost: O(1).
     void clear_stale() noexcept { stale_ = {}; }
 
 private:

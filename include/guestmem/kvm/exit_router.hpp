@@ -205,6 +205,10 @@ public:
     /// a transient refusal returns retry_later and leaves the run as it was
     /// (hypercall.ret unwritten); the same exit handed back later is
     /// retried, until router_options::retry_limit_ns after its first refusal.
+    /// Errors: in exit_outcome::why, as handle(run). Lock: the objects'
+    /// (through the map); `state` is the caller's (one per vCPU). Cost: one
+    /// conversion, plus one clock read on a transient refusal. Allocates:
+    /// nothing.
     exit_outcome handle(kvm_run& run, retry_state& state) {
         if (run.exit_reason == KVM_EXIT_MEMORY_FAULT) {
             const kvm_memory_fault_exit f = kvm_memory_fault_of(run);

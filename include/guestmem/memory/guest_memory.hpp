@@ -455,7 +455,8 @@ public:
     /// succeed (memory/reentry.hpp): after an unpin, a conversion that
     /// changed something, a punch_hole, a release_quarantine and an unbind,
     /// under the exclusive lock. `n` must outlive the object or be replaced
-    /// first. Exclusive lock; O(1).
+    /// first. Errors: none. Lock: exclusive (not from a callback: it would
+    /// wait for itself). Cost: O(1). Allocates: nothing.
     void set_unblock_notifier(unblock_notifier* n) {
         std::unique_lock guard(lock_);
         unblock_ = n;
