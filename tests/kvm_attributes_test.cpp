@@ -272,3 +272,30 @@ TEST_CASE("content flags on the VM ioctl are refused at attach: KVM_SET_MEMORY_A
     CHECK(content_of(content_policy::zero) == attributes_content::zero);
     CHECK(content_of(content_policy::preserve) == attributes_content::preserve);
 }
+
+TEST_CASE("a content mode the kernel refuses during a conversion is a veto with the kernel's errno, and KVM stays in step") {
+    struct row {
+        int err;
+        errc code;
+        const char* name;
+    };
+    const row rows[] = {{EOPNOTSUPP, errc::not_supported, "EOPNOTSUPP"},
+                        {ENOTTY, errc::not_supported, "ENOTTY"},
+                        {EIO, errc_from_errno(EIO), "EIO"},
+                        {EINVAL, errc::invalid_argument, "EINVAL"}};
+    for (const row& x : rows) {
+        CAPTURE(x.err);
+        rig r(attributes_target::guest_memfd, /*partial=*/true, attributes_content::preserve);
+        r.io.fail_call(1, x.err, 3 * page_size);  // only EAGAIN's error_offset means progress
+        auto s = r.mem.convert({0, 8}, shareability::guest_only);
+        REQUIRE_FALSE(s);
+        CHECK(s.error().code() == errc::vetoed);
+        CHECK(s.error().binding_id() == r.kslot.id());
+        CHECK(s.error().page() == 0);
+        INFO(std::string(s.error().message()));
+        CHECK(contains(s.error().message(), x.name));
+        CHECK(contains(s.error().message(), to_string(x.code)));
+        CHECK(r.kvm.stats().partial_undos == 0);
+        r.in_step();
+    }
+}
