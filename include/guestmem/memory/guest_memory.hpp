@@ -35,6 +35,7 @@
 #include <guestmem/memory/detail/fault_errors.hpp>
 #include <guestmem/memory/lock.hpp>
 #include <guestmem/memory/options.hpp>
+#include <guestmem/memory/reentry.hpp>
 #include <guestmem/notifier/binding.hpp>
 #include <guestmem/notifier/consumer.hpp>
 #include <guestmem/notifier/notifier_set.hpp>
@@ -52,8 +53,11 @@ namespace guestmem {
 /// Locking (docs/DESIGN.md §Locking and callbacks): fault, the queries,
 /// stats() and dump() take the lock shared; allocate, punch_hole,
 /// release_quarantine, convert, pin, unpin, memory_failure, bind and unbind
-/// take it exclusive, and every consumer callback runs under it (a callback
-/// must not call back into the object). read_begin and read_retry take no
+/// take it exclusive, and every consumer callback runs under it. A callback
+/// that calls back into the object gets errc::would_deadlock from every call
+/// that returns an error (memory/reentry.hpp); pins, stats, dump and
+/// generation answer it without the lock, as the object was before the
+/// round. read_begin and read_retry take no
 /// lock; nor do size(), max_order(), runs() and the part accessors, which
 /// must be used while no other thread mutates the object.
 ///
@@ -126,6 +130,7 @@ public:
     /// by errc_from_errno). O(log folios + folios made), plus 512 piece
     /// states per split.
     status allocate(page_range r) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("allocate");
         std::unique_lock guard(lock_);
         if (auto s = check_range(r, size_); !s) return s;
         return folios_.populate(r, shares_);
@@ -143,7 +148,9 @@ public:
     /// Exclusive lock; consumers' refusals in prepare are ignored (counted).
     /// O(bindings + log folios + folios removed + pages zeroed).
     status punch_hole(page_range r) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("punch_hole");
         std::unique_lock guard(lock_);
+        detail::hold_marker held(this);
         if (r.begin >= r.end || r.end > max_file_pages) [[unlikely]]
             return bad_punch_range(r);
         if (r.begin >= size_) return ok();  // at or past the end: nothing there
@@ -152,6 +159,7 @@ public:
         notifier_.invalidate(r, invalidation_cause::truncate, report);
         quarantine(report, r);  // before truncate: a reported page must never be freed
         folios_.truncate(r);
+        unblocked(r);
         return ok();
     }
 
@@ -164,8 +172,12 @@ public:
     /// (the page named). Nothing quarantined there is not an error.
     /// Exclusive lock. O(detached folios + leaves freed).
     status release_quarantine(page_range r) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("release_quarantine");
         std::unique_lock guard(lock_);
-        return folios_.release_quarantine(r);
+        detail::hold_marker held(this);  // the unblock notifier runs under it
+        auto s = folios_.release_quarantine(r);
+        if (s) unblocked(r);
+        return s;
     }
 
     // ---- conversion -------------------------------------------------------
@@ -182,7 +194,9 @@ public:
     /// consumer's prepare refused). O(log runs + log folios + bindings +
     /// leaves in r), plus 512 piece states per split or merge.
     status convert(page_range r, shareability to, convert_options opts = {}) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("convert");
         std::unique_lock guard(lock_);
+        detail::hold_marker held(this);
         // 1. validate
         if (auto s = check_range(r, size_); !s) return s;
         if (!is_valid(to) || (opts.content != content_policy::preserve && opts.content != content_policy::zero))
@@ -239,14 +253,14 @@ public:
         }
         ++counters_.conversions;
         changes_.record(r);  // migration tracking (snapshot/changes.hpp)
+        unblocked(r);
         return ok();
     }
 
     /// Bumped by every conversion that changes something (snapshot/changes.hpp
     /// lists what changed since a generation). Shared lock; O(1).
     [[nodiscard]] std::uint64_t generation() const {
-        std::shared_lock guard(lock_);
-        return changes_.generation();
+        return read_shared([&] { return changes_.generation(); });
     }
 
     // ---- faults -----------------------------------------------------------
@@ -268,7 +282,18 @@ public:
                                                               Policy policy = {}) const {
         // Nothing on this path writes shared memory but the lock itself, so
         // faults scale with a lock whose readers write only their own line.
-        std::shared_lock guard(lock_);
+        if constexpr (detail::is_sharded_lock<Lock>) {
+            // Its try_lock_shared fails for the thread holding it exclusive:
+            // the re-entry check costs nothing until then.
+            if (!lock_.try_lock_shared()) [[unlikely]] {
+                if (detail::this_thread_holds(this)) return detail::reentered("fault");
+                lock_.lock_shared();
+            }
+        } else {
+            if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("fault");
+            lock_.lock_shared();
+        }
+        std::shared_lock guard(lock_, std::adopt_lock);
         return fault_locked(page, wanted, who, policy);
     }
 
@@ -295,6 +320,7 @@ public:
     /// runs in r + log folios + leaves in r + pin runs in r). `policy`: as fault's.
     template <access_rule Policy = confidential>
     status pin(page_range r, accessor who, Policy policy = {}) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("pin");
         std::unique_lock guard(lock_);
         if (auto s = check_range(r, size_); !s) return s;
         if (!is_valid(who))
@@ -319,9 +345,13 @@ public:
     /// leaves in r + pin runs in r + detached folios), plus 512 piece states
     /// per merge.
     status unpin(page_range r) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("unpin");
         std::unique_lock guard(lock_);
+        detail::hold_marker held(this);  // the unblock notifier runs under it
         if (auto s = check_range(r, size_); !s) return s;
-        return folios_.unpin(r, shares_);
+        auto s = folios_.unpin(r, shares_);
+        if (s) unblocked(r);
+        return s;
     }
 
     // ---- memory failure ---------------------------------------------------
@@ -335,7 +365,9 @@ public:
     /// Exclusive lock; consumers' memory_failure runs under it.
     /// O(log folios + log runs + bindings).
     status memory_failure(page_index page) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("memory_failure");
         std::unique_lock guard(lock_);
+        detail::hold_marker held(this);
         if (auto s = check_page(page, size_); !s) return s;
         auto f = folios_.lookup(page);
         if (!f) return error::make(errc::not_allocated, page, "page %#" PRIx64 " is a hole; no memory there can fail", page);
@@ -359,6 +391,7 @@ public:
     /// after every ordinary binding; see binding_class). O(bindings).
     result<binding_handle> bind(binding_type& slot, Consumer& c, page_range pages, std::uint64_t target_base,
                                 binding_class cls = binding_class::ordinary) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("bind");
         std::unique_lock guard(lock_);
         if (auto s = check_range(pages, size_); !s) return s.error();
         return notifier_.bind(slot, c, pages, target_base, cls);
@@ -370,11 +403,14 @@ public:
     /// not_bound, the only error. Exclusive lock; the release's prepare and
     /// commit run under it. O(bindings).
     status unbind(binding_handle h) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("unbind");
         std::unique_lock guard(lock_);
+        detail::hold_marker held(this);
         commit_report report;
         auto released = notifier_.unbind(h, report);
         if (!released) return released.error();
         quarantine(report, released.value().intersect({0, size_}));
+        unblocked({0, size_});
         return ok();
     }
 
@@ -383,6 +419,7 @@ public:
     /// The shareability of `page`. Shared lock. Error: invalid_range (page
     /// past size()). O(log runs).
     [[nodiscard]] result<shareability> shareability_at(page_index page) const {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("shareability_at");
         std::shared_lock guard(lock_);
         if (auto s = check_page(page, size_); !s) return s.error();
         return shares_.at(page);
@@ -400,6 +437,7 @@ public:
     /// Mappability of the leaf folio holding `page`. Shared lock. Errors:
     /// invalid_range (page past size()); not_allocated (a hole). O(log folios).
     [[nodiscard]] result<mappability> mappability_at(page_index page) const {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("mappability_at");
         std::shared_lock guard(lock_);
         if (auto s = check_page(page, size_); !s) return s.error();
         auto f = folios_.lookup(page);
@@ -410,14 +448,29 @@ public:
     /// Pins on `page`: the raw per-page count, a detached folio's included;
     /// 0 past the end. Shared lock; no error. O(log pin runs).
     [[nodiscard]] std::uint32_t pins(page_index page) const {
-        std::shared_lock guard(lock_);
-        return page < size_ ? folios_.pins(page) : 0;
+        return read_shared([&] { return page < size_ ? folios_.pins(page) : 0; });
     }
 
     /// Census and counters, a snapshot (guest_memory_stats). Shared lock;
     /// no error. O(runs + bindings).
-    [[nodiscard]] guest_memory_stats stats() const {
-        std::shared_lock guard(lock_);
+    [[nodiscard]] guest_memory_stats stats() const { return read_shared([&] { return stats_locked(); }); }
+    /// A readable map of runs, folios and consumers, written to `os` under
+    /// the shared lock. O(runs + leaves + bindings).
+    void dump(std::ostream& os) const { read_shared([&] { dump_locked(os); }); }
+
+    /// Tell `n` (nullptr: nobody) whenever a refused conversion may now
+    /// succeed (memory/reentry.hpp): after an unpin, a conversion that
+    /// changed something, a punch_hole, a release_quarantine and an unbind,
+    /// under the exclusive lock. `n` must outlive the object or be replaced
+    /// first. Errors: none. Lock: exclusive (not from a callback: it would
+    /// wait for itself). Cost: O(1). Allocates: nothing.
+    void set_unblock_notifier(unblock_notifier* n) {
+        std::unique_lock guard(lock_);
+        unblock_ = n;
+    }
+
+private:
+    guest_memory_stats stats_locked() const {
         guest_memory_stats s = counters_.snapshot();
         s.pages = size_;
         if (size_ != 0) {
@@ -439,10 +492,7 @@ public:
         return s;
     }
 
-    /// A readable map of runs, folios and consumers, written to `os` under
-    /// the shared lock. O(runs + leaves + bindings).
-    void dump(std::ostream& os) const {
-        std::shared_lock guard(lock_);
+    void dump_locked(std::ostream& os) const {
         os << "guest_memory: " << size_ << " pages, max order " << unsigned(max_order_) << ", "
            << shares_.run_count() << " runs\n";
         if (size_ == 0) return;
@@ -458,6 +508,19 @@ public:
                << ") -> target 0x" << b.target_base() << std::dec << ", sequence " << b.sequence() << '\n';
         });
     }
+    // A read without an error channel: from a callback (this thread holds
+    // the lock exclusively) it reads without taking it.
+    template <class F>
+    auto read_shared(F f) const {
+        if (detail::this_thread_holds(this)) [[unlikely]] return f();
+        std::shared_lock guard(lock_);
+        return f();
+    }
+    void unblocked(page_range r) noexcept {
+        if (unblock_ != nullptr) [[unlikely]] unblock_->unblocked(r);
+    }
+
+public:
 
     /// The parts, read-only, for tests, fuzzers and dumps: the shareability
     /// map. No lock: use it while no other thread mutates the object. O(1).
@@ -591,6 +654,7 @@ private:
     std::uint64_t poison_events_ = 0;
     detail::memory_counters counters_;
     detail::change_log changes_;
+    unblock_notifier* unblock_ = nullptr;
     notifier_set<Consumer> notifier_;  // last: destroyed first, releasing consumers before folios go
 };
 
