@@ -74,27 +74,47 @@ int32_t router_args(const guestmem_exit_router* r, const void* run, guestmem_exi
     return GUESTMEM_OK;
 }
 
-/// What kvm consumers' attach() binds through: the object, with the C++
-/// consumer wrapped in a c_consumer (which takes it over).
-struct attach_shim {
+/// What a KVM consumer's attach() takes for the object: it binds the
+/// consumer's forwarding c_consumer into the object, and reads the
+/// object's shareability for it (a consumer may keep a pointer to it to
+/// read runs later: it lives beside the consumer, as long as it).
+struct memory_shim {
     using binding_type = binding<c_consumer>;
-    guestmem_memory* mem;
-    c_consumer* wrapper;
+    using runs_type = decltype(std::declval<const guest_memory<simulated_allocator, c_consumer>&>().runs({}));
+    guestmem_memory* mem = nullptr;
+    c_consumer* wrapper = nullptr;
     result<binding_handle> bind(binding_type& slot, consumer&, page_range pages, std::uint64_t target,
                                 binding_class cls = binding_class::ordinary) {
         return visit(mem, [&](auto& g, auto&) { return g.bind(slot, *wrapper, pages, target, cls); });
     }
+    [[nodiscard]] page_index size() const { return mem->size(); }
+    [[nodiscard]] result<shareability> shareability_at(page_index p) const {
+        return visit(static_cast<const guestmem_memory*>(mem), [&](const auto& g, const auto&) { return g.shareability_at(p); });
+    }
+    [[nodiscard]] runs_type runs(page_range r) const {
+        return visit(static_cast<const guestmem_memory*>(mem), [&](const auto& g, const auto&) -> runs_type { return g.runs(r); });
+    }
 };
 
-/// Attach C++ consumer `c` (new'd; taken over) of kind `tag` to `mem` via
-/// attach(shim, slot): on success the binding is the object's.
+/// A KVM consumer and the object shim it was attached through, freed together.
+template <class C>
+struct kvm_pack {
+    template <class... Args>
+    explicit kvm_pack(Args&&... args) noexcept : consumer(std::forward<Args>(args)...) {}
+    memory_shim shim;
+    C consumer;
+    static void drop(void* p) noexcept { delete static_cast<kvm_pack*>(p); }
+};
+
+/// Attach the consumer of `pack` (new'd; taken over) of kind `tag` to `mem`
+/// with attach(consumer, shim, slot): on success the binding is the object's.
 template <class C, class Attach>
-int32_t attach_cxx(guestmem_memory* mem, C* c, std::uint8_t tag, uint64_t begin, uint64_t* id_out, guestmem_error* err,
-                   Attach&& attach) noexcept {
-    if (c == nullptr) return fail(err, errc::out_of_memory, begin, "no memory for the consumer");
-    auto* owner = new (std::nothrow) c_consumer(c, tag);
+int32_t attach_cxx(guestmem_memory* mem, kvm_pack<C>* pack, std::uint8_t tag, uint64_t begin, uint64_t* id_out,
+                   guestmem_error* err, Attach&& attach) noexcept {
+    if (pack == nullptr) return fail(err, errc::out_of_memory, begin, "no memory for the consumer");
+    auto* owner = new (std::nothrow) c_consumer(&pack->consumer, tag, pack, &kvm_pack<C>::drop);
     if (owner == nullptr) {
-        delete c;
+        delete pack;
         return fail(err, errc::out_of_memory, begin, "no memory for the consumer");
     }
     auto* b = new (std::nothrow) guestmem_binding;
@@ -102,8 +122,9 @@ int32_t attach_cxx(guestmem_memory* mem, C* c, std::uint8_t tag, uint64_t begin,
         delete owner;
         return fail(err, errc::out_of_memory, begin, "no memory for the binding");
     }
-    attach_shim shim{mem, owner};
-    auto r = attach(*c, shim, b->slot);
+    pack->shim = {mem, owner};
+    std::lock_guard guard(mem->lists);
+    auto r = attach(pack->consumer, pack->shim, b->slot);
     if (!r) {
         delete b;
         delete owner;
@@ -115,6 +136,7 @@ int32_t attach_cxx(guestmem_memory* mem, C* c, std::uint8_t tag, uint64_t begin,
 }
 
 /// The forwarding consumer of kind `tag` behind binding `id`, or nullptr.
+/// The caller holds mem->lists.
 consumer* find_inner(const guestmem_memory* mem, uint64_t id, std::uint8_t tag) noexcept {
     for (const guestmem_binding* b = mem->bindings; b != nullptr; b = b->next)
         if (b->slot.id() == id) return b->owner->tag() == tag ? b->owner->inner() : nullptr;
@@ -243,9 +265,9 @@ int32_t guestmem_kvm_attributes_attach(guestmem_memory* mem, int32_t fd, uint32_
     if (target > GUESTMEM_KVM_ATTRIBUTES_GUEST_MEMFD)
         return fail(err, errc::invalid_argument, begin, "attributes target %u is not vm (0) or guest_memfd (1)",
                     unsigned{target});
-    auto* c = new (std::nothrow) kvm_attributes_consumer(static_cast<attributes_target>(target), fd);
+    auto* c = new (std::nothrow) kvm_pack<kvm_attributes_consumer>(static_cast<attributes_target>(target), fd);
     return attach_cxx(mem, c, c_consumer::kvm_attributes, begin, id_out, err,
-                      [&](kvm_attributes_consumer& k, attach_shim& shim, binding<c_consumer>& slot) {
+                      [&](kvm_attributes_consumer& k, memory_shim& shim, binding<c_consumer>& slot) {
                           return k.attach(shim, slot, {begin, end}, target_base);
                       });
 }
@@ -254,6 +276,7 @@ int32_t guestmem_kvm_attributes_get_stats(const guestmem_memory* mem, uint64_t b
                                           guestmem_kvm_attributes_stats* out, guestmem_error* err) {
     if (mem == nullptr) return null_handle(err, "guestmem_memory");
     if (int32_t rc = check_output(out, "out", err)) return rc;
+    std::lock_guard guard(mem->lists);
     auto* c = static_cast<kvm_attributes_consumer*>(find_inner(mem, binding_id, c_consumer::kvm_attributes));
     if (c == nullptr)
         return fail(err, errc::not_bound, no_page, "binding %" PRIu64 " is no KVM attributes consumer's", binding_id);
@@ -275,9 +298,9 @@ int32_t guestmem_discard_attach(guestmem_memory* mem, const guestmem_discard_con
                            .shared_first = cfg->shared_first,
                            .private_fd = cfg->private_fd,
                            .private_first = cfg->private_first};
-    auto* c = new (std::nothrow) discard_consumer(d);
+    auto* c = new (std::nothrow) kvm_pack<discard_consumer>(d);
     return attach_cxx(mem, c, c_consumer::kvm_discard, begin, id_out, err,
-                      [&](discard_consumer& k, attach_shim& shim, binding<c_consumer>& slot) {
+                      [&](discard_consumer& k, memory_shim& shim, binding<c_consumer>& slot) {
                           return k.attach(shim, slot, {begin, end});
                       });
 }
@@ -286,6 +309,7 @@ int32_t guestmem_discard_get_stats(const guestmem_memory* mem, uint64_t binding_
                                    guestmem_error* err) {
     if (mem == nullptr) return null_handle(err, "guestmem_memory");
     if (int32_t rc = check_output(out, "out", err)) return rc;
+    std::lock_guard guard(mem->lists);
     auto* c = static_cast<discard_consumer*>(find_inner(mem, binding_id, c_consumer::kvm_discard));
     if (c == nullptr)
         return fail(err, errc::not_bound, no_page, "binding %" PRIu64 " is no discard consumer's", binding_id);

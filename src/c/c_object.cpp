@@ -17,13 +17,15 @@ status c_consumer::refusal(const invalidation& inv, int32_t code, guestmem_error
     return error::make(static_cast<errc>(code), why.page, "%s", why.message[0] != '\0' ? why.message : "refused");
 }
 
-c_consumer::c_consumer(consumer* inner, std::uint8_t tag) noexcept
+c_consumer::c_consumer(consumer* inner, std::uint8_t tag, void* payload, void (*drop)(void*)) noexcept
     : prepare_(nullptr), commit_(nullptr), abort_(nullptr), memory_failure_(nullptr), ctx_(nullptr), inner_(inner),
-      tag_(tag) {
+      payload_(payload), drop_(drop), tag_(tag) {
     name_[0] = '\0';
 }
 
-c_consumer::~c_consumer() { delete inner_; }
+c_consumer::~c_consumer() {
+    if (drop_ != nullptr) drop_(payload_);
+}
 
 status c_consumer::populate(const invalidation& inv) {
     if (populate_ == nullptr) return inner_ != nullptr ? inner_->populate(inv) : ok();

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <string_view>
 #include <utility>
 
@@ -106,9 +107,11 @@ int32_t check_output(const T* p, const char* what, guestmem_error* err) noexcept
 class c_consumer final : public consumer {
 public:
     c_consumer(const guestmem_consumer_ops& ops, void* ctx) noexcept;
-    /// A consumer forwarding to a C++ one (the KVM layer's), which it owns
-    /// (deleted with it); `tag` says which type it is (c_consumer::kind).
-    c_consumer(consumer* inner, std::uint8_t tag) noexcept;
+    /// A consumer forwarding to C++ consumer `inner` (the KVM layer's); it
+    /// owns `payload`, which holds `inner`, and frees it with `drop` (so
+    /// the payload may hold more than the consumer); `tag` says which type
+    /// `inner` is (c_consumer::kind).
+    c_consumer(consumer* inner, std::uint8_t tag, void* payload, void (*drop)(void*)) noexcept;
     ~c_consumer() override;
     c_consumer(const c_consumer&) = delete;
     c_consumer& operator=(const c_consumer&) = delete;
@@ -147,7 +150,9 @@ private:
     decltype(guestmem_consumer_ops::memory_failure) memory_failure_;
     decltype(guestmem_consumer_ops::populate) populate_ = nullptr;
     void* ctx_;
-    consumer* inner_ = nullptr;  ///< owned; then every C callback above is NULL
+    consumer* inner_ = nullptr;  ///< inside payload_; then every C callback above is NULL
+    void* payload_ = nullptr;    ///< owned, freed by drop_
+    void (*drop_)(void*) = nullptr;
     std::uint8_t tag_ = c_table;
     char name_[32];
 
@@ -227,6 +232,9 @@ struct guestmem_memory {
     std::uint32_t kind;                          ///< guestmem_allocator_kind
     guestmem::c_abi::c_consumer* consumers = nullptr;
     guestmem_binding* bindings = nullptr;
+    /// Guards the two lists (bind, unbind, attach, the KVM consumers'
+    /// counters); taken before the object's lock.
+    mutable std::mutex lists;
     /// The caller's reference (guestmem_destroy drops it) plus one per
     /// gpa_map slot over the object: the last one deletes it.
     std::atomic<std::uint32_t> refs{1};

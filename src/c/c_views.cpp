@@ -66,6 +66,7 @@ struct guestmem_view {
     frames_base* fr;
     c_consumer* consumers = nullptr;
     guestmem_view_binding* bindings = nullptr;
+    std::mutex lists;  ///< guards the two lists; taken before the view table's lock
 };
 
 namespace {
@@ -304,6 +305,7 @@ int32_t guestmem_view_bind(guestmem_view* view, const guestmem_consumer_ops* ops
     if (replay > GUESTMEM_REPLAY_POPULATED)
         return fail(err, errc::invalid_argument, begin, "replay mode %u is not none (0) or populated (1)",
                     unsigned{replay});
+    std::lock_guard guard(view->lists);
     c_consumer* owner = view->consumers;
     while (owner != nullptr && !owner->same(*ops, ctx)) owner = owner->next;
     const bool fresh = owner == nullptr;
@@ -338,6 +340,7 @@ int32_t guestmem_view_bind(guestmem_view* view, const guestmem_consumer_ops* ops
 
 int32_t guestmem_view_unbind(guestmem_view* view, uint64_t binding_id, guestmem_error* err) {
     if (view == nullptr) return null_view(err);
+    std::lock_guard guard(view->lists);
     guestmem_view_binding** link = &view->bindings;
     while (*link != nullptr && (*link)->slot.handle().binding.id != binding_id) link = &(*link)->next;
     // An id of no binding here goes to the C++ unbind too, for its not_bound.

@@ -221,6 +221,7 @@ int32_t guestmem_bind(guestmem_memory* mem, const guestmem_consumer_ops* ops, vo
                       guestmem_error* err) {
     if (mem == nullptr) return null_object(err);
     if (int32_t rc = check_ops(ops, err)) return rc;
+    std::lock_guard guard(mem->lists);
     c_consumer* owner = mem->consumers;
     while (owner != nullptr && !owner->same(*ops, ctx)) owner = owner->next;
     const bool fresh = owner == nullptr;
@@ -247,6 +248,7 @@ int32_t guestmem_bind(guestmem_memory* mem, const guestmem_consumer_ops* ops, vo
 
 int32_t guestmem_unbind(guestmem_memory* mem, uint64_t binding_id, guestmem_error* err) {
     if (mem == nullptr) return null_object(err);
+    std::lock_guard guard(mem->lists);
     guestmem_binding** link = &mem->bindings;
     while (*link != nullptr && (*link)->slot.id() != binding_id) link = &(*link)->next;
     // An id of no binding here goes to the C++ unbind too, for its not_bound.
