@@ -18,7 +18,7 @@ int main(void) {
     guestmem_snapshot_header h = {0};
     guestmem_view *vm_a = NULL, *vm_b = NULL;
     guestmem_memory *src = NULL, *copy = NULL;
-    uint64_t owner_b = 0;
+    guestmem_owner owner_b = {0, 0, 0};
     uint32_t share = 0;
     size_t size = 0;
     uint8_t* bytes;

@@ -6,6 +6,7 @@
 // views: a closed view's handle answers not_bound until it is freed.
 #include "c_object.hpp"
 
+#include <limits>
 #include <new>
 
 using namespace guestmem;
@@ -97,9 +98,15 @@ decltype(auto) visit_view(V* v, F&& f) {
     return fail(err, errc::invalid_argument, no_page, "the guestmem_view handle is NULL");
 }
 
-std::uint64_t pack(owner_id o) noexcept { return std::uint64_t{o.slot} << 32 | o.generation; }
-owner_id unpack(std::uint64_t v) noexcept {
-    return {static_cast<std::uint32_t>(v >> 32), static_cast<std::uint32_t>(v)};
+guestmem_owner pack(owner_id o) noexcept { return {o.slot, 0, o.generation}; }
+/// The C++ owner id; a generation past what the C++ type holds (or reserved
+/// bytes set) names no owner: generation 0, which is never live.
+owner_id unpack(const guestmem_owner& c) noexcept {
+    using gen = decltype(owner_id::generation);
+    owner_id o;
+    o.slot = c.slot;
+    o.generation = c.reserved == 0 && c.generation <= std::numeric_limits<gen>::max() ? static_cast<gen>(c.generation) : 0;
+    return o;
 }
 
 /// A C access policy (NULL: the default) into `p`. 0 when valid.
@@ -160,7 +167,7 @@ int32_t guestmem_view_open_storage(const guestmem_config* cfg, const guestmem_st
     });
 }
 
-int32_t guestmem_view_add_owner(guestmem_view* view, uint64_t* owner_out, guestmem_error* err) {
+int32_t guestmem_view_add_owner(guestmem_view* view, guestmem_owner* owner_out, guestmem_error* err) {
     if (view == nullptr) return null_view(err);
     if (owner_out == nullptr) return fail(err, errc::invalid_argument, no_page, "owner_out is NULL");
     return visit_view(view, [&](auto& v) {
@@ -171,7 +178,7 @@ int32_t guestmem_view_add_owner(guestmem_view* view, uint64_t* owner_out, guestm
     });
 }
 
-int32_t guestmem_view_owner(const guestmem_view* view, uint64_t* owner_out, guestmem_error* err) {
+int32_t guestmem_view_owner(const guestmem_view* view, guestmem_owner* owner_out, guestmem_error* err) {
     if (view == nullptr) return null_view(err);
     if (owner_out == nullptr) return fail(err, errc::invalid_argument, no_page, "owner_out is NULL");
     return visit_view(view, [&](const auto& v) {
@@ -182,7 +189,7 @@ int32_t guestmem_view_owner(const guestmem_view* view, uint64_t* owner_out, gues
     });
 }
 
-int32_t guestmem_view_open(guestmem_view* view, uint64_t owner, const guestmem_access_policy* policy,
+int32_t guestmem_view_open(guestmem_view* view, guestmem_owner owner, const guestmem_access_policy* policy,
                            guestmem_view** out, guestmem_error* err) {
     if (view == nullptr) return null_view(err);
     if (out == nullptr) return fail(err, errc::invalid_argument, no_page, "out (where the view goes) is NULL");
@@ -207,7 +214,7 @@ int32_t guestmem_view_close(guestmem_view* view, guestmem_error* err) {
     return visit_view(view, [&](auto& v) { return report(err, v.close()); });
 }
 
-int32_t guestmem_view_close_owner(guestmem_view* view, uint64_t owner, guestmem_error* err) {
+int32_t guestmem_view_close_owner(guestmem_view* view, guestmem_owner owner, guestmem_error* err) {
     if (view == nullptr) return null_view(err);
     return visit_view(view, [&](auto& v) { return report(err, v.close_owner(unpack(owner))); });
 }

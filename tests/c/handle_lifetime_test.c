@@ -27,7 +27,8 @@ static void a_closed_view_answers_not_bound_until_it_is_freed(void) {
     guestmem_view* v = open_storage();
     guestmem_view_binding* b = NULL;
     guestmem_fault_result f;
-    uint64_t id = 0, owner = 0, seq;
+    guestmem_owner owner;
+    uint64_t id = 0, seq;
     uint32_t share;
     memset(&f, 0, sizeof f);
     f.size = sizeof f;
@@ -55,7 +56,7 @@ static void views_closed_by_their_owner_and_freed_in_any_order_leave_nothing_beh
     guestmem_error err = new_error();
     guestmem_view* first = open_storage();
     guestmem_view *b1 = NULL, *b2 = NULL;
-    uint64_t vm_b = 0;
+    guestmem_owner vm_b;
     CHECK_CODE(guestmem_view_add_owner(first, &vm_b, &err), GUESTMEM_OK, err);
     CHECK_CODE(guestmem_view_open(first, vm_b, NULL, &b1, &err), GUESTMEM_OK, err);
     CHECK_CODE(guestmem_view_open(first, vm_b, NULL, &b2, &err), GUESTMEM_OK, err);

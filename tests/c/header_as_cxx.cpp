@@ -19,3 +19,4 @@ static_assert(sizeof(guestmem_snapshot_header) == 56);
 static_assert(sizeof(guestmem_gpa_slot) == 40 && sizeof(guestmem_exit_outcome) == 16);
 static_assert(sizeof(guestmem_exit_router_config) == 24 && sizeof(guestmem_discard_config) == 32);
 static_assert(sizeof(guestmem_kvm_attributes_stats) == 40 && sizeof(guestmem_discard_stats) == 48);
+static_assert(sizeof(guestmem_owner) == 16);

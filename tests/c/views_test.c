@@ -31,7 +31,7 @@ static void a_veto_in_one_view_fails_a_conversion_made_through_another(void) {
     guestmem_error err = new_error();
     guestmem_view* va = open_storage(1024, GUESTMEM_SHARED);
     guestmem_view* vb = NULL;
-    uint64_t vm_b = 0;
+    guestmem_owner vm_b;
     uint32_t share = 9;
     CHECK_CODE(guestmem_view_add_owner(va, &vm_b, &err), GUESTMEM_OK, err);
     CHECK_CODE(guestmem_view_open(va, vm_b, NULL, &vb, &err), GUESTMEM_OK, err);
@@ -59,7 +59,7 @@ static void each_view_faults_under_its_own_access_policy(void) {
     guestmem_view* cvm = open_storage(1024, GUESTMEM_GUEST_ONLY);
     guestmem_view* plain = NULL;
     guestmem_fault_result f;
-    uint64_t owner = 0;
+    guestmem_owner owner;
     memset(&f, 0, sizeof f);
     f.size = sizeof f;
     CHECK_CODE(guestmem_view_owner(cvm, &owner, &err), GUESTMEM_OK, err);
@@ -112,7 +112,8 @@ static void closing_a_view_releases_its_bindings_and_later_calls_are_not_bound(v
     guestmem_view* v = open_storage(64, GUESTMEM_SHARED);
     guestmem_view* w = NULL;
     guestmem_view_binding* b = NULL;
-    uint64_t owner = 0, id = 0, seq;
+    guestmem_owner owner;
+    uint64_t id = 0, seq;
     CHECK_CODE(guestmem_view_owner(v, &owner, &err), GUESTMEM_OK, err);
     CHECK_CODE(guestmem_view_open(v, owner, NULL, &w, &err), GUESTMEM_OK, err);
     CHECK_CODE(guestmem_view_bind(w, &ops, &r, 0, 64, 0, GUESTMEM_REPLAY_NONE, &id, &b, &err), GUESTMEM_OK, err);
@@ -135,7 +136,7 @@ static void closing_an_owner_closes_its_views_and_makes_it_stale(void) {
     guestmem_error err = new_error();
     guestmem_view* v = open_storage(64, GUESTMEM_SHARED);
     guestmem_view *b1 = NULL, *b2 = NULL, *again = NULL;
-    uint64_t vm_b = 0, vm_c = 0;
+    guestmem_owner vm_b, vm_c;
     CHECK_CODE(guestmem_view_add_owner(v, &vm_b, &err), GUESTMEM_OK, err);
     CHECK_CODE(guestmem_view_open(v, vm_b, NULL, &b1, &err), GUESTMEM_OK, err);
     CHECK_CODE(guestmem_view_open(v, vm_b, NULL, &b2, &err), GUESTMEM_OK, err);
@@ -146,7 +147,7 @@ static void closing_an_owner_closes_its_views_and_makes_it_stale(void) {
     CHECK_CODE(guestmem_view_close_owner(v, vm_b, &err), GUESTMEM_ERR_NOT_BOUND, err);
     /* the slot's next owner is a new value: the stale one still names nothing */
     CHECK_CODE(guestmem_view_add_owner(v, &vm_c, &err), GUESTMEM_OK, err);
-    CHECK(vm_c != vm_b);
+    CHECK(vm_c.slot == vm_b.slot && vm_c.generation != vm_b.generation);
     CHECK_CODE(guestmem_view_open(v, vm_b, NULL, &again, &err), GUESTMEM_ERR_NOT_BOUND, err);
     guestmem_view_free(b2);
     guestmem_view_free(b1);
@@ -158,7 +159,7 @@ static void full_tables_are_out_of_memory(void) {
     guestmem_storage_options o;
     guestmem_error err = new_error();
     guestmem_view *v = NULL, *w = NULL;
-    uint64_t owner = 0;
+    guestmem_owner owner;
     memset(&o, 0, sizeof o);
     o.size = sizeof o;
     o.max_views = 1;
@@ -180,7 +181,7 @@ static void view_calls_refuse_bad_input_and_change_nothing(void) {
     guestmem_stats st;
     guestmem_error err = new_error();
     guestmem_view *v = NULL, *w = (guestmem_view*)&o;
-    uint64_t owner = 0;
+    guestmem_owner owner = {0, 0, 0};
     uint32_t share = 0;
     memset(&o, 0, sizeof o);
     memset(&f, 0, sizeof f);
@@ -208,10 +209,21 @@ static void view_calls_refuse_bad_input_and_change_nothing(void) {
     CHECK_CODE(guestmem_view_open(v, owner, NULL, NULL, &err), GUESTMEM_ERR_INVALID_ARGUMENT, err);
     CHECK_CODE(guestmem_view_open(v, owner, &bad, &w, &err), GUESTMEM_ERR_INVALID_ARGUMENT, err);
     CHECK(w == NULL);
-    CHECK_CODE(guestmem_view_open(v, 0xdead00000001ull, NULL, &w, &err), GUESTMEM_ERR_NOT_BOUND, err);
+    owner.slot = 0;
+    owner.reserved = 0;
+    owner.generation = 0xdead;
+    CHECK_CODE(guestmem_view_open(v, owner, NULL, &w, &err), GUESTMEM_ERR_NOT_BOUND, err);
+    owner.slot = 1000; /* past the owner table */
+    owner.generation = 1;
+    CHECK_CODE(guestmem_view_open(v, owner, NULL, &w, &err), GUESTMEM_ERR_NOT_BOUND, err);
+    CHECK_CODE(guestmem_view_owner(v, &owner, &err), GUESTMEM_OK, err);
+    owner.reserved = 1; /* a real owner with reserved bytes set names none */
+    CHECK_CODE(guestmem_view_open(v, owner, NULL, &w, &err), GUESTMEM_ERR_NOT_BOUND, err);
+    owner.reserved = 0;
+    owner.generation = 0xdead;
     CHECK_CODE(guestmem_view_close(NULL, &err), GUESTMEM_ERR_INVALID_ARGUMENT, err);
     CHECK_CODE(guestmem_view_close_owner(NULL, owner, &err), GUESTMEM_ERR_INVALID_ARGUMENT, err);
-    CHECK_CODE(guestmem_view_close_owner(v, 0xdead00000001ull, &err), GUESTMEM_ERR_NOT_BOUND, err);
+    CHECK_CODE(guestmem_view_close_owner(v, owner, &err), GUESTMEM_ERR_NOT_BOUND, err);
     CHECK(guestmem_view_is_open(NULL) == 0 && guestmem_view_open_views(NULL) == 0);
     CHECK_CODE(guestmem_view_allocate(NULL, 0, 1, &err), GUESTMEM_ERR_INVALID_ARGUMENT, err);
     CHECK_CODE(guestmem_view_punch_hole(NULL, 0, 1, &err), GUESTMEM_ERR_INVALID_ARGUMENT, err);

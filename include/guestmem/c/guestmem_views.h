@@ -14,8 +14,8 @@
  *   same: closed, handle valid until freed. The storage (its folios) goes
  *   when its last view closes; the allocator and the control block when
  *   the last handle is freed, in any order.
- * - Owners are 64-bit values (slot and generation); a closed owner's value
- *   is refused with NOT_BOUND, never confused with a later one.
+ * - Owners are guestmem_owner values (slot and generation); a closed
+ *   owner's value is refused with NOT_BOUND, never confused with a later one.
  * - guestmem_view_binding: one binding made through a view; valid until
  *   guestmem_view_unbind of its id or guestmem_view_free of its view (a
  *   close leaves it valid and unbound).
@@ -63,6 +63,13 @@ typedef struct guestmem_storage_options {
     uint32_t reserved0;   /**< must be 0 */
 } guestmem_storage_options;
 
+/** An owner (a VM) of views, as a value: compare both fields. */
+typedef struct guestmem_owner {
+    uint32_t slot;        /**< its slot in the storage's owner table */
+    uint32_t reserved;    /**< 0 */
+    uint64_t generation;  /**< the slot's generation when the owner was added (0: never a live owner) */
+} guestmem_owner;
+
 /** One view of a shared storage (opaque). */
 typedef struct guestmem_view guestmem_view;
 /** One binding made through a view (opaque). */
@@ -83,19 +90,19 @@ GUESTMEM_C_API int32_t guestmem_view_open_storage(const guestmem_config* cfg, co
  * Errors: INVALID_ARGUMENT (NULL view or owner_out); NOT_BOUND (view
  * closed); OUT_OF_MEMORY (owner table full). Cost: O(max_owners).
  * Thread safety: any thread (view table lock exclusive). */
-GUESTMEM_C_API int32_t guestmem_view_add_owner(guestmem_view* view, uint64_t* owner_out, guestmem_error* err);
+GUESTMEM_C_API int32_t guestmem_view_add_owner(guestmem_view* view, guestmem_owner* owner_out, guestmem_error* err);
 
 /** The owner of `view` into `*owner_out`. Errors: INVALID_ARGUMENT (NULL
  * view or owner_out); NOT_BOUND (view closed).
  * Thread safety: any thread (view table lock shared). */
-GUESTMEM_C_API int32_t guestmem_view_owner(const guestmem_view* view, uint64_t* owner_out, guestmem_error* err);
+GUESTMEM_C_API int32_t guestmem_view_owner(const guestmem_view* view, guestmem_owner* owner_out, guestmem_error* err);
 
 /** Open another view of `view`'s storage for `owner` with `policy` (NULL:
  * the default); `*out` receives it (NULL on error). Errors: INVALID_ARGUMENT
  * (NULL view or out, a bad policy); NOT_BOUND (view closed, owner closed or
  * stale); OUT_OF_MEMORY (view table full, or no memory for the handle).
  * Cost: O(max_views). Thread safety: any thread (view table lock exclusive). */
-GUESTMEM_C_API int32_t guestmem_view_open(guestmem_view* view, uint64_t owner, const guestmem_access_policy* policy,
+GUESTMEM_C_API int32_t guestmem_view_open(guestmem_view* view, guestmem_owner owner, const guestmem_access_policy* policy,
                                           guestmem_view** out, guestmem_error* err);
 
 /** Close `view`: the bindings made through it are released, then the view
@@ -109,7 +116,7 @@ GUESTMEM_C_API int32_t guestmem_view_close(guestmem_view* view, guestmem_error* 
  * it is one of them) and make `owner` stale. Errors: INVALID_ARGUMENT (NULL
  * view); NOT_BOUND (view closed; owner closed or stale). Cost: O(max_views
  * + bindings). Thread safety: any thread (view table lock exclusive). */
-GUESTMEM_C_API int32_t guestmem_view_close_owner(guestmem_view* view, uint64_t owner, guestmem_error* err);
+GUESTMEM_C_API int32_t guestmem_view_close_owner(guestmem_view* view, guestmem_owner owner, guestmem_error* err);
 
 /** Close `view` if open, then free the handle and its bindings' handles.
  * NULL is a no-op. Thread safety: no other call on this handle may run or
