@@ -136,32 +136,42 @@ GUESTMEM_C_API uint32_t guestmem_view_open_views(const guestmem_view* view);
  * twin's. Thread safety: any thread (view table lock shared, then the
  * storage's lock as the twin takes it). */
 
-/** guestmem_allocate through `view`. */
+/** guestmem_allocate through `view`.
+ * Thread safety: any thread (view table lock shared; exclusive object lock). */
 GUESTMEM_C_API int32_t guestmem_view_allocate(guestmem_view* view, uint64_t begin, uint64_t end, guestmem_error* err);
-/** guestmem_punch_hole through `view` (every view's consumers are told). */
+/** guestmem_punch_hole through `view` (every view's consumers are told).
+ * Thread safety: any thread (view table lock shared; exclusive object lock). */
 GUESTMEM_C_API int32_t guestmem_view_punch_hole(guestmem_view* view, uint64_t begin, uint64_t end,
                                                 guestmem_error* err);
-/** guestmem_release_quarantine through `view`. */
+/** guestmem_release_quarantine through `view`.
+ * Thread safety: any thread (view table lock shared; exclusive object lock). */
 GUESTMEM_C_API int32_t guestmem_view_release_quarantine(guestmem_view* view, uint64_t begin, uint64_t end,
                                                         guestmem_error* err);
 /** guestmem_convert through `view`: one round over every view's consumers;
- * a veto in any view fails it. */
+ * a veto in any view fails it.
+ * Thread safety: any thread (view table lock shared; exclusive object lock, consumers called under both). */
 GUESTMEM_C_API int32_t guestmem_view_convert(guestmem_view* view, uint64_t begin, uint64_t end, uint32_t to,
                                              const guestmem_convert_options* opts, guestmem_error* err);
-/** guestmem_fault under the view's access policy. */
+/** guestmem_fault under the view's access policy.
+ * Thread safety: any thread (view table lock shared; shared object lock). */
 GUESTMEM_C_API int32_t guestmem_view_fault(const guestmem_view* view, uint64_t page, uint32_t wanted, uint32_t who,
                                            guestmem_fault_result* out, guestmem_error* err);
-/** guestmem_pin under the view's access policy. */
+/** guestmem_pin under the view's access policy.
+ * Thread safety: any thread (view table lock shared; exclusive object lock). */
 GUESTMEM_C_API int32_t guestmem_view_pin(guestmem_view* view, uint64_t begin, uint64_t end, uint32_t who,
                                          guestmem_error* err);
-/** guestmem_unpin through `view`. */
+/** guestmem_unpin through `view`.
+ * Thread safety: any thread (view table lock shared; exclusive object lock). */
 GUESTMEM_C_API int32_t guestmem_view_unpin(guestmem_view* view, uint64_t begin, uint64_t end, guestmem_error* err);
-/** guestmem_memory_failure through `view` (every view's consumers are told). */
+/** guestmem_memory_failure through `view` (every view's consumers are told).
+ * Thread safety: any thread (view table lock shared; exclusive object lock). */
 GUESTMEM_C_API int32_t guestmem_view_memory_failure(guestmem_view* view, uint64_t page, guestmem_error* err);
-/** guestmem_shareability_at through `view`. */
+/** guestmem_shareability_at through `view`.
+ * Thread safety: any thread (view table lock shared; shared object lock). */
 GUESTMEM_C_API int32_t guestmem_view_shareability_at(const guestmem_view* view, uint64_t page, uint32_t* out,
                                                      guestmem_error* err);
-/** guestmem_get_stats of the storage (bindings of every view). */
+/** guestmem_get_stats of the storage (bindings of every view).
+ * Thread safety: any thread (view table lock shared; shared object lock). */
 GUESTMEM_C_API int32_t guestmem_view_get_stats(const guestmem_view* view, guestmem_stats* out, guestmem_error* err);
 
 /* ---- bindings --------------------------------------------------------------- */
