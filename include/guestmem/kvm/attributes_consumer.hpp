@@ -68,7 +68,10 @@ enum class attributes_target : std::uint8_t {
     guest_memfd,  ///< KVM_SET_MEMORY_ATTRIBUTES2 on the guest_memfd fd; targets are file pages
 };
 
-/// See the file description.
+/// Sets or clears KVM_MEMORY_ATTRIBUTE_PRIVATE over the pages of every
+/// committed conversion (the file comment has the two kernel interfaces
+/// and the errors); attach() binds it as binding_class::irrevocable, so it prepares
+/// after every other consumer.
 class kvm_attributes_consumer final : public consumer {
 public:
     /// What the consumer counts (read under the object's lock).
