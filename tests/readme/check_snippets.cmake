@@ -13,8 +13,9 @@
 #   cpp fragment       deliberately not a whole translation unit: listed,
 #                      not built. Keep these rare; prefer a complete snippet.
 #   rust               skipped (the Rust quick start is built elsewhere)
-#                      unless the info string says `rust check`, which builds
-#                      it with rustc as a library crate when rustc is found.
+#                      unless the info string says `rust check`, which
+#                      type-checks it with rustc (-D warnings; a program if it
+#                      has fn main, else a library) when RUSTC is given.
 #   anything else      (sh, cmake, text...) not code: ignored.
 cmake_minimum_required(VERSION 3.25)
 foreach(v MARKDOWN WORK_DIR CXX)
@@ -91,7 +92,12 @@ while(NOT text STREQUAL "")
         continue()
       endif()
       set(src "${stem}.rs")
-      set(cmd ${RUSTC} --edition 2021 -D warnings --crate-type lib --emit=metadata --out-dir ${WORK_DIR})
+      set(crate lib)
+      if(body MATCHES "fn main[ ]*\\(")
+        set(crate bin)
+      endif()
+      # Type-checked, not linked: no libguestmem_c needed.
+      set(cmd ${RUSTC} --edition 2021 -D warnings --crate-type ${crate} --emit=metadata --out-dir ${WORK_DIR})
     endif()
     file(WRITE ${src} "${body}")
     if(kind STREQUAL "rust")
