@@ -1,14 +1,15 @@
-// guestmem/memory/detail/change_log.hpp — the object's generation counter
-// and a bounded log of the ranges whose shareability changed, for
-// migration (snapshot/changes.hpp reads it; docs/SNAPSHOT.md §Migration).
-// Every conversion that changes something bumps the generation and logs
-// its range (a poison or quarantine event bumps it too, and is remembered:
-// increments carry shareability only, so one made across it is refused); a range that overlaps or touches the newest entry widens it
-// instead of taking a slot (a guest converting page after page costs one
-// entry). The log holds `capacity` entries inside the object (no heap):
-// when it is full the oldest entry goes and `floor` rises to its
-// generation, so a reader asking about an older generation is told to
-// save a full snapshot instead. O(1) per conversion.
+/// @file
+/// The object's generation counter
+/// and a bounded log of the ranges whose shareability changed, for
+/// migration (snapshot/changes.hpp reads it; docs/SNAPSHOT.md §Migration).
+/// Every conversion that changes something bumps the generation and logs
+/// its range (a poison or quarantine event bumps it too, and is remembered:
+/// increments carry shareability only, so one made across it is refused); a range that overlaps or touches the newest entry widens it
+/// instead of taking a slot (a guest converting page after page costs one
+/// entry). The log holds `capacity` entries inside the object (no heap):
+/// when it is full the oldest entry goes and `floor` rises to its
+/// generation, so a reader asking about an older generation is told to
+/// save a full snapshot instead. O(1) per conversion.
 #pragma once
 
 #include <algorithm>
@@ -17,8 +18,11 @@
 
 #include <guestmem/core/page_range.hpp>
 
-namespace guestmem::detail {
+namespace guestmem {
 
+/// Generation counter and bounded log of converted ranges (see the file
+/// comment). Lock: the owner's (guest_memory: written under its exclusive
+/// lock, read through guest_memory::locked_view).
 class change_log {
 public:
     static constexpr std::size_t capacity = 128;
@@ -79,4 +83,4 @@ private:
     std::uint64_t gen_ = 0, floor_ = 0, last_poison_ = 0;
 };
 
-} // namespace guestmem::detail
+} // namespace guestmem
