@@ -307,28 +307,20 @@ public:
         ++c_.poisoned_folios;
     }
 
-    // ---- export and bulk load (snapshot save and restore) ----------------
+    // ---- export and bulk load (snapshot save and restore; folio_load.hpp) ----
     /// No live or detached folio and no pin: what load() needs. O(1).
     [[nodiscard]] bool empty() const noexcept { return tops_.empty() && detached_.empty() && pins_.runs() == 0; }
-    /// Visit the live top-level folios in page order: f(first, order). O(folios).
-    template <class F>
-    void for_each_top(F&& f) const;
-    /// Visit the split records of live folios, parents first, in page
-    /// order: f(first, order). O(split records).
-    template <class F>
-    void for_each_split(F&& f) const;
-    /// Visit the poisoned leaves of live folios in page order: f(poison
-    /// page, order, mappability). O(leaves).
-    template <class F>
-    void for_each_poisoned(F&& f) const;
-    /// Visit the detached folios in page order: f(first, order, leaves),
-    /// where leaves(g) calls g(poison page, order, mappability) for each
-    /// poisoned leaf of that folio. O(leaves of detached folios).
-    template <class F>
-    void for_each_detached_poison(F&& f) const;
-
-    /// Builds folios into an empty table from a saved description
-    /// (folio/detail/folio_load.hpp); rolls back unless committed.
+    /// Export walks, in page order, O(records visited): live top folios
+    /// f(first, order); split records, parents first, f(first, order);
+    /// poisoned live leaves f(poison page, order, mappability); detached
+    /// folios f(first, order, leaves), leaves(g) calling g as the former
+    /// for each of that folio's poisoned leaves.
+    template <class F> void for_each_top(F&& f) const;
+    template <class F> void for_each_split(F&& f) const;  ///< see for_each_top
+    template <class F> void for_each_poisoned(F&& f) const;  ///< see for_each_top
+    template <class F> void for_each_detached_poison(F&& f) const;  ///< see for_each_top
+    /// Builds folios into an empty table from a saved description; rolls
+    /// back unless committed.
     class loader;
     /// Start a bulk load. Precondition: empty(). Lock: exclusive. Allocates nothing.
     [[nodiscard]] loader load() noexcept;

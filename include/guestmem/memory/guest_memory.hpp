@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cinttypes>
+#include <concepts>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -444,15 +445,6 @@ public:
         });
     }
 
-    // TEMPORARY (removed with the locked tier's callers): unlocked accessors.
-    [[nodiscard]] auto runs(page_range r) const -> result<decltype(std::declval<const share_map&>().runs(r))> {
-        if (auto s = check_range(r, size_); !s) return s.error();
-        return shares_.runs(r);
-    }
-    [[nodiscard]] const share_map& shareability_map() const noexcept { return shares_; }
-    [[nodiscard]] const folio_table<Allocator, NodeAllocator>& folios() const noexcept { return folios_; }
-    [[nodiscard]] const notifier_set<Consumer>& notifiers() const noexcept { return notifier_; }
-
     // ---- the locked tier and the restore door (memory/locked.hpp) ----------
 
     class locked_view;
@@ -462,12 +454,13 @@ public:
     /// The lock, taken exclusive, as a guard for locked(). Lock: exclusive
     /// until the guard goes (do not call the locking members meanwhile).
     [[nodiscard]] std::unique_lock<Lock> lock_exclusive() const { return std::unique_lock<Lock>(lock_); }
-    /// The parts, read-only, for a caller holding `held` (a guard of this
-    /// object's lock): runs, the map, the folio table, the notifier set, the
-    /// change log. Precondition: `held` owns this object's lock. Cost: O(1).
-    [[nodiscard]] locked_view locked(const std::shared_lock<Lock>& held) const noexcept;
-    /// As above, under the exclusive lock.
-    [[nodiscard]] locked_view locked(const std::unique_lock<Lock>& held) const noexcept;
+    /// The parts, read-only, for a caller holding `held` (a guard from
+    /// lock_shared() or lock_exclusive()): runs, the map, the folio table,
+    /// the notifier set, the change log. Precondition: `held` owns this
+    /// object's lock. Cost: O(1).
+    template <class Guard>
+        requires std::same_as<Guard, std::shared_lock<Lock>> || std::same_as<Guard, std::unique_lock<Lock>>
+    [[nodiscard]] locked_view locked(const Guard& held) const noexcept;
 
     /// Load a saved state into a fresh object (snapshot restore): the map
     /// from `run_count` runs next_run() returns as {pages, shareability},

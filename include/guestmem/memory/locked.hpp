@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cassert>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -52,16 +53,9 @@ private:
 };
 
 template <folio_allocator Allocator, invalidation_consumer Consumer, lock_policy Lock, class NodeAllocator>
-auto guest_memory<Allocator, Consumer, Lock, NodeAllocator>::locked(const std::shared_lock<Lock>& held) const noexcept
-    -> locked_view {
-    assert(held.owns_lock() && held.mutex() == &lock_);
-    (void)held;
-    return locked_view(*this);
-}
-
-template <folio_allocator Allocator, invalidation_consumer Consumer, lock_policy Lock, class NodeAllocator>
-auto guest_memory<Allocator, Consumer, Lock, NodeAllocator>::locked(const std::unique_lock<Lock>& held) const noexcept
-    -> locked_view {
+template <class Guard>
+    requires std::same_as<Guard, std::shared_lock<Lock>> || std::same_as<Guard, std::unique_lock<Lock>>
+auto guest_memory<Allocator, Consumer, Lock, NodeAllocator>::locked(const Guard& held) const noexcept -> locked_view {
     assert(held.owns_lock() && held.mutex() == &lock_);
     (void)held;
     return locked_view(*this);

@@ -21,8 +21,9 @@
 /// caller must make sure no other thread calls into the object meanwhile
 /// (memory_view does it under its view table's exclusive lock; a single-VM
 /// embedder that calls guest_memory from several threads serialises the
-/// call itself). Callbacks run with no lock of the object held and, like
-/// every consumer callback, must not call back into it.
+/// call itself). The replay reads the runs under the object's shared lock
+/// (its locked tier), so its callbacks, like every consumer callback, run
+/// under the object's lock and must not call back into it.
 #pragma once
 
 #include <cinttypes>
@@ -94,12 +95,14 @@ template <class Memory, class C>
         return ok();
     } else {
         C& c = *b.owner();
-        for (const auto& run : mem.shareability_map().runs(b.pages())) {
+        const auto guard = mem.lock_shared();
+        const auto& map = mem.locked(guard).shareability_map();
+        for (const auto& run : map.runs(b.pages())) {
             if (run.value != shareability::shared) continue;
             status s = c.populate(detail::replay_invalidation(b, run.range));
             if (s) continue;
             if (run.range.begin > b.pages().begin)  // the runs before this one, populated: undo them
-                for (const auto& done : mem.shareability_map().runs({b.pages().begin, run.range.begin}))
+                for (const auto& done : map.runs({b.pages().begin, run.range.begin}))
                     if (done.value == shareability::shared) c.abort(detail::replay_invalidation(b, done.range));
             return detail::replay_veto(detail::replay_name(c), b.id(), run.range, s.error());
         }
