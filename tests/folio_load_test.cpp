@@ -52,9 +52,10 @@ void copy(const table& src, table& dst, const shares& map) {
         leaves([&](page_index p, folio_order lo, mappability m) { l.emplace_back(p, lo, m); });
         q.emplace_back(first, o, l);
     });
-    for (auto& [first, o, l] : q) {
+    for (auto& e : q) {  // (no structured binding: clang 14 cannot capture one)
+        const auto& l = std::get<2>(e);
         std::size_t i = 0;
-        REQUIRE(ld.add_quarantined(first, o, l.size(), [&] { return l[i++]; }));
+        REQUIRE(ld.add_quarantined(std::get<0>(e), std::get<1>(e), l.size(), [&] { return l[i++]; }));
     }
     std::vector<std::pair<page_index, folio_order>> tops, splits;
     src.for_each_top([&](page_index p, folio_order o) { tops.emplace_back(p, o); });
