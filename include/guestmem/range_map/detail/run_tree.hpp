@@ -290,7 +290,12 @@ private:
             std::copy(nv, nv + n, lf->vals + s);
             return true;
         }
-        remove_from_leaf(lf, s, t - s);
+        const unsigned removed = t - s;
+        std::copy(lf->keys + t, lf->keys + lf->count, lf->keys + s);
+        std::copy(lf->vals + t, lf->vals + lf->count, lf->vals + s);
+        lf->count = static_cast<std::uint16_t>(lf->count - removed);
+        std::fill(lf->keys + lf->count, lf->keys + lf->count + removed, key_pad);
+        runs_ -= removed;
         if (n) insert_into_leaf(lf, s, nk, nv, n);
         rebalance_leaf(lf);
         return true;
@@ -310,7 +315,12 @@ private:
             while (j < lf->count && lf->keys[j] < hi) ++j;
             if (j == pos) return;
             const bool more = j == lf->count;
-            remove_from_leaf(lf, pos, j - pos);
+            const unsigned n = j - pos;
+            std::copy(lf->keys + j, lf->keys + lf->count, lf->keys + pos);
+            std::copy(lf->vals + j, lf->vals + lf->count, lf->vals + pos);
+            lf->count = static_cast<std::uint16_t>(lf->count - n);
+            std::fill(lf->keys + lf->count, lf->keys + lf->count + n, key_pad);
+            runs_ -= n;
             if (pos == 0 && lf->count > 0) fix_min(height_ - 1, lf->keys[0]);
             rebalance_leaf(lf);
             if (!more) return;
@@ -413,16 +423,6 @@ private:
         std::copy(kids + nl, kids + nc, r->child);
         std::copy(keys + nl, keys + nk, r->keys);
         r->count = static_cast<std::uint16_t>(nc - nl);
-    }
-
-    /// Remove the n entries at [pos, pos + n) of leaf lf: the rest move
-    /// down, the freed key slots get the pad. No rebalance.
-    void remove_from_leaf(leaf* lf, unsigned pos, unsigned n) noexcept {
-        std::copy(lf->keys + pos + n, lf->keys + lf->count, lf->keys + pos);
-        std::copy(lf->vals + pos + n, lf->vals + lf->count, lf->vals + pos);
-        lf->count = static_cast<std::uint16_t>(lf->count - n);
-        std::fill(lf->keys + lf->count, lf->keys + lf->count + n, key_pad);
-        runs_ -= n;
     }
 
     /// Insert n (<= 2) consecutive entries at pos (>= 1) of leaf lf, whose
