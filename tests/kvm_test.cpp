@@ -2,8 +2,11 @@
 // adding and removing slots and every refusal, lookups at slot boundaries,
 // splitting GPA ranges, and conversions through it: one all-or-nothing
 // convert across slots of one object, refusal across objects, holes and
-// non-contiguous object pages, errors translated to guest frames. The exit
-// router's tests are in kvm_router_test.cpp (the same test_kvm binary).
+// non-contiguous object pages, errors translated to guest frames; reader
+// registration and read sections on one thread. The exit router's tests are
+// in kvm_router_test.cpp (the same test_kvm binary); the map and router
+// under threads (slot hot-plug included) in kvm_concurrency_test.cpp
+// (test_concurrency).
 #include <doctest/doctest.h>
 
 #include <guestmem/kvm/gpa_map.hpp>
@@ -171,6 +174,101 @@ TEST_CASE("two slots may not map the same object pages, but may map the same pag
     REQUIRE(map.add_slot(2, 0x100000, 8, o.mem, 0));  // [0, 8): next to slot 1's pages, fine
     REQUIRE(map.add_slot(3, 0x200000, 16, p.mem, 8));  // same pages, other object
     CHECK(map.size() == 3);
+}
+
+TEST_CASE("an alias is reported at the GFN of the lowest aliased object page, even when a later slot maps it") {
+    one_object o;
+    gpa_map<sim_memory> map;
+    REQUIRE(map.add_slot(1, 0, 8, o.mem, 8));          // GPA-first slot: object pages [8, 16)
+    REQUIRE(map.add_slot(2, 0x100000, 2, o.mem, 2));   // GPA-later slot: object pages [2, 4)
+    auto r = map.add_slot(3, 0x200000, 16, o.mem, 0);  // [0, 16): pages 2..3 and 8..15 are aliased
+    REQUIRE_FALSE(r);
+    CHECK(r.error() == errc::already_bound);
+    CHECK(r.error().page() == 0x200 + 2);  // object page 2, not slot 1's page 8
+    CHECK(message_has(r.error(), "object page 0x2 is already mapped by slot 2 (no aliases)"));
+    CHECK(ids(map) == std::vector<std::uint32_t>{1, 2});
+}
+
+TEST_CASE("a full map reports an id in use, an overlap and an alias as already_bound before out_of_memory") {
+    one_object o;
+    gpa_map<sim_memory, 2> map;
+    REQUIRE(map.add_slot(1, 0, 4, o.mem, 0));
+    REQUIRE(map.add_slot(2, 0x10000, 4, o.mem, 16));
+    auto id = map.add_slot(2, 0x80000, 1, o.mem, 100);
+    REQUIRE_FALSE(id);
+    CHECK(id.error() == errc::already_bound);
+    auto overlap = map.add_slot(3, 0x2000, 4, o.mem, 100);
+    REQUIRE_FALSE(overlap);
+    CHECK(overlap.error() == errc::already_bound);
+    CHECK(overlap.error().page() == 2);
+    auto alias = map.add_slot(3, 0x80000, 4, o.mem, 18);
+    REQUIRE_FALSE(alias);
+    CHECK(alias.error() == errc::already_bound);
+    CHECK(alias.error().page() == 0x80);
+    auto full = map.add_slot(3, 0x80000, 4, o.mem, 100);  // nothing wrong with it but the room
+    REQUIRE_FALSE(full);
+    CHECK(full.error() == errc::out_of_memory);
+    CHECK(ids(map) == std::vector<std::uint32_t>{1, 2});
+}
+
+TEST_CASE("a reader registers once per map, up to the reader capacity, and its record is reused after unregister") {
+    one_object o;
+    gpa_map<sim_memory, 4, 2> map;
+    static_assert(gpa_map<sim_memory, 4, 2>::reader_capacity() == 2);
+    gpa_map<sim_memory, 4, 2>::reader a, b, c;
+    CHECK_FALSE(a.registered());
+    REQUIRE(map.register_reader(a));
+    CHECK(a.registered());
+    auto twice = map.register_reader(a);
+    REQUIRE_FALSE(twice);
+    CHECK(twice.error() == errc::already_bound);
+    CHECK(message_has(twice.error(), "already registered"));
+    REQUIRE(map.register_reader(b));
+    auto full = map.register_reader(c);
+    REQUIRE_FALSE(full);
+    CHECK(full.error() == errc::out_of_memory);
+    CHECK(message_has(full.error(), "already has its 2 readers"));
+    CHECK_FALSE(c.registered());
+    CHECK(map.readers() == 2);
+    a.unregister();
+    CHECK_FALSE(a.registered());
+    CHECK(map.readers() == 1);
+    REQUIRE(map.register_reader(c));
+    {
+        gpa_map<sim_memory, 4, 2>::reader scoped;  // the destructor unregisters
+        CHECK_FALSE(map.register_reader(scoped));
+        c.unregister();
+        REQUIRE(map.register_reader(scoped));
+        CHECK(map.readers() == 2);
+    }
+    CHECK(map.readers() == 1);
+}
+
+TEST_CASE("inside a read section, lookups and conversions see the slots; sections nest; writers run outside them") {
+    two_slot_vm vm;
+    gpa_map<sim_memory>::reader me;
+    REQUIRE(vm.map.register_reader(me));
+    {
+        auto outer = vm.map.read(me);
+        {
+            auto inner = vm.map.read(me);
+            const auto* s = vm.map.find(slot2_gpa);
+            REQUIRE(s != nullptr);
+            CHECK(s->id == 2);
+        }
+        CHECK(vm.map.slots().size() == 3);
+        REQUIRE(vm.map.convert(0x7f000, 2, shareability::guest_only));
+        CHECK(vm.private_pages() == 2);
+    }
+    REQUIRE(vm.map.remove_slot(2));  // no section open: returns at once
+    {
+        auto section = vm.map.read(me);
+        CHECK(vm.map.find(slot2_gpa) == nullptr);
+        CHECK(vm.map.find_slot(3) != nullptr);
+        auto hole = vm.map.convert(slot2_gpa, 1, shareability::guest_only);
+        REQUIRE_FALSE(hole);
+        CHECK(hole.error() == errc::invalid_range);
+    }
 }
 
 TEST_CASE("a full map refuses one more slot with out_of_memory, and removing a slot makes room") {

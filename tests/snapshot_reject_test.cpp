@@ -54,8 +54,8 @@ TEST_CASE("header rejections name their offsets") {
     x[0] = 'X';
     rejected(x, 0, "not a guestmem snapshot");
     x = good;
-    x[4] = 2;
-    rejected(x, 4, "format version 2", errc::not_supported);
+    x[4] = 3;
+    rejected(x, 4, "format version 3", errc::not_supported);
     x = good;
     x[5] = 3;
     rejected(x, 5, "kind 3");
@@ -77,7 +77,7 @@ TEST_CASE("header rejections name their offsets") {
     rejected(tr, good.size(), "trailing bytes");
     bytes cs = good;
     cs[12] ^= 1;
-    rejected(cs, good.size() - 8, "checksum");
+    rejected(cs, good.size() - snap::checksum_bytes, "checksum");
 }
 
 TEST_CASE("varints that are longer than needed or past 64 bits are rejected") {

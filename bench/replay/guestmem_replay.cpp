@@ -5,6 +5,9 @@
 //   guestmem-replay TRACE [--json]          replay a trace file
 //   guestmem-replay --generate NAME FILE    write a generated trace
 //                   (NAME: cvm_boot, dma_churn, virtio_mem, tib_1m_runs)
+//   guestmem-replay --help | --version
+// Arguments are parsed by CLI11; --json is written by nlohmann::json, so a
+// trace path with quotes or backslashes comes out escaped.
 //
 // The peers keep only what they keep in real life:
 //   xarray (KVM)  KVM's per-page memory attributes: one xarray entry per
@@ -16,13 +19,18 @@
 // nothing, and a fault is one lookup. guestmem does the whole job (folios,
 // pins, mappability), so the comparison is generous to the peers.
 //
-// Exit status: 0, or 2 for bad usage or an unreadable trace.
+// Exit status: 0, or 2 for bad usage or an unreadable trace (--help says so).
 #include "trace.hpp"
 
+#include <guestmem/core/version.hpp>
 #include <guestmem/memory/guest_memory.hpp>
 #include <guestmem/testing/simulated_allocator.hpp>
 
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
 #include <array>
+#include <cmath>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -264,50 +272,73 @@ replay_result replay_bitmap(const trace::trace_file& t) {
     return o;
 }
 
-int usage() {
-    std::fprintf(stderr, "usage: guestmem-replay TRACE [--json]\n       guestmem-replay --generate NAME FILE   (NAME:");
-    for (auto g : trace::generators) std::fprintf(stderr, " %.*s", int(g.size()), g.data());
-    std::fprintf(stderr, ")\n");
-    return 2;
-}
+constexpr const char* kHelpFooter = R"(Traces: docs/TRACES.md. --json prints one JSON object (strings escaped).
+
+Exit status:
+  0  the trace was replayed (or generated)
+  2  usage error, an unknown generator, or a trace that cannot be read or
+     written (the message names the byte at fault))";
 
 } // namespace
 
 int main(int argc, char** argv) {
-    if (argc == 4 && std::strcmp(argv[1], "--generate") == 0) {
+    CLI::App app{"Replay a conversion trace through guestmem, KVM's xarray and QEMU's bitmap; "
+                 "print each one's throughput and memory.",
+                 "guestmem-replay"};
+    app.footer(kHelpFooter);
+    app.set_version_flag("--version", std::string("guestmem-replay ") + guestmem::version_string);
+    std::string path;
+    bool json = false;
+    std::vector<std::string> gen;
+    std::string names;
+    for (auto g : trace::generators) names += (names.empty() ? "" : ", ") + std::string(g);
+    app.add_option("TRACE", path, "the trace file to replay");
+    app.add_flag("--json", json, "print the results as one JSON object");
+    app.add_option("--generate", gen, "write the generated trace NAME (" + names + ") to FILE")
+        ->expected(2)
+        ->type_name("NAME FILE")
+        ->excludes("TRACE")
+        ->excludes("--json");
+    try {
+        app.parse(argc, argv);
+        if (gen.empty() && path.empty()) throw CLI::RequiredError("TRACE or --generate");
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : 2;  // --help and --version exit 0 on stdout
+    }
+    if (!gen.empty()) {
         trace::trace_file t;
-        if (!trace::generate(argv[2], 1, t)) return usage();
-        if (!trace::write(t, argv[3])) {
-            std::perror(argv[3]);
+        if (!trace::generate(gen[0], 1, t)) {
+            std::fprintf(stderr, "guestmem-replay: no generator %s (%s)\n", gen[0].c_str(), names.c_str());
             return 2;
         }
-        std::printf("%s: %zu records over %" PRIu64 " pages\n", argv[3], t.records.size(), t.pages);
+        if (!trace::write(t, gen[1].c_str())) {
+            std::perror(gen[1].c_str());
+            return 2;
+        }
+        std::printf("%s: %zu records over %" PRIu64 " pages\n", gen[1].c_str(), t.records.size(), t.pages);
         return 0;
     }
-    if (argc < 2 || argc > 3 || (argc == 3 && std::strcmp(argv[2], "--json") != 0)) return usage();
-    const bool json = argc == 3;
     trace::trace_file t;
     std::string why;
-    if (!trace::read(argv[1], t, why)) {
-        std::fprintf(stderr, "guestmem-replay: %s: %s\n", argv[1], why.c_str());
+    if (!trace::read(path.c_str(), t, why)) {
+        std::fprintf(stderr, "guestmem-replay: %s: %s\n", path.c_str(), why.c_str());
         return 2;
     }
     double xarray_setup = 0;
     const replay_result results[] = {replay_guestmem(t), replay_xarray(t, xarray_setup), replay_bitmap(t)};
     const double n = static_cast<double>(t.records.size());
     if (json) {
-        std::printf("{\"trace\": \"%s\", \"pages\": %" PRIu64 ", \"records\": %zu, \"results\": [", argv[1], t.pages,
-                    t.records.size());
-        for (std::size_t i = 0; i < 3; ++i) {
-            const replay_result& o = results[i];
-            std::printf("%s{\"name\": \"%s\", \"ops_per_second\": %.0f, \"bytes\": %" PRIu64 ", \"ok\": %" PRIu64
-                        ", \"refused\": %" PRIu64 ", \"runs\": %" PRIu64 ", \"folios\": %" PRIu64 "}",
-                        i ? ", " : "", o.name, n / o.seconds, o.bytes, o.ok, o.refused, o.runs, o.folios);
-        }
-        std::printf("], \"xarray_setup_seconds\": %.3f}\n", xarray_setup);
+        using json_t = nlohmann::ordered_json;  // fields in the order written here
+        json_t out = {{"trace", path}, {"pages", t.pages}, {"records", t.records.size()}, {"results", json_t::array()}};
+        for (const replay_result& o : results)
+            out["results"].push_back({{"name", o.name}, {"ops_per_second", std::llround(n / o.seconds)}, {"bytes", o.bytes},
+                                      {"ok", o.ok}, {"refused", o.refused}, {"runs", o.runs}, {"folios", o.folios}});
+        out["xarray_setup_seconds"] = std::round(xarray_setup * 1000) / 1000;
+        // Invalid UTF-8 in a path is replaced, not thrown on.
+        std::printf("%s\n", out.dump(-1, ' ', false, json_t::error_handler_t::replace).c_str());
         return 0;
     }
-    std::printf("trace %s: %" PRIu64 " pages (%.1f GiB), %zu records\n", argv[1], t.pages,
+    std::printf("trace %s: %" PRIu64 " pages (%.1f GiB), %zu records\n", path.c_str(), t.pages,
                 double(t.pages) / (1 << 18), t.records.size());
     std::printf("  %-14s %14s %14s %12s %10s %10s\n", "", "records/s", "bytes", "bytes/page", "runs", "folios");
     for (const replay_result& o : results) {

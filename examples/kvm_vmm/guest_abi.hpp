@@ -73,6 +73,21 @@ constexpr std::uint16_t stack_top = 0x8000;
 /// requests go by `how`.
 std::vector<std::uint8_t> assemble_guest(transport how);
 
+// vCPU 1 (hotplug.hpp): its code, stack and the word that stops it; the
+// page it shares and unshares is in memslot 2, which comes and goes.
+constexpr std::uint16_t port_tally = 0x13;            // vCPU 1 reports each request's result (AX)
+constexpr std::uint16_t converter_code_gpa = 0x5000;  // vCPU 1 runs from 0000:5000
+constexpr std::uint16_t converter_stack_top = 0x9000;
+constexpr std::uint16_t stop_gpa = 0x7010;            // vCPU 1 halts when the VMM sets this word
+constexpr std::uint32_t hot_slot_id = 2;
+constexpr std::uint32_t hot_gpa = 0x100000;           // memslot 2: GPA [1M, 1M + 64K), the second object
+constexpr std::uint64_t hot_pages = 16;
+
+/// vCPU 1's code, loaded at converter_code_gpa: until the word at stop_gpa
+/// is not 0, MAP_GPA_RANGE hot_gpa (1 page) to shared, then to private,
+/// each by `how`, reporting each result with `out 0x13, ax`; then `hlt`.
+std::vector<std::uint8_t> assemble_converter(transport how);
+
 /// The probe, loaded at probe_gpa: one `vmcall` MAP_GPA_RANGE of the page at
 /// probe_gpa to private, then `out 0x12, ax` with the hypercall's return
 /// value, then `hlt`.

@@ -37,18 +37,19 @@ const std::size_t steps = sizeof script / sizeof script[0];
 namespace {
 struct code_buffer {
     std::vector<std::uint8_t> c;
-    void b(std::initializer_list<std::uint8_t> bytes) { c.insert(c.end(), bytes); }
+    // push_back, not insert(end, list): g++ 12 -O3 warns (-Wstringop-overflow) about its own inlined insert.
+    void b(std::initializer_list<std::uint8_t> bytes) { for (std::uint8_t x : bytes) c.push_back(x); }
     void w(std::uint8_t opcode, std::uint16_t imm) { b({opcode, std::uint8_t(imm), std::uint8_t(imm >> 8)}); }
     // mov e<reg>, imm32 in real mode: the operand-size prefix, then B8+reg.
     void d(std::uint8_t opcode, std::uint32_t imm) {
         b({0x66, opcode, std::uint8_t(imm), std::uint8_t(imm >> 8), std::uint8_t(imm >> 16), std::uint8_t(imm >> 24)});
     }
-    void prologue() {
+    void prologue(std::uint16_t sp = stack_top) {
         b({0xfa});            // cli
         b({0x31, 0xc0});      // xor ax, ax
         b({0x8e, 0xd8});      // mov ds, ax
         b({0x8e, 0xd0});      // mov ss, ax
-        w(0xbc, stack_top);   // mov sp, 0x8000
+        w(0xbc, sp);          // mov sp, 0x8000 (vCPU 0) or 0x9000 (vCPU 1)
     }
 };
 constexpr std::uint8_t mov_eax = 0xb8, mov_ecx = 0xb9, mov_edx = 0xba, mov_ebx = 0xbb;
@@ -126,6 +127,32 @@ std::vector<std::uint8_t> assemble_guest(transport how) {
         g.c[site.after - 2] = std::uint8_t(rel);
         g.c[site.after - 1] = std::uint8_t(rel >> 8);
     }
+    return g.c;
+}
+
+std::vector<std::uint8_t> assemble_converter(transport how) {
+    code_buffer g;
+    g.prologue(converter_stack_top);
+    const std::size_t loop = g.c.size();
+    g.b({0x83, 0x3e, std::uint8_t(stop_gpa), std::uint8_t(stop_gpa >> 8), 0x00});  // cmp word [stop], 0
+    g.b({0x75, 0});                                                               // jne end (patched)
+    const std::size_t jne_end = g.c.size();
+    for (std::uint32_t attributes : {to_shared, to_private}) {
+        g.d(mov_eax, KVM_HC_MAP_GPA_RANGE);
+        g.d(mov_ebx, hot_gpa);
+        g.d(mov_ecx, 1);
+        g.d(mov_edx, attributes);
+        if (how == transport::hypercall)
+            g.b({0x0f, 0x01, 0xc1});                 // vmcall (KVM puts hypercall.ret in eax)
+        else
+            g.b({0xe6, std::uint8_t(port_request)}); // out 0x10, al (the VMM puts the result in ax)
+        g.b({0xe7, std::uint8_t(port_tally)});       // out 0x13, ax: report the result
+    }
+    const std::size_t back = g.c.size() + 2 - loop;
+    if (back > 128) __builtin_trap();  // the loop must fit a short jump
+    g.b({0xeb, std::uint8_t(-static_cast<int>(back))});  // jmp loop
+    g.c[jne_end - 1] = std::uint8_t(g.c.size() - jne_end);
+    g.b({0xf4});                                     // end: hlt
     return g.c;
 }
 

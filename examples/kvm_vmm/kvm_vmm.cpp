@@ -7,6 +7,8 @@
 //   vmm.hpp           the VMM's service of each request (router, IOMMU pins,
 //                     host reads and touches) and its checks
 //   kvm_plumbing.cpp  VM, vCPUs, and the probe that picks the transport
+//   hotplug.hpp       vCPU 1 and memslot 2, added and removed while it runs
+//   converter_vcpu.hpp  vCPU 1's thread (real and simulated)
 //   this file         the run loop, the mid-run snapshot, the report, main
 //
 // The guest's memory is a 4 MiB KVM guest_memfd (two 2 MiB folios), one
@@ -26,7 +28,13 @@
 // port I/O into the same router. The demo says which in one line, and why.
 // Halfway through, between two requests, the VMM saves the ownership state,
 // builds a new object from the snapshot and the guest runs on to the end on
-// it (midrun_snapshot, below).
+// it (midrun_snapshot, below), with vCPU 1 parked meanwhile.
+// Two vCPUs run at once: vCPU 0 runs the script; vCPU 1 shares and unshares
+// a page of a second object (a 2 MiB guest_memfd) through memslot 2, which
+// a third thread adds to and removes from KVM and the GPA map, over and
+// over, while both run (hotplug.hpp). Every exit is routed in a read
+// section of the GPA map, so removing the slot waits for vCPU 1's request
+// in flight and none reaches the object afterwards.
 // Without /dev/kvm or guest_memfd support (or with --simulated) the same
 // script runs on the simulated allocator, and the demo says so. Exit
 // status: 0 when every check passed.
@@ -40,6 +48,7 @@
 #include <cstring>
 #include <memory>
 #include <span>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -47,7 +56,9 @@
 #include <guestmem/snapshot/snapshot.hpp>
 #include <guestmem/testing/simulated_allocator.hpp>
 
+#include "converter_vcpu.hpp"
 #include "guest_abi.hpp"
+#include "hotplug.hpp"
 #include "kvm_plumbing.hpp"
 #include "vmm.hpp"
 
@@ -59,6 +70,13 @@ namespace {
 constexpr std::uint64_t guest_bytes = 4 << 20;  // two 2 MiB folios
 constexpr page_index slot_pages = 128;          // each memslot: 512 KiB; real mode reaches the first 1 MiB
 constexpr std::uint64_t slot1_gpa = slot_pages * page_size;
+constexpr std::uint64_t hot_bytes = 2 << 20;  // the second object: one 2 MiB folio, memslot 2 maps its first pages
+constexpr int hotplug_round_count = 4;
+// This demo's guest code reads EAGAIN in hypercall.ret and says so on port
+// 0x13, so the routers hand transient refusals to the guest (guest_retries).
+// A VMM whose kernel or guest does not know EAGAIN keeps the default,
+// vmm_retries (README, "Wiring guestmem into a KVM VMM").
+constexpr router_options demo_routing{.retries = retry_policy::guest_retries};
 
 /// Add the two slots to the GPA map (ids 0 and 1, as the KVM memslots).
 template <class Map, class Memory>
@@ -218,6 +236,29 @@ int report(vmm<Allocator>& v, std::uint64_t splits, std::uint64_t merges) {
 }
 
 
+/// The hot-plug part's checks (after every thread joined).
+template <class Allocator>
+void check_hotplug(vmm<Allocator>& v, const converter_tally& t, const hot_watch& w, int rounds_done,
+                   const char* why, bool converter_ok, std::uint64_t quiet_lines) {
+    std::printf("\nvCPU 1 and memslot 2\n");
+    std::printf("  %d of %d hot-plug rounds%s%s\n", rounds_done, hotplug_round_count, why ? ": stopped because " : "",
+                why ? why : "");
+    std::printf("  vCPU 1's requests: %" PRIu64 " converted, %" PRIu64 " EINVAL (slot 2 out; %" PRIu64
+                " router lines counted, not printed), %" PRIu64 " EAGAIN, %" PRIu64 " other; %" PRIu64
+                " served while vCPU 0 ran its script\n",
+                t.converted.load(), t.refused_einval.load(), quiet_lines, t.refused_eagain.load(), t.unexpected.load(),
+                t.while_vcpu0_ran.load());
+    std::printf("  the second object saw %" PRIu64 " conversion rounds, %" PRIu64 " of them after a remove_slot returned\n",
+                w.rounds.load(), w.after_removal.load());
+    v.c.expect(converter_ok, "vCPU 1 ran until the VMM stopped it");
+    v.c.expect(rounds_done == hotplug_round_count,
+               "memslot 2 was added to the GPA map (and to KVM, on a real guest) and removed again 4 times while the vCPUs ran");
+    v.c.expect(t.converted > 0 && t.refused_einval > 0 && t.refused_eagain == 0 && t.unexpected == 0,
+               "vCPU 1's requests converted while slot 2 was in the map and got EINVAL while it was out, nothing else");
+    v.c.expect(w.after_removal == 0 && w.rounds > 0 && w.rounds <= t.converted,
+               "no conversion reached the second object after remove_slot returned");
+}
+
 /// The same script without KVM: requests are served in order, the
 /// guest's own expectations are checked here instead of by the guest.
 int run_simulated(const char* why) {
@@ -229,12 +270,36 @@ int run_simulated(const char* why) {
     iommu_consumer<memory> iommu(mem);
     binding<> iommu_slot;
     gpa_map<memory> map;
-    exit_router<memory> router(map, print_router_line, nullptr);
+    exit_router<memory> router(map, print_router_line, nullptr, demo_routing);
     vmm<simulated_allocator> v{mem, alloc, nullptr, iommu, map, router};
+    v.c.expect(bool(map.register_reader(v.me)), "vCPU 0 registered as a reader of the GPA map");
     v.c.expect(bool(mem.allocate({0, mem.size()})), "allocate the 4 MiB as two 2M folios");
     v.c.expect(bool(mem.bind(iommu_slot, iommu, {0, 2 * slot_pages}, 0x80000)), "bind the IOMMU at IOVA 0x80000000");
     v.c.expect(add_slots(map, mem), "GPA map: slot 0 = GPA [0, 512K) -> pages [0, 0x80), slot 1 = [512K, 1M) -> [0x80, 0x100)");
     v.c.expect(bool(mem.convert({0, mem.size()}, shareability::guest_only)), "hand all memory to the guest (private)");
+
+    // vCPU 1 (a thread) and the hot-plug thread, over a second object.
+    simulated_allocator alloc2(UINT64_MAX, order_2m);  // its own frames: the report's splits stay the script's
+    memory hot(alloc2, {hot_bytes / page_size, shareability::guest_only, order_2m});
+    hot_watch watch;
+    binding<> watch_slot;
+    v.c.expect(hot.allocate({0, hot.size()}) && hot.bind(watch_slot, watch, {0, hot.size()}, 0),
+               "a second object (2 MiB, private) for memslot 2, watched by a consumer");
+    std::atomic<std::uint64_t> quiet_lines{0};
+    exit_router<memory> router1(map, count_router_line, &quiet_lines, demo_routing);
+    converter_tally tally;
+    std::atomic<bool> stop{false};
+    bool converter_ok = false;
+    int rounds_done = 0;
+    const char* why_stopped = nullptr;
+    std::thread vcpu1([&] { converter_ok = simulate_converter(map, router1, stop, tally); });
+    std::thread plugger([&] {
+        rounds_done = hotplug_rounds(map, hot, watch, tally, hotplug_round_count, [] { return true; },
+                                     [] { return true; }, why_stopped);
+    });
+    wait_past(tally.requests, 0);  // let vCPU 1 get going before the (fast) script runs
+    tally.vcpu0_running.store(true);
+
     v.t = {};
     std::size_t loop = 0, rounds = 0;
     bool seen[64] = {};
@@ -260,7 +325,13 @@ int run_simulated(const char* why) {
         seen[i] = true;
         ++(pass ? v.c.passed : v.c.failed);
         v.after(i, rep);
+        std::this_thread::sleep_for(std::chrono::microseconds(100));  // the guest would run between requests
     }
+    tally.vcpu0_running.store(false);
+    plugger.join();
+    stop.store(true);
+    vcpu1.join();
+    check_hotplug(v, tally, watch, rounds_done, why_stopped, converter_ok, quiet_lines.load());
     return report(v, alloc.splits(), alloc.merges());
 }
 
@@ -285,8 +356,16 @@ struct midrun_snapshot {
     checks& c;
     kvm_attributes_consumer* attributes = nullptr;  // bound where the VM keeps attributes
     binding<>* attr_slots = nullptr;               // its two bindings (one per memslot)
+    pause_gate* others = nullptr;                  // vCPU 1: its code lives in this object's memory
 
-    static void take(void* self) { static_cast<midrun_snapshot*>(self)->run(); }
+    static void take(void* self) {
+        auto& s = *static_cast<midrun_snapshot*>(self);
+        if (s.others == nullptr) return s.run();
+        const bool parked = s.others->pause_others();
+        s.c.expect(parked, "vCPU 1 parked (out of KVM_RUN) for the snapshot");
+        if (parked) s.run();
+        s.others->resume_others();
+    }
 
     void run() {
         std::printf("         mid-run snapshot, between two guest requests:\n");
@@ -301,7 +380,8 @@ struct midrun_snapshot {
         bytes.resize(saved.value());
         auto runs_of = [](const memory& m) {
             std::vector<std::tuple<page_index, page_index, shareability>> out;
-            auto view = m.runs({0, m.size()});
+            const auto guard = m.lock_shared();
+            auto view = m.locked(guard).runs({0, m.size()});
             if (view)
                 for (const auto& r : view.value()) out.emplace_back(r.range.begin, r.range.end, r.value);
             return out;
@@ -343,8 +423,9 @@ int run_kvm(kvm_handles& h, guest_memfd_allocator& alloc) {
     host_mapping_consumer view;
     binding<> view_slot, iommu_slot;
     gpa_map<memory> map;
-    exit_router<memory> router(map, print_router_line, nullptr);
+    exit_router<memory> router(map, print_router_line, nullptr, demo_routing);
     vmm<guest_memfd_allocator> v{mem, alloc, &view, iommu, map, router};
+    v.c.expect(bool(map.register_reader(v.me)), "vCPU 0 registered as a reader of the GPA map");
     midrun_snapshot snap{mem, alloc, view, view_slot, iommu, iommu_slot, v.c};
     v.pause = &midrun_snapshot::take;
     v.pause_ctx = &snap;
@@ -397,19 +478,71 @@ int run_kvm(kvm_handles& h, guest_memfd_allocator& alloc) {
     const std::vector<std::uint8_t> code = assemble_guest(choice.how);
     std::memcpy(view.address_of(code_gpa / page_size), code.data(), code.size());
     std::printf("         guest code: %zu bytes at %#x\n", code.size(), code_gpa);
+    const std::vector<std::uint8_t> code1 = assemble_converter(choice.how);
+    std::memcpy(view.address_of(converter_code_gpa / page_size), code1.data(), code1.size());
+    std::printf("         vCPU 1's code: %zu bytes at %#x\n", code1.size(), converter_code_gpa);
     v.c.expect(bool(mem.convert({0, mem.size()}, shareability::guest_only)), "hand all memory to the guest (private)");
     v.c.expect(testing::touch_in_child(view.address_of(1), false) == testing::touch_outcome::sigsegv,
                "the host can no longer read the guest's code page");
     v.t = {};  // measure the guest's requests only
 
-    vcpu cpu;
+    vcpu cpu, cpu1;
     if (auto s = create_vcpu(h, cpu, 0, code_gpa); !s) {
         std::printf("  %s\n", s.error().message().data());
         ++v.c.failed;
         return report(v, alloc.splits(), alloc.merges());
     }
+
+    // vCPU 1 and memslot 2 over a second guest_memfd object (hotplug.hpp).
+    auto alloc2 = guest_memfd_allocator::create(h.vm.get(), hot_bytes);
+    if (!alloc2) {
+        std::printf("  %s\n", alloc2.error().message().data());
+        ++v.c.failed;
+        return report(v, alloc.splits(), alloc.merges());
+    }
+    memory hot(alloc2.value(), {alloc2.value().pages(), shareability::shared, order_2m});
+    hot_watch watch;
+    binding<> watch_slot;
+    v.c.expect(hot.allocate({0, hot.size()}) && hot.convert({0, hot.size()}, shareability::guest_only) &&
+                   hot.bind(watch_slot, watch, {0, hot.size()}, 0),
+               "a second object (2 MiB guest_memfd, private) for memslot 2, watched by a consumer");
+    if (auto s = create_vcpu(h, cpu1, 2, converter_code_gpa); !s) {  // id 1 was the probe's
+        std::printf("  %s\n", s.error().message().data());
+        ++v.c.failed;
+        return report(v, alloc.splits(), alloc.merges());
+    }
+    std::atomic<std::uint64_t> quiet_lines{0};
+    exit_router<memory> router1(map, count_router_line, &quiet_lines, demo_routing);
+    converter_tally tally;
+    pause_gate gate;
+    snap.others = &gate;
+    memslot hot_kvm;
+    auto plug = [&] {
+        auto m = memslot::bind(h.vm.get(), {hot_slot_id, hot_gpa, alloc2.value().fd(), {0, hot_pages},
+                                            alloc2.value().data()});
+        if (!m) std::printf("         %s\n", m.error().message().data());
+        if (!m) return false;
+        hot_kvm = std::move(m.value());
+        return true;
+    };
+    auto unplug = [&] { return bool(hot_kvm.unbind()); };
+    bool converter_ok = false;
+    int rounds_done = 0;
+    const char* why_stopped = nullptr;
+    std::thread vcpu1([&] { converter_ok = run_converter(cpu1, map, router1, gate, tally); });
+    std::thread plugger([&] {
+        rounds_done = hotplug_rounds(map, hot, watch, tally, hotplug_round_count, plug, unplug, why_stopped);
+    });
+
     int reports = 0, guest_failures = 0;
+    tally.vcpu0_running.store(true);
     run_guest(cpu, v, reports, guest_failures);
+    tally.vcpu0_running.store(false);
+    plugger.join();
+    // Stop vCPU 1: the word it polls, written through the hypervisor's mapping.
+    __atomic_store_n(reinterpret_cast<std::uint16_t*>(alloc.data() + stop_gpa), std::uint16_t{1}, __ATOMIC_RELEASE);
+    vcpu1.join();
+    check_hotplug(v, tally, watch, rounds_done, why_stopped, converter_ok, quiet_lines.load());
     int expected_reports = 0, repeat = 1;
     for (std::size_t k = 0; k < steps; ++k) {
         const step& s = script[k];

@@ -94,6 +94,10 @@ struct vmm {
     timings t{};
     checks c{};
     std::uint64_t conversions_before = 0;  // stats().conversions when the last request arrived
+    /// vCPU 0's identity as a reader of the GPA map: slot 2 comes and goes
+    /// while it runs (hotplug.hpp), so every lookup and conversion of its
+    /// requests runs in a read section of it.
+    typename map_type::reader me{};
     /// Called once, after the device's DMA is done (no pin left): the VMM
     /// snapshots the object and carries on with a restored one (run_kvm).
     void (*pause)(void*) = nullptr;
@@ -138,6 +142,7 @@ struct vmm {
     /// itself. A memory fault it could not serve fails a check (this VMM
     /// has no better answer to it).
     reply serve_exit(kvm_run& run) {
+        auto section = map.read(me);
         conversions_before = mem.stats().conversions;
         const exit_outcome o = timed(true, [&] { return router.handle(run); });
         if (o.disposition == exit_disposition::failed)
@@ -147,6 +152,7 @@ struct vmm {
 
     /// A port I/O request (the registers of guest_abi.hpp).
     reply serve(std::uint16_t o, std::uint32_t gpa, std::uint32_t count, std::uint32_t attributes) {
+        auto section = map.read(me);
         conversions_before = mem.stats().conversions;
         if (o == op_map_gpa_range)  // the same request a vmcall carries, into the same router
             return from(timed(true, [&] { return router.map_gpa_range(gpa, count, attributes); }));
@@ -222,6 +228,7 @@ struct vmm {
             c.expect(s.folios_2m == 2 && s.split_folios == 0, "the whole 2M range is private again: merged back");
         }
         if (i == step_cross_slots) {
+            auto section = map.read(me);
             const auto* a = map.find(0x7f000);
             const auto* b = map.find(0x80000);
             c.expect(rep.result == 0 && a && b && a->id != b->id && s.conversions == conversions_before + 1,

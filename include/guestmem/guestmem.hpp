@@ -9,6 +9,7 @@
 #include <guestmem/core/error.hpp>
 #include <guestmem/core/page_range.hpp>
 #include <guestmem/core/types.hpp>
+#include <guestmem/core/version.hpp>
 #include <guestmem/folio/allocator.hpp>
 #include <guestmem/folio/folio_table.hpp>
 #include <guestmem/folio/mappability.hpp>

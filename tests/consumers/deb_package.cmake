@@ -6,9 +6,10 @@
 # it), and consumer.cpp is compiled once more with the flags pkg-config reads
 # from the unpacked guestmem.pc.
 # With CC set (the build has the C ABI), the second package libguestmem-c-dev
-# is checked too: unpacked into the same root, then a C-only project finds it
-# with find_package(guestmem COMPONENTS c) and a C program is built with
-# pkg-config guestmem-c alone.
+# and libguestmem-c0 are checked too (the runtime holds only the .so.0, with
+# shlibs and the ldconfig trigger): unpacked into the same root, then a
+# C-only project finds them with find_package(guestmem COMPONENTS c) and C
+# programs are built with pkg-config guestmem-c (and guestmem-c-static) alone.
 # cmake -DBUILD_DIR= -DWORK_DIR= -DCONSUMERS_DIR= -DCXX= -DGENERATOR= -DCPACK= -DCTEST=
 #       -DDPKG_DEB= -DPKG_CONFIG= -DVERSION= -DINCLUDEDIR= -DDATADIR= -DDOCDIR= [-DCC= -DLIBDIR=] -P deb_package.cmake
 cmake_minimum_required(VERSION 3.25)
@@ -59,7 +60,8 @@ foreach(f ${INCLUDEDIR}/guestmem/guestmem.hpp
           ${DATADIR}/cmake/guestmem/guestmemConfigVersion.cmake
           ${DATADIR}/cmake/guestmem/guestmemTargets.cmake
           ${DATADIR}/pkgconfig/guestmem.pc
-          ${DOCDIR}/README.md ${DOCDIR}/LICENSE)
+          ${INCLUDEDIR}/guestmem/core/version.hpp ${DOCDIR}/README.md ${DOCDIR}/LICENSE ${DOCDIR}/CHANGELOG.md
+          ${DATADIR}/doc/guestmem-dev/copyright ${DATADIR}/doc/guestmem-dev/changelog.gz)
   if(NOT EXISTS ${root}/usr/${f})
     message(FATAL_ERROR "the package lacks /usr/${f}")
   endif()
@@ -121,17 +123,35 @@ message(STATUS "guestmem-dev_${VERSION}_all.deb: control fields, contents, find_
 if(NOT CC)
   return()
 endif()
+# The runtime (libguestmem-c0: the .so.0 alone, with its shlibs and ldconfig
+# trigger) and the development package (everything a link needs).
 file(GLOB c_deb ${WORK_DIR}/out/libguestmem-c-dev_${VERSION}_*.deb)
-if(NOT c_deb)
-  message(FATAL_ERROR "cpack did not make libguestmem-c-dev_${VERSION}_<arch>.deb")
+file(GLOB c0_deb ${WORK_DIR}/out/libguestmem-c0_${VERSION}_*.deb)
+if(NOT c_deb OR NOT c0_deb)
+  message(FATAL_ERROR "cpack did not make libguestmem-c0_${VERSION}_<arch>.deb and libguestmem-c-dev_${VERSION}_<arch>.deb")
 endif()
 run("dpkg-deb -f Depends" ${DPKG_DEB} -f ${c_deb} Depends)
-if(NOT out MATCHES "guestmem-dev \\(= ${VERSION}\\)")
-  message(FATAL_ERROR "libguestmem-c-dev must depend on guestmem-dev (= ${VERSION}): ${out}")
+if(NOT out MATCHES "guestmem-dev \\(= ${VERSION}\\)" OR NOT out MATCHES "libguestmem-c0 \\(= ${VERSION}\\)")
+  message(FATAL_ERROR "libguestmem-c-dev must depend on guestmem-dev and libguestmem-c0 (= ${VERSION}): ${out}")
 endif()
-run("dpkg-deb -x" ${DPKG_DEB} -x ${c_deb} ${root})
-foreach(f ${LIBDIR}/libguestmem_c.so.0 ${LIBDIR}/libguestmem_c.a ${LIBDIR}/pkgconfig/guestmem-c.pc
-          ${DATADIR}/cmake/guestmem/guestmemCTargets.cmake ${INCLUDEDIR}/guestmem/c/guestmem.h)
+run("dpkg-deb -c" ${DPKG_DEB} -c ${c0_deb})
+if(NOT out MATCHES "/usr/${LIBDIR}/libguestmem_c\\.so\\.0" OR out MATCHES "libguestmem_c\\.(a|so ) ")
+  message(FATAL_ERROR "libguestmem-c0 must hold libguestmem_c.so.0 and no development file:\n${out}")
+endif()
+file(MAKE_DIRECTORY ${WORK_DIR}/control)
+run("dpkg-deb -e" ${DPKG_DEB} -e ${c0_deb} ${WORK_DIR}/control)
+file(READ ${WORK_DIR}/control/shlibs shlibs)
+file(READ ${WORK_DIR}/control/triggers triggers)
+if(NOT shlibs MATCHES "^libguestmem_c 0 libguestmem-c0" OR NOT triggers MATCHES "activate-noawait ldconfig")
+  message(FATAL_ERROR "libguestmem-c0's shlibs ('${shlibs}') or triggers ('${triggers}') are wrong")
+endif()
+foreach(d ${c_deb} ${c0_deb})
+  run("dpkg-deb -x" ${DPKG_DEB} -x ${d} ${root})
+endforeach()
+foreach(f ${LIBDIR}/libguestmem_c.so.0 ${LIBDIR}/libguestmem_c.so ${LIBDIR}/libguestmem_c.a
+          ${LIBDIR}/pkgconfig/guestmem-c.pc ${LIBDIR}/pkgconfig/guestmem-c-static.pc
+          ${LIBDIR}/cmake/guestmem_c/guestmem_cTargets.cmake ${INCLUDEDIR}/guestmem/c/guestmem.h
+          ${DATADIR}/doc/libguestmem-c0/copyright ${DATADIR}/doc/libguestmem-c-dev/changelog.gz)
   if(NOT EXISTS ${root}/usr/${f})
     message(FATAL_ERROR "the packages lack /usr/${f}")
   endif()

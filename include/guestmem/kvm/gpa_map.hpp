@@ -16,8 +16,9 @@
 ///   file range to two memslots, and a conversion through one alias would
 ///   silently change what the other GPA reaches; refusing aliases also makes
 ///   the object page -> GFN translation of errors unique. Both are
-///   already_bound (KVM's EEXIST for overlapping memslots), at the first GFN
-///   of the new slot that collides.
+///   already_bound (KVM's EEXIST for overlapping memslots): an overlap at
+///   the first GFN both slots hold, an alias at the GFN (in the new slot) of
+///   the lowest object page another slot already maps.
 /// - Conversion across slots: a GPA range inside one object whose slots
 ///   follow each other without a hole and map contiguous object pages is ONE
 ///   `Memory::convert` (all or nothing, one round of consumers). A range
@@ -30,29 +31,47 @@
 ///   the object page, then the object's own message.
 ///
 /// Costs: lookup O(log slots) (binary search over slots sorted by GPA);
-/// add_slot O(slots) (overlap and alias checks, insertion); remove_slot
-/// O(slots); for_each_piece and convert O(log slots + slots crossed).
-/// Capacity is fixed (`MaxSlots`); nothing allocates.
+/// add_slot and remove_slot O(slots + MaxReaders) plus the wait for the read
+/// sections open when they publish; for_each_piece and convert O(log slots
+/// + slots crossed). Capacity is fixed (`MaxSlots` slots, `MaxReaders`
+/// registered readers); nothing allocates: the map holds two slot tables
+/// and the reader records inside itself (about 2 x 40 x MaxSlots + 64 x
+/// MaxReaders bytes: 9 KiB with the defaults).
 ///
-/// Locking: none. The map is plain data: add_slot and remove_slot must not
-/// run while another thread uses the map (a VMM changes memslots under its
-/// own lock, as it does KVM's). Lookups and conversions may run
-/// concurrently with each other; each conversion takes its object's lock.
-/// Needs no Linux header.
+/// Locking (docs/DESIGN.md §KVM layer, detail/grace_period.hpp): slots may
+/// change while vCPU threads look up and convert. Readers take no lock: a
+/// thread registers a `reader` once (register_reader) and wraps each lookup
+/// or conversion, with everything it does with the slot it found, in a
+/// `read_section` (a store and a fence on the reader's own record, no
+/// atomic read-modify-write). Slots live in an immutable table published by
+/// pointer; add_slot and remove_slot serialise on the map's writer mutex,
+/// build the other table, publish it, and wait until every read section
+/// open at that moment has ended before they return. So after remove_slot
+/// returns, no thread still routes through the removed slot (its object may
+/// go). Calls made outside any read section (find, convert, iteration,
+/// size) are safe only while no other thread changes slots; a writer must
+/// not be called inside a read section of its own thread (it would wait for
+/// itself). Conversions take each object's own exclusive lock, so those of
+/// one object serialise (each all or nothing) and faults, under its shared
+/// lock, never see a range half converted. Needs no Linux header.
 #pragma once
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cinttypes>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <span>
 #include <string_view>
 #include <type_traits>
 
 #include <guestmem/core/error.hpp>
 #include <guestmem/core/page_range.hpp>
 #include <guestmem/core/types.hpp>
+#include <guestmem/kvm/detail/grace_period.hpp>
 #include <guestmem/memory/config.hpp>
 
 namespace guestmem {
@@ -114,10 +133,11 @@ struct gpa_piece {
 }
 
 /// The guest physical address map: up to `MaxSlots` memslots over one or
-/// several `Memory` objects, sorted by GPA. See the file comment for the
+/// several `Memory` objects, sorted by GPA, read by up to `MaxReaders`
+/// registered readers while slots change. See the file comment for the
 /// overlap and cross-object policies, costs and locking. Holds pointers to
-/// the objects: each must outlive its slots.
-template <gpa_memory Memory, std::size_t MaxSlots = 64>
+/// the objects: each must outlive its slots (until remove_slot returns).
+template <gpa_memory Memory, std::size_t MaxSlots = 64, std::size_t MaxReaders = 64>
 class gpa_map {
     static_assert(MaxSlots > 0, "a gpa_map holds at least one slot");
 
@@ -126,28 +146,130 @@ public:
     using slot_type = gpa_slot<Memory>;      ///< one slot
     using piece_type = gpa_piece<Memory>;    ///< one per-slot part of a range
 
+    /// An empty map (no slot, no reader).
+    gpa_map() noexcept = default;
+    gpa_map(const gpa_map&) = delete;
+    gpa_map& operator=(const gpa_map&) = delete;
+
+    /// A thread's identity as a reader of one map (one per vCPU thread).
+    /// Registered with register_reader, unregistered by its destructor or
+    /// unregister(), which must come before the map's destruction; used by
+    /// one thread at a time. Not copyable or movable.
+    class reader {
+    public:
+        /// Not registered yet.
+        reader() noexcept = default;
+        reader(const reader&) = delete;
+        reader& operator=(const reader&) = delete;
+        /// Unregisters (see unregister()).
+        ~reader() { unregister(); }
+        /// True between a successful register_reader and unregister.
+        [[nodiscard]] bool registered() const noexcept { return record_ != nullptr; }
+        /// Give the record back (a no-op when not registered). Must be
+        /// called outside any read section of this reader. Lock: the map's
+        /// writer mutex. O(1).
+        void unregister() noexcept {
+            if (record_ == nullptr) return;
+            std::lock_guard g(map_->writer_);
+            map_->readers_.release(*record_);
+            record_ = nullptr;
+            map_ = nullptr;
+        }
+
+    private:
+        friend class gpa_map;
+        gpa_map* map_ = nullptr;
+        detail::reader_record* record_ = nullptr;
+        unsigned depth_ = 0;  // nesting of read sections (owner thread only)
+    };
+
+    /// A read section (RAII): between its construction and destruction the
+    /// slot table the map's calls see cannot be reclaimed, and every slot
+    /// found stays usable, its object included: a remove_slot that starts
+    /// meanwhile waits for the section to end. Sections of one reader nest.
+    /// Precondition: the reader is registered with this map (an
+    /// unregistered one is a contract violation: it traps). Cost: one
+    /// store and one full fence on entry, one store on exit, all on the
+    /// reader's own cache line; no lock, no atomic read-modify-write.
+    class read_section {
+    public:
+        /// Enter a section of `r` (the outermost one stores and fences).
+        explicit read_section(reader& r) noexcept : r_(r) {
+            if (r.record_ == nullptr) __builtin_trap();
+            if (r.depth_++ == 0) detail::enter(*r.record_);
+        }
+        read_section(const read_section&) = delete;
+        read_section& operator=(const read_section&) = delete;
+        /// Leave it (the outermost one stores).
+        ~read_section() {
+            if (--r_.depth_ == 0) detail::leave(*r_.record_);
+        }
+
+    private:
+        reader& r_;
+    };
+
+    /// Register `r` as a reader of this map. Errors, nothing changed:
+    /// already_bound when `r` is registered (with any map); out_of_memory
+    /// when MaxReaders readers are. Lock: the writer mutex (waits for a
+    /// running add_slot or remove_slot). O(MaxReaders). Allocates nothing.
+    status register_reader(reader& r) {
+        if (r.record_ != nullptr)
+            return error::make(errc::already_bound, no_page, "this reader is already registered with a gpa_map");
+        std::lock_guard g(writer_);
+        detail::reader_record* rec = readers_.claim();
+        if (rec == nullptr)
+            return error::make(errc::out_of_memory, no_page, "the gpa_map already has its %zu readers", MaxReaders);
+        r.map_ = this;
+        r.record_ = rec;
+        r.depth_ = 0;
+        return ok();
+    }
+    /// Enter a read section of `r` (see read_section).
+    [[nodiscard]] read_section read(reader& r) const noexcept { return read_section(r); }
+    /// Readers registered now. Lock: none (a snapshot). O(MaxReaders).
+    [[nodiscard]] std::size_t readers() const noexcept { return readers_.in_use(); }
+    /// The most readers the map registers.
+    static constexpr std::size_t reader_capacity() noexcept { return MaxReaders; }
+
     /// The most slots the map holds.
     static constexpr std::size_t capacity() noexcept { return MaxSlots; }
     /// Slots currently in the map.
-    [[nodiscard]] std::size_t size() const noexcept { return count_; }
+    [[nodiscard]] std::size_t size() const noexcept { return table().count; }
     /// True when the map holds no slot.
-    [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
-    /// The slots, sorted by GPA: [begin(), end()).
-    [[nodiscard]] const slot_type* begin() const noexcept { return slots_.data(); }
-    /// One past the last slot.
-    [[nodiscard]] const slot_type* end() const noexcept { return slots_.data() + count_; }
+    [[nodiscard]] bool empty() const noexcept { return size() == 0; }
+    /// The slots, sorted by GPA, of one published table: valid until the
+    /// read section it was taken in ends (or, outside any section, until
+    /// the next add_slot or remove_slot).
+    [[nodiscard]] std::span<const slot_type> slots() const noexcept {
+        const table_type& t = table();
+        return {t.slots.data(), t.count};
+    }
+    /// The first slot: with end(), for iteration when no other thread
+    /// changes slots (inside a read section, iterate slots() instead: two
+    /// loads of the table could see two tables).
+    [[nodiscard]] const slot_type* begin() const noexcept { return table().slots.data(); }
+    /// One past the last slot (see begin()).
+    [[nodiscard]] const slot_type* end() const noexcept {
+        const table_type& t = table();
+        return t.slots.data() + t.count;
+    }
 
     /// Add slot `id`: guest frames [gpa / 4096, + pages) are object pages
-    /// [first, first + pages) of `memory`. Errors, in this order, each at a
-    /// GFN, and nothing changes:
+    /// [first, first + pages) of `memory`. Errors, in this order (the first
+    /// that applies is returned), each at a GFN, and nothing changes:
     /// - invalid_range: gpa unaligned, 0 pages, or past the guest physical
     ///   space (gfn_range); object pages past the object's size() (at the
     ///   GFN of the first page past it);
-    /// - already_bound: `id` is in use; a GFN already in another slot (at
-    ///   the first shared GFN); an object page another slot maps (at the GFN
-    ///   of the first aliased page);
+    /// - already_bound: `id` is in use (at the new slot's first GFN); a GFN
+    ///   already in another slot (at the first shared GFN); an object page
+    ///   another slot maps (at the GFN, in the new slot, of the lowest such
+    ///   page, naming the slot that maps it);
     /// - out_of_memory: the map already holds capacity() slots.
-    /// O(slots).
+    /// Lock: the writer mutex; then publishes the new table and waits for
+    /// the read sections open at that moment to end. Must not be called
+    /// inside a read section of the calling thread.
+    /// Cost: O(slots + MaxReaders) plus that wait. Allocates nothing.
     status add_slot(std::uint32_t id, std::uint64_t gpa, std::uint64_t pages, Memory& memory, page_index first) {
         auto frames = gfn_range(gpa, pages);
         if (!frames) return error::make(errc::invalid_range, frames.error().page(), "slot %u: %s", id,
@@ -162,15 +284,15 @@ public:
                                id, pages, first, size);
         }
         const page_range obj{first, first + pages};
-        for (const slot_type& s : *this) {
+        std::lock_guard g(writer_);
+        const table_type& cur = *current_.load(std::memory_order_relaxed);  // only writers store it
+        const std::span<const slot_type> all{cur.slots.data(), cur.count};
+        for (const slot_type& s : all) {
             if (s.id == id)
                 return error::make(errc::already_bound, f.begin, "slot id %u is already in the map (GPA %#" PRIx64 ")",
                                    id, s.gpa());
         }
-        if (count_ == MaxSlots)
-            return error::make(errc::out_of_memory, f.begin, "slot %u: the map already holds its %zu slots", id,
-                               MaxSlots);
-        for (const slot_type& s : *this) {
+        for (const slot_type& s : all) {  // sorted and disjoint: the first overlap holds the first shared GFN
             if (s.frames.overlaps(f)) {
                 const page_index at = std::max(s.frames.begin, f.begin);
                 return error::make(errc::already_bound, at,
@@ -178,47 +300,67 @@ public:
                                    id, at, s.id, s.frames.begin, s.frames.end);
             }
         }
-        for (const slot_type& s : *this) {
-            if (s.memory == &memory && s.pages().overlaps(obj)) {
-                const page_index p = std::max(s.first, first);
-                return error::make(errc::already_bound, f.begin + (p - first),
-                                   "slot %u: object page %#" PRIx64 " is already mapped by slot %u (no aliases)", id,
-                                   p, s.id);
+        const slot_type* alias = nullptr;  // slots are sorted by GPA, not by object page: take the lowest page
+        page_index aliased = 0;
+        for (const slot_type& s : all) {
+            if (s.memory != &memory || !s.pages().overlaps(obj)) continue;
+            const page_index p = std::max(s.first, first);
+            if (alias == nullptr || p < aliased) {
+                alias = &s;
+                aliased = p;
             }
         }
-        std::size_t i = count_;
-        while (i > 0 && slots_[i - 1].frames.begin > f.begin) {
-            slots_[i] = slots_[i - 1];
-            --i;
-        }
-        slots_[i] = slot_type{id, f, &memory, first};
-        ++count_;
+        if (alias != nullptr)
+            return error::make(errc::already_bound, f.begin + (aliased - first),
+                               "slot %u: object page %#" PRIx64 " is already mapped by slot %u (no aliases)", id,
+                               aliased, alias->id);
+        if (cur.count == MaxSlots)
+            return error::make(errc::out_of_memory, f.begin, "slot %u: the map already holds its %zu slots", id,
+                               MaxSlots);
+        table_type& next = other(cur);
+        std::size_t i = 0;
+        for (; i < cur.count && cur.slots[i].frames.begin < f.begin; ++i) next.slots[i] = cur.slots[i];
+        next.slots[i] = slot_type{id, f, &memory, first};
+        for (; i < cur.count; ++i) next.slots[i + 1] = cur.slots[i];
+        next.count = cur.count + 1;
+        replace(next);
         return ok();
     }
 
     /// Remove slot `id`. Error: not_bound (no_page) when no slot has that
     /// id; nothing changes. Converts nothing: the object keeps its
-    /// shareability. O(slots).
+    /// shareability. Returns only when no read section that could have
+    /// found the slot is still open: from then on no thread routes through
+    /// it, and its object may be destroyed. Lock: the writer mutex; must
+    /// not be called inside a read section of the calling thread.
+    /// Cost: O(slots + MaxReaders) plus the wait for open sections.
     status remove_slot(std::uint32_t id) {
-        for (std::size_t i = 0; i < count_; ++i) {
-            if (slots_[i].id != id) continue;
-            for (std::size_t j = i + 1; j < count_; ++j) slots_[j - 1] = slots_[j];
-            --count_;
-            return ok();
-        }
-        return error::make(errc::not_bound, no_page, "no slot with id %u in the map", id);
+        std::lock_guard g(writer_);
+        const table_type& cur = *current_.load(std::memory_order_relaxed);
+        std::size_t at = cur.count;
+        for (std::size_t i = 0; i < cur.count; ++i)
+            if (cur.slots[i].id == id) at = i;
+        if (at == cur.count) return error::make(errc::not_bound, no_page, "no slot with id %u in the map", id);
+        table_type& next = other(cur);
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < cur.count; ++i)
+            if (i != at) next.slots[n++] = cur.slots[i];
+        next.count = n;
+        replace(next);
+        return ok();
     }
 
     /// The slot holding guest physical address `gpa` (any byte of a page),
-    /// or nullptr in a hole. O(log slots).
+    /// or nullptr in a hole; valid as slots() is. O(log slots); lock: none.
     [[nodiscard]] const slot_type* find(std::uint64_t gpa) const noexcept {
-        const std::size_t i = index_of(gpa >> page_shift);
-        return i == count_ ? nullptr : &slots_[i];
+        const table_type& t = table();
+        const std::size_t i = index_of(t, gpa >> page_shift);
+        return i == t.count ? nullptr : &t.slots[i];
     }
 
-    /// The slot with id `id`, or nullptr. O(slots).
+    /// The slot with id `id`, or nullptr; valid as slots() is. O(slots).
     [[nodiscard]] const slot_type* find_slot(std::uint32_t id) const noexcept {
-        for (const slot_type& s : *this)
+        for (const slot_type& s : slots())
             if (s.id == id) return &s;
         return nullptr;
     }
@@ -233,8 +375,9 @@ public:
     status for_each_piece(std::uint64_t gpa, std::uint64_t pages, F&& fn) const {
         auto frames = gfn_range(gpa, pages);
         if (!frames) return frames.error();
-        if (auto s = walk(frames.value(), [](const piece_type&) -> status { return ok(); }); !s) return s;
-        return walk(frames.value(), [&](const piece_type& p) -> status {
+        const table_type& t = table();  // both walks see one table
+        if (auto s = walk(t, frames.value(), [](const piece_type&) -> status { return ok(); }); !s) return s;
+        return walk(t, frames.value(), [&](const piece_type& p) -> status {
             if constexpr (std::is_void_v<std::invoke_result_t<F&, const piece_type&>>) {
                 fn(p);
                 return ok();
@@ -280,7 +423,7 @@ public:
             obj.end = p.pages.end;
             return ok();
         };
-        if (auto s = walk(f, plan); !s) return s;
+        if (auto s = walk(table(), f, plan); !s) return s;
         status s = memory->convert(obj, to, opts);
         if (s) return s;
         return translate(s.error(), f, obj);
@@ -299,29 +442,47 @@ public:
     }
 
 private:
-    // Index of the slot holding `gfn`, or count_.
-    [[nodiscard]] std::size_t index_of(std::uint64_t gfn) const noexcept {
-        std::size_t lo = 0, hi = count_;  // first slot beginning after gfn
+    // One published slot table: immutable while it is current or may be
+    // read by a section that began while it was.
+    struct table_type {
+        std::size_t count = 0;
+        std::array<slot_type, MaxSlots> slots{};
+    };
+
+    [[nodiscard]] const table_type& table() const noexcept { return *detail::read_published(current_); }
+    // The table that is not `cur` (free: the last writer waited for its readers).
+    [[nodiscard]] table_type& other(const table_type& cur) noexcept {
+        return &cur == &tables_[0] ? tables_[1] : tables_[0];
+    }
+    // Publish `next` and wait until no read section can still see the old table.
+    void replace(table_type& next) noexcept {
+        detail::publish(current_, static_cast<const table_type*>(&next));
+        readers_.synchronize();
+    }
+
+    // Index of the slot holding `gfn` in `t`, or t.count.
+    [[nodiscard]] static std::size_t index_of(const table_type& t, std::uint64_t gfn) noexcept {
+        std::size_t lo = 0, hi = t.count;  // first slot beginning after gfn
         while (lo < hi) {
             const std::size_t mid = lo + (hi - lo) / 2;
-            if (slots_[mid].frames.begin <= gfn)
+            if (t.slots[mid].frames.begin <= gfn)
                 lo = mid + 1;
             else
                 hi = mid;
         }
-        if (lo == 0 || !slots_[lo - 1].frames.contains(gfn)) return count_;
+        if (lo == 0 || !t.slots[lo - 1].frames.contains(gfn)) return t.count;
         return lo - 1;
     }
 
-    // Call fn(piece) -> status for each part of `f` (a valid GFN range);
-    // invalid_range at the first GFN in no slot.
+    // Call fn(piece) -> status for each part of `f` (a valid GFN range) in
+    // table `t`; invalid_range at the first GFN in no slot.
     template <class F>
-    status walk(page_range f, F&& fn) const {
-        std::size_t i = index_of(f.begin);
+    static status walk(const table_type& t, page_range f, F&& fn) {
+        std::size_t i = index_of(t, f.begin);
         page_index at = f.begin;
         while (at < f.end) {
-            if (i == count_ || !slots_[i].frames.contains(at)) return hole(at, f);
-            const slot_type& s = slots_[i];
+            if (i == t.count || !t.slots[i].frames.contains(at)) return hole(at, f);
+            const slot_type& s = t.slots[i];
             const page_range part{at, std::min(f.end, s.frames.end)};
             if (auto st = fn(piece_type{s.id, s.memory, part, {s.object_page(part.begin), s.object_page(part.begin) + part.size()}});
                 !st)
@@ -350,8 +511,10 @@ private:
         return out.with_binding_id(e.binding_id());
     }
 
-    std::array<slot_type, MaxSlots> slots_{};
-    std::size_t count_ = 0;
+    std::array<table_type, 2> tables_{};  // the current one and the one the next writer fills
+    std::atomic<const table_type*> current_{&tables_[0]};
+    detail::reader_table<MaxReaders> readers_;
+    std::mutex writer_;  // serialises add_slot, remove_slot and reader (un)registration
 };
 
 } // namespace guestmem

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cinttypes>
+#include <concepts>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -29,12 +30,13 @@
 #include <guestmem/folio/allocator.hpp>
 #include <guestmem/folio/folio_table.hpp>
 #include <guestmem/folio/mappability.hpp>
+#include <guestmem/memory/change_log.hpp>
 #include <guestmem/memory/config.hpp>
-#include <guestmem/memory/detail/change_log.hpp>
 #include <guestmem/memory/detail/counters.hpp>
 #include <guestmem/memory/detail/fault_errors.hpp>
 #include <guestmem/memory/lock.hpp>
 #include <guestmem/memory/options.hpp>
+#include <guestmem/memory/reentry.hpp>
 #include <guestmem/notifier/binding.hpp>
 #include <guestmem/notifier/consumer.hpp>
 #include <guestmem/notifier/notifier_set.hpp>
@@ -52,10 +54,14 @@ namespace guestmem {
 /// Locking (docs/DESIGN.md §Locking and callbacks): fault, the queries,
 /// stats() and dump() take the lock shared; allocate, punch_hole,
 /// release_quarantine, convert, pin, unpin, memory_failure, bind and unbind
-/// take it exclusive, and every consumer callback runs under it (a callback
-/// must not call back into the object). read_begin and read_retry take no
-/// lock; nor do size(), max_order(), runs() and the part accessors, which
-/// must be used while no other thread mutates the object.
+/// take it exclusive, and every consumer callback runs under it. A callback
+/// that calls back into the object gets errc::would_deadlock from every call
+/// that returns an error (memory/reentry.hpp); pins, stats, dump and
+/// generation answer it without the lock, as the object was before the
+/// round. read_begin and read_retry take no lock; nor do size() and
+/// max_order(). The parts themselves (runs, map, folio table, notifier set)
+/// are read through locked(guard), a view that needs a guard from
+/// lock_shared() or lock_exclusive() (memory/locked.hpp).
 ///
 /// Errors are returned (errc), never thrown; a call that fails has changed
 /// nothing. Costs below count runs of the shareability map, top-level
@@ -84,11 +90,18 @@ public:
     guest_memory& operator=(const guest_memory&) = delete;
 
     /// Validate a configuration before constructing with it. Errors:
-    /// invalid_argument (0 pages, an initial shareability that is not shared
-    /// or guest_only, a max_order other than order_4k, order_2m, order_1g);
-    /// not_supported (max_order above the allocator's). No lock; O(1).
+    /// invalid_argument (0 pages, more than 2^51 pages: past the largest
+    /// file offset, 2^63 bytes, which guest_memfd's size and fallocate
+    /// allow, so every page an object has can also be punched; an initial
+    /// shareability that is not shared or guest_only, a max_order other
+    /// than order_4k, order_2m, order_1g); not_supported (max_order above
+    /// the allocator's). No lock; O(1).
     [[nodiscard]] static status check_config(const Allocator& allocator, const guest_memory_config& cfg) noexcept {
         if (cfg.pages == 0) return error::make(errc::invalid_argument, no_page, "an object of 0 pages holds nothing");
+        if (cfg.pages > max_file_pages)
+            return error::make(errc::invalid_argument, no_page,
+                               "an object of %#" PRIx64 " pages ends past the largest file offset (2^63 bytes, 2^51 pages)",
+                               cfg.pages);
         if (!is_valid(cfg.initial))
             return error::make(errc::invalid_argument, no_page, "initial shareability %u is not shared or guest_only",
                                unsigned(cfg.initial));
@@ -119,6 +132,7 @@ public:
     /// by errc_from_errno). O(log folios + folios made), plus 512 piece
     /// states per split.
     status allocate(page_range r) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("allocate");
         std::unique_lock guard(lock_);
         if (auto s = check_range(r, size_); !s) return s;
         return folios_.populate(r, shares_);
@@ -136,7 +150,9 @@ public:
     /// Exclusive lock; consumers' refusals in prepare are ignored (counted).
     /// O(bindings + log folios + folios removed + pages zeroed).
     status punch_hole(page_range r) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("punch_hole");
         std::unique_lock guard(lock_);
+        detail::hold_marker held(this);
         if (r.begin >= r.end || r.end > max_file_pages) [[unlikely]]
             return bad_punch_range(r);
         if (r.begin >= size_) return ok();  // at or past the end: nothing there
@@ -145,6 +161,7 @@ public:
         notifier_.invalidate(r, invalidation_cause::truncate, report);
         quarantine(report, r);  // before truncate: a reported page must never be freed
         folios_.truncate(r);
+        unblocked(r);
         return ok();
     }
 
@@ -157,8 +174,12 @@ public:
     /// (the page named). Nothing quarantined there is not an error.
     /// Exclusive lock. O(detached folios + leaves freed).
     status release_quarantine(page_range r) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("release_quarantine");
         std::unique_lock guard(lock_);
-        return folios_.release_quarantine(r);
+        detail::hold_marker held(this);  // the unblock notifier runs under it
+        auto s = folios_.release_quarantine(r);
+        if (s) unblocked(r);
+        return s;
     }
 
     // ---- conversion -------------------------------------------------------
@@ -175,7 +196,9 @@ public:
     /// consumer's prepare refused). O(log runs + log folios + bindings +
     /// leaves in r), plus 512 piece states per split or merge.
     status convert(page_range r, shareability to, convert_options opts = {}) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("convert");
         std::unique_lock guard(lock_);
+        detail::hold_marker held(this);
         // 1. validate
         if (auto s = check_range(r, size_); !s) return s;
         if (!is_valid(to) || (opts.content != content_policy::preserve && opts.content != content_policy::zero))
@@ -232,14 +255,14 @@ public:
         }
         ++counters_.conversions;
         changes_.record(r);  // migration tracking (snapshot/changes.hpp)
+        unblocked(r);
         return ok();
     }
 
     /// Bumped by every conversion that changes something (snapshot/changes.hpp
     /// lists what changed since a generation). Shared lock; O(1).
     [[nodiscard]] std::uint64_t generation() const {
-        std::shared_lock guard(lock_);
-        return changes_.generation();
+        return read_shared([&] { return changes_.generation(); });
     }
 
     // ---- faults -----------------------------------------------------------
@@ -261,7 +284,18 @@ public:
                                                               Policy policy = {}) const {
         // Nothing on this path writes shared memory but the lock itself, so
         // faults scale with a lock whose readers write only their own line.
-        std::shared_lock guard(lock_);
+        if constexpr (detail::is_sharded_lock<Lock>) {
+            // Its try_lock_shared fails for the thread holding it exclusive:
+            // the re-entry check costs nothing until then.
+            if (!lock_.try_lock_shared()) [[unlikely]] {
+                if (detail::this_thread_holds(this)) return detail::reentered("fault");
+                lock_.lock_shared();
+            }
+        } else {
+            if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("fault");
+            lock_.lock_shared();
+        }
+        std::shared_lock guard(lock_, std::adopt_lock);
         return fault_locked(page, wanted, who, policy);
     }
 
@@ -288,6 +322,7 @@ public:
     /// runs in r + log folios + leaves in r + pin runs in r). `policy`: as fault's.
     template <access_rule Policy = confidential>
     status pin(page_range r, accessor who, Policy policy = {}) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("pin");
         std::unique_lock guard(lock_);
         if (auto s = check_range(r, size_); !s) return s;
         if (!is_valid(who))
@@ -312,9 +347,13 @@ public:
     /// leaves in r + pin runs in r + detached folios), plus 512 piece states
     /// per merge.
     status unpin(page_range r) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("unpin");
         std::unique_lock guard(lock_);
+        detail::hold_marker held(this);  // the unblock notifier runs under it
         if (auto s = check_range(r, size_); !s) return s;
-        return folios_.unpin(r, shares_);
+        auto s = folios_.unpin(r, shares_);
+        if (s) unblocked(r);
+        return s;
     }
 
     // ---- memory failure ---------------------------------------------------
@@ -328,7 +367,9 @@ public:
     /// Exclusive lock; consumers' memory_failure runs under it.
     /// O(log folios + log runs + bindings).
     status memory_failure(page_index page) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("memory_failure");
         std::unique_lock guard(lock_);
+        detail::hold_marker held(this);
         if (auto s = check_page(page, size_); !s) return s;
         auto f = folios_.lookup(page);
         if (!f) return error::make(errc::not_allocated, page, "page %#" PRIx64 " is a hole; no memory there can fail", page);
@@ -352,6 +393,7 @@ public:
     /// after every ordinary binding; see binding_class). O(bindings).
     result<binding_handle> bind(binding_type& slot, Consumer& c, page_range pages, std::uint64_t target_base,
                                 binding_class cls = binding_class::ordinary) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("bind");
         std::unique_lock guard(lock_);
         if (auto s = check_range(pages, size_); !s) return s.error();
         return notifier_.bind(slot, c, pages, target_base, cls);
@@ -363,11 +405,14 @@ public:
     /// not_bound, the only error. Exclusive lock; the release's prepare and
     /// commit run under it. O(bindings).
     status unbind(binding_handle h) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("unbind");
         std::unique_lock guard(lock_);
+        detail::hold_marker held(this);
         commit_report report;
         auto released = notifier_.unbind(h, report);
         if (!released) return released.error();
         quarantine(report, released.value().intersect({0, size_}));
+        unblocked({0, size_});
         return ok();
     }
 
@@ -376,23 +421,16 @@ public:
     /// The shareability of `page`. Shared lock. Error: invalid_range (page
     /// past size()). O(log runs).
     [[nodiscard]] result<shareability> shareability_at(page_index page) const {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("shareability_at");
         std::shared_lock guard(lock_);
         if (auto s = check_page(page, size_); !s) return s.error();
         return shares_.at(page);
     }
 
-    /// The shareability runs overlapping `r`, clipped to it. The view reads
-    /// the map lazily: iterate it while no other thread mutates the object.
-    /// No lock. Error: invalid_range (r empty, inverted or past size()).
-    /// O(log runs) to begin, O(1) per run.
-    [[nodiscard]] auto runs(page_range r) const -> result<decltype(std::declval<const share_map&>().runs(r))> {
-        if (auto s = check_range(r, size_); !s) return s.error();
-        return shares_.runs(r);
-    }
-
     /// Mappability of the leaf folio holding `page`. Shared lock. Errors:
     /// invalid_range (page past size()); not_allocated (a hole). O(log folios).
     [[nodiscard]] result<mappability> mappability_at(page_index page) const {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("mappability_at");
         std::shared_lock guard(lock_);
         if (auto s = check_page(page, size_); !s) return s.error();
         auto f = folios_.lookup(page);
@@ -403,14 +441,29 @@ public:
     /// Pins on `page`: the raw per-page count, a detached folio's included;
     /// 0 past the end. Shared lock; no error. O(log pin runs).
     [[nodiscard]] std::uint32_t pins(page_index page) const {
-        std::shared_lock guard(lock_);
-        return page < size_ ? folios_.pins(page) : 0;
+        return read_shared([&] { return page < size_ ? folios_.pins(page) : 0; });
     }
 
     /// Census and counters, a snapshot (guest_memory_stats). Shared lock;
     /// no error. O(runs + bindings).
-    [[nodiscard]] guest_memory_stats stats() const {
-        std::shared_lock guard(lock_);
+    [[nodiscard]] guest_memory_stats stats() const { return read_shared([&] { return stats_locked(); }); }
+    /// A readable map of runs, folios and consumers, written to `os` under
+    /// the shared lock. O(runs + leaves + bindings).
+    void dump(std::ostream& os) const { read_shared([&] { dump_locked(os); }); }
+
+    /// Tell `n` (nullptr: nobody) whenever a refused conversion may now
+    /// succeed (memory/reentry.hpp): after an unpin, a conversion that
+    /// changed something, a punch_hole, a release_quarantine and an unbind,
+    /// under the exclusive lock. `n` must outlive the object or be replaced
+    /// first. Errors: none. Lock: exclusive (not from a callback: it would
+    /// wait for itself). Cost: O(1). Allocates: nothing.
+    void set_unblock_notifier(unblock_notifier* n) {
+        std::unique_lock guard(lock_);
+        unblock_ = n;
+    }
+
+private:
+    guest_memory_stats stats_locked() const {
         guest_memory_stats s = counters_.snapshot();
         s.pages = size_;
         if (size_ != 0) {
@@ -432,10 +485,7 @@ public:
         return s;
     }
 
-    /// A readable map of runs, folios and consumers, written to `os` under
-    /// the shared lock. O(runs + leaves + bindings).
-    void dump(std::ostream& os) const {
-        std::shared_lock guard(lock_);
+    void dump_locked(std::ostream& os) const {
         os << "guest_memory: " << size_ << " pages, max order " << unsigned(max_order_) << ", "
            << shares_.run_count() << " runs\n";
         if (size_ == 0) return;
@@ -451,17 +501,70 @@ public:
                << ") -> target 0x" << b.target_base() << std::dec << ", sequence " << b.sequence() << '\n';
         });
     }
+    // A read without an error channel: from a callback (this thread holds
+    // the lock exclusively) it reads without taking it.
+    template <class F>
+    auto read_shared(F f) const {
+        if (detail::this_thread_holds(this)) [[unlikely]] return f();
+        std::shared_lock guard(lock_);
+        return f();
+    }
+    void unblocked(page_range r) noexcept {
+        if (unblock_ != nullptr) [[unlikely]] unblock_->unblocked(r);
+    }
 
-    /// The parts, read-only, for tests, fuzzers and dumps: the shareability
-    /// map. No lock: use it while no other thread mutates the object. O(1).
-    [[nodiscard]] const share_map& shareability_map() const noexcept { return shares_; }
-    /// The folio table (as shareability_map(): no lock, O(1)).
-    [[nodiscard]] const folio_table<Allocator, NodeAllocator>& folios() const noexcept { return folios_; }
-    /// The notifier set (as shareability_map(): no lock, O(1)).
-    [[nodiscard]] const notifier_set<Consumer>& notifiers() const noexcept { return notifier_; }
+public:
+
+    // ---- the locked tier and the restore door (memory/locked.hpp) ----------
+
+    class locked_view;
+    /// The lock, taken shared, as a guard for locked(). Lock: shared until
+    /// the guard goes (do not call the locking members meanwhile).
+    [[nodiscard]] std::shared_lock<Lock> lock_shared() const { return std::shared_lock<Lock>(lock_); }
+    /// The lock, taken exclusive, as a guard for locked(). Lock: exclusive
+    /// until the guard goes (do not call the locking members meanwhile).
+    [[nodiscard]] std::unique_lock<Lock> lock_exclusive() const { return std::unique_lock<Lock>(lock_); }
+    /// The parts, read-only, for a caller holding `held` (a guard from
+    /// lock_shared() or lock_exclusive()): runs, the map, the folio table,
+    /// the notifier set, the change log. Precondition: `held` owns this
+    /// object's lock. Cost: O(1).
+    template <class Guard>
+        requires std::same_as<Guard, std::shared_lock<Lock>> || std::same_as<Guard, std::unique_lock<Lock>>
+    [[nodiscard]] locked_view locked(const Guard& held) const noexcept;
+    /// The shareability runs overlapping `r`, clipped to it, read from inside
+    /// one of this object's consumer callbacks (they run under its exclusive
+    /// lock, so the callback holds no guard to pass to locked()): how an
+    /// abort restores state run by run (kvm_attributes_consumer's does).
+    /// Errors: invalid_argument (this thread runs no callback of this
+    /// object: take lock_shared() and use locked() instead); invalid_range
+    /// (r empty, inverted or past size()). Lock: none taken (the round
+    /// holds it). Cost: O(log runs) to begin, O(1) per run.
+    [[nodiscard]] auto runs_in_callback(page_range r) const -> result<decltype(std::declval<const share_map&>().runs(r))> {
+        if (!detail::this_thread_holds(this)) [[unlikely]]
+            return error::make(errc::invalid_argument, no_page,
+                               "runs_in_callback is for consumer callbacks of this object; this thread runs none "
+                               "(hold lock_shared() and read locked(guard).runs instead)");
+        if (auto s = check_range(r, size_); !s) return s.error();
+        return shares_.runs(r);
+    }
+
+    /// Load a saved state into a fresh object (snapshot restore): the map
+    /// from `run_count` runs next_run() returns as {pages, shareability},
+    /// then the folios build(folio_table::loader&) makes, then the
+    /// generation. All or nothing. Lock: exclusive, held while build runs
+    /// (it must not call into the object). Errors: invalid_argument (not
+    /// fresh: more than one run, a folio or a pin); out_of_memory (map
+    /// nodes); whatever build returns. Cost: O(runs + what build makes).
+    template <class NextRun, class Build>
+    [[nodiscard]] status load(std::size_t run_count, NextRun&& next_run, Build&& build, std::uint64_t generation);
+    /// Start the change log over at generation `g`, nothing logged (an
+    /// increment applied, or abandoned at its base). Lock: exclusive. O(1).
+    void restart_generation(std::uint64_t g) {
+        std::unique_lock guard(lock_);
+        changes_.reset(g);
+    }
 
 private:
-    template <class> friend struct detail::snapshot_access;  // snapshot/: save, restore, changes
     /// The largest page count whose byte size is a valid file offset
     /// (2^63 bytes): punch_hole's bound, as fallocate's EFBIG.
     static constexpr page_index max_file_pages = page_index{1} << (63 - page_shift);
@@ -554,7 +657,7 @@ private:
     [[gnu::cold, gnu::noinline]] void quarantine_reported(const commit_report& report, page_range r) noexcept {
         for (const auto& e : report) {
             if (e.page < size_ && folios_.lookup(e.page) && !folios_.poisoned(e.page)) {
-                folios_.poison(e.page);
+                folios_.poison_alone(e.page);  // 4K for a leaked 4K page, on every path
                 ++poison_events_, changes_.poisoned();
                 ++counters_.quarantined;
             }
@@ -583,7 +686,8 @@ private:
     folio_table<Allocator, NodeAllocator> folios_;
     std::uint64_t poison_events_ = 0;
     detail::memory_counters counters_;
-    detail::change_log changes_;
+    change_log changes_;
+    unblock_notifier* unblock_ = nullptr;
     notifier_set<Consumer> notifier_;  // last: destroyed first, releasing consumers before folios go
 };
 
@@ -599,3 +703,5 @@ using guest_memory_with =
                  typename detail::pick_option<options::node_allocator, std::allocator<std::byte>, Options...>::type>;
 
 } // namespace guestmem
+
+#include <guestmem/memory/locked.hpp>

@@ -11,6 +11,9 @@
 /// is older than what the log still holds, the answer is not_supported:
 /// save a full snapshot instead. Increments carry shareability only: the
 /// destination's folios split and merge as its own conversions make them.
+/// Generations compare modulo 2^64 (serial numbers, memory/detail/
+/// change_log.hpp): an object restored at 2^64 - 1 goes to 0 on its next
+/// conversion, and increments from 2^64 - 1 keep working.
 /// A page poisoned or quarantined after G also raises the generation and
 /// makes every walk from G not_supported (save a full snapshot): an
 /// increment never silently drops poison.
@@ -22,8 +25,7 @@
 #include <shared_mutex>
 #include <span>
 
-#include <guestmem/memory/detail/change_log.hpp>
-#include <guestmem/snapshot/detail/access.hpp>
+#include <guestmem/memory/change_log.hpp>
 #include <guestmem/snapshot/detail/validate.hpp>
 #include <guestmem/snapshot/save.hpp>
 
@@ -32,11 +34,10 @@ namespace guestmem::snapshot {
 namespace detail {
 
 /// The ranges converted since `since`, sorted and merged (touching ones
-/// joined) into `out` (capacity: the log's); their count. Caller holds the lock.
-template <class Memory>
-result<std::size_t> changed_ranges(const Memory& mem, std::uint64_t since, page_range* out) noexcept {
-    const auto& log = internals::changes(mem);
-    if (since > log.generation())
+/// joined) into `out` (capacity: the log's); their count. `log`: the
+/// object's change log, read under its lock.
+inline result<std::size_t> changed_ranges(const change_log& log, std::uint64_t since, page_range* out) noexcept {
+    if (log.in_future(since))
         return error::make(errc::invalid_argument, no_page, "generation %" PRIu64 " is in the future (the object is at %" PRIu64 ")",
                            since, log.generation());
     if (!log.covers(since))
@@ -44,7 +45,7 @@ result<std::size_t> changed_ranges(const Memory& mem, std::uint64_t since, page_
                            "generation %" PRIu64 " is older than the change log (it keeps the changes after %" PRIu64
                            "): save a full snapshot",
                            since, log.floor());
-    if (log.last_poison() > since)
+    if (log.poisoned_since(since))
         return error::make(errc::not_supported, no_page,
                            "a page was poisoned or quarantined at generation %" PRIu64 ", after %" PRIu64
                            ": increments carry shareability only, save a full snapshot",
@@ -74,12 +75,13 @@ result<std::size_t> changed_ranges(const Memory& mem, std::uint64_t since, page_
 /// runs visited), k <= 128 log entries.
 template <class Memory, class F>
 status for_each_change(const Memory& mem, std::uint64_t since, F&& f) {
-    std::shared_lock guard(detail::internals::lock(mem));
-    page_range ranges[guestmem::detail::change_log::capacity];
-    auto n = detail::changed_ranges(mem, since, ranges);
+    const auto guard = mem.lock_shared();
+    const auto v = mem.locked(guard);
+    page_range ranges[change_log::capacity];
+    auto n = detail::changed_ranges(v.changes(), since, ranges);
     if (!n) return n.error();
     for (std::size_t i = 0; i < n.value(); ++i)
-        for (const auto& r : detail::internals::shares(mem).runs(ranges[i])) f(r);
+        for (const auto& r : v.shareability_map().runs(ranges[i])) f(r);
     return ok();
 }
 
@@ -91,11 +93,12 @@ status for_each_change(const Memory& mem, std::uint64_t since, F&& f) {
 template <class Memory, class Sink>
     requires std::is_invocable_r_v<bool, Sink&, const std::uint8_t*, std::size_t>
 result<std::size_t> save_increment(const Memory& mem, std::uint64_t since, Sink&& sink) {
-    std::shared_lock guard(detail::internals::lock(mem));
-    page_range ranges[guestmem::detail::change_log::capacity];
-    auto n = detail::changed_ranges(mem, since, ranges);
+    const auto guard = mem.lock_shared();
+    const auto v = mem.locked(guard);
+    page_range ranges[change_log::capacity];
+    auto n = detail::changed_ranges(v.changes(), since, ranges);
     if (!n) return n.error();
-    const auto& map = detail::internals::shares(mem);
+    const auto& map = v.shareability_map();
     auto body = [&](auto& w) {
         std::uint64_t count = 0;
         for (std::size_t i = 0; i < n.value(); ++i) count += std::ranges::distance(map.runs(ranges[i]));
@@ -110,15 +113,40 @@ result<std::size_t> save_increment(const Memory& mem, std::uint64_t since, Sink&
             }
     };
     return detail::emit(sink, SIZE_MAX, kind::increment, mem.size(), mem.max_order(),
-                        detail::internals::changes(mem).generation(), since, body);
+                        v.changes().generation(), since, body);
+}
+
+/// The size of the increment save_increment(mem, since, ...) would write
+/// now (the state may change before the save unless the caller keeps other
+/// threads out). Errors: those of for_each_change(). Shared lock.
+/// O(k log k + runs in the changed ranges).
+template <class Memory>
+result<std::size_t> increment_size(const Memory& mem, std::uint64_t since) {
+    return save_increment(mem, since, [](const std::uint8_t*, std::size_t) noexcept { return true; });
+}
+
+/// Save what changed since generation `since` as an increment into `out`;
+/// returns the bytes used. Errors: those of for_each_change();
+/// invalid_argument when `out` is too small (its contents are then
+/// unspecified; the message says the size needed: see increment_size()).
+/// Shared lock. O(k log k + runs in the changed ranges).
+template <class Memory>
+result<std::size_t> save_increment(const Memory& mem, std::uint64_t since, std::span<std::uint8_t> out) {
+    detail::bounded_sink sink{out.data(), out.data() + out.size()};
+    auto n = save_increment(mem, since, sink);
+    if (n || n.error().code() != errc::out_of_memory) return n;
+    const auto need = increment_size(mem, since);
+    return error::make(errc::invalid_argument, no_page, "the increment needs %zu bytes; the buffer holds %zu",
+                       need ? need.value() : std::size_t{0}, out.size());
 }
 
 /// Apply the increment `bytes` to `mem`, which must be at the increment's
 /// base generation (restored from the full snapshot it follows, or from
-/// the previous increment): every change is validated first, then made
-/// with convert(), so consumers are told and folios split or merge as
-/// usual; `mem` ends at the increment's generation. Call it while no
-/// other thread converts `mem`. Errors: everything check() reports
+/// the previous increment): every change is validated first, then the
+/// pages whose shareability differs are converted with convert(), so
+/// consumers are told and folios split or merge as usual (pages already
+/// right, a poisoned one among them, are left alone); `mem` ends at the
+/// increment's generation. Call it while no other thread converts `mem`. Errors: everything check() reports
 /// (nothing changed); invalid_argument (a full snapshot, another size, or
 /// another generation than the base); any error of convert() (busy,
 /// vetoed, out_of_memory...), with the changes before it made and `mem`
@@ -144,14 +172,27 @@ status apply_increment(Memory& mem, std::span<const std::uint8_t> bytes) {
         const page_index b = end + detail::raw_varint(bytes.data(), pos);
         end = b + detail::raw_varint(bytes.data(), pos);
         const auto v = static_cast<shareability>(bytes[pos++]);
-        if (auto s = mem.convert({b, end}, v); !s) {
-            std::unique_lock guard(detail::internals::lock(mem));
-            detail::internals::changes(mem).reset(L.h.base_generation);  // still at the base: retry is safe
-            return s;
+        // Convert only the pages that differ: a run of the increment may
+        // span a poisoned page it did not change (a poisoned page never
+        // changes shareability, so source and destination agree on it).
+        const shareability other = v == shareability::shared ? shareability::guest_only : shareability::shared;
+        for (page_index p = b; p < end;) {
+            page_index q, e;
+            {
+                const auto guard = mem.lock_shared();  // released before convert takes the lock
+                const auto& map = mem.locked(guard).shareability_map();
+                q = map.find_first_not({p, end}, v);
+                if (q == no_page) break;
+                e = std::min(end, map.find_first_not({q, end}, other));
+            }
+            if (auto s = mem.convert({q, e}, v); !s) {
+                mem.restart_generation(L.h.base_generation);  // still at the base: retry is safe
+                return s;
+            }
+            p = e;
         }
     }
-    std::unique_lock guard(detail::internals::lock(mem));
-    detail::internals::changes(mem).reset(L.h.generation);
+    mem.restart_generation(L.h.generation);
     return ok();
 }
 

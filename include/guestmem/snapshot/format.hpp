@@ -3,7 +3,8 @@
 /// field): the magic, the version, the two kinds (a full snapshot and an
 /// increment), the header every snapshot starts with, read_header() to
 /// learn the object a snapshot needs before constructing it, and the
-/// checksum. Everything here is plain functions on byte spans: no lock, no
+/// checksum (CRC-32C from format version 2; version 1's 64-bit hash is
+/// still read). Everything here is plain functions on byte spans: no lock, no
 /// allocation, no exception; O(header) except checksum(), O(bytes).
 #pragma once
 
@@ -24,10 +25,18 @@ namespace guestmem::snapshot {
 
 /// The four bytes every snapshot starts with: "GMSN".
 inline constexpr std::uint8_t magic[4] = {'G', 'M', 'S', 'N'};
-/// The format version this library writes and the only one it reads.
-inline constexpr std::uint8_t format_version = 1;
-/// Size of the checksum that ends every snapshot (little-endian).
-inline constexpr std::size_t checksum_bytes = 8;
+/// The format version this library writes: 2, whose checksum is CRC-32C.
+inline constexpr std::uint8_t format_version = 2;
+/// The oldest version it reads: 1, the same layout with an 8-byte checksum
+/// of its own (checksum_v1()).
+inline constexpr std::uint8_t oldest_format_version = 1;
+/// Size of the checksum that ends a snapshot of format_version (a
+/// little-endian CRC-32C).
+inline constexpr std::size_t checksum_bytes = 4;
+
+/// Size of the checksum that ends a snapshot of `version` (8 for version 1,
+/// 4 from version 2 on).
+[[nodiscard]] constexpr std::size_t checksum_size(std::uint8_t version) noexcept { return version == 1 ? 8 : 4; }
 
 /// What a snapshot holds.
 enum class kind : std::uint8_t {
@@ -37,6 +46,7 @@ enum class kind : std::uint8_t {
 
 /// A snapshot's header, as read_header() decodes it.
 struct header {
+    std::uint8_t version = format_version; ///< the format version it was written in
     snapshot::kind kind = kind::full;      ///< full snapshot or increment
     page_index pages = 0;                  ///< the object's size in pages
     folio_order max_order = order_4k;      ///< the object's largest folio order
@@ -52,20 +62,34 @@ struct header {
     }
 };
 
-/// The checksum of `n` bytes (docs/SNAPSHOT.md §Checksum): a 64-bit hash
-/// of the bytes taken as little-endian 8-byte words, the last one padded
-/// with zeros, and the length. Every step is a bijection of the state, so
-/// any change of one word changes the result. O(n), about a byte per cycle.
-[[nodiscard]] inline std::uint64_t checksum(const std::uint8_t* data, std::size_t n) noexcept {
+/// The checksum of `n` bytes (docs/SNAPSHOT.md §Checksum): CRC-32C, the
+/// Castagnoli CRC that iSCSI and ext4 use and any language recomputes
+/// (reflected, initial value and final xor 0xFFFFFFFF). It catches every
+/// burst error up to 32 bits. O(n), a table lookup per byte.
+[[nodiscard]] inline std::uint32_t checksum(const std::uint8_t* data, std::size_t n) noexcept {
     detail::hasher h;
     h.update(data, n);
     return h.finish();
 }
 
+/// The checksum of format version 1 snapshots (read only): a 64-bit hash of
+/// the bytes as little-endian 8-byte words, the last one padded with zeros,
+/// and the length. O(n).
+[[nodiscard]] inline std::uint64_t checksum_v1(const std::uint8_t* data, std::size_t n) noexcept {
+    detail::hasher_v1 h;
+    h.update(data, n);
+    return h.finish();
+}
+
+/// The checksum a snapshot of `version` stores for `n` bytes.
+[[nodiscard]] inline std::uint64_t checksum_for(std::uint8_t version, const std::uint8_t* data, std::size_t n) noexcept {
+    return version == 1 ? checksum_v1(data, n) : checksum(data, n);
+}
+
 /// Decode and check the header of `bytes`, its length and its checksum
 /// (not the body: check() and restore() do that). Errors (invalid_argument
 /// unless said, each naming the byte offset): not a snapshot (magic); a
-/// version other than format_version (not_supported); an unknown kind; 0
+/// version other than 1 or 2 (not_supported); an unknown kind; 0
 /// pages or more than 2^51; a max order other than 0, 9 or 18; a varint
 /// that is truncated, longer than needed or past 64 bits; fewer bytes than
 /// the header says (truncated) or more (trailing bytes); a checksum that
@@ -78,9 +102,12 @@ struct header {
     in.skip(4);
     const auto version = in.byte("the format version");
     if (!version) return version.error();
-    if (version.value() != format_version)
-        return error::make(errc::not_supported, no_page, "offset 4: format version %u is not supported (this library reads %u)",
-                           unsigned(version.value()), unsigned(format_version));
+    if (version.value() < oldest_format_version || version.value() > format_version)
+        return error::make(errc::not_supported, no_page,
+                           "offset 4: format version %u is not supported (this library reads %u to %u)",
+                           unsigned(version.value()), unsigned(oldest_format_version), unsigned(format_version));
+    h.version = version.value();
+    const std::size_t sum_bytes = checksum_size(h.version);
     const auto k = in.byte("the kind");
     if (!k) return k.error();
     if (k.value() != std::uint8_t(kind::full) && k.value() != std::uint8_t(kind::increment))
@@ -105,7 +132,7 @@ struct header {
         const std::size_t base_at = in.offset();
         const auto base = in.varint("the base generation");
         if (!base) return base.error();
-        if (base.value() > h.generation)
+        if (static_cast<std::int64_t>(h.generation - base.value()) < 0)  // serial order: across 2^64 - 1 -> 0 too
             return in.fail(base_at, "offset %zu: base generation %" PRIu64 " is newer than the generation %" PRIu64, base_at,
                            base.value(), h.generation);
         h.base_generation = base.value();
@@ -115,17 +142,17 @@ struct header {
     if (!body) return body.error();
     h.body_offset = in.offset();
     const std::size_t have = bytes.size() - h.body_offset;
-    if (body.value() > have || have - body.value() < checksum_bytes)
+    if (body.value() > have || have - body.value() < sum_bytes)
         return in.fail(bytes.size(), "offset %zu: truncated: the snapshot ends here, its header (offset %zu) says it is %" PRIu64
-                       " bytes long", bytes.size(), size_at, std::uint64_t(h.body_offset + body.value() + checksum_bytes));
+                       " bytes long", bytes.size(), size_at, std::uint64_t(h.body_offset + body.value() + sum_bytes));
     h.body_size = static_cast<std::size_t>(body.value());
-    const std::size_t end = h.body_offset + h.body_size + checksum_bytes;
+    const std::size_t end = h.body_offset + h.body_size + sum_bytes;
     if (end != bytes.size())
         return in.fail(end, "offset %zu: %zu trailing bytes after the checksum", end, bytes.size() - end);
     const std::size_t sum_at = h.body_offset + h.body_size;
     std::uint64_t stored = 0;
-    for (unsigned i = 0; i < checksum_bytes; ++i) stored |= std::uint64_t(bytes[sum_at + i]) << (8 * i);
-    const std::uint64_t computed = checksum(bytes.data(), sum_at);
+    for (unsigned i = 0; i < sum_bytes; ++i) stored |= std::uint64_t(bytes[sum_at + i]) << (8 * i);
+    const std::uint64_t computed = checksum_for(h.version, bytes.data(), sum_at);
     if (stored != computed)
         return in.fail(sum_at, "offset %zu: checksum %#" PRIx64 " does not match the bytes before it (%#" PRIx64 ")", sum_at,
                        stored, computed);
@@ -134,12 +161,15 @@ struct header {
 
 /// Recompute and store the checksum of a snapshot whose bytes were edited
 /// (tests and tools craft snapshots that reach the checks behind it). The
-/// checksum sits in the last checksum_bytes bytes. No error; O(bytes).
+/// checksum sits in the last checksum_size(version) bytes, the version
+/// being byte 4 (format_version's when there is none). No error; O(bytes).
 inline void reseal(std::span<std::uint8_t> bytes) noexcept {
-    if (bytes.size() < checksum_bytes) return;
-    const std::size_t at = bytes.size() - checksum_bytes;
-    const std::uint64_t sum = checksum(bytes.data(), at);
-    for (unsigned i = 0; i < checksum_bytes; ++i) bytes[at + i] = std::uint8_t(sum >> (8 * i));
+    const std::uint8_t version = bytes.size() > 4 ? bytes[4] : format_version;
+    const std::size_t n = checksum_size(version);
+    if (bytes.size() < n) return;
+    const std::size_t at = bytes.size() - n;
+    const std::uint64_t sum = checksum_for(version, bytes.data(), at);
+    for (unsigned i = 0; i < n; ++i) bytes[at + i] = std::uint8_t(sum >> (8 * i));
 }
 
 } // namespace guestmem::snapshot

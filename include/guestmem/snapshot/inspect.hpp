@@ -33,7 +33,7 @@ inline status inspect(std::span<const std::uint8_t> bytes, std::ostream& os, std
         put("  ... %zu more", n - i);
         return true;
     };
-    put("guestmem snapshot, format %u, %s: %zu bytes", unsigned(format_version),
+    put("guestmem snapshot, format %u, %s: %zu bytes", unsigned(L.h.version),
         L.h.kind == kind::full ? "full" : "increment", bytes.size());
     put("object: %" PRIu64 " pages (%" PRIu64 " MiB), max folio order %u, generation %" PRIu64, L.h.pages, L.h.pages >> 8,
         unsigned(L.h.max_order), L.h.generation);

@@ -40,12 +40,16 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <shared_mutex>
 #include <utility>
 
 #include <guestmem/core/access_policy.hpp>
 #include <guestmem/core/error.hpp>
 #include <guestmem/memory/guest_memory.hpp>
+#include <guestmem/snapshot/changes.hpp>
+#include <guestmem/snapshot/restore.hpp>
+#include <guestmem/snapshot/save.hpp>
 #include <guestmem/view/detail/storage_block.hpp>
 #include <guestmem/view/handles.hpp>
 #include <guestmem/view/replay.hpp>
@@ -175,8 +179,8 @@ public:
         std::unique_lock g(b_->lock);
         if (!b_->live(id_)) return closed();
         if (!b_->live(o))
-            return error::make(errc::not_bound, no_page, "owner %u.%u is closed (or from another storage)",
-                               unsigned(o.slot), unsigned(o.generation));
+            return error::make(errc::not_bound, no_page, "owner %u.%" PRIu64 " is closed (or from another storage)",
+                               unsigned(o.slot), o.generation);
         if (!p.valid()) return bad_policy(p);
         for (std::uint32_t i = 0; i < b_->max_views; ++i)
             if (!b_->views[i].open) {
@@ -208,8 +212,8 @@ public:
         std::unique_lock g(b_->lock);
         if (!b_->live(id_)) return closed();
         if (!b_->live(o))
-            return error::make(errc::not_bound, no_page, "owner %u.%u is already closed (or from another storage)",
-                               unsigned(o.slot), unsigned(o.generation));
+            return error::make(errc::not_bound, no_page, "owner %u.%" PRIu64 " is already closed (or from another storage)",
+                               unsigned(o.slot), o.generation);
         for (std::uint32_t i = 0; i < b_->max_views; ++i)
             if (b_->views[i].open && b_->views[i].owner == o) b_->close_view(i);
         b_->owners[o.slot].open = false;
@@ -270,12 +274,78 @@ public:
         return b_->memory().stats();
     }
     /// The storage itself, read-only, for tests and dumps: nullptr when this
-    /// view is closed. As guest_memory's part accessors: no lock; use it
-    /// while no other thread calls into the storage.
+    /// view is closed. As guest_memory's part accessors: no lock, and
+    /// nothing keeps the storage alive once the call returns (the last close
+    /// destroys it): use it while no other thread calls into the storage.
+    /// To save or restore the storage, use save()/restore() below, which
+    /// hold the view table's lock.
     [[nodiscard]] const Memory* storage() const {
         if (b_ == nullptr) return nullptr;
         std::shared_lock g(b_->lock);
         return b_->live(id_) ? &b_->memory() : nullptr;
+    }
+
+    // ---- snapshots and migration (docs/SNAPSHOT.md §Views) --------------------
+    // Each call holds the view table's lock for its whole length, so a
+    // concurrent last close either waits for it or has already made the
+    // view stale (not_bound): the storage is never destroyed under a save.
+    // Buffers are plain bytes (the C ABI wraps these calls as they are).
+
+    /// guest_memory::generation of the storage. Errors: not_bound. Table
+    /// lock shared; O(1).
+    [[nodiscard]] result<std::uint64_t> generation() const {
+        if (b_ == nullptr) return closed();
+        std::shared_lock g(b_->lock);
+        if (!b_->live(id_)) return closed();
+        return b_->memory().generation();
+    }
+    /// snapshot::saved_size: the bytes save() needs now (it may change
+    /// before the save while other views convert). Errors: not_bound, then
+    /// saved_size's (busy). Table lock shared; O(runs + leaves).
+    [[nodiscard]] result<std::size_t> saved_size() const {
+        return shared_read([&](const Memory& m) { return snapshot::saved_size(m); });
+    }
+    /// snapshot::save of the storage into `out`: a full snapshot; returns
+    /// the bytes used. Errors: not_bound (view closed, also when a
+    /// concurrent close won); busy (a page pinned through any view);
+    /// invalid_argument (`out` too small: see saved_size()). Table lock
+    /// shared, held throughout; O(runs + leaves).
+    [[nodiscard]] result<std::size_t> save(std::span<std::uint8_t> out) const {
+        return shared_read([&](const Memory& m) { return snapshot::save(m, out); });
+    }
+    /// snapshot::increment_size: the bytes save_increment(since, ...) needs
+    /// now. Errors: not_bound, then those of snapshot::for_each_change.
+    /// Table lock shared; O(k log k + runs in the changed ranges).
+    [[nodiscard]] result<std::size_t> increment_size(std::uint64_t since) const {
+        return shared_read([&](const Memory& m) { return snapshot::increment_size(m, since); });
+    }
+    /// snapshot::save_increment of what changed since generation `since`
+    /// into `out`; returns the bytes used. Errors: not_bound;
+    /// invalid_argument (`since` in the future, or `out` too small: see
+    /// increment_size()); not_supported (`since` older than the change log,
+    /// or a poison since: save a full snapshot). Table lock shared; O(k log
+    /// k + runs in the changed ranges).
+    [[nodiscard]] result<std::size_t> save_increment(std::uint64_t since, std::span<std::uint8_t> out) const {
+        return shared_read([&](const Memory& m) { return snapshot::save_increment(m, since, out); });
+    }
+    /// snapshot::restore of the full snapshot `bytes` into the storage,
+    /// which must be fresh (no folio, one run, of the snapshot's shape).
+    /// All or nothing; bindings of any view stay bound and are not told.
+    /// Errors: not_bound; every error of snapshot::restore (the storage
+    /// untouched). Table lock exclusive (no view calls into the storage
+    /// meanwhile); O(bytes + runs + leaves).
+    status restore(std::span<const std::uint8_t> bytes) {
+        return exclusive_call([&](Memory& m) { return snapshot::restore(m, bytes); });
+    }
+    /// snapshot::apply_increment of `bytes` to the storage, which must be
+    /// at the increment's base generation. Each of its conversions is one
+    /// round over the consumers of every view: a veto in any view stops it
+    /// with the storage back at its base generation (applying it again is
+    /// safe). Errors: not_bound; every error of snapshot::apply_increment.
+    /// Table lock exclusive (no other view converts meanwhile); O(bytes +
+    /// conversions).
+    status apply_increment(std::span<const std::uint8_t> bytes) {
+        return exclusive_call([&](Memory& m) { return snapshot::apply_increment(m, bytes); });
     }
 
     // ---- bindings ------------------------------------------------------------
@@ -313,9 +383,9 @@ public:
         std::unique_lock g(b_->lock);
         if (!b_->live(id_)) return closed();
         if (h.view != id_)
-            return error::make(errc::not_bound, no_page, "binding %" PRIu64 " was made through view %u.%u, not view %u.%u",
-                               h.binding.id, unsigned(h.view.slot), unsigned(h.view.generation), unsigned(id_.slot),
-                               unsigned(id_.generation));
+            return error::make(errc::not_bound, no_page,
+                               "binding %" PRIu64 " was made through view %u.%" PRIu64 ", not view %u.%" PRIu64, h.binding.id, unsigned(h.view.slot), h.view.generation, unsigned(id_.slot),
+                               id_.generation);
         auto& list = b_->views[id_.slot].bindings;
         for (auto it = list.begin(); it != list.end(); ++it) {
             if (vb_access::handle(*it) != h.binding) continue;
@@ -324,8 +394,8 @@ public:
             vb_access::set(vb, {}, {});
             return b_->memory().unbind(h.binding);
         }
-        return error::make(errc::not_bound, no_page, "binding %" PRIu64 " is not bound through view %u.%u", h.binding.id,
-                           unsigned(id_.slot), unsigned(id_.generation));
+        return error::make(errc::not_bound, no_page, "binding %" PRIu64 " is not bound through view %u.%" PRIu64, h.binding.id,
+                           unsigned(id_.slot), id_.generation);
     }
 
     /// The sequence of `b` (odd while an invalidation over it is in
@@ -348,6 +418,22 @@ private:
         return f(b_->memory(), b_->views[id_.slot]);
     }
 
+    template <class F>
+    auto shared_read(F&& f) const -> decltype(f(std::declval<const Memory&>())) {
+        if (b_ == nullptr) return closed();
+        std::shared_lock g(b_->lock);
+        if (!b_->live(id_)) return closed();
+        return f(std::as_const(b_->memory()));
+    }
+
+    template <class F>
+    status exclusive_call(F&& f) {
+        if (b_ == nullptr) return closed();
+        std::unique_lock g(b_->lock);
+        if (!b_->live(id_)) return closed();
+        return f(b_->memory());
+    }
+
     void reset() noexcept {
         if (b_ == nullptr) return;
         {
@@ -361,8 +447,8 @@ private:
 
     [[gnu::cold]] error closed() const noexcept {
         return error::make(errc::not_bound, no_page,
-                           "view %u.%u is closed (closed, its owner closed, moved from, or never opened)",
-                           unsigned(id_.slot), unsigned(id_.generation));
+                           "view %u.%" PRIu64 " is closed (closed, its owner closed, moved from, or never opened)",
+                           unsigned(id_.slot), id_.generation);
     }
     [[gnu::cold]] static error bad_policy(access_policy p) noexcept {
         return error::make(errc::invalid_argument, no_page, "access policy mode %u is not confidential or non_confidential",

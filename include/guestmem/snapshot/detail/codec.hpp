@@ -1,6 +1,6 @@
 // guestmem/snapshot/detail/codec.hpp — the byte level of the snapshot
 // format: LEB128 varints (minimal length only, at most 10 bytes, no bit
-// past 64), the checksum's hasher, a reader that names the byte offset of
+// past 64), the checksum's hashers (CRC-32C; version 1's 64-bit hash), a reader that names the byte offset of
 // every error, and a writer that stages bytes in a fixed 4 KiB buffer,
 // hashes them and hands them to the caller's sink in chunks. Nothing here
 // allocates or throws.
@@ -13,35 +13,43 @@
 #include <cstdio>
 #include <cstring>
 
+#include <boost/crc.hpp>
+
 #include <guestmem/core/error.hpp>
 
 namespace guestmem::snapshot::detail {
 
-/// The checksum's state (docs/SNAPSHOT.md §Checksum).
+/// The checksum's state (docs/SNAPSHOT.md §Checksum), format version 2
+/// on: CRC-32C (Castagnoli: polynomial 0x1EDC6F41, reflected, initial value
+/// and final xor 0xFFFFFFFF; "123456789" gives 0xE3069283), as iSCSI, ext4
+/// and every language's crc32c package compute it. Boost.CRC's table-driven
+/// byte loop; header-only, no allocation.
 class hasher {
+public:
+    void update(const std::uint8_t* p, std::size_t n) noexcept { crc_.process_bytes(p, n); }
+    [[nodiscard]] std::uint32_t finish() const noexcept { return crc_.checksum(); }
+
+private:
+    boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc_;
+};
+
+/// The checksum of format version 1 (read, never written): a 64-bit hash
+/// of the bytes as little-endian 8-byte words, the last one padded with
+/// zeros, then the length, mixed by rotate-multiply steps. One update()
+/// per checksum: a tail is padded at once.
+class hasher_v1 {
 public:
     void update(const std::uint8_t* p, std::size_t n) noexcept {
         total_ += n;
-        if (fill_ != 0) {
-            while (n != 0 && fill_ < 8) {
-                tail_[fill_++] = *p++;
-                --n;
-            }
-            if (fill_ < 8) return;
-            mix(load(tail_));
-            fill_ = 0;
-        }
         for (; n >= 8; p += 8, n -= 8) mix(load(p));
-        std::memcpy(tail_, p, n);
-        fill_ = static_cast<unsigned>(n);
+        if (n != 0) {
+            std::uint8_t tail[8] = {};
+            std::memcpy(tail, p, n);
+            mix(load(tail));
+        }
     }
     [[nodiscard]] std::uint64_t finish() const noexcept {
-        hasher h = *this;
-        if (h.fill_ != 0) {
-            std::memset(h.tail_ + h.fill_, 0, 8 - h.fill_);
-            h.mix(load(h.tail_));
-        }
-        std::uint64_t x = h.state_ ^ total_;
+        std::uint64_t x = state_ ^ total_;
         x ^= x >> 31;
         x *= 0xbf58476d1ce4e5b9ull;
         x ^= x >> 29;
@@ -60,8 +68,6 @@ private:
     }
     std::uint64_t state_ = 0x6a09e667f3bcc908ull;
     std::uint64_t total_ = 0;
-    std::uint8_t tail_[8] = {};
-    unsigned fill_ = 0;
 };
 
 /// Bytes a varint of v takes.
@@ -145,11 +151,12 @@ public:
         }
         buf_[fill_++] = std::uint8_t(v);
     }
-    /// Append the checksum of everything written so far, then flush.
+    /// Append the checksum of everything written so far (4 bytes,
+    /// little-endian), then flush.
     void seal() noexcept {
         flush();
-        const std::uint64_t sum = hash_.finish();
-        for (unsigned i = 0; i < 8; ++i) byte(std::uint8_t(sum >> (8 * i)));
+        const std::uint32_t sum = hash_.finish();
+        for (unsigned i = 0; i < 4; ++i) byte(std::uint8_t(sum >> (8 * i)));
         flush();
     }
 
