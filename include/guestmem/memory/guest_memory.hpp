@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cinttypes>
+#include <concepts>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -29,8 +30,8 @@
 #include <guestmem/folio/allocator.hpp>
 #include <guestmem/folio/folio_table.hpp>
 #include <guestmem/folio/mappability.hpp>
+#include <guestmem/memory/change_log.hpp>
 #include <guestmem/memory/config.hpp>
-#include <guestmem/memory/detail/change_log.hpp>
 #include <guestmem/memory/detail/counters.hpp>
 #include <guestmem/memory/detail/fault_errors.hpp>
 #include <guestmem/memory/lock.hpp>
@@ -57,9 +58,10 @@ namespace guestmem {
 /// that calls back into the object gets errc::would_deadlock from every call
 /// that returns an error (memory/reentry.hpp); pins, stats, dump and
 /// generation answer it without the lock, as the object was before the
-/// round. read_begin and read_retry take no
-/// lock; nor do size(), max_order(), runs() and the part accessors, which
-/// must be used while no other thread mutates the object.
+/// round. read_begin and read_retry take no lock; nor do size() and
+/// max_order(). The parts themselves (runs, map, folio table, notifier set)
+/// are read through locked(guard), a view that needs a guard from
+/// lock_shared() or lock_exclusive() (memory/locked.hpp).
 ///
 /// Errors are returned (errc), never thrown; a call that fails has changed
 /// nothing. Costs below count runs of the shareability map, top-level
@@ -425,15 +427,6 @@ public:
         return shares_.at(page);
     }
 
-    /// The shareability runs overlapping `r`, clipped to it. The view reads
-    /// the map lazily: iterate it while no other thread mutates the object.
-    /// No lock. Error: invalid_range (r empty, inverted or past size()).
-    /// O(log runs) to begin, O(1) per run.
-    [[nodiscard]] auto runs(page_range r) const -> result<decltype(std::declval<const share_map&>().runs(r))> {
-        if (auto s = check_range(r, size_); !s) return s.error();
-        return shares_.runs(r);
-    }
-
     /// Mappability of the leaf folio holding `page`. Shared lock. Errors:
     /// invalid_range (page past size()); not_allocated (a hole). O(log folios).
     [[nodiscard]] result<mappability> mappability_at(page_index page) const {
@@ -470,44 +463,8 @@ public:
     }
 
 private:
-    guest_memory_stats stats_locked() const {
-        guest_memory_stats s = counters_.snapshot();
-        s.pages = size_;
-        if (size_ != 0) {
-            s.shared_pages = shares_.count({0, size_}, shareability::shared);
-            s.guest_only_pages = size_ - s.shared_pages;
-        }
-        s.runs = shares_.run_count();
-        const auto f = folios_.stats();
-        s.allocated_pages = f.allocated_pages;
-        s.folios_4k = f.folios_by_order[0];
-        s.folios_2m = f.folios_by_order[1];
-        s.folios_1g = f.folios_by_order[2];
-        s.split_folios = f.split_folios;
-        s.pinned_pages = f.pinned_pages;
-        s.poisoned_folios = f.poisoned_folios;
-        s.quarantined_pages = f.quarantined_pages;
-        s.detached_pages = f.detached_pages;
-        s.bindings = notifier_.binding_count();
-        return s;
-    }
-
-    void dump_locked(std::ostream& os) const {
-        os << "guest_memory: " << size_ << " pages, max order " << unsigned(max_order_) << ", "
-           << shares_.run_count() << " runs\n";
-        if (size_ == 0) return;
-        os << "runs:\n";
-        for (const auto& run : shares_.runs({0, size_}))
-            os << "  [" << std::hex << "0x" << run.range.begin << ", 0x" << run.range.end << std::dec << ") "
-               << to_string(run.value) << '\n';
-        os << "folios:\n";
-        folios_.dump(os);
-        os << "consumers:\n";
-        notifier_.for_each_binding([&](const binding_type& b) {
-            os << "  binding " << b.id() << ": pages [0x" << std::hex << b.pages().begin << ", 0x" << b.pages().end
-               << ") -> target 0x" << b.target_base() << std::dec << ", sequence " << b.sequence() << '\n';
-        });
-    }
+    guest_memory_stats stats_locked() const;   // memory/detail/slow_paths.hpp
+    void dump_locked(std::ostream& os) const;  // memory/detail/slow_paths.hpp
     // A read without an error channel: from a callback (this thread holds
     // the lock exclusively) it reads without taking it.
     template <class F>
@@ -522,16 +479,56 @@ private:
 
 public:
 
-    /// The parts, read-only, for tests, fuzzers and dumps: the shareability
-    /// map. No lock: use it while no other thread mutates the object. O(1).
-    [[nodiscard]] const share_map& shareability_map() const noexcept { return shares_; }
-    /// The folio table (as shareability_map(): no lock, O(1)).
-    [[nodiscard]] const folio_table<Allocator, NodeAllocator>& folios() const noexcept { return folios_; }
-    /// The notifier set (as shareability_map(): no lock, O(1)).
-    [[nodiscard]] const notifier_set<Consumer>& notifiers() const noexcept { return notifier_; }
+    // ---- the locked tier and the restore door (memory/locked.hpp) ----------
+
+    class locked_view;
+    /// The lock, taken shared, as a guard for locked(). Lock: shared until
+    /// the guard goes (do not call the locking members meanwhile).
+    [[nodiscard]] std::shared_lock<Lock> lock_shared() const { return std::shared_lock<Lock>(lock_); }
+    /// The lock, taken exclusive, as a guard for locked(). Lock: exclusive
+    /// until the guard goes (do not call the locking members meanwhile).
+    [[nodiscard]] std::unique_lock<Lock> lock_exclusive() const { return std::unique_lock<Lock>(lock_); }
+    /// The parts, read-only, for a caller holding `held` (a guard from
+    /// lock_shared() or lock_exclusive()): runs, the map, the folio table,
+    /// the notifier set, the change log. Precondition: `held` owns this
+    /// object's lock. Cost: O(1).
+    template <class Guard>
+        requires std::same_as<Guard, std::shared_lock<Lock>> || std::same_as<Guard, std::unique_lock<Lock>>
+    [[nodiscard]] locked_view locked(const Guard& held) const noexcept;
+    /// The shareability runs overlapping `r`, clipped to it, read from inside
+    /// one of this object's consumer callbacks (they run under its exclusive
+    /// lock, so the callback holds no guard to pass to locked()): how an
+    /// abort restores state run by run (kvm_attributes_consumer's does).
+    /// Errors: invalid_argument (this thread runs no callback of this
+    /// object: take lock_shared() and use locked() instead); invalid_range
+    /// (r empty, inverted or past size()). Lock: none taken (the round
+    /// holds it). Cost: O(log runs) to begin, O(1) per run.
+    [[nodiscard]] auto runs_in_callback(page_range r) const -> result<decltype(std::declval<const share_map&>().runs(r))> {
+        if (!detail::this_thread_holds(this)) [[unlikely]]
+            return error::make(errc::invalid_argument, no_page,
+                               "runs_in_callback is for consumer callbacks of this object; this thread runs none "
+                               "(hold lock_shared() and read locked(guard).runs instead)");
+        if (auto s = check_range(r, size_); !s) return s.error();
+        return shares_.runs(r);
+    }
+
+    /// Load a saved state into a fresh object (snapshot restore): the map
+    /// from `run_count` runs next_run() returns as {pages, shareability},
+    /// then the folios build(folio_table::loader&) makes, then the
+    /// generation. All or nothing. Lock: exclusive, held while build runs
+    /// (it must not call into the object). Errors: invalid_argument (not
+    /// fresh: more than one run, a folio or a pin); out_of_memory (map
+    /// nodes); whatever build returns. Cost: O(runs + what build makes).
+    template <class NextRun, class Build>
+    [[nodiscard]] status load(std::size_t run_count, NextRun&& next_run, Build&& build, std::uint64_t generation);
+    /// Start the change log over at generation `g`, nothing logged (an
+    /// increment applied, or abandoned at its base). Lock: exclusive. O(1).
+    void restart_generation(std::uint64_t g) {
+        std::unique_lock guard(lock_);
+        changes_.reset(g);
+    }
 
 private:
-    template <class> friend struct detail::snapshot_access;  // snapshot/: save, restore, changes
     /// The largest page count whose byte size is a valid file offset
     /// (2^63 bytes): punch_hole's bound, as fallocate's EFBIG.
     static constexpr page_index max_file_pages = page_index{1} << (63 - page_shift);
@@ -563,56 +560,19 @@ private:
             return detail::fault_mappability_error(page, f->mappability, t);
         return fault_result{f->frame + (page - f->first), f->first, f->frame, f->order, f->mappability};
     }
-    // Errors of convert, kept out of its hot path (the compiler then has
-    // room to inline the steps every conversion runs).
+    // Out of line in memory/detail/slow_paths.hpp: the refusals convert and
+    // punch_hole build (cold, so the compiler has room to inline the steps
+    // every conversion runs), the scans for a poisoned or unmappable page,
+    // zeroing, and quarantining what consumers reported leaked.
     [[gnu::cold, gnu::noinline]] static error bad_conversion_argument(page_range r, shareability to,
-                                                                       convert_options opts) noexcept {
-        if (!is_valid(to))
-            return error::make(errc::invalid_argument, r.begin, "shareability %u is not shared or guest_only",
-                               unsigned(to));
-        return error::make(errc::invalid_argument, r.begin, "content policy %u is not preserve or zero",
-                           unsigned(opts.content));
-    }
-    [[gnu::cold, gnu::noinline]] static error bad_punch_range(page_range r) noexcept {
-        if (r.begin >= r.end) return detail::range_error(r, max_file_pages);
-        return error::make(errc::invalid_range, r.begin,
-                           "range [%#" PRIx64 ", %#" PRIx64 ") ends past the largest file offset (2^63 bytes)", r.begin,
-                           r.end);
-    }
-    [[gnu::cold, gnu::noinline]] static error poisoned_in(page_index p, page_range r) noexcept {
-        return error::make(errc::poisoned, p, "page %#" PRIx64 " in [%#" PRIx64 ", %#" PRIx64 ") is poisoned", p,
-                           r.begin, r.end);
-    }
-    [[gnu::cold, gnu::noinline]] error pinned_in(page_index p, page_range r) const noexcept {
-        return error::make(errc::busy, p,
-                           "page %#" PRIx64 " has %" PRIu32 " unexpected references; [%#" PRIx64 ", %#" PRIx64
-                           ") cannot become guest_only until they are dropped",
-                           p, folios_.pins(p), r.begin, r.end);
-    }
-
-    page_index first_poisoned(page_range r) const {
-        if (poison_events_ == 0) return no_page;
-        page_index found = no_page;
-        folios_.for_each_folio(r, [&](const folio_view& v) {
-            if (found == no_page && v.poisoned) found = v.first > r.begin ? v.first : r.begin;
-        });
-        return found;
-    }
-
-    page_index first_unmappable(page_range r) const {
-        page_index found = no_page;
-        folios_.for_each_folio(r, [&](const folio_view& v) {
-            if (found == no_page && v.mappability == mappability::none) found = v.first > r.begin ? v.first : r.begin;
-        });
-        return found;
-    }
-
-    void zero_contents(page_range r) noexcept {
-        folios_.for_each_folio(r, [&](const folio_view& v) {
-            const page_range part = r.intersect({v.first, v.first + pages_in(v.order)});
-            alloc_.zero(part.begin, v.frame + (part.begin - v.first), part.size());
-        });
-    }
+                                                                       convert_options opts) noexcept;
+    [[gnu::cold, gnu::noinline]] static error bad_punch_range(page_range r) noexcept;
+    [[gnu::cold, gnu::noinline]] static error poisoned_in(page_index p, page_range r) noexcept;
+    [[gnu::cold, gnu::noinline]] error pinned_in(page_index p, page_range r) const noexcept;
+    page_index first_poisoned(page_range r) const;
+    page_index first_unmappable(page_range r) const;
+    void zero_contents(page_range r) noexcept;
+    [[gnu::cold, gnu::noinline]] void quarantine_reported(const commit_report& report, page_range r) noexcept;
 
     /// Poison the leaf folios holding the pages consumers could not drop
     /// while committing (before any merge or truncation, so a leaked 4K
@@ -621,30 +581,6 @@ private:
     void quarantine(const commit_report& report, page_range r) noexcept {
         if (!report.empty()) [[unlikely]] quarantine_reported(report, r);
     }
-    [[gnu::cold, gnu::noinline]] void quarantine_reported(const commit_report& report, page_range r) noexcept {
-        for (const auto& e : report) {
-            if (e.page < size_ && folios_.lookup(e.page) && !folios_.poisoned(e.page)) {
-                folios_.poison_alone(e.page);  // 4K for a leaked 4K page, on every path
-                ++poison_events_, changes_.poisoned();
-                ++counters_.quarantined;
-            }
-        }
-        if (!report.overflowed()) return;
-        for (page_index p = r.begin; p < r.end;) {
-            auto f = folios_.lookup(p);
-            if (!f) {
-                ++p;
-                continue;
-            }
-            if (!f->poisoned) {
-                folios_.poison(p);
-                ++poison_events_, changes_.poisoned();
-                ++counters_.quarantined;
-            }
-            p = f->first + pages_in(f->order);
-        }
-    }
-
     Allocator& alloc_;
     page_index size_;
     folio_order max_order_;
@@ -653,7 +589,7 @@ private:
     folio_table<Allocator, NodeAllocator> folios_;
     std::uint64_t poison_events_ = 0;
     detail::memory_counters counters_;
-    detail::change_log changes_;
+    change_log changes_;
     unblock_notifier* unblock_ = nullptr;
     notifier_set<Consumer> notifier_;  // last: destroyed first, releasing consumers before folios go
 };
@@ -670,3 +606,6 @@ using guest_memory_with =
                  typename detail::pick_option<options::node_allocator, std::allocator<std::byte>, Options...>::type>;
 
 } // namespace guestmem
+
+#include <guestmem/memory/detail/slow_paths.hpp>
+#include <guestmem/memory/locked.hpp>
