@@ -2027,10 +2027,10 @@ extern "C" {
 }
 extern "C" {
     #[doc = " Call `fn` for each shareability run overlapping [begin, end), clipped to"]
-    #[doc = " it, until `fn` returns nonzero. Takes no lock: call it while no other"]
-    #[doc = " thread mutates the object. Errors: INVALID_ARGUMENT (NULL mem or fn);"]
+    #[doc = " it, until `fn` returns nonzero. Errors: INVALID_ARGUMENT (NULL mem or fn);"]
     #[doc = " INVALID_RANGE."]
-    #[doc = " Thread safety: no lock: only while no other thread changes the object."]
+    #[doc = " Thread safety: shared lock, held while `fn` runs: `fn` must not call into"]
+    #[doc = " the object."]
     pub fn guestmem_runs(
         mem: *const guestmem_memory,
         begin: u64,
