@@ -15,6 +15,7 @@
 ///                   order and releases the reservations: nothing changed
 #pragma once
 
+#include <algorithm>
 #include <cinttypes>
 #include <concepts>
 #include <cstdint>
@@ -77,14 +78,16 @@ public:
 
     /// An object of `cfg.pages` pages whose folios come from `allocator`
     /// (which must outlive it). Construction cannot fail: a max_order above
-    /// what the allocator supports is lowered to it (check_config says so).
+    /// what the allocator supports is lowered to it, and so is a size past
+    /// the largest file offset (2^51 pages), so every page of the object can
+    /// be allocated and truncated alike (check_config says so).
     /// Allocates nothing; an invalid `cfg.initial` is taken as guest_only.
     guest_memory(Allocator& allocator, const guest_memory_config& cfg, const NodeAllocator& nodes = {})
         : alloc_(allocator),
-          size_(cfg.pages),
+          size_(std::min(cfg.pages, max_file_pages)),
           max_order_(clamp_order(allocator, cfg.max_order)),
-          shares_(cfg.pages, is_valid(cfg.initial) ? cfg.initial : shareability::guest_only, nodes),
-          folios_(allocator, cfg.pages, max_order_, nodes) {}
+          shares_(size_, is_valid(cfg.initial) ? cfg.initial : shareability::guest_only, nodes),
+          folios_(allocator, size_, max_order_, nodes) {}
 
     guest_memory(const guest_memory&) = delete;
     guest_memory& operator=(const guest_memory&) = delete;
