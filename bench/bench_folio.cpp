@@ -47,19 +47,19 @@ void split_merge(benchmark::State& state, folio_order top, page_range window, un
     for (auto _ : state) {
         const auto t0 = clock::now();
         auto p = plan_of(table, window, shareability::shared, map);
-        if (p.splits() != expect_splits || !table.reserve(p)) {
+        if (p.splits() != expect_splits || !table.prepare_conversion(p)) {
             state.SkipWithError("plan or reserve failed");
             return;
         }
-        table.apply(p, true);
+        table.commit_conversion(p, true);
         map.shared = window;
         const auto t1 = clock::now();
         auto q = plan_of(table, window, shareability::guest_only, map);
-        if (!table.reserve(q)) {
+        if (!table.prepare_conversion(q)) {
             state.SkipWithError("plan or reserve failed");
             return;
         }
-        table.apply(q, true);
+        table.commit_conversion(q, true);
         map.shared = {0, 0};
         table.merge_eligible(window, map);
         const auto t2 = clock::now();

@@ -2,7 +2,7 @@
 // deterministically — every seed in tests/fuzz/corpus/ plus a few thousand
 // pseudo-random inputs with a fixed seed — so g++ builds run the
 // differential check too; (b) exhaustive failure injection: each scenario
-// runs once to count its allocator (allocate / reserve_split) and node
+// runs once to count its allocator (allocate / prepare_split) and node
 // allocation points, then once per point with that one failing, and the
 // call must fail with out_of_memory leaving the full observable state as it
 // was; then a veto at every consumer position; (c) the bad-input table.

@@ -59,7 +59,7 @@ public:
     /// How many folios the conversion splits.
     [[nodiscard]] unsigned splits() const noexcept { return count; }
     /// True between a successful reserve and apply or cancel.
-    [[nodiscard]] bool reserved() const noexcept { return owner_ != nullptr; }
+    [[nodiscard]] bool prepared() const noexcept { return owner_ != nullptr; }
 
 private:
     friend Table;
@@ -91,7 +91,7 @@ private:
         o.count = 0;
     }
     void release() noexcept {
-        if (owner_ != nullptr) owner_->cancel(*this);
+        if (owner_ != nullptr) owner_->abort_conversion(*this);
     }
     Table* owner_ = nullptr;
 };

@@ -248,17 +248,17 @@ public:
 
     /// Take everything apply needs: split metadata from the allocator and
     /// the record arrays. All or nothing. Error: out_of_memory.
-    [[nodiscard]] status reserve(plan& p) {
+    [[nodiscard]] status prepare_conversion(plan& p) {
         if (p.count == 0) {  // most conversions split nothing
             p.owner_ = this;
             return ok();
         }
-        return reserve_splits(p);
+        return prepare_splits(p);
     }
 
     /// Give back what reserve took; the table is unchanged.
-    void cancel(plan& p) noexcept {
-        cancel_ops(p);
+    void abort_conversion(plan& p) noexcept {
+        abort_ops(p);
         p.owner_ = nullptr;
     }
 
@@ -268,15 +268,15 @@ public:
     /// fail; allocates nothing. Precondition: the plan was reserved and no
     /// folio was populated or truncated since it was made. Returns how many
     /// leaves in the range it moved into mappability none (left draining).
-    std::uint64_t apply(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
+    std::uint64_t commit_conversion(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
         // The range within one whole top folio (and nothing to split): one
-        // record moves, handled here; everything else walks (apply_walk).
+        // record moves, handled here; everything else walks (commit_walk).
         if (p.count == 0 && within_first_top(p)) {
             p.owner_ = nullptr;
             const top* t = p.first_top;
             return t->first < p.range.end ? move_leaf(t->ref(), p.to) : 0;
         }
-        return apply_walk(p);
+        return commit_walk(p);
     }
 
     /// After the caller updated the map: merge level by level around r every
@@ -426,12 +426,12 @@ private:
         if (spare_narrow_) std::allocator_traits<pieces_alloc_t>::deallocate(pieces_alloc_, std::exchange(spare_narrow_, nullptr), 1);
     }
 
-    [[nodiscard]] status reserve_splits(plan& p);  // reserve, when the plan splits
+    [[nodiscard]] status prepare_splits(plan& p);  // reserve, when the plan splits
 
-    std::uint64_t apply_walk(plan& p) noexcept;
+    std::uint64_t commit_walk(plan& p) noexcept;
 
     /// Move one leaf of a conversion to `to`; 1 if it went into none (left
-    /// draining its pins), else 0. Always inlined: apply and apply_walk's
+    /// draining its pins), else 0. Always inlined: apply and commit_walk's
     /// per-leaf visit both use it.
     [[gnu::always_inline]] inline std::uint64_t move_leaf(const ref& x, shareability to) noexcept;
 
@@ -471,7 +471,7 @@ private:
         if (co > order_4k) ::new (static_cast<void*>(children)) wide_pieces;
         else ::new (static_cast<void*>(children)) pieces;
         std::memset(children->state, static_cast<int>(x.map()), fanout);
-        alloc_->split(x.frame, x.order, co);
+        alloc_->commit_split(x.frame, x.order, co);
         x.aux->sub = children;
         *x.st |= detail::st_split;
         --c_.folios_by_order[detail::order_slot(x.order)];
@@ -595,10 +595,10 @@ private:
     }
     [[nodiscard, gnu::noinline]] page_index skip_detached_pins(page_index p, page_range r) const noexcept;
 
-    void cancel_ops(plan& p) noexcept {
+    void abort_ops(plan& p) noexcept {
         for (unsigned k = 0; k < p.count; ++k) {
             auto& op = p.ops[k];
-            if (op.reserved) alloc_->unreserve_split(op.frame, op.from, next_lower_order(op.from));
+            if (op.reserved) alloc_->abort_split(op.frame, op.from, next_lower_order(op.from));
             if (op.children != nullptr) free_pieces(op.children, next_lower_order(op.from));
             op.children = nullptr;
             op.reserved = false;

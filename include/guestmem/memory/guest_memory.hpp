@@ -128,7 +128,7 @@ public:
     /// Errors: invalid_range (r empty, inverted or past size()); poisoned (r
     /// holds a quarantined page: release_quarantine first); out_of_memory
     /// (records, or the allocator); any other error of the allocator's
-    /// allocate or reserve_split, passed on (an fd backend's errno, mapped
+    /// allocate or prepare_split, passed on (an fd backend's errno, mapped
     /// by errc_from_errno). O(log folios + folios made), plus 512 piece
     /// states per split.
     status allocate(page_range r) {
@@ -212,18 +212,18 @@ public:
         typename folio_table<Allocator, NodeAllocator>::plan plan{r, to};
         folios_.plan_into(plan, shares_);
         // 3. reserve
-        if (auto s = shares_.reserve_for(r); !s) {
+        if (auto s = shares_.prepare_assign(r); !s) {
             ++counters_.rollbacks;
             return s;
         }
-        if (auto s = folios_.reserve(plan); !s) {
-            shares_.release_reservation();
+        if (auto s = folios_.prepare_conversion(plan); !s) {
+            shares_.abort_assign();
             ++counters_.rollbacks;
             return s;
         }
         auto undo = [&] {
-            folios_.cancel(plan);
-            shares_.release_reservation();
+            folios_.abort_conversion(plan);
+            shares_.abort_assign();
             ++counters_.rollbacks;
         };
         // 4. check unexpected references
@@ -231,12 +231,12 @@ public:
         if (to_private && !opts.defer_if_pinned) {
             if (page_index p = folios_.first_pinned(r); p != no_page) {
                 undo();
-                ++counters_.busy;
+                ++counters_.busy_refusals;
                 return pinned_in(p, r);
             }
         }
         // 5. prepare consumers
-        if (auto s = notifier_.begin_round(r, to_private ? invalidation_cause::to_guest_only : invalidation_cause::to_shared);
+        if (auto s = notifier_.prepare_round(r, to_private ? invalidation_cause::to_guest_only : invalidation_cause::to_shared);
             !s) {
             undo();
             ++counters_.vetoes;
@@ -245,12 +245,12 @@ public:
         // 6. commit: nothing below can fail.
         commit_report report;
         notifier_.commit_round(report);
-        const std::uint64_t drained = folios_.apply(plan, opts.defer_if_pinned);  // leaves sent to none
-        shares_.assign_reserved(r, to);  // keeps the few nodes the next assign needs: no malloc per conversion
+        const std::uint64_t drained = folios_.commit_conversion(plan, opts.defer_if_pinned);  // leaves sent to none
+        shares_.commit_assign(r, to);  // keeps the few nodes the next assign needs: no malloc per conversion
         if (opts.content == content_policy::zero) zero_contents(r);
         quarantine(report, r);  // before merging: a merge never absorbs a reported page
         if (to_private) {
-            if (opts.defer_if_pinned) counters_.deferred += drained;
+            if (opts.defer_if_pinned) counters_.deferred_folios += drained;
             folios_.merge_eligible(plan, shares_);
         }
         ++counters_.conversions;
