@@ -20,7 +20,7 @@
 using namespace guestmem;
 using namespace guestmem::test_support;
 
-TEST_CASE("exhaustive fault injection: populate and reserve leave the table unchanged") {
+TEST_CASE("exhaustive fault injection: populate and prepare_conversion leave the table unchanged") {
     const page_index n = pages_1g + 2048;
     share_map m(n);
     m.assign({5, 6}, S);
@@ -98,12 +98,12 @@ TEST_CASE("exhaustive fault injection: populate and reserve leave the table unch
     }
 }
 
-TEST_CASE("record memory: failures are all or nothing; apply, merge and truncate allocate nothing") {
+TEST_CASE("record memory: failures are all or nothing; commit_conversion, merge and truncate allocate nothing") {
     using ctable = folio_table<simulated_allocator, counting_alloc<std::byte>>;
     const page_index n = pages_1g + 1024;
     share_map m(n);
     m.assign({5, 6}, S);
-    // Every node allocation of populate, pin and reserve can fail.
+    // Every node allocation of populate, pin and prepare_conversion can fail.
     node_stats probe;
     std::uint64_t populate_calls = 0, pin_calls = 0, reserve_calls = 0;
     {
@@ -157,7 +157,7 @@ TEST_CASE("record memory: failures are all or nothing; apply, merge and truncate
         CHECK(t == ref);
     }
 
-    // apply, merge_eligible, unpin's deferred work and truncate: no allocation.
+    // commit_conversion, merge_eligible, unpin's deferred work and truncate: no allocation.
     node_stats st;
     simulated_allocator a;
     ctable t(a, n, order_1g, counting_alloc<std::byte>(&st));

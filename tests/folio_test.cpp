@@ -237,7 +237,7 @@ TEST_CASE("multi-level split and merge: one shared page in a 1G folio") {
     CHECK(w.splits() == 0);
 }
 
-TEST_CASE("cancel releases the reservation and a reserved plan cancels itself") {
+TEST_CASE("abort_conversion releases the reservation and a prepared plan aborts itself") {
     simulated_allocator a;
     sim_table t(a, pages_1g, order_1g);
     share_map m(pages_1g);

@@ -424,11 +424,12 @@ TEST_CASE("bad input table: every invalid input gets its exact code, page and me
 
 // Found by the differential model (reference_model: a draining leaf stays in
 // mappability none until its pins drain or it is shared again). Fixed in
-// folio_table::apply, which now picks the event by the leaf's pins: a conversion WITHOUT defer_if_pinned
-// over a range that overlaps a draining (none) huge folio, but not its pinned
-// page, fires `unshare` on that folio and moves it none -> guest while the
-// host's pin is still there. The busy check (step 4) looks only at the pages
-// of the range, and apply() then treats the whole folio as drained. The
+// folio_table::commit_conversion, which now picks the event by the leaf's
+// pins: a conversion WITHOUT defer_if_pinned over a range that overlaps a
+// draining (none) huge folio, but not its pinned page, fires `unshare` on
+// that folio and moves it none -> guest while the host's pin is still
+// there. The busy check (step 4) looks only at the pages of the range, and
+// commit_conversion() then treats the whole folio as drained. The
 // hypervisor can then map a page that host GUP still holds.
 TEST_CASE("a draining folio stays in mappability none until its pins drop, whatever converts next to it") {
     simulated_allocator alloc;

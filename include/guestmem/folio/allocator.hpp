@@ -36,10 +36,14 @@ namespace guestmem {
 ///   back piece by piece, its poisoned pieces kept). Cannot fail.
 /// - `prepare_split(frame, from, to)`: take what splitting the folio at
 ///   `frame` from order `from` into pieces of order `to` needs. May fail.
-/// - `abort_split(frame, from, to)`: give back an unused reservation.
-/// - `split(frame, from, to)`: split, consuming the reservation. Cannot fail.
+/// - `commit_split(frame, from, to)`: split, consuming what prepare_split
+///   took. Cannot fail.
+/// - `abort_split(frame, from, to)`: give back what prepare_split took,
+///   unused. Cannot fail.
+///   (The same prepare / commit / abort as every layer: docs/DESIGN.md
+///   §The two-phase protocol in every layer.)
 /// - `merge(frame, from, to)`: pieces of order `from` back into one folio
-///   of order `to` (the reverse of split: `from` is the smaller order here).
+///   of order `to` (the reverse of commit_split: `from` is the smaller order here).
 ///   Cannot fail.
 /// - `zero(index, frame, pages)`: clear the contents of `pages` base pages
 ///   starting at `frame` (backing object page `index`). Cannot fail.

@@ -6,13 +6,19 @@
 ///
 ///     1. validate   bad input is refused before anything is touched
 ///     2. plan       which folios split (to shared) or may merge (to guest_only)
-///     3. reserve    every map node and split the commit needs (out_of_memory)
+///     3. prepare    the map and the folio table take every node and split
+///                   the commit needs (out_of_memory)
 ///     4. check      no unexpected reference on a page going guest_only (busy)
-///     5. prepare    every overlapping consumer; any may veto (vetoed)
+///     5. prepare    every overlapping consumer (prepare_round); any may veto
+///                   (vetoed)
 ///     6. commit     consumers drop mappings, folios restructure, the map
 ///                   changes, mappability moves — none of this can fail
-///     7. rollback   a failure in 2–5 aborts prepared consumers in reverse
-///                   order and releases the reservations: nothing changed
+///     7. abort      a failure in 2–5 aborts the prepared consumers in reverse
+///                   order, then the folio table's and the map's prepare:
+///                   nothing changed
+///
+/// Every layer spells its two phases prepare_X / commit_X / abort_X
+/// (docs/DESIGN.md §The two-phase protocol in every layer).
 #pragma once
 
 #include <cinttypes>
@@ -211,7 +217,7 @@ public:
         // 2. plan
         typename folio_table<Allocator, NodeAllocator>::plan plan{r, to};
         folios_.plan_into(plan, shares_);
-        // 3. reserve
+        // 3. prepare the map and the folio table
         if (auto s = shares_.prepare_assign(r); !s) {
             ++counters_.rollbacks;
             return s;

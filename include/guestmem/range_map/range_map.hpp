@@ -60,7 +60,7 @@ namespace guestmem {
 /// Coalesced map page -> Value over [0, size), stored as run boundaries in
 /// chunks (a two-valued Value) or as maximal runs in a B+-tree of 256-byte
 /// nodes (any other Value); see the file description for the layouts, the
-/// costs and the reserve / commit_assign split.
+/// costs and the prepare_assign / commit_assign split.
 ///
 /// `Value`: small (at most 8 bytes), trivially copyable and
 /// equality-comparable (a shareability, a pin count). `Allocator`: any
@@ -157,9 +157,10 @@ public:
     /// at most the next assignment's need plus two nodes stay pooled.
     void commit_assign(page_range r, Value v) noexcept { tree_.commit_assign(r.begin, r.end, v); }
 
-    /// Give reserved, unused nodes and blocks back to the allocator (after a
-    /// prepare_assign whose assignment is abandoned), and a one-run dense map's
-    /// direct array. Cannot fail.
+    /// Give the nodes and blocks prepare_assign took and no commit_assign
+    /// used back to the allocator (the abort of an abandoned assignment; after
+    /// a commit it trims the pool), and a one-run dense map's direct array.
+    /// Cannot fail.
     void abort_assign() noexcept { tree_.release(); }
 
     /// Value of page p. Precondition: p < size(). O(log runs) (dense: O(1)

@@ -94,10 +94,10 @@ template <folio_allocator A, class NodeAllocator>
 template <folio_allocator A, class NodeAllocator>
 [[gnu::noinline]] std::uint64_t folio_table<A, NodeAllocator>::commit_walk(plan& p) noexcept {
     unsigned settle_mask = 0;
-    std::uint64_t drained = 0;  // leaves in the range this apply moved into none
+    std::uint64_t drained = 0;  // leaves in the range this commit moved into none
     for (unsigned k = 0; k < p.count; ++k) {
         auto& op = p.ops[k];
-        if (!op.reserved) continue;  // contract violation: apply without reserve
+        if (!op.reserved) continue;  // contract violation: commit without prepare
         const ref leaf = find_leaf(op.first);
         op.reserved = false;
         if (leaf && !leaf.split() && leaf.order == op.from && !leaf.poisoned()) {
