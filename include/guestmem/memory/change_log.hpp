@@ -31,10 +31,13 @@ namespace guestmem {
 /// lock, read through guest_memory::locked_view).
 class change_log {
 public:
+    /// Ranges the log holds before it widens or drops its oldest entries.
     static constexpr std::size_t capacity = 128;
+    /// One logged range: object pages [begin, end), last changed at `generation`.
     struct entry {
-        page_index begin = 0, end = 0;
-        std::uint64_t generation = 0;  // the newest change the entry covers
+        page_index begin = 0;          ///< first page of the range
+        page_index end = 0;            ///< one past its last page
+        std::uint64_t generation = 0;  ///< the newest change the entry covers
     };
 
     /// Is a newer than b (serial-number order, modulo 2^64)?
@@ -42,6 +45,7 @@ public:
         return static_cast<std::int64_t>(a - b) > 0;
     }
 
+    /// The generation: how many ownership changes the object has seen (modulo 2^64).
     [[nodiscard]] std::uint64_t generation() const noexcept { return gen_; }
     /// The oldest generation G for which every change after G is logged.
     [[nodiscard]] std::uint64_t floor() const noexcept { return floor_; }
@@ -50,6 +54,9 @@ public:
     /// Is g newer than the current generation?
     [[nodiscard]] bool in_future(std::uint64_t g) const noexcept { return newer(g, gen_); }
 
+    /// A conversion changed `r`: the generation rises and `r` is logged,
+    /// merged into the newest entry when it touches it; a full log drops its
+    /// oldest entry and raises floor(). Cost: O(1). Allocates: nothing.
     void record(page_range r) noexcept {
         ++gen_;
         if (count_ > 0) {

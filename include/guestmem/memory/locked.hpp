@@ -52,6 +52,8 @@ private:
     const guest_memory* m_;
 };
 
+/// guest_memory::locked: the parts, read-only, for a caller holding
+/// `held`, a guard of this object's lock. Cost: O(1).
 template <folio_allocator Allocator, invalidation_consumer Consumer, lock_policy Lock, class NodeAllocator>
 template <class Guard>
     requires std::same_as<Guard, std::shared_lock<Lock>> || std::same_as<Guard, std::unique_lock<Lock>>
