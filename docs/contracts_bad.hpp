@@ -34,7 +34,7 @@ class widget {
 public:
     /// accepts: a trivial constructor with both fields on one line.
     /// Lock: none. Cost: O(1).
-    explicit widget(int n) noexcept : n_{n}, m_(n) {}
+    explicit widget(int n, options o = {}) noexcept : n_{n}, m_(o.count) {}
     widget(const widget&) = delete;  // accepts: deleted, nothing to state
 
     int undocumented() const;  // finds: no doc comment
