@@ -71,8 +71,11 @@ public:
 
     /// An object of `cfg.pages` pages whose folios come from `allocator`
     /// (which must outlive it). Construction cannot fail: a max_order above
-    /// what the allocator supports is lowered to it (check_config says so).
-    /// Allocates nothing; an invalid `cfg.initial` is taken as guest_only.
+    /// what the allocator supports is lowered to it (check_config says so);
+    /// an invalid `cfg.initial` is taken as guest_only.
+    /// Lock:      none (nothing shares the object yet).
+    /// Cost:      O(1) (the map is one run; the folio table holds no folio).
+    /// Allocates: nothing.
     guest_memory(Allocator& allocator, const guest_memory_config& cfg, const NodeAllocator& nodes = {})
         : alloc_(allocator),
           size_(cfg.pages),
@@ -83,10 +86,13 @@ public:
     guest_memory(const guest_memory&) = delete;
     guest_memory& operator=(const guest_memory&) = delete;
 
-    /// Validate a configuration before constructing with it. Errors:
-    /// invalid_argument (0 pages, an initial shareability that is not shared
-    /// or guest_only, a max_order other than order_4k, order_2m, order_1g);
-    /// not_supported (max_order above the allocator's). No lock; O(1).
+    /// Validate a configuration before constructing with it.
+    /// Errors:    in this order, each at no_page: invalid_argument (0 pages,
+    ///            an initial shareability that is not shared or guest_only,
+    ///            a max_order other than order_4k, order_2m, order_1g);
+    ///            not_supported (max_order above the allocator's).
+    /// Lock:      none.
+    /// Cost:      O(1).
     [[nodiscard]] static status check_config(const Allocator& allocator, const guest_memory_config& cfg) noexcept {
         if (cfg.pages == 0) return error::make(errc::invalid_argument, no_page, "an object of 0 pages holds nothing");
         if (!is_valid(cfg.initial))
@@ -101,23 +107,28 @@ public:
         return ok();
     }
 
-    /// Object size in base pages, fixed at construction. No lock; O(1).
+    /// Object size in base pages, fixed at construction.
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] page_index size() const noexcept { return size_; }
     /// Largest order allocate() uses: the configured one, lowered to the
-    /// allocator's. No lock; O(1).
+    /// allocator's.
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] folio_order max_order() const noexcept { return max_order_; }
 
     // ---- population -------------------------------------------------------
 
     /// fallocate: back every hole in `r` with folios of the largest order
     /// that fits, split at once where shareability is mixed. All or nothing:
-    /// on error the folios this call made are freed. Exclusive lock.
-    /// Errors: invalid_range (r empty, inverted or past size()); poisoned (r
-    /// holds a quarantined page: release_quarantine first); out_of_memory
-    /// (records, or the allocator); any other error of the allocator's
-    /// allocate or reserve_split, passed on (an fd backend's errno, mapped
-    /// by errc_from_errno). O(log folios + folios made), plus 512 piece
-    /// states per split.
+    /// on error the folios this call made are freed.
+    /// Errors:    invalid_range (r empty, inverted or past size()); poisoned
+    ///            (r holds a quarantined page: release_quarantine first);
+    ///            out_of_memory (records, or the allocator); any other error
+    ///            of the allocator's allocate or reserve_split, passed on (an
+    ///            fd backend's errno, mapped by errc_from_errno).
+    /// Lock:      exclusive.
+    /// Cost:      O(log folios + folios made), plus 512 piece states per split.
+    /// Allocates: folios from Allocator; folio records and piece arrays from
+    ///            NodeAllocator.
     status allocate(page_range r) {
         std::unique_lock guard(lock_);
         if (auto s = check_range(r, size_); !s) return s;
@@ -131,10 +142,12 @@ public:
     /// failure semantics) and the covered pages of partly covered huge
     /// folios are zeroed. Shareability is kept. As with guest_memfd, the
     /// part of `r` at or past the object's end is ignored (punching there
-    /// succeeds). Errors: invalid_range for an empty or inverted range, or
-    /// one ending past the largest file offset (2^63 bytes); nothing else.
-    /// Exclusive lock; consumers' refusals in prepare are ignored (counted).
-    /// O(bindings + log folios + folios removed + pages zeroed).
+    /// succeeds). Consumers' refusals in prepare are ignored (counted).
+    /// Errors:    invalid_range for an empty or inverted range, or one ending
+    ///            past the largest file offset (2^63 bytes); nothing else.
+    /// Lock:      exclusive; consumer callbacks run under it.
+    /// Cost:      O(bindings + log folios + folios removed + pages zeroed).
+    /// Allocates: nothing (frees folios and records).
     status punch_hole(page_range r) {
         std::unique_lock guard(lock_);
         if (r.begin >= r.end || r.end > max_file_pages) [[unlikely]]
@@ -153,9 +166,12 @@ public:
     /// drop. Their frames go back to the allocator (memfd and guest_memfd
     /// punch them, so their contents are gone) and their pages may be
     /// allocated again. Call it once the consumer has really dropped the
-    /// page. Errors: invalid_range; busy while such a folio is still pinned
-    /// (the page named). Nothing quarantined there is not an error.
-    /// Exclusive lock. O(detached folios + leaves freed).
+    /// page. Nothing quarantined there is not an error.
+    /// Errors:    in this order: invalid_range; busy (nothing freed) while
+    ///            such a folio is still pinned (its first pinned page named).
+    /// Lock:      exclusive.
+    /// Cost:      O(detached folios + leaves freed).
+    /// Allocates: nothing.
     status release_quarantine(page_range r) {
         std::unique_lock guard(lock_);
         return folios_.release_quarantine(r);
@@ -165,15 +181,21 @@ public:
 
     /// Change the shareability of every page in `r` to `to`, all or
     /// nothing. On failure error().page() is the first offending page and,
-    /// for a veto, error().binding_id() the vetoing binding. Exclusive lock.
-    /// Errors, in the order checked: invalid_range (r empty, inverted or
-    /// past size()); invalid_argument (`to` or opts.content not a valid
-    /// value); then a range already all `to` succeeds at once (a no-op);
-    /// poisoned (a poisoned page in r); out_of_memory (map nodes, piece
-    /// arrays or the allocator's split reservation); busy (to guest_only
-    /// without opts.defer_if_pinned: the first pinned page); vetoed (a
-    /// consumer's prepare refused). O(log runs + log folios + bindings +
-    /// leaves in r), plus 512 piece states per split or merge.
+    /// for a veto, error().binding_id() the vetoing binding.
+    /// Errors:    in the order checked: invalid_range (r empty, inverted or
+    ///            past size()); invalid_argument (`to` or opts.content not a
+    ///            valid value); then a range already all `to` succeeds at
+    ///            once (a no-op); poisoned (a poisoned page in r);
+    ///            out_of_memory (map nodes, piece arrays or the allocator's
+    ///            split reservation); busy (to guest_only without
+    ///            opts.defer_if_pinned: the first pinned page); vetoed (a
+    ///            consumer's prepare refused).
+    /// Lock:      exclusive; consumer callbacks run under it.
+    /// Cost:      O(log runs + log folios + bindings + leaves in r), plus 512
+    ///            piece states per split or merge.
+    /// Allocates: map nodes and piece arrays from NodeAllocator, and the
+    ///            allocator's split reservation, all reserved before anything
+    ///            changes (a steady-state conversion reuses pooled nodes).
     status convert(page_range r, shareability to, convert_options opts = {}) {
         std::unique_lock guard(lock_);
         // 1. validate
@@ -236,7 +258,8 @@ public:
     }
 
     /// Bumped by every conversion that changes something (snapshot/changes.hpp
-    /// lists what changed since a generation). Shared lock; O(1).
+    /// lists what changed since a generation).
+    /// Lock: shared. Cost: O(1).
     [[nodiscard]] std::uint64_t generation() const {
         std::shared_lock guard(lock_);
         return changes_.generation();
@@ -248,14 +271,18 @@ public:
     /// Shared faults: host, hypervisor or device, on shared pages.
     /// Guest-only faults: hypervisor or trusted device, on guest_only pages.
     /// Pair with read_begin/read_retry on the caller's binding so a mapping
-    /// is never installed after an invalidation ran in between. Shared lock;
-    /// writes nothing. Errors, in order: invalid_range (page past size());
-    /// invalid_argument (`wanted` or `who` invalid); permission_denied (a
-    /// host or device asks for guest_only, the page is not `wanted`, or a
-    /// host-side fault on a folio not in mappability all); not_allocated (a
-    /// hole); poisoned; retry (a guest-side fault on a folio in mappability
-    /// none, draining its pins). O(log runs + log folios). `policy` decides
-    /// who may map guest_only pages (core/access_policy.hpp; today's rules).
+    /// is never installed after an invalidation ran in between. Writes
+    /// nothing. `policy` decides who may map guest_only pages
+    /// (core/access_policy.hpp; today's rules).
+    /// Errors:    in order: invalid_range (page past size()); invalid_argument
+    ///            (`wanted` or `who` invalid); permission_denied (a host or
+    ///            device asks for guest_only, the page is not `wanted`, or a
+    ///            host-side fault on a folio not in mappability all);
+    ///            not_allocated (a hole); poisoned; retry (a guest-side fault
+    ///            on a folio in mappability none, draining its pins).
+    /// Lock:      shared.
+    /// Cost:      O(log runs + log folios).
+    /// Allocates: nothing.
     template <access_rule Policy = confidential>
     [[gnu::always_inline]] inline result<fault_result> fault(page_index page, shareability wanted, accessor who,
                                                               Policy policy = {}) const {
@@ -266,12 +293,13 @@ public:
     }
 
     /// The sequence of binding `b`, read before fault (odd while an
-    /// invalidation over `b` is in flight). No lock: one atomic load, O(1).
+    /// invalidation over `b` is in flight).
+    /// Lock: none (one atomic load). Cost: O(1).
     [[nodiscard]] std::uint64_t read_begin(const binding_type& b) const noexcept { return notifier_.read_begin(b); }
     /// True if an invalidation over `b` was in flight at read_begin or has
     /// run since `seq`: drop the fault's answer and fault again. Call it
     /// under the lock the consumer's commit takes, just before installing.
-    /// No lock on the object: one atomic load, O(1).
+    /// Lock: none on the object (one atomic load). Cost: O(1).
     [[nodiscard]] bool read_retry(const binding_type& b, std::uint64_t seq) const noexcept {
         return notifier_.read_retry(b, seq);
     }
@@ -279,13 +307,17 @@ public:
     // ---- unexpected references --------------------------------------------
 
     /// Take an unexpected reference (GUP pin, IOMMU mapping, I/O in flight)
-    /// on every page of `r` on behalf of `who`. All or nothing. Exclusive
-    /// lock. Errors: invalid_range; invalid_argument (`who` invalid);
-    /// permission_denied (a guest_only page, for the host or an untrusted
-    /// device); busy (a page in mappability none, a folio overlapping one
-    /// truncated while pinned, or a page at 2^32 - 1 pins); not_allocated (a
-    /// hole); poisoned; out_of_memory (pin records). Costs O(log runs +
-    /// runs in r + log folios + leaves in r + pin runs in r). `policy`: as fault's.
+    /// on every page of `r` on behalf of `who`. All or nothing. `policy`:
+    /// as fault's.
+    /// Errors:    in the order checked: invalid_range; invalid_argument (`who`
+    ///            invalid); permission_denied (a guest_only page, for the
+    ///            host or an untrusted device); busy (a page in mappability
+    ///            none); not_allocated (a hole); busy (a folio overlapping one
+    ///            truncated while pinned); poisoned; busy (a page at 2^32 - 1
+    ///            pins); out_of_memory (pin records).
+    /// Lock:      exclusive.
+    /// Cost:      O(log runs + runs in r + log folios + leaves in r + pin runs in r).
+    /// Allocates: pin records from NodeAllocator.
     template <access_rule Policy = confidential>
     status pin(page_range r, accessor who, Policy policy = {}) {
         std::unique_lock guard(lock_);
@@ -306,11 +338,13 @@ public:
 
     /// Drop one unexpected reference on every page of `r`. The last one on a
     /// folio fires the deferred work at once (none -> guest, re-merge) or,
-    /// for a detached folio, frees it. All or nothing. Exclusive lock. Errors:
-    /// invalid_range; invalid_argument (a page of r has no pin);
-    /// out_of_memory (records to cut a pin run at r's ends). O(log folios +
-    /// leaves in r + pin runs in r + detached folios), plus 512 piece states
-    /// per merge.
+    /// for a detached folio, frees it. All or nothing.
+    /// Errors:    invalid_range; invalid_argument (a page of r has no pin);
+    ///            out_of_memory (records to cut a pin run at r's ends).
+    /// Lock:      exclusive.
+    /// Cost:      O(log folios + leaves in r + pin runs in r + detached
+    ///            folios), plus 512 piece states per merge.
+    /// Allocates: pin records from NodeAllocator (to cut a pin run).
     status unpin(page_range r) {
         std::unique_lock guard(lock_);
         if (auto s = check_range(r, size_); !s) return s;
@@ -324,9 +358,11 @@ public:
     /// every binding overlapping that folio, once, clipped to it, with its
     /// order and whether its pages were shared or guest_only (the kernel's
     /// guest_memfd error_folio). A folio already poisoned is not told again.
-    /// Errors: invalid_range past the end; not_allocated for a hole.
-    /// Exclusive lock; consumers' memory_failure runs under it.
-    /// O(log folios + log runs + bindings).
+    /// Errors:    in this order: invalid_range past the end; not_allocated
+    ///            for a hole.
+    /// Lock:      exclusive; consumers' memory_failure runs under it.
+    /// Cost:      O(log folios + log runs + bindings).
+    /// Allocates: nothing.
     status memory_failure(page_index page) {
         std::unique_lock guard(lock_);
         if (auto s = check_page(page, size_); !s) return s;
@@ -344,12 +380,17 @@ public:
     /// Bind `c` over object pages `pages`, translated to `target_base` in
     /// the consumer's own page numbers. `slot` is the consumer's storage for
     /// this binding; several per consumer, several consumers per object.
-    /// Exclusive lock; allocates nothing. Errors: invalid_range (`pages`
-    /// empty, inverted or past size(), or a target range passing 2^64);
-    /// already_bound (`slot` is bound, or `c` has a binding overlapping
-    /// `pages`); invalid_argument (unknown `cls`). `cls`: irrevocable for a
-    /// consumer whose prepare cannot be undone cheaply (it then prepares
-    /// after every ordinary binding; see binding_class). O(bindings).
+    /// `cls`: irrevocable for a consumer whose prepare cannot be undone
+    /// cheaply (it then prepares after every ordinary binding; see
+    /// binding_class).
+    /// Errors:    in the order checked, nothing changed: invalid_range
+    ///            (`pages` empty, inverted or past size()); invalid_argument
+    ///            (unknown `cls`); invalid_range (a target range passing
+    ///            2^64); already_bound (`slot` is bound); already_bound (`c`
+    ///            has a binding overlapping `pages`) (notifier_set::bind).
+    /// Lock:      exclusive.
+    /// Cost:      O(bindings).
+    /// Allocates: nothing.
     result<binding_handle> bind(binding_type& slot, Consumer& c, page_range pages, std::uint64_t target_base,
                                 binding_class cls = binding_class::ordinary) {
         std::unique_lock guard(lock_);
@@ -358,10 +399,12 @@ public:
     }
 
     /// Unbind; the consumer gets a `release` invalidation first, and pages
-    /// it reports it could not drop are quarantined like any commit's. A
-    /// stale handle (from an earlier binding or another object) is
-    /// not_bound, the only error. Exclusive lock; the release's prepare and
-    /// commit run under it. O(bindings).
+    /// it reports it could not drop are quarantined like any commit's.
+    /// Errors:    not_bound (no_page) for a stale handle (from an earlier
+    ///            binding or another object), the only one.
+    /// Lock:      exclusive; the release's prepare and commit run under it.
+    /// Cost:      O(bindings).
+    /// Allocates: nothing.
     status unbind(binding_handle h) {
         std::unique_lock guard(lock_);
         commit_report report;
@@ -373,8 +416,10 @@ public:
 
     // ---- queries ------------------------------------------------------------
 
-    /// The shareability of `page`. Shared lock. Error: invalid_range (page
-    /// past size()). O(log runs).
+    /// The shareability of `page`.
+    /// Errors:    invalid_range (page past size()).
+    /// Lock:      shared.
+    /// Cost:      O(log runs).
     [[nodiscard]] result<shareability> shareability_at(page_index page) const {
         std::shared_lock guard(lock_);
         if (auto s = check_page(page, size_); !s) return s.error();
@@ -383,15 +428,20 @@ public:
 
     /// The shareability runs overlapping `r`, clipped to it. The view reads
     /// the map lazily: iterate it while no other thread mutates the object.
-    /// No lock. Error: invalid_range (r empty, inverted or past size()).
-    /// O(log runs) to begin, O(1) per run.
+    /// Errors:    invalid_range (r empty, inverted or past size()).
+    /// Lock:      none.
+    /// Cost:      O(log runs) to begin, O(1) per run.
+    /// Allocates: nothing.
     [[nodiscard]] auto runs(page_range r) const -> result<decltype(std::declval<const share_map&>().runs(r))> {
         if (auto s = check_range(r, size_); !s) return s.error();
         return shares_.runs(r);
     }
 
-    /// Mappability of the leaf folio holding `page`. Shared lock. Errors:
-    /// invalid_range (page past size()); not_allocated (a hole). O(log folios).
+    /// Mappability of the leaf folio holding `page`.
+    /// Errors:    in this order: invalid_range (page past size());
+    ///            not_allocated (a hole).
+    /// Lock:      shared.
+    /// Cost:      O(log folios).
     [[nodiscard]] result<mappability> mappability_at(page_index page) const {
         std::shared_lock guard(lock_);
         if (auto s = check_page(page, size_); !s) return s.error();
@@ -401,14 +451,15 @@ public:
     }
 
     /// Pins on `page`: the raw per-page count, a detached folio's included;
-    /// 0 past the end. Shared lock; no error. O(log pin runs).
+    /// 0 past the end. No error.
+    /// Lock: shared. Cost: O(log pin runs).
     [[nodiscard]] std::uint32_t pins(page_index page) const {
         std::shared_lock guard(lock_);
         return page < size_ ? folios_.pins(page) : 0;
     }
 
-    /// Census and counters, a snapshot (guest_memory_stats). Shared lock;
-    /// no error. O(runs + bindings).
+    /// Census and counters, a snapshot (guest_memory_stats). No error.
+    /// Lock: shared. Cost: O(runs + bindings).
     [[nodiscard]] guest_memory_stats stats() const {
         std::shared_lock guard(lock_);
         guest_memory_stats s = counters_.snapshot();
@@ -432,8 +483,10 @@ public:
         return s;
     }
 
-    /// A readable map of runs, folios and consumers, written to `os` under
-    /// the shared lock. O(runs + leaves + bindings).
+    /// A readable map of runs, folios and consumers, written to `os`.
+    /// Lock:      shared.
+    /// Cost:      O(runs + leaves + bindings).
+    /// Allocates: whatever `os` does.
     void dump(std::ostream& os) const {
         std::shared_lock guard(lock_);
         os << "guest_memory: " << size_ << " pages, max order " << unsigned(max_order_) << ", "
@@ -453,11 +506,14 @@ public:
     }
 
     /// The parts, read-only, for tests, fuzzers and dumps: the shareability
-    /// map. No lock: use it while no other thread mutates the object. O(1).
+    /// map. Use it while no other thread mutates the object.
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] const share_map& shareability_map() const noexcept { return shares_; }
-    /// The folio table (as shareability_map(): no lock, O(1)).
+    /// The folio table (as shareability_map()).
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] const folio_table<Allocator, NodeAllocator>& folios() const noexcept { return folios_; }
-    /// The notifier set (as shareability_map(): no lock, O(1)).
+    /// The notifier set (as shareability_map()).
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] const notifier_set<Consumer>& notifiers() const noexcept { return notifier_; }
 
 private:
