@@ -2,7 +2,9 @@
 # labelled fields. Run by CMake (cmake -P); the `contracts_labelled` test runs
 # it over the headers listed in docs/CMakeLists.txt.
 #
-#   cmake -DHEADERS="a.hpp|b.hpp" [-DEXPECT=<n>] -P docs/contracts.cmake
+#   cmake -DHEADERS="a.hpp|b.hpp" [-DEXPECT=<n>] [-DLIST=ON] -P docs/contracts.cmake
+#
+# LIST=ON prints every declaration checked (to see what the parser found).
 #
 # For every function declared where a user can call it (namespace scope
 # outside detail namespaces, and the public part of classes and structs
@@ -79,6 +81,11 @@ function(check_declaration path line decl doc)
   endif()
   string(REGEX MATCH "[~A-Za-z_][A-Za-z_0-9]*[ \t]*$" name "${head}")
   string(STRIP "${name}" name)
+  string(REPLACE "operator_sym" "operator@" name "${name}")
+  string(REPLACE "operator_call" "operator()" name "${name}")
+  if(LIST)
+    message(STATUS "${path}:${line}: ${name}()")
+  endif()
   set(found "")
   if(doc STREQUAL "")
     set(found "${found} no doc comment;")
