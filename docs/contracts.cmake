@@ -2,7 +2,7 @@
 # labelled fields. Run by CMake (cmake -P); the `contracts_labelled` test runs
 # it over the headers listed in docs/CMakeLists.txt.
 #
-#   cmake -DHEADERS="a.hpp|b.hpp" [-DEXPECT=<n>] [-DLIST=ON] -P docs/contracts.cmake
+#   cmake -DHEADERS="a.hpp|b.hpp" [-DEXPECT=<n> [-DEXPECT_NAMES="f|g"]] [-DLIST=ON] -P docs/contracts.cmake
 #
 # LIST=ON prints every declaration checked (to see what the parser found).
 #
@@ -10,6 +10,7 @@
 # outside detail namespaces, and the public part of classes and structs
 # reachable from there), the `///` comment right before the declaration must
 # have:
+#   - a summary first (the fields follow it);
 #   - a `Lock:` field starting a line, and a `Cost:` field starting a line
 #     (a trivial accessor may write both on one line: `Lock: none. Cost: O(1).`);
 #   - an `Errors:` field starting a line when the comment names an error code
@@ -20,8 +21,9 @@
 # declarations, and lines in function bodies.
 #
 # Without EXPECT the script fails when any declaration misses a field. With
-# EXPECT=<n> it fails unless exactly n problems are found (the self-test on
-# docs/contracts_bad.hpp, so the check itself can fail).
+# EXPECT=<n> it fails unless exactly n problems are found, and with
+# EXPECT_NAMES="f|g|..." unless they are in exactly those functions (the
+# self-test on docs/contracts_bad.hpp, so the check itself can fail).
 #
 # The parser is line based and knows C++ only as far as these headers need:
 # braces, `;`, access specifiers, class/struct/namespace heads, string
@@ -36,6 +38,7 @@ set(codes_english "invalid_range|out_of_memory|not_allocated|permission_denied|n
 
 set(problems 0)
 set(report "")
+set(found_names "")
 
 macro(problem path line what)
   math(EXPR problems "${problems} + 1")
@@ -90,6 +93,9 @@ function(check_declaration path line decl doc)
   if(doc STREQUAL "")
     set(found "${found} no doc comment;")
   else()
+    if(doc MATCHES "^[ \t]*(Errors|Lock|Cost|Allocates):")
+      set(found "${found} no summary before the fields;")
+    endif()
     if(NOT doc MATCHES "(^|\n)[ \t]*Lock:")
       set(found "${found} no `Lock:` field;")
     endif()
@@ -108,6 +114,7 @@ function(check_declaration path line decl doc)
     math(EXPR p "${problems} + 1")
     set(problems ${p} PARENT_SCOPE)
     set(report "${report}${path}:${line}: ${name}():${found}\n" PARENT_SCOPE)
+    set(found_names ${found_names} ${name} PARENT_SCOPE)
   endif()
 endfunction()
 
@@ -275,7 +282,18 @@ string(REPLACE "@LB@" "[" report "${report}")
 string(REPLACE "@RB@" "]" report "${report}")
 string(REPLACE "@SEMI@" ";" report "${report}")
 if(DEFINED EXPECT)
-  if(NOT problems EQUAL EXPECT)
+  set(names_ok 1)
+  if(DEFINED EXPECT_NAMES)
+    string(REPLACE "|" ";" want "${EXPECT_NAMES}")
+    list(SORT want)
+    set(got ${found_names})
+    list(SORT got)
+    if(NOT "${want}" STREQUAL "${got}")
+      set(names_ok 0)
+      message(NOTICE "contracts: expected problems in ${want}, found them in ${got}")
+    endif()
+  endif()
+  if(NOT problems EQUAL EXPECT OR NOT names_ok)
     message(NOTICE "${report}")
     message(FATAL_ERROR "contracts: expected ${EXPECT} problems, found ${problems} (listed above)")
   endif()

@@ -1,7 +1,7 @@
 /// @file
 /// The self-test of docs/contracts.cmake (not a header of the library, and
-/// not compiled): five public functions whose contract is missing or written
-/// as prose, which the check must find (EXPECT=5), among declarations it must
+/// not compiled): six public functions whose contract is missing or written
+/// as prose, which the check must find (EXPECT=6), among declarations it must
 /// accept or skip. Marked "finds:" and "accepts:" below.
 #pragma once
 
@@ -53,6 +53,9 @@ public:
     /// Lock: exclusive.
     /// Cost: O(1).
     int error_label();
+
+    /// Lock: none. Cost: O(1).
+    int no_summary() const;  // finds: the fields come first
 
     /// accepts: operators are functions too, and this one has its fields.
     /// Lock: none. Cost: O(1).
