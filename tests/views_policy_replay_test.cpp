@@ -158,18 +158,52 @@ TEST_CASE("a veto during replay aborts the runs populated before and leaves no b
     CHECK(h.error().binding_id() != 0);
     CHECK(!s.is_bound());
     CHECK(t.a.stats().value().bindings == bindings_before);
-    REQUIRE(late.size() == 5);  // populate x3 (the third refused), abort of the first two, in page order
+    REQUIRE(late.size() == 5);  // populate x3 (the third refused), abort of the first two, newest first
     CHECK(late[0].kind == call_kind::populate);
     CHECK(late[2].vetoed);
     CHECK(late[3].kind == call_kind::abort);
-    CHECK(late[3].inv.pages == page_range{10, 15});
-    CHECK(late[4].inv.pages == page_range{30, 35});
+    CHECK(late[3].inv.pages == page_range{30, 35});
+    CHECK(late[4].inv.pages == page_range{10, 15});
     CHECK(late[4].inv.cause == invalidation_cause::replay);
     REQUIRE(t.a.convert({0, 100}, shareability::shared));
     CHECK(late.size() == 5);  // no binding, no call
     REQUIRE(t.b.close());
     CHECK(late.size() == 5);  // and nothing to release
     late.clear_vetoes();
+}
+
+TEST_CASE("a replay veto after random conversions aborts exactly the runs populated before, newest first") {
+    std::mt19937_64 rng(26);
+    for (int round = 0; round < 40; ++round) {
+        CAPTURE(round);
+        two_vms t;
+        model::reference_model ref(view_pages, shareability::guest_only, order_2m);
+        REQUIRE(ref.allocate({0, view_pages}).ok);
+        for (int i = 0; i < 30; ++i) {
+            const page_index b = rng() % view_pages;
+            const page_range r{b, std::min<page_index>(view_pages, b + 1 + rng() % 200)};
+            const shareability to = (rng() & 1) ? shareability::shared : shareability::guest_only;
+            REQUIRE(bool(t.a.convert(r, to)) == ref.convert(r, to, 0, false, {}).ok);
+        }
+        const page_index b = rng() % view_pages;
+        const page_range range{b, std::min<page_index>(view_pages, b + 1 + rng() % 1500)};
+        const auto want = model_shared_runs(ref, range);
+        if (want.empty()) continue;
+        const std::size_t veto = rng() % want.size();  // the run that refuses
+        recording_consumer late("late");
+        late.veto_at(want[veto].begin);
+        vbinding s;
+        REQUIRE(!t.b.bind(s, late, range, 0));
+        CHECK(!s.is_bound());
+        REQUIRE(late.size() == 2 * veto + 1);
+        for (std::size_t i = 0; i < veto; ++i) {
+            const recorded_call& undo = late[veto + 1 + i];
+            CHECK(undo.kind == call_kind::abort);
+            CHECK(undo.inv.cause == invalidation_cause::replay);
+            CHECK(undo.inv.pages == want[veto - 1 - i]);  // reverse page order
+        }
+        late.clear_vetoes();
+    }
 }
 
 TEST_CASE("replay_mode::none binds without telling the current state") {

@@ -17,7 +17,7 @@
 // code and first offending page, and the vetoing binding) and applies its
 // effect on success. Consumers are modelled by the calls each should have
 // received and each binding's sequence number, and by the page each reports
-// it could not drop while committing (quarantined: its leaf is poisoned).
+// it could not drop while committing (quarantined: that 4K page is poisoned).
 //
 // Views (view/memory_view.hpp): every binding belongs to one of
 // max_views views, each open or closed and with its access policy; a call
@@ -536,14 +536,15 @@ private:
             if (b.pages.overlaps(r)) leak(b, r, leaves);
     }
     /// b's consumer committed an invalidation of r: the page it leaks there,
-    /// if allocated and not yet poisoned, poisons its leaf (quarantine).
+    /// if allocated and not yet poisoned, is poisoned alone (its leaf split
+    /// down to 4K: quarantine costs 4K on every path).
     void leak(const model_binding& b, page_range r, const leaf_list& leaves) {
         const page_index p = tally_[b.consumer].leak_page;
         if (p == no_page || !b.pages.intersect(r).contains(p) || p >= size_) return;
         const page_state s = at(p);
         const leaf* l = leaf_at(leaves, p);
         if (!s.allocated || s.poisoned || l == nullptr) return;
-        update({l->first, l->end()}, [](page_state& x) { x.poisoned = true; });
+        update({p, p + 1}, [](page_state& x) { x.poisoned = true; });
         ++events_.quarantined;
     }
 

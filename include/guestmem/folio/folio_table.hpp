@@ -307,6 +307,12 @@ public:
         ++c_.poisoned_folios;
     }
 
+    /// Poison page p's 4K piece alone (a page a consumer leaked): the leaf is
+    /// split down to 4K along p's path first; if a split cannot get records
+    /// or its reservation, the leaf reached is poisoned whole (never fails).
+    /// Allocates: up to two piece arrays. O(log folios + 512 per split).
+    void poison_alone(page_index p) noexcept;
+
     // ---- debugging and comparison ----------------------------------------
     /// Print every folio, leaf and pin run to os.
     void dump(std::ostream& os) const;

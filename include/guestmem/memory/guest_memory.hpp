@@ -87,14 +87,21 @@ public:
     guest_memory& operator=(const guest_memory&) = delete;
 
     /// Validate a configuration before constructing with it.
-    /// Errors:    in this order, each at no_page: invalid_argument (0 pages,
-    ///            an initial shareability that is not shared or guest_only,
-    ///            a max_order other than order_4k, order_2m, order_1g);
-    ///            not_supported (max_order above the allocator's).
+    /// Errors:    in this order, each at no_page: invalid_argument (0 pages;
+    ///            more than 2^51 pages: past the largest file offset, 2^63
+    ///            bytes, which guest_memfd's size and fallocate allow, so
+    ///            every page an object has can also be punched; an initial
+    ///            shareability that is not shared or guest_only; a max_order
+    ///            other than order_4k, order_2m, order_1g); not_supported
+    ///            (max_order above the allocator's).
     /// Lock:      none.
     /// Cost:      O(1).
     [[nodiscard]] static status check_config(const Allocator& allocator, const guest_memory_config& cfg) noexcept {
         if (cfg.pages == 0) return error::make(errc::invalid_argument, no_page, "an object of 0 pages holds nothing");
+        if (cfg.pages > max_file_pages)
+            return error::make(errc::invalid_argument, no_page,
+                               "an object of %#" PRIx64 " pages ends past the largest file offset (2^63 bytes, 2^51 pages)",
+                               cfg.pages);
         if (!is_valid(cfg.initial))
             return error::make(errc::invalid_argument, no_page, "initial shareability %u is not shared or guest_only",
                                unsigned(cfg.initial));
@@ -610,7 +617,7 @@ private:
     [[gnu::cold, gnu::noinline]] void quarantine_reported(const commit_report& report, page_range r) noexcept {
         for (const auto& e : report) {
             if (e.page < size_ && folios_.lookup(e.page) && !folios_.poisoned(e.page)) {
-                folios_.poison(e.page);
+                folios_.poison_alone(e.page);  // 4K for a leaked 4K page, on every path
                 ++poison_events_, changes_.poisoned();
                 ++counters_.quarantined;
             }

@@ -180,7 +180,8 @@ public:
     /// Replay on bind (view/replay.hpp): inv.pages is one shared run of a
     /// binding made on live memory (cause replay); map it if wanted. May
     /// veto (the bind is then rolled back: `abort` with cause replay for
-    /// each run populated before, newest first). Default: ok, nothing done.
+    /// each run populated before, newest first: reverse page order, as a
+    /// round's aborts). Default: ok, nothing done.
     virtual status populate(const invalidation& inv) {
         (void)inv;
         return ok();

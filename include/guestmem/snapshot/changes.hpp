@@ -11,6 +11,9 @@
 /// is older than what the log still holds, the answer is not_supported:
 /// save a full snapshot instead. Increments carry shareability only: the
 /// destination's folios split and merge as its own conversions make them.
+/// Generations compare modulo 2^64 (serial numbers, memory/detail/
+/// change_log.hpp): an object restored at 2^64 - 1 goes to 0 on its next
+/// conversion, and increments from 2^64 - 1 keep working.
 /// A page poisoned or quarantined after G also raises the generation and
 /// makes every walk from G not_supported (save a full snapshot): an
 /// increment never silently drops poison.
@@ -36,7 +39,7 @@ namespace detail {
 template <class Memory>
 result<std::size_t> changed_ranges(const Memory& mem, std::uint64_t since, page_range* out) noexcept {
     const auto& log = internals::changes(mem);
-    if (since > log.generation())
+    if (log.in_future(since))
         return error::make(errc::invalid_argument, no_page, "generation %" PRIu64 " is in the future (the object is at %" PRIu64 ")",
                            since, log.generation());
     if (!log.covers(since))
@@ -44,7 +47,7 @@ result<std::size_t> changed_ranges(const Memory& mem, std::uint64_t since, page_
                            "generation %" PRIu64 " is older than the change log (it keeps the changes after %" PRIu64
                            "): save a full snapshot",
                            since, log.floor());
-    if (log.last_poison() > since)
+    if (log.poisoned_since(since))
         return error::make(errc::not_supported, no_page,
                            "a page was poisoned or quarantined at generation %" PRIu64 ", after %" PRIu64
                            ": increments carry shareability only, save a full snapshot",
@@ -69,7 +72,8 @@ result<std::size_t> changed_ranges(const Memory& mem, std::uint64_t since, page_
 /// f(const run<shareability>&). Runs that a conversion changed and a later
 /// one changed back are visited too (with their current value).
 /// Errors:    in this order, at no_page, before `f` is called:
-///            invalid_argument (`since` past the object's generation);
+///            invalid_argument (`since` past the object's generation, in
+///            serial order modulo 2^64);
 ///            not_supported (`since` older than the log holds; or a page
 ///            poisoned or quarantined after `since`: save a full snapshot).
 /// Lock:      the object's, shared, held while f runs (f must not call
@@ -120,12 +124,45 @@ result<std::size_t> save_increment(const Memory& mem, std::uint64_t since, Sink&
                         detail::internals::changes(mem).generation(), since, body);
 }
 
+/// The size of the increment save_increment(mem, since, ...) would write
+/// now (the state may change before the save unless the caller keeps other
+/// threads out).
+/// Errors:    those of for_each_change().
+/// Lock:      the object's, shared.
+/// Cost:      O(k log k + runs in the changed ranges).
+/// Allocates: nothing.
+template <class Memory>
+result<std::size_t> increment_size(const Memory& mem, std::uint64_t since) {
+    return save_increment(mem, since, [](const std::uint8_t*, std::size_t) noexcept { return true; });
+}
+
+/// Save what changed since generation `since` as an increment into `out`;
+/// returns the bytes used.
+/// Errors:    in this order: those of for_each_change(); invalid_argument
+///            (no_page) when `out` is too small (its contents are then
+///            unspecified; the message says the size needed: see
+///            increment_size()).
+/// Lock:      the object's, shared, for each pass (a too-small `out` takes
+///            it again to measure: not held in between).
+/// Cost:      O(k log k + runs in the changed ranges).
+/// Allocates: nothing.
+template <class Memory>
+result<std::size_t> save_increment(const Memory& mem, std::uint64_t since, std::span<std::uint8_t> out) {
+    detail::bounded_sink sink{out.data(), out.data() + out.size()};
+    auto n = save_increment(mem, since, sink);
+    if (n || n.error().code() != errc::out_of_memory) return n;
+    const auto need = increment_size(mem, since);
+    return error::make(errc::invalid_argument, no_page, "the increment needs %zu bytes; the buffer holds %zu",
+                       need ? need.value() : std::size_t{0}, out.size());
+}
+
 /// Apply the increment `bytes` to `mem`, which must be at the increment's
 /// base generation (restored from the full snapshot it follows, or from
-/// the previous increment): every change is validated first, then made
-/// with convert(), so consumers are told and folios split or merge as
-/// usual; `mem` ends at the increment's generation. Call it while no
-/// other thread converts `mem`.
+/// the previous increment): every change is validated first, then the
+/// pages whose shareability differs are converted with convert(), so
+/// consumers are told and folios split or merge as usual (pages already
+/// right, a poisoned one among them, are left alone); `mem` ends at the
+/// increment's generation. Call it while no other thread converts `mem`.
 /// Errors:    in this order: everything check() reports (nothing changed);
 ///            invalid_argument (a full snapshot, then another size, then
 ///            another generation than the base; nothing changed); any error
@@ -133,11 +170,12 @@ result<std::size_t> save_increment(const Memory& mem, std::uint64_t since, Sink&
 ///            changes before it made and `mem` left at the base generation
 ///            (its change log emptied), so applying the same increment
 ///            again is safe.
-/// Lock:      none held across the call: each change takes convert()'s
+/// Lock:      none held across the call: each conversion takes convert()'s
 ///            exclusive lock (consumer callbacks under it), and the
 ///            generation is set under the exclusive lock at the end.
-/// Cost:      O(bytes + conversions), plus each convert()'s cost.
-/// Allocates: as convert() for each change; std::allocator to sort
+/// Cost:      O(bytes + conversions), plus two map lookups per part it
+///            converts and each convert()'s cost.
+/// Allocates: as convert() for each conversion; std::allocator to sort
 ///            quarantined leaves while validating (an increment has none).
 template <class Memory>
 status apply_increment(Memory& mem, std::span<const std::uint8_t> bytes) {
@@ -159,10 +197,21 @@ status apply_increment(Memory& mem, std::span<const std::uint8_t> bytes) {
         const page_index b = end + detail::raw_varint(bytes.data(), pos);
         end = b + detail::raw_varint(bytes.data(), pos);
         const auto v = static_cast<shareability>(bytes[pos++]);
-        if (auto s = mem.convert({b, end}, v); !s) {
-            std::unique_lock guard(detail::internals::lock(mem));
-            detail::internals::changes(mem).reset(L.h.base_generation);  // still at the base: retry is safe
-            return s;
+        // Convert only the pages that differ: a run of the increment may
+        // span a poisoned page it did not change (a poisoned page never
+        // changes shareability, so source and destination agree on it).
+        const auto& map = mem.shareability_map();
+        const shareability other = v == shareability::shared ? shareability::guest_only : shareability::shared;
+        for (page_index p = b; p < end;) {
+            const page_index q = map.find_first_not({p, end}, v);
+            if (q == no_page) break;
+            const page_index e = std::min(end, map.find_first_not({q, end}, other));
+            if (auto s = mem.convert({q, e}, v); !s) {
+                std::unique_lock guard(detail::internals::lock(mem));
+                detail::internals::changes(mem).reset(L.h.base_generation);  // still at the base: retry is safe
+                return s;
+            }
+            p = e;
         }
     }
     std::unique_lock guard(detail::internals::lock(mem));

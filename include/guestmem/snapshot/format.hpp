@@ -98,7 +98,7 @@ struct header {
 ///            snapshot (magic); a version other than 1 or 2 (not_supported);
 ///            an unknown kind; 0 pages or more than 2^51; a max order other
 ///            than 0, 9 or 18; an increment's base generation newer than
-///            its generation; a varint that is truncated, longer than
+///            its generation (serial order, modulo 2^64); a varint that is truncated, longer than
 ///            needed or past 64 bits (where it is read); fewer bytes than
 ///            the header says (truncated) or more (trailing bytes); a
 ///            checksum that does not match.
@@ -143,7 +143,7 @@ struct header {
         const std::size_t base_at = in.offset();
         const auto base = in.varint("the base generation");
         if (!base) return base.error();
-        if (base.value() > h.generation)
+        if (static_cast<std::int64_t>(h.generation - base.value()) < 0)  // serial order: across 2^64 - 1 -> 0 too
             return in.fail(base_at, "offset %zu: base generation %" PRIu64 " is newer than the generation %" PRIu64, base_at,
                            base.value(), h.generation);
         h.base_generation = base.value();

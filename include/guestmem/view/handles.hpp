@@ -22,20 +22,22 @@ namespace guestmem {
 
 /// A view of a shared storage: its slot in the storage's view table and
 /// the generation the slot had when the view was opened. Generation 0 is
-/// never a live view.
+/// never a live view. Generations are 64-bit: a slot would have to be
+/// reopened 2^64 times (centuries at one open per nanosecond) before an
+/// old id could match again, so a stale id never names a later view.
 struct view_id {
     std::uint32_t slot = 0;        ///< index in the storage's view table
-    std::uint32_t generation = 0;  ///< bumped on every open of the slot
+    std::uint64_t generation = 0;  ///< bumped on every open of the slot (64-bit: never wraps in practice)
     /// Same slot and generation.
     friend constexpr bool operator==(const view_id&, const view_id&) noexcept = default;
 };
 
 /// An owner (a VM) of views: slot in the storage's owner table and
 /// generation. Closing the owner closes every view it owns; generation 0
-/// is never a live owner.
+/// is never a live owner. 64-bit generation, as view_id's.
 struct owner_id {
     std::uint32_t slot = 0;        ///< index in the storage's owner table
-    std::uint32_t generation = 0;  ///< bumped on every opening of the slot
+    std::uint64_t generation = 0;  ///< bumped on every opening of the slot (64-bit, as view_id's)
     /// Same slot and generation.
     friend constexpr bool operator==(const owner_id&, const owner_id&) noexcept = default;
 };

@@ -40,12 +40,16 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <shared_mutex>
 #include <utility>
 
 #include <guestmem/core/access_policy.hpp>
 #include <guestmem/core/error.hpp>
 #include <guestmem/memory/guest_memory.hpp>
+#include <guestmem/snapshot/changes.hpp>
+#include <guestmem/snapshot/restore.hpp>
+#include <guestmem/snapshot/save.hpp>
 #include <guestmem/view/detail/storage_block.hpp>
 #include <guestmem/view/handles.hpp>
 #include <guestmem/view/replay.hpp>
@@ -205,8 +209,8 @@ public:
         std::unique_lock g(b_->lock);
         if (!b_->live(id_)) return closed();
         if (!b_->live(o))
-            return error::make(errc::not_bound, no_page, "owner %u.%u is closed (or from another storage)",
-                               unsigned(o.slot), unsigned(o.generation));
+            return error::make(errc::not_bound, no_page, "owner %u.%" PRIu64 " is closed (or from another storage)",
+                               unsigned(o.slot), o.generation);
         if (!p.valid()) return bad_policy(p);
         for (std::uint32_t i = 0; i < b_->max_views; ++i)
             if (!b_->views[i].open) {
@@ -245,8 +249,8 @@ public:
         std::unique_lock g(b_->lock);
         if (!b_->live(id_)) return closed();
         if (!b_->live(o))
-            return error::make(errc::not_bound, no_page, "owner %u.%u is already closed (or from another storage)",
-                               unsigned(o.slot), unsigned(o.generation));
+            return error::make(errc::not_bound, no_page, "owner %u.%" PRIu64 " is already closed (or from another storage)",
+                               unsigned(o.slot), o.generation);
         for (std::uint32_t i = 0; i < b_->max_views; ++i)
             if (b_->views[i].open && b_->views[i].owner == o) b_->close_view(i);
         b_->owners[o.slot].open = false;
@@ -341,8 +345,11 @@ public:
         return b_->memory().stats();
     }
     /// The storage itself, read-only, for tests and dumps: nullptr when this
-    /// view is closed. As guest_memory's part accessors: use it while no
-    /// other thread calls into the storage.
+    /// view is closed. As guest_memory's part accessors: nothing keeps the
+    /// storage alive once the call returns (the last close destroys it):
+    /// use it while no other thread calls into the storage. To save or
+    /// restore the storage, use save()/restore() below, which hold the view
+    /// table's lock.
     /// Lock:      the view table's, shared, for the liveness check only; the
     ///            storage is then read with no lock.
     /// Cost:      O(1).
@@ -350,6 +357,95 @@ public:
         if (b_ == nullptr) return nullptr;
         std::shared_lock g(b_->lock);
         return b_->live(id_) ? &b_->memory() : nullptr;
+    }
+
+    // ---- snapshots and migration (docs/SNAPSHOT.md §Views) --------------------
+    // Each call holds the view table's lock for its whole length, so a
+    // concurrent last close either waits for it or has already made the
+    // view stale (not_bound): the storage is never destroyed under a save.
+    // Buffers are plain bytes (the C ABI wraps these calls as they are).
+
+    /// guest_memory::generation of the storage.
+    /// Errors:    not_bound (this view closed).
+    /// Lock:      the view table's, shared; then generation's (shared).
+    /// Cost:      O(1).
+    [[nodiscard]] result<std::uint64_t> generation() const {
+        if (b_ == nullptr) return closed();
+        std::shared_lock g(b_->lock);
+        if (!b_->live(id_)) return closed();
+        return b_->memory().generation();
+    }
+    /// snapshot::saved_size: the bytes save() needs now (it may change
+    /// before the save while other views convert).
+    /// Errors:    not_bound (this view closed), then saved_size's (busy).
+    /// Lock:      the view table's, shared; then the storage's, shared.
+    /// Cost:      O(runs + leaves).
+    /// Allocates: nothing.
+    [[nodiscard]] result<std::size_t> saved_size() const {
+        return shared_read([&](const Memory& m) { return snapshot::saved_size(m); });
+    }
+    /// snapshot::save of the storage into `out`: a full snapshot; returns
+    /// the bytes used.
+    /// Errors:    in this order: not_bound (view closed, also when a
+    ///            concurrent close won); busy (a page pinned through any
+    ///            view); invalid_argument (`out` too small: see saved_size()).
+    /// Lock:      the view table's, shared, held throughout; then the
+    ///            storage's, shared.
+    /// Cost:      O(runs + leaves).
+    /// Allocates: nothing.
+    [[nodiscard]] result<std::size_t> save(std::span<std::uint8_t> out) const {
+        return shared_read([&](const Memory& m) { return snapshot::save(m, out); });
+    }
+    /// snapshot::increment_size: the bytes save_increment(since, ...) needs
+    /// now.
+    /// Errors:    not_bound (this view closed), then those of
+    ///            snapshot::for_each_change.
+    /// Lock:      the view table's, shared; then the storage's, shared.
+    /// Cost:      O(k log k + runs in the changed ranges).
+    /// Allocates: nothing.
+    [[nodiscard]] result<std::size_t> increment_size(std::uint64_t since) const {
+        return shared_read([&](const Memory& m) { return snapshot::increment_size(m, since); });
+    }
+    /// snapshot::save_increment of what changed since generation `since`
+    /// into `out`; returns the bytes used.
+    /// Errors:    in this order: not_bound (this view closed);
+    ///            invalid_argument (`since` in the future); not_supported
+    ///            (`since` older than the change log, or a poison since: save
+    ///            a full snapshot); invalid_argument (`out` too small: see
+    ///            increment_size()).
+    /// Lock:      the view table's, shared, held throughout; then the
+    ///            storage's, shared.
+    /// Cost:      O(k log k + runs in the changed ranges).
+    /// Allocates: nothing.
+    [[nodiscard]] result<std::size_t> save_increment(std::uint64_t since, std::span<std::uint8_t> out) const {
+        return shared_read([&](const Memory& m) { return snapshot::save_increment(m, since, out); });
+    }
+    /// snapshot::restore of the full snapshot `bytes` into the storage,
+    /// which must be fresh (no folio, one run, of the snapshot's shape).
+    /// All or nothing; bindings of any view stay bound and are not told.
+    /// Errors:    not_bound (this view closed); then every error of
+    ///            snapshot::restore (the storage untouched).
+    /// Lock:      the view table's, exclusive (no view calls into the
+    ///            storage meanwhile); then restore's (the storage's, exclusive).
+    /// Cost:      O(bytes + runs + leaves).
+    /// Allocates: as snapshot::restore.
+    status restore(std::span<const std::uint8_t> bytes) {
+        return exclusive_call([&](Memory& m) { return snapshot::restore(m, bytes); });
+    }
+    /// snapshot::apply_increment of `bytes` to the storage, which must be
+    /// at the increment's base generation. Each of its conversions is one
+    /// round over the consumers of every view: a veto in any view stops it
+    /// with the storage back at its base generation (applying it again is
+    /// safe).
+    /// Errors:    not_bound (this view closed); then every error of
+    ///            snapshot::apply_increment.
+    /// Lock:      the view table's, exclusive (no other view converts
+    ///            meanwhile); then each conversion's (the storage's,
+    ///            exclusive), every view's consumer callbacks under both.
+    /// Cost:      O(bytes + conversions), plus each conversion's cost.
+    /// Allocates: as snapshot::apply_increment.
+    status apply_increment(std::span<const std::uint8_t> bytes) {
+        return exclusive_call([&](Memory& m) { return snapshot::apply_increment(m, bytes); });
     }
 
     // ---- bindings ------------------------------------------------------------
@@ -394,9 +490,9 @@ public:
         std::unique_lock g(b_->lock);
         if (!b_->live(id_)) return closed();
         if (h.view != id_)
-            return error::make(errc::not_bound, no_page, "binding %" PRIu64 " was made through view %u.%u, not view %u.%u",
-                               h.binding.id, unsigned(h.view.slot), unsigned(h.view.generation), unsigned(id_.slot),
-                               unsigned(id_.generation));
+            return error::make(errc::not_bound, no_page,
+                               "binding %" PRIu64 " was made through view %u.%" PRIu64 ", not view %u.%" PRIu64, h.binding.id, unsigned(h.view.slot), h.view.generation, unsigned(id_.slot),
+                               id_.generation);
         auto& list = b_->views[id_.slot].bindings;
         for (auto it = list.begin(); it != list.end(); ++it) {
             if (vb_access::handle(*it) != h.binding) continue;
@@ -405,8 +501,8 @@ public:
             vb_access::set(vb, {}, {});
             return b_->memory().unbind(h.binding);
         }
-        return error::make(errc::not_bound, no_page, "binding %" PRIu64 " is not bound through view %u.%u", h.binding.id,
-                           unsigned(id_.slot), unsigned(id_.generation));
+        return error::make(errc::not_bound, no_page, "binding %" PRIu64 " is not bound through view %u.%" PRIu64, h.binding.id,
+                           unsigned(id_.slot), id_.generation);
     }
 
     /// The sequence of `b` (odd while an invalidation over it is in
@@ -431,6 +527,22 @@ private:
         return f(b_->memory(), b_->views[id_.slot]);
     }
 
+    template <class F>
+    auto shared_read(F&& f) const -> decltype(f(std::declval<const Memory&>())) {
+        if (b_ == nullptr) return closed();
+        std::shared_lock g(b_->lock);
+        if (!b_->live(id_)) return closed();
+        return f(std::as_const(b_->memory()));
+    }
+
+    template <class F>
+    status exclusive_call(F&& f) {
+        if (b_ == nullptr) return closed();
+        std::unique_lock g(b_->lock);
+        if (!b_->live(id_)) return closed();
+        return f(b_->memory());
+    }
+
     void reset() noexcept {
         if (b_ == nullptr) return;
         {
@@ -444,8 +556,8 @@ private:
 
     [[gnu::cold]] error closed() const noexcept {
         return error::make(errc::not_bound, no_page,
-                           "view %u.%u is closed (closed, its owner closed, moved from, or never opened)",
-                           unsigned(id_.slot), unsigned(id_.generation));
+                           "view %u.%" PRIu64 " is closed (closed, its owner closed, moved from, or never opened)",
+                           unsigned(id_.slot), id_.generation);
     }
     [[gnu::cold]] static error bad_policy(access_policy p) noexcept {
         return error::make(errc::invalid_argument, no_page, "access policy mode %u is not confidential or non_confidential",

@@ -5,7 +5,8 @@
 /// call per shared run of the binding, clipped to it, in page order, with
 /// cause invalidation_cause::replay. Populate may veto; the bind is then
 /// rolled back: every run populated before gets an `abort` (cause replay,
-/// in page order) and the binding is unlinked without a release, so the
+/// newest first, i.e. in reverse page order, as a two-phase round aborts
+/// its prepared consumers) and the binding is unlinked without a release, so the
 /// consumer ends as if it had never been bound. Guest_only runs are not
 /// replayed (they are not the consumer's to map; a trusted device learns
 /// them from its own VM).
@@ -16,7 +17,9 @@
 /// and an old one needs no change. A closed consumer type without populate
 /// is bound without a replay.
 ///
-/// Costs: O(log runs + shared runs in the range) populate calls.
+/// Costs: O(log runs + shared runs in the range) populate calls; a veto
+/// after k runs costs k aborts, each found backwards by a binary search
+/// of O(log pages · log runs).
 /// Locking: bind_replaying runs the bind and the replay as one step; the
 /// caller must make sure no other thread calls into the object meanwhile
 /// (memory_view does it under its view table's exclusive lock; a single-VM
@@ -67,6 +70,23 @@ std::string_view replay_name(const C& c) noexcept {
         return "consumer";
 }
 
+/// The first page of the run holding page q, not before `lo` (binary
+/// search over all_of, which stops at the first other value: O(log pages ·
+/// log runs)).
+template <class Map>
+page_index run_start(const Map& map, page_index lo, page_index q) noexcept {
+    const auto v = map.at(q);
+    page_index hi = q;
+    while (lo < hi) {
+        const page_index mid = lo + (hi - lo) / 2;
+        if (map.all_of({mid, q + 1}, v))
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
 [[gnu::cold, gnu::noinline]] inline error replay_veto(std::string_view name, std::uint64_t id, page_range run,
                                                        const error& why) noexcept {
     const page_index page = run.contains(why.page()) ? why.page() : run.begin;
@@ -82,7 +102,7 @@ std::string_view replay_name(const C& c) noexcept {
 
 /// Tell the consumer of bound binding `b` every shared run of its range in
 /// `mem` (populate, cause replay). On a veto, abort the runs populated
-/// before (page order) and return the veto: code vetoed, the consumer's
+/// before (newest first) and return the veto: code vetoed, the consumer's
 /// page when it lies in the run (else the run's first page), the binding's
 /// id. Changes nothing in `mem`. A consumer type without populate: ok, no
 /// call. Same locking rule as bind_replaying. O(log runs + shared runs).
@@ -98,9 +118,13 @@ template <class Memory, class C>
             if (run.value != shareability::shared) continue;
             status s = c.populate(detail::replay_invalidation(b, run.range));
             if (s) continue;
-            if (run.range.begin > b.pages().begin)  // the runs before this one, populated: undo them
-                for (const auto& done : mem.shareability_map().runs({b.pages().begin, run.range.begin}))
-                    if (done.value == shareability::shared) c.abort(detail::replay_invalidation(b, done.range));
+            // The runs before this one, populated: undo them, newest first.
+            const auto& map = mem.shareability_map();
+            for (page_index at = run.range.begin; at > b.pages().begin;) {
+                const page_index start = detail::run_start(map, b.pages().begin, at - 1);
+                if (map.at(at - 1) == shareability::shared) c.abort(detail::replay_invalidation(b, {start, at}));
+                at = start;
+            }
             return detail::replay_veto(detail::replay_name(c), b.id(), run.range, s.error());
         }
         return ok();

@@ -9,7 +9,9 @@
 // allocator's frames are refcounted by the kernel (memfd, guest_memfd), at
 // once: the memory lives on for the pin holder while a new folio may fill
 // the file range. Its poisoned leaves stay quarantined until
-// release_quarantine, and populate refuses their pages. Leaves are given
+// release_quarantine, and populate refuses their pages. A page a consumer
+// leaked is poisoned alone first (poison_alone: its leaf split down to 4K),
+// so truncation quarantines 4K for it, not the whole huge folio. Leaves are given
 // back one by one, never the whole folio: on the fd backends a frame is a
 // file offset, and the rest of the range may hold new folios by then.
 //
@@ -106,6 +108,24 @@ void folio_table<A, NodeAllocator>::give_back_leaves(const top& d, bool poisoned
         alloc_->free(x.first, x.frame, x.order);
         *x.st |= detail::st_freed;
     });
+}
+
+template <folio_allocator A, class NodeAllocator>
+void folio_table<A, NodeAllocator>::poison_alone(page_index p) noexcept {
+    ref leaf = find_leaf(p);
+    if (!leaf || leaf.poisoned()) return;
+    while (leaf.order > order_4k) {
+        const folio_order co = next_lower_order(leaf.order);
+        pieces* children = alloc_pieces(co);
+        if (children == nullptr) break;
+        if (auto s = alloc_->reserve_split(leaf.frame, leaf.order, co); !s) {
+            free_pieces(children, co);
+            break;
+        }
+        do_split(leaf, children);
+        leaf = leaf.child(static_cast<std::uint32_t>((p - leaf.first) >> co));
+    }
+    poison(p);
 }
 
 template <folio_allocator A, class NodeAllocator>

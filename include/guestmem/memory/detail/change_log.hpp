@@ -9,6 +9,12 @@
 // when it is full the oldest entry goes and `floor` rises to its
 // generation, so a reader asking about an older generation is told to
 // save a full snapshot instead. O(1) per conversion.
+//
+// Generations count modulo 2^64 and compare as serial numbers (a is newer
+// than b when a - b, taken as a signed 64-bit value, is positive): the one
+// after 2^64 - 1 is 0, and an object restored near the top keeps logging
+// and answering across the wrap. Generations compared must lie within 2^63
+// of each other; one further back than that reads as the future.
 #pragma once
 
 #include <algorithm>
@@ -27,10 +33,18 @@ public:
         std::uint64_t generation = 0;  // the newest change the entry covers
     };
 
+    /// Is a newer than b (serial-number order, modulo 2^64)?
+    [[nodiscard]] static constexpr bool newer(std::uint64_t a, std::uint64_t b) noexcept {
+        return static_cast<std::int64_t>(a - b) > 0;
+    }
+
     [[nodiscard]] std::uint64_t generation() const noexcept { return gen_; }
     /// The oldest generation G for which every change after G is logged.
     [[nodiscard]] std::uint64_t floor() const noexcept { return floor_; }
-    [[nodiscard]] bool covers(std::uint64_t g) const noexcept { return g >= floor_ && g <= gen_; }
+    /// floor() <= g <= generation(), counted from the floor (across a wrap).
+    [[nodiscard]] bool covers(std::uint64_t g) const noexcept { return g - floor_ <= gen_ - floor_; }
+    /// Is g newer than the current generation?
+    [[nodiscard]] bool in_future(std::uint64_t g) const noexcept { return newer(g, gen_); }
 
     void record(page_range r) noexcept {
         ++gen_;
@@ -51,16 +65,22 @@ public:
 
     /// A page was poisoned or quarantined: the generation rises, and an
     /// increment from an older generation cannot carry it (last_poison()).
-    void poisoned() noexcept { last_poison_ = ++gen_; }
-    /// The generation of the newest poison or quarantine event (0: none).
+    void poisoned() noexcept {
+        last_poison_ = ++gen_;
+        any_poison_ = true;
+    }
+    /// The generation of the newest poison or quarantine event (meaningful
+    /// when poisoned_since() can be true).
     [[nodiscard]] std::uint64_t last_poison() const noexcept { return last_poison_; }
+    /// Was a page poisoned or quarantined after generation g?
+    [[nodiscard]] bool poisoned_since(std::uint64_t g) const noexcept { return any_poison_ && newer(last_poison_, g); }
 
     /// Visit, oldest first, the ranges of every entry newer than g.
     /// Precondition: covers(g).
     template <class F>
     void for_each_since(std::uint64_t g, F&& f) const {
         for (std::size_t i = 0; i < count_; ++i)
-            if (const entry& e = slot(i); e.generation > g) f(page_range{e.begin, e.end});
+            if (const entry& e = slot(i); newer(e.generation, g)) f(page_range{e.begin, e.end});
     }
 
     /// Start over at generation g with nothing logged (after a restore).
@@ -68,6 +88,7 @@ public:
         gen_ = floor_ = g;
         head_ = count_ = 0;
         last_poison_ = 0;
+        any_poison_ = false;
     }
 
 private:
@@ -77,6 +98,7 @@ private:
     entry entries_[capacity];
     std::size_t head_ = 0, count_ = 0;
     std::uint64_t gen_ = 0, floor_ = 0, last_poison_ = 0;
+    bool any_poison_ = false;
 };
 
 } // namespace guestmem::detail

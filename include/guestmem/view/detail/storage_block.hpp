@@ -39,14 +39,14 @@ struct storage_block {
     using vb_access = view_binding_access<view_binding<consumer_type>>;
 
     struct view_record {
-        std::uint32_t generation = 0;
+        std::uint64_t generation = 0;
         bool open = false;
         owner_id owner{};
         access_policy policy{};
         typename vb_access::list bindings;
     };
     struct owner_record {
-        std::uint32_t generation = 0;
+        std::uint64_t generation = 0;
         bool open = false;
         std::uint32_t views = 0;
     };
