@@ -34,7 +34,7 @@ if(NOT HEADERS)
 endif()
 string(REPLACE "|" ";" HEADERS "${HEADERS}")  # '|' or ';' separate them
 
-set(codes_english "invalid_range|out_of_memory|not_allocated|permission_denied|not_supported|invalid_argument|already_bound|not_bound")
+set(codes_english "invalid_range|out_of_memory|not_allocated|permission_denied|not_supported|invalid_argument|already_bound|not_bound|would_deadlock")
 
 set(problems 0)
 set(report "")
@@ -68,6 +68,10 @@ function(check_declaration path line decl doc)
     return()  # a variable, a type
   endif()
   string(SUBSTRING "${d}" 0 ${paren} head)
+  string(SUBSTRING "${d}" ${paren} -1 tail)
+  if(tail MATCHES "^[(][ \t]*[*&]")
+    return()  # a pointer to a function: a variable
+  endif()
   if(head MATCHES "=")
     return()  # a variable initialised by a call, a concept, an alias
   endif()

@@ -28,6 +28,7 @@ inline int internal_helper(int x) { return x; }  // accepts: detail is not publi
 struct options {
     std::function<void(int)> on_event;  ///< accepts: a data member, not a function
     int count{0};                       ///< accepts: a data member
+    int (*hook)(int) noexcept = nullptr;  ///< accepts: a pointer to a function, a data member
 };
 
 class widget {

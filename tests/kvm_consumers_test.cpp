@@ -215,7 +215,13 @@ TEST_CASE("attributes consumer: every kernel error becomes a named code at its p
             CHECK(contains(r.error().message(), x.text));
             const bool names_page = x.err == EAGAIN && where == attributes_target::guest_memfd;
             CHECK(r.error().page() == (names_page ? 12u : 10u));
-            CHECK(io.calls() == before + 1);
+            // EAGAIN at file page 112 on the guest_memfd: the kernel changed [110, 112), which is set back.
+            CHECK(io.calls() == before + (names_page ? 2 : 1));
+            if (names_page) {
+                CHECK(io[before + 1].address == 110 * page_size);
+                CHECK(io[before + 1].size == 2 * page_size);
+                CHECK(io[before + 1].attributes == 0);
+            }
             // stage2 prepared first, then was aborted: nothing changed.
             REQUIRE(journal.size() == 2);
             CHECK(journal[0].kind == call_kind::prepare);

@@ -52,9 +52,11 @@ std::unique_ptr<kvm_run> memory_fault(std::uint64_t gpa, std::uint64_t size, std
     return run;
 }
 
+// These tests show the guest's view of EAGAIN: guest_retries. The retry
+// policy's own tests are in kvm_retry_test.cpp.
 struct routed_vm : two_slot_vm {
     log_lines log;
-    exit_router<sim_memory> router{map, &log_lines::sink, &log};
+    exit_router<sim_memory> router{map, &log_lines::sink, &log, router_options{.retries = retry_policy::guest_retries}};
 };
 
 } // namespace
@@ -186,7 +188,7 @@ TEST_CASE("a pinned page makes the private conversion EAGAIN with its GPA frame 
 
 TEST_CASE("a router with defer_if_pinned converts a pinned range at once") {
     routed_vm vm;
-    exit_router<sim_memory> deferring(vm.map, &log_lines::sink, &vm.log, {.defer_if_pinned = true});
+    exit_router<sim_memory> deferring(vm.map, &log_lines::sink, &vm.log, convert_options{.defer_if_pinned = true});
     CHECK(deferring.options().defer_if_pinned);
     REQUIRE(vm.mem.pin({0x90, 0x91}, accessor::device));
     CHECK(deferring.handle_map_gpa_range(0x90000, 1, enc) == 0);

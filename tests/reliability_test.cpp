@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include "fuzz/harness.hpp"
+#include "fuzz/harness_kvm.hpp"
 
 #include <guestmem/core/page_range.hpp>
 
@@ -182,6 +183,18 @@ TEST_CASE("replay: every seed of the fuzz corpus and fixed-seed random inputs th
     }
     const auto ops = fuzz::operation_count() - ops_before;
     MESSAGE("replayed " << seeds << " seeds and 2500 random inputs: " << ops << " API calls, 0 divergences");
+    CHECK(ops > 50000);
+}
+
+TEST_CASE("replay, KVM mode: fixed-seed random inputs keep KVM's attributes in step with the object after every round") {
+    std::mt19937_64 rng(0x6b766d61747472ull);  // fixed: the same inputs in every run
+    std::uint64_t ops = 0;
+    for (int i = 0; i < 3000; ++i) {
+        std::vector<std::uint8_t> bytes(8 + rng() % 600);
+        for (auto& b : bytes) b = static_cast<std::uint8_t>(rng());
+        ops += fuzz::run_one_kvm(bytes.data(), bytes.size());  // a divergence aborts with a message
+    }
+    MESSAGE("KVM mode: 3000 random inputs, " << ops << " API calls, 0 divergences");
     CHECK(ops > 50000);
 }
 

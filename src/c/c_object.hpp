@@ -154,7 +154,7 @@ inline guestmem_invalidation to_c(const invalidation& inv) noexcept {
 
 /// A GUESTMEM_ERR_* value guestmem knows.
 inline bool is_known_code(int32_t code) noexcept {
-    return code >= static_cast<int32_t>(errc::invalid_range) && code <= static_cast<int32_t>(errc::retry);
+    return code >= static_cast<int32_t>(errc::invalid_range) && code <= static_cast<int32_t>(errc::would_deadlock);
 }
 
 // prepare and commit run once per binding per conversion: inline, so the

@@ -48,7 +48,7 @@ static int32_t prepare_returning(void* ctx, const guestmem_invalidation* inv, gu
 }
 
 static void a_prepare_returning_an_unknown_code_is_a_veto_that_says_so(void) {
-    static const int32_t codes[] = {777, -1, 13, INT32_MIN};
+    static const int32_t codes[] = {777, -1, 14, INT32_MIN};
     guestmem_memory* mem = new_simulated(64, GUESTMEM_GUEST_ONLY);
     guestmem_consumer_ops ops;
     guestmem_error err = new_error();
@@ -201,6 +201,56 @@ static void destroying_an_object_releases_its_consumers(void) {
     guestmem_destroy(NULL); /* a no-op */
 }
 
+/* A C callback that calls back into its own object: every call that can
+ * fail says WOULD_DEADLOCK (and never hangs); stats answer as before the round. */
+static guestmem_memory* reentered_mem;
+static int reentry_checks;
+static void reenter(void) {
+    guestmem_error err = new_error();
+    uint32_t share = 99;
+    guestmem_fault_result f;
+    guestmem_stats st;
+    f.size = sizeof f;
+    st.size = sizeof st;
+    CHECK_CODE(guestmem_shareability_at(reentered_mem, 0, &share, &err), GUESTMEM_ERR_WOULD_DEADLOCK, err);
+    CHECK(share == 99 && strstr(err.message, "guest_memory::shareability_at") != NULL);
+    CHECK(strstr(err.message, "consumer callback") != NULL);
+    CHECK_CODE(guestmem_fault(reentered_mem, 0, GUESTMEM_SHARED, GUESTMEM_HOST, &f, &err), GUESTMEM_ERR_WOULD_DEADLOCK,
+               err);
+    CHECK_CODE(guestmem_convert(reentered_mem, 0, 1, GUESTMEM_SHARED, NULL, &err), GUESTMEM_ERR_WOULD_DEADLOCK, err);
+    CHECK_CODE(guestmem_pin(reentered_mem, 0, 1, GUESTMEM_HOST, &err), GUESTMEM_ERR_WOULD_DEADLOCK, err);
+    CHECK_CODE(guestmem_get_stats(reentered_mem, &st, &err), GUESTMEM_OK, err);
+    CHECK(st.guest_only_pages == 64); /* before the round */
+    ++reentry_checks;
+}
+static int32_t prepare_reentering(void* ctx, const guestmem_invalidation* inv, guestmem_error* why) {
+    (void)ctx;
+    (void)why;
+    if (inv->cause == GUESTMEM_CAUSE_TO_SHARED) reenter(); /* not the release guestmem_destroy sends */
+    return 0;
+}
+
+static void a_c_callback_calling_back_into_its_object_gets_would_deadlock_not_a_hang(void) {
+    guestmem_memory* mem = new_simulated(64, GUESTMEM_GUEST_ONLY);
+    guestmem_consumer_ops ops;
+    guestmem_error err = new_error();
+    uint32_t share = 99;
+    memset(&ops, 0, sizeof ops);
+    ops.size = sizeof ops;
+    ops.prepare = prepare_reentering;
+    ops.name = "reentering";
+    reentered_mem = mem;
+    reentry_checks = 0;
+    CHECK_CODE(guestmem_allocate(mem, 0, 64, &err), GUESTMEM_OK, err);
+    CHECK_CODE(guestmem_bind(mem, &ops, NULL, 0, 64, 0, NULL, NULL, &err), GUESTMEM_OK, err);
+    CHECK_CODE(guestmem_convert(mem, 0, 8, GUESTMEM_SHARED, NULL, &err), GUESTMEM_OK, err);
+    CHECK(reentry_checks == 1);
+    CHECK_CODE(guestmem_shareability_at(mem, 0, &share, &err), GUESTMEM_OK, err); /* outside: fine again */
+    CHECK(share == GUESTMEM_SHARED);
+    CHECK(strcmp(guestmem_errc_name(GUESTMEM_ERR_WOULD_DEADLOCK), "would_deadlock") == 0);
+    guestmem_destroy(mem);
+}
+
 int main(void) {
     RUN(a_veto_by_the_second_of_three_consumers_rolls_back_the_first);
     RUN(a_prepare_returning_an_unknown_code_is_a_veto_that_says_so);
@@ -210,5 +260,6 @@ int main(void) {
     RUN(a_fault_is_retried_when_an_invalidation_ran_after_read_begin);
     RUN(one_consumer_may_not_bind_overlapping_pages_twice_but_may_bind_elsewhere);
     RUN(destroying_an_object_releases_its_consumers);
+    RUN(a_c_callback_calling_back_into_its_object_gets_would_deadlock_not_a_hang);
     return C_TEST_RESULT();
 }

@@ -29,7 +29,8 @@ static void every_error_code_has_a_name_and_unknown_codes_say_so(void) {
     CHECK(strcmp(guestmem_errc_name(GUESTMEM_ERR_INVALID_RANGE), "invalid_range") == 0);
     CHECK(strcmp(guestmem_errc_name(GUESTMEM_ERR_BUSY), "busy") == 0);
     CHECK(strcmp(guestmem_errc_name(GUESTMEM_ERR_RETRY), "retry") == 0);
-    CHECK(strcmp(guestmem_errc_name(13), "unknown guestmem error") == 0);
+    CHECK(strcmp(guestmem_errc_name(GUESTMEM_ERR_WOULD_DEADLOCK), "would_deadlock") == 0);
+    CHECK(strcmp(guestmem_errc_name(14), "unknown guestmem error") == 0);
     CHECK(strcmp(guestmem_errc_name(-1), "unknown guestmem error") == 0);
 }
 

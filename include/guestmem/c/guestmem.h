@@ -85,7 +85,8 @@ enum guestmem_errc {
     GUESTMEM_ERR_INVALID_ARGUMENT = 9,   /**< NULL handle, bad enumeration value, bad struct size */
     GUESTMEM_ERR_ALREADY_BOUND = 10,     /**< the consumer already has a binding overlapping the pages */
     GUESTMEM_ERR_NOT_BOUND = 11,         /**< unbind of an unknown or stale binding id */
-    GUESTMEM_ERR_RETRY = 12              /**< the mapping went stale: fault again */
+    GUESTMEM_ERR_RETRY = 12,             /**< the mapping went stale: fault again */
+    GUESTMEM_ERR_WOULD_DEADLOCK = 13     /**< a consumer callback called back into its own object */
 };
 
 /** Per page: who may map it. */

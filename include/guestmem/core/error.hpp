@@ -41,6 +41,7 @@ enum class errc : int {
     already_bound,      ///< double bind, or a binding overlapping one of the same consumer
     not_bound,          ///< unbind of an unknown or stale binding
     retry,              ///< the mapping went stale (mappability none, or an invalidation ran)
+    would_deadlock,     ///< a consumer callback called back into the object whose lock its thread holds
 };
 
 /// The enumerator's name ("invalid_range", ...), or "unknown guestmem error"
@@ -59,6 +60,7 @@ enum class errc : int {
     case errc::already_bound: return "already_bound";
     case errc::not_bound: return "not_bound";
     case errc::retry: return "retry";
+    case errc::would_deadlock: return "would_deadlock";
     }
     return "unknown guestmem error";
 }

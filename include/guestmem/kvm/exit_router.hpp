@@ -40,6 +40,25 @@
 /// A guest retries EAGAIN without bound, so a consumer that vetoes forever
 /// keeps the guest retrying: the router logs every refusal so the VMM sees it.
 ///
+/// Retries (router_options::retries). Only kernels with the MAP_GPA_RANGE
+/// return-code change hand EAGAIN to the guest as "retry" (TDX turns it into
+/// TDG.VP.VMCALL_RETRY; SEV-SNP guests treat any non-zero value as failure);
+/// older kernels fail the guest's conversion on any non-zero value. No
+/// capability says which, so the default is retry_policy::vmm_retries: a
+/// transient refusal (the four EAGAIN codes above) does not complete the
+/// exit; the router returns exit_disposition::retry_later with
+/// exit_outcome::wait_fd (router_options::wait_fd, e.g. an
+/// eventfd_unblock_notifier the objects signal when a pin drops or a range
+/// changes), and the VMM re-enters the same exit (handle() again, run
+/// untouched) once it is readable. After router_options::retry_limit_ns of
+/// retrying the same request the guest gets EINVAL (a memory fault: failed)
+/// and the VMM a log line naming the page, its references and the vetoing
+/// binding. retry_policy::guest_retries is the EAGAIN behaviour above, for a
+/// VMM that knows its kernel passes EAGAIN on and its guest retries it.
+/// Each vCPU's pending retry is a retry_state: pass one per vCPU to
+/// handle(run, state); handle(run) keeps one per thread (one vCPU per
+/// thread, as KVM VMMs run them).
+///
 /// Costs: the gpa_map's conversion plus, on failure, one formatted log line
 /// (a 256-byte stack buffer; nothing allocates). Locking: none of its own;
 /// it uses the gpa_map (see its locking) and the objects' locks. One router
@@ -52,6 +71,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <string_view>
 
 #include <guestmem/core/error.hpp>
@@ -66,6 +86,40 @@ enum class exit_disposition : std::uint8_t {
     resume,    ///< handled: run the vCPU again (a hypercall's result, failure included, is in hypercall.ret)
     failed,    ///< a memory fault the router could not serve (exit_outcome::why says why): the VMM decides
     not_mine,  ///< not a conversion exit: the VMM handles it as before
+    /// vmm_retries: a transient refusal; the exit is not completed. Wait
+    /// until exit_outcome::wait_fd is readable (or a short while, if it is
+    /// -1), then hand the same run to handle() again.
+    retry_later,
+};
+
+/// Who retries a transiently refused conversion (see the file comment).
+enum class retry_policy : std::uint8_t {
+    vmm_retries,    ///< the router returns retry_later and the VMM re-enters the exit (the safe default)
+    guest_retries,  ///< the guest gets EAGAIN (kernels with the MAP_GPA_RANGE return-code change)
+};
+
+/// How a router converts and retries.
+struct router_options {
+    convert_options convert{};                      ///< what every conversion is made with
+    retry_policy retries = retry_policy::vmm_retries;  ///< who retries a transient refusal
+    /// How long one request may be retried before the guest gets EINVAL
+    /// (a memory fault: failed). Default 1 s.
+    std::uint64_t retry_limit_ns = 1'000'000'000;
+    /// The waitable handed back with retry_later (an eventfd the objects'
+    /// unblock notifier signals), or -1.
+    int wait_fd = -1;
+    /// The clock retries are timed by, in ns (nullptr: CLOCK_MONOTONIC).
+    std::uint64_t (*now_ns)() noexcept = nullptr;
+};
+
+/// One vCPU's pending retry (vmm_retries): the request being retried and
+/// when its first refusal came. Zero-initialise; one per vCPU.
+struct retry_state {
+    bool pending = false;         ///< a request is being retried
+    std::uint32_t exit_reason = 0;  ///< KVM_EXIT_HYPERCALL or KVM_EXIT_MEMORY_FAULT (0: a bare map_gpa_range)
+    std::uint64_t a = 0, b = 0, c = 0;  ///< the request: (gpa, npages, attributes) or (gpa, size, flags)
+    std::uint64_t since_ns = 0;   ///< when its first refusal came
+    std::uint64_t attempts = 0;   ///< refusals so far
 };
 
 /// The enumerator's name ("resume", "failed", "not_mine"), or "invalid disposition".
@@ -75,6 +129,7 @@ enum class exit_disposition : std::uint8_t {
     case exit_disposition::resume: return "resume";
     case exit_disposition::failed: return "failed";
     case exit_disposition::not_mine: return "not_mine";
+    case exit_disposition::retry_later: return "retry_later";
     }
     return "invalid disposition";
 }
@@ -88,6 +143,8 @@ struct exit_outcome {
     /// For a MAP_GPA_RANGE request: the value the guest gets (0, EINVAL or
     /// EAGAIN), also written to hypercall.ret for a hypercall exit. 0 otherwise.
     std::uint64_t hypercall_ret = 0;
+    /// retry_later: the fd to wait on (router_options::wait_fd), or -1.
+    int wait_fd = -1;
 };
 
 /// The hypercall return value for a guestmem error code (the file
@@ -125,10 +182,15 @@ public:
 
     /// A router converting through `map` with `opts` (e.g. defer_if_pinned),
     /// logging refusals to `log(log_context, line)` (nullptr: no log).
+    /// Retries: vmm_retries, 1 s, no wait fd (router_options' defaults).
     /// Lock: none. Cost: O(1); allocates nothing.
     explicit exit_router(gpa_map<Memory, MaxSlots>& map, log_fn log = nullptr, void* log_context = nullptr,
                          convert_options opts = {}) noexcept
         : map_(map), log_(log), log_context_(log_context), opts_(opts) {}
+    /// A router with every option named (router_options).
+    /// Lock: none. Cost: O(1); allocates nothing.
+    exit_router(gpa_map<Memory, MaxSlots>& map, log_fn log, void* log_context, const router_options& ro) noexcept
+        : map_(map), log_(log), log_context_(log_context), opts_(ro.convert), retry_(ro) {}
 
     /// Look at `run` after KVM_RUN:
     /// - KVM_EXIT_MEMORY_FAULT: handle_memory_fault(kvm_memory_fault_of(run));
@@ -136,6 +198,10 @@ public:
     ///   masked to 32 bits outside long mode, go to map_gpa_range; its value
     ///   is written to run.hypercall.ret; the disposition is resume;
     /// - anything else (other hypercalls included): not_mine, run untouched.
+    /// The retry policy applies as in handle(run, state), with one
+    /// retry_state per thread kept by the router (one vCPU per thread):
+    /// under vmm_retries a transient refusal is retry_later and leaves the
+    /// run as it was (hypercall.ret unwritten).
     /// Errors:    in exit_outcome::why: handle_memory_fault's or
     ///            map_gpa_range's.
     /// Lock:      none of its own: gpa_map::convert's (the object's exclusive
@@ -146,7 +212,29 @@ public:
     /// Allocates: nothing itself (a 256-byte stack buffer for the log line);
     ///            the object's convert allocates as it says.
     exit_outcome handle(kvm_run& run) {
-        if (run.exit_reason == KVM_EXIT_MEMORY_FAULT) return handle_memory_fault(kvm_memory_fault_of(run));
+        thread_local retry_state mine{};
+        thread_local const void* owner = nullptr;
+        if (owner != this) {  // another router on this thread: start afresh
+            mine = retry_state{};
+            owner = this;
+        }
+        return handle(run, mine);
+    }
+    /// handle(run) with this vCPU's pending retry in `state` (vmm_retries):
+    /// a transient refusal returns retry_later and leaves the run as it was
+    /// (hypercall.ret unwritten); the same exit handed back later is
+    /// retried, until router_options::retry_limit_ns after its first refusal.
+    /// Errors:    in exit_outcome::why, as handle(run).
+    /// Lock:      the objects' (through the map), as handle(run); `state` is
+    ///            the caller's (one per vCPU).
+    /// Cost:      one conversion, plus one clock read on a transient refusal.
+    /// Allocates: nothing.
+    exit_outcome handle(kvm_run& run, retry_state& state) {
+        if (run.exit_reason == KVM_EXIT_MEMORY_FAULT) {
+            const kvm_memory_fault_exit f = kvm_memory_fault_of(run);
+            exit_outcome out = handle_memory_fault(f);
+            return settle(out, state, KVM_EXIT_MEMORY_FAULT, f.gpa, f.size, f.flags);
+        }
         if (run.exit_reason != KVM_EXIT_HYPERCALL || run.hypercall.nr != KVM_HC_MAP_GPA_RANGE) return {};
         std::uint64_t gpa = run.hypercall.args[0], npages = run.hypercall.args[1], attrs = run.hypercall.args[2];
         if ((run.hypercall.longmode & KVM_EXIT_HYPERCALL_LONG_MODE) == 0) {
@@ -155,7 +243,8 @@ public:
             attrs &= 0xffffffffULL;
         }
         exit_outcome out = map_gpa_range(gpa, npages, attrs);
-        run.hypercall.ret = out.hypercall_ret;
+        out = settle(out, state, KVM_EXIT_HYPERCALL, gpa, npages, attrs);
+        if (out.disposition != exit_disposition::retry_later) run.hypercall.ret = out.hypercall_ret;
         return out;
     }
 
@@ -188,7 +277,8 @@ public:
     }
 
     /// Serve a KVM_HC_MAP_GPA_RANGE request (from a hypercall exit or any
-    /// other transport): convert `npages` pages at `gpa` to guest_only when
+    /// other transport), with no retry policy (handle() and the retry_state
+    /// overload apply it): convert `npages` pages at `gpa` to guest_only when
     /// `attributes` has KVM_MAP_GPA_RANGE_ENCRYPTED, else to shared.
     /// Always resume; hypercall_ret is 0, or hypercall_return of the error,
     /// and every failure is logged.
@@ -224,7 +314,21 @@ public:
         return {exit_disposition::resume, s, ret};
     }
 
-    /// map_gpa_range's value for the guest only: 0, EINVAL or EAGAIN.
+    /// map_gpa_range with the retry policy, for a request that came without
+    /// a hypercall exit: retry_later (hypercall_ret 0: give the guest
+    /// nothing yet; call again with the same state) under vmm_retries.
+    /// Errors:    in exit_outcome::why, as map_gpa_range; after
+    ///            router_options::retry_limit_ns of retrying, the transient
+    ///            error stays with hypercall_ret EINVAL (logged).
+    /// Lock:      as handle(); `state` is the caller's (one per vCPU).
+    /// Cost:      map_gpa_range's, plus one clock read on a transient refusal.
+    /// Allocates: as handle().
+    exit_outcome map_gpa_range(std::uint64_t gpa, std::uint64_t npages, std::uint64_t attributes, retry_state& state) {
+        return settle(map_gpa_range(gpa, npages, attributes), state, 0, gpa, npages, attributes);
+    }
+
+    /// map_gpa_range's value for the guest only: 0, EINVAL or EAGAIN (no
+    /// retry policy: the guest retries, as with guest_retries).
     /// Errors:    map_gpa_range's, as the value (the error itself is logged).
     /// Lock:      as handle().
     /// Cost:      map_gpa_range's.
@@ -238,8 +342,54 @@ public:
     /// The options every conversion is made with.
     /// Lock: none. Cost: O(1).
     [[nodiscard]] convert_options options() const noexcept { return opts_; }
+    /// Who retries a transient refusal.
+    /// Lock: none. Cost: O(1).
+    [[nodiscard]] retry_policy retries() const noexcept { return retry_.retries; }
 
 private:
+    static std::uint64_t monotonic_ns() noexcept {
+        timespec ts{};
+        ::clock_gettime(CLOCK_MONOTONIC, &ts);
+        return std::uint64_t(ts.tv_sec) * 1'000'000'000u + std::uint64_t(ts.tv_nsec);
+    }
+    /// A transient refusal: hypercall_return's EAGAIN codes.
+    static bool transient(const exit_outcome& out) noexcept {
+        return !out.why && hypercall_return(out.why.error().code()) == EAGAIN;
+    }
+    /// Apply the retry policy to a served request (see the file comment).
+    exit_outcome settle(exit_outcome out, retry_state& st, std::uint32_t reason, std::uint64_t a, std::uint64_t b,
+                        std::uint64_t c) {
+        if (retry_.retries != retry_policy::vmm_retries || !transient(out)) {
+            st = retry_state{};
+            return out;
+        }
+        const std::uint64_t now = retry_.now_ns != nullptr ? retry_.now_ns() : monotonic_ns();
+        if (!st.pending || st.exit_reason != reason || st.a != a || st.b != b || st.c != c)
+            st = retry_state{true, reason, a, b, c, now, 0};
+        ++st.attempts;
+        if (now - st.since_ns < retry_.retry_limit_ns) {
+            out.disposition = exit_disposition::retry_later;
+            out.hypercall_ret = 0;
+            out.wait_fd = retry_.wait_fd;
+            return out;
+        }
+        // Retried too long: give up.
+        const error& e = out.why.error();
+        char holder[48] = "no binding vetoed";
+        if (e.binding_id() != no_binding) std::snprintf(holder, sizeof holder, "vetoed by binding %" PRIu64, e.binding_id());
+        log("gave up retrying %s gpa=%#" PRIx64 "%s after %" PRIu64 " attempts over %" PRIu64 " ms: %s at GPA frame %#" PRIx64
+            " (%s): %s",
+            reason == KVM_EXIT_MEMORY_FAULT ? "memory fault" : "MAP_GPA_RANGE", a,
+            reason == KVM_EXIT_MEMORY_FAULT ? "" : " (the guest gets EINVAL)", st.attempts,
+            (now - st.since_ns) / 1'000'000, to_string(e.code()).data(), e.page(), holder, e.message().data());
+        st = retry_state{};
+        if (reason != KVM_EXIT_MEMORY_FAULT) {
+            out.disposition = exit_disposition::resume;
+            out.hypercall_ret = EINVAL;
+        }
+        return out;
+    }
+
     void log(const char* fmt, ...) const __attribute__((format(printf, 2, 3))) {
         if (log_ == nullptr) return;
         char line[256] = "guestmem exit_router: ";
@@ -257,6 +407,7 @@ private:
     log_fn log_;
     void* log_context_;
     convert_options opts_;
+    router_options retry_{};
 };
 
 } // namespace guestmem

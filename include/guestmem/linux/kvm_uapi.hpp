@@ -119,12 +119,25 @@ struct kvm_memory_attributes2 {
     __u64 offset;        ///< in: byte offset into the guest_memfd (page-aligned)
     __u64 size;          ///< in: size in bytes (page-aligned, non-zero)
     __u64 attributes;    ///< in: KVM_MEMORY_ATTRIBUTE_* bits to set
-    __u64 flags;         ///< in: content mode flags; 0 (unspecified) here
-    __u64 error_offset;  ///< out: with EAGAIN, the byte offset of the page that blocked it
+    __u64 flags;         ///< in: content mode, KVM_SET_MEMORY_ATTRIBUTES2_{ZERO,PRESERVE} or 0 (unspecified)
+    __u64 error_offset;  ///< in: must be 0; out: on an error, the byte offset of the page it stopped at
     __u64 reserved[11];  ///< must be 0
 };
 /// guest_memfd ioctl: set the attributes of a range of the file.
 #define KVM_SET_MEMORY_ATTRIBUTES2 _IOWR(KVMIO, 0xd2, struct kvm_memory_attributes2)
+#endif
+
+// Content modes of KVM_SET_MEMORY_ATTRIBUTES2 (the same series, v7: its
+// uapi names and values; not final until merged). A kernel without them
+// refuses any flag with EINVAL; one with them refuses a mode the VM type
+// cannot honour with EOPNOTSUPP, and ZERO to private always.
+#ifndef KVM_SET_MEMORY_ATTRIBUTES2_ZERO
+/// Content mode: after the conversion, everyone allowed to read the pages reads zeros (to shared only).
+#define KVM_SET_MEMORY_ATTRIBUTES2_ZERO (1ULL << 0)
+#endif
+#ifndef KVM_SET_MEMORY_ATTRIBUTES2_PRESERVE
+/// Content mode: the conversion keeps the pages' last written (unencrypted) contents.
+#define KVM_SET_MEMORY_ATTRIBUTES2_PRESERVE (1ULL << 1)
 #endif
 
 // ---- exits and hypercalls a conversion arrives through --------------------

@@ -35,6 +35,7 @@
 #include <guestmem/memory/detail/fault_errors.hpp>
 #include <guestmem/memory/lock.hpp>
 #include <guestmem/memory/options.hpp>
+#include <guestmem/memory/reentry.hpp>
 #include <guestmem/notifier/binding.hpp>
 #include <guestmem/notifier/consumer.hpp>
 #include <guestmem/notifier/notifier_set.hpp>
@@ -52,8 +53,11 @@ namespace guestmem {
 /// Locking (docs/DESIGN.md §Locking and callbacks): fault, the queries,
 /// stats() and dump() take the lock shared; allocate, punch_hole,
 /// release_quarantine, convert, pin, unpin, memory_failure, bind and unbind
-/// take it exclusive, and every consumer callback runs under it (a callback
-/// must not call back into the object). read_begin and read_retry take no
+/// take it exclusive, and every consumer callback runs under it. A callback
+/// that calls back into the object gets errc::would_deadlock from every call
+/// that returns an error (memory/reentry.hpp); pins, stats, dump and
+/// generation answer it without the lock, as the object was before the
+/// round. read_begin and read_retry take no
 /// lock; nor do size(), max_order(), runs() and the part accessors, which
 /// must be used while no other thread mutates the object.
 ///
@@ -127,8 +131,11 @@ public:
     /// fallocate: back every hole in `r` with folios of the largest order
     /// that fits, split at once where shareability is mixed. All or nothing:
     /// on error the folios this call made are freed.
-    /// Errors:    invalid_range (r empty, inverted or past size()); poisoned
-    ///            (r holds a quarantined page: release_quarantine first);
+    /// Errors:    would_deadlock (no_page) first, when called from a
+    ///            consumer callback of this object (memory/reentry.hpp);
+    ///            then invalid_range (r empty, inverted or past size());
+    ///            poisoned (r holds a quarantined page: release_quarantine
+    ///            first);
     ///            out_of_memory (records, or the allocator); any other error
     ///            of the allocator's allocate or reserve_split, passed on (an
     ///            fd backend's errno, mapped by errc_from_errno).
@@ -137,6 +144,7 @@ public:
     /// Allocates: folios from Allocator; folio records and piece arrays from
     ///            NodeAllocator.
     status allocate(page_range r) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("allocate");
         std::unique_lock guard(lock_);
         if (auto s = check_range(r, size_); !s) return s;
         return folios_.populate(r, shares_);
@@ -150,13 +158,18 @@ public:
     /// folios are zeroed. Shareability is kept. As with guest_memfd, the
     /// part of `r` at or past the object's end is ignored (punching there
     /// succeeds). Consumers' refusals in prepare are ignored (counted).
-    /// Errors:    invalid_range for an empty or inverted range, or one ending
-    ///            past the largest file offset (2^63 bytes); nothing else.
-    /// Lock:      exclusive; consumer callbacks run under it.
+    /// Errors:    would_deadlock (no_page) first, when called from a
+    ///            consumer callback of this object; then invalid_range for an
+    ///            empty or inverted range, or one ending past the largest file
+    ///            offset (2^63 bytes); nothing else.
+    /// Lock:      exclusive; consumer callbacks and the unblock notifier run
+    ///            under it.
     /// Cost:      O(bindings + log folios + folios removed + pages zeroed).
     /// Allocates: nothing (frees folios and records).
     status punch_hole(page_range r) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("punch_hole");
         std::unique_lock guard(lock_);
+        detail::hold_marker held(this);
         if (r.begin >= r.end || r.end > max_file_pages) [[unlikely]]
             return bad_punch_range(r);
         if (r.begin >= size_) return ok();  // at or past the end: nothing there
@@ -165,6 +178,7 @@ public:
         notifier_.invalidate(r, invalidation_cause::truncate, report);
         quarantine(report, r);  // before truncate: a reported page must never be freed
         folios_.truncate(r);
+        unblocked(r);
         return ok();
     }
 
@@ -174,14 +188,20 @@ public:
     /// punch them, so their contents are gone) and their pages may be
     /// allocated again. Call it once the consumer has really dropped the
     /// page. Nothing quarantined there is not an error.
-    /// Errors:    in this order: invalid_range; busy (nothing freed) while
-    ///            such a folio is still pinned (its first pinned page named).
-    /// Lock:      exclusive.
+    /// Errors:    in this order: would_deadlock (no_page: called from a
+    ///            consumer callback of this object); invalid_range;
+    ///            busy (nothing freed) while such a folio is still pinned
+    ///            (its first pinned page named).
+    /// Lock:      exclusive; the unblock notifier runs under it.
     /// Cost:      O(detached folios + leaves freed).
     /// Allocates: nothing.
     status release_quarantine(page_range r) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("release_quarantine");
         std::unique_lock guard(lock_);
-        return folios_.release_quarantine(r);
+        detail::hold_marker held(this);  // the unblock notifier runs under it
+        auto s = folios_.release_quarantine(r);
+        if (s) unblocked(r);
+        return s;
     }
 
     // ---- conversion -------------------------------------------------------
@@ -189,22 +209,26 @@ public:
     /// Change the shareability of every page in `r` to `to`, all or
     /// nothing. On failure error().page() is the first offending page and,
     /// for a veto, error().binding_id() the vetoing binding.
-    /// Errors:    in the order checked: invalid_range (r empty, inverted or
-    ///            past size()); invalid_argument (`to` or opts.content not a
+    /// Errors:    in the order checked: would_deadlock (no_page: called from
+    ///            a consumer callback of this object, memory/reentry.hpp);
+    ///            invalid_range (r empty, inverted or past size()); invalid_argument (`to` or opts.content not a
     ///            valid value); then a range already all `to` succeeds at
     ///            once (a no-op); poisoned (a poisoned page in r);
     ///            out_of_memory (map nodes, piece arrays or the allocator's
     ///            split reservation); busy (to guest_only without
     ///            opts.defer_if_pinned: the first pinned page); vetoed (a
     ///            consumer's prepare refused).
-    /// Lock:      exclusive; consumer callbacks run under it.
+    /// Lock:      exclusive; consumer callbacks (and, when something
+    ///            changed, the unblock notifier) run under it.
     /// Cost:      O(log runs + log folios + bindings + leaves in r), plus 512
     ///            piece states per split or merge.
     /// Allocates: map nodes and piece arrays from NodeAllocator, and the
     ///            allocator's split reservation, all reserved before anything
     ///            changes (a steady-state conversion reuses pooled nodes).
     status convert(page_range r, shareability to, convert_options opts = {}) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("convert");
         std::unique_lock guard(lock_);
+        detail::hold_marker held(this);
         // 1. validate
         if (auto s = check_range(r, size_); !s) return s;
         if (!is_valid(to) || (opts.content != content_policy::preserve && opts.content != content_policy::zero))
@@ -261,15 +285,15 @@ public:
         }
         ++counters_.conversions;
         changes_.record(r);  // migration tracking (snapshot/changes.hpp)
+        unblocked(r);
         return ok();
     }
 
     /// Bumped by every conversion that changes something (snapshot/changes.hpp
     /// lists what changed since a generation).
-    /// Lock: shared. Cost: O(1).
+    /// Lock: shared; none from a consumer callback of this object. Cost: O(1).
     [[nodiscard]] std::uint64_t generation() const {
-        std::shared_lock guard(lock_);
-        return changes_.generation();
+        return read_shared([&] { return changes_.generation(); });
     }
 
     // ---- faults -----------------------------------------------------------
@@ -281,13 +305,16 @@ public:
     /// is never installed after an invalidation ran in between. Writes
     /// nothing. `policy` decides who may map guest_only pages
     /// (core/access_policy.hpp; today's rules).
-    /// Errors:    in order: invalid_range (page past size()); invalid_argument
-    ///            (`wanted` or `who` invalid); permission_denied (a host or
-    ///            device asks for guest_only, the page is not `wanted`, or a
-    ///            host-side fault on a folio not in mappability all);
+    /// Errors:    in order: would_deadlock (no_page: called from a consumer
+    ///            callback of this object); invalid_range (page past
+    ///            size()); invalid_argument (`wanted` or `who` invalid);
+    ///            permission_denied (a host or device asks for guest_only,
+    ///            the page is not `wanted`, or a host-side fault on a folio
+    ///            not in mappability all);
     ///            not_allocated (a hole); poisoned; retry (a guest-side fault
     ///            on a folio in mappability none, draining its pins).
-    /// Lock:      shared.
+    /// Lock:      shared (with the default sharded lock a try-lock first: the
+    ///            re-entry check costs nothing until it fails).
     /// Cost:      O(log runs + log folios).
     /// Allocates: nothing.
     template <access_rule Policy = confidential>
@@ -295,7 +322,18 @@ public:
                                                               Policy policy = {}) const {
         // Nothing on this path writes shared memory but the lock itself, so
         // faults scale with a lock whose readers write only their own line.
-        std::shared_lock guard(lock_);
+        if constexpr (detail::is_sharded_lock<Lock>) {
+            // Its try_lock_shared fails for the thread holding it exclusive:
+            // the re-entry check costs nothing until then.
+            if (!lock_.try_lock_shared()) [[unlikely]] {
+                if (detail::this_thread_holds(this)) return detail::reentered("fault");
+                lock_.lock_shared();
+            }
+        } else {
+            if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("fault");
+            lock_.lock_shared();
+        }
+        std::shared_lock guard(lock_, std::adopt_lock);
         return fault_locked(page, wanted, who, policy);
     }
 
@@ -316,8 +354,9 @@ public:
     /// Take an unexpected reference (GUP pin, IOMMU mapping, I/O in flight)
     /// on every page of `r` on behalf of `who`. All or nothing. `policy`:
     /// as fault's.
-    /// Errors:    in the order checked: invalid_range; invalid_argument (`who`
-    ///            invalid); permission_denied (a guest_only page, for the
+    /// Errors:    in the order checked: would_deadlock (no_page: called from
+    ///            a consumer callback of this object); invalid_range;
+    ///            invalid_argument (`who` invalid); permission_denied (a guest_only page, for the
     ///            host or an untrusted device); busy (a page in mappability
     ///            none); not_allocated (a hole); busy (a folio overlapping one
     ///            truncated while pinned); poisoned; busy (a page at 2^32 - 1
@@ -327,6 +366,7 @@ public:
     /// Allocates: pin records from NodeAllocator.
     template <access_rule Policy = confidential>
     status pin(page_range r, accessor who, Policy policy = {}) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("pin");
         std::unique_lock guard(lock_);
         if (auto s = check_range(r, size_); !s) return s;
         if (!is_valid(who))
@@ -346,16 +386,22 @@ public:
     /// Drop one unexpected reference on every page of `r`. The last one on a
     /// folio fires the deferred work at once (none -> guest, re-merge) or,
     /// for a detached folio, frees it. All or nothing.
-    /// Errors:    invalid_range; invalid_argument (a page of r has no pin);
-    ///            out_of_memory (records to cut a pin run at r's ends).
-    /// Lock:      exclusive.
+    /// Errors:    in this order: would_deadlock (no_page: called from a
+    ///            consumer callback of this object); invalid_range;
+    ///            invalid_argument (a page of r has no pin); out_of_memory
+    ///            (records to cut a pin run at r's ends).
+    /// Lock:      exclusive; the unblock notifier runs under it.
     /// Cost:      O(log folios + leaves in r + pin runs in r + detached
     ///            folios), plus 512 piece states per merge.
     /// Allocates: pin records from NodeAllocator (to cut a pin run).
     status unpin(page_range r) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("unpin");
         std::unique_lock guard(lock_);
+        detail::hold_marker held(this);  // the unblock notifier runs under it
         if (auto s = check_range(r, size_); !s) return s;
-        return folios_.unpin(r, shares_);
+        auto s = folios_.unpin(r, shares_);
+        if (s) unblocked(r);
+        return s;
     }
 
     // ---- memory failure ---------------------------------------------------
@@ -365,13 +411,16 @@ public:
     /// every binding overlapping that folio, once, clipped to it, with its
     /// order and whether its pages were shared or guest_only (the kernel's
     /// guest_memfd error_folio). A folio already poisoned is not told again.
-    /// Errors:    in this order: invalid_range past the end; not_allocated
-    ///            for a hole.
+    /// Errors:    in this order: would_deadlock (no_page: called from a
+    ///            consumer callback of this object); invalid_range past the
+    ///            end; not_allocated for a hole.
     /// Lock:      exclusive; consumers' memory_failure runs under it.
     /// Cost:      O(log folios + log runs + bindings).
     /// Allocates: nothing.
     status memory_failure(page_index page) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("memory_failure");
         std::unique_lock guard(lock_);
+        detail::hold_marker held(this);
         if (auto s = check_page(page, size_); !s) return s;
         auto f = folios_.lookup(page);
         if (!f) return error::make(errc::not_allocated, page, "page %#" PRIx64 " is a hole; no memory there can fail", page);
@@ -390,8 +439,9 @@ public:
     /// `cls`: irrevocable for a consumer whose prepare cannot be undone
     /// cheaply (it then prepares after every ordinary binding; see
     /// binding_class).
-    /// Errors:    in the order checked, nothing changed: invalid_range
-    ///            (`pages` empty, inverted or past size()); invalid_argument
+    /// Errors:    in the order checked, nothing changed: would_deadlock
+    ///            (no_page: called from a consumer callback of this object);
+    ///            invalid_range (`pages` empty, inverted or past size()); invalid_argument
     ///            (unknown `cls`); invalid_range (a target range passing
     ///            2^64); already_bound (`slot` is bound); already_bound (`c`
     ///            has a binding overlapping `pages`) (notifier_set::bind).
@@ -400,6 +450,7 @@ public:
     /// Allocates: nothing.
     result<binding_handle> bind(binding_type& slot, Consumer& c, page_range pages, std::uint64_t target_base,
                                 binding_class cls = binding_class::ordinary) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("bind");
         std::unique_lock guard(lock_);
         if (auto s = check_range(pages, size_); !s) return s.error();
         return notifier_.bind(slot, c, pages, target_base, cls);
@@ -407,27 +458,35 @@ public:
 
     /// Unbind; the consumer gets a `release` invalidation first, and pages
     /// it reports it could not drop are quarantined like any commit's.
-    /// Errors:    not_bound (no_page) for a stale handle (from an earlier
-    ///            binding or another object), the only one.
-    /// Lock:      exclusive; the release's prepare and commit run under it.
+    /// Errors:    would_deadlock (no_page: called from a consumer callback of
+    ///            this object); then not_bound (no_page) for a stale handle
+    ///            (from an earlier binding or another object), the only other.
+    /// Lock:      exclusive; the release's prepare and commit, and the unblock
+    ///            notifier, run under it.
     /// Cost:      O(bindings).
     /// Allocates: nothing.
     status unbind(binding_handle h) {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("unbind");
         std::unique_lock guard(lock_);
+        detail::hold_marker held(this);
         commit_report report;
         auto released = notifier_.unbind(h, report);
         if (!released) return released.error();
         quarantine(report, released.value().intersect({0, size_}));
+        unblocked({0, size_});
         return ok();
     }
 
     // ---- queries ------------------------------------------------------------
 
     /// The shareability of `page`.
-    /// Errors:    invalid_range (page past size()).
+    /// Errors:    in this order: would_deadlock (no_page: called from a
+    ///            consumer callback of this object); invalid_range (page past
+    ///            size()).
     /// Lock:      shared.
     /// Cost:      O(log runs).
     [[nodiscard]] result<shareability> shareability_at(page_index page) const {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("shareability_at");
         std::shared_lock guard(lock_);
         if (auto s = check_page(page, size_); !s) return s.error();
         return shares_.at(page);
@@ -445,11 +504,13 @@ public:
     }
 
     /// Mappability of the leaf folio holding `page`.
-    /// Errors:    in this order: invalid_range (page past size());
-    ///            not_allocated (a hole).
+    /// Errors:    in this order: would_deadlock (no_page: called from a
+    ///            consumer callback of this object); invalid_range (page past
+    ///            size()); not_allocated (a hole).
     /// Lock:      shared.
     /// Cost:      O(log folios).
     [[nodiscard]] result<mappability> mappability_at(page_index page) const {
+        if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("mappability_at");
         std::shared_lock guard(lock_);
         if (auto s = check_page(page, size_); !s) return s.error();
         auto f = folios_.lookup(page);
@@ -459,16 +520,39 @@ public:
 
     /// Pins on `page`: the raw per-page count, a detached folio's included;
     /// 0 past the end. No error.
-    /// Lock: shared. Cost: O(log pin runs).
+    /// Lock: shared; none from a consumer callback of this object. Cost: O(log pin runs).
     [[nodiscard]] std::uint32_t pins(page_index page) const {
-        std::shared_lock guard(lock_);
-        return page < size_ ? folios_.pins(page) : 0;
+        return read_shared([&] { return page < size_ ? folios_.pins(page) : 0; });
     }
 
     /// Census and counters, a snapshot (guest_memory_stats). No error.
-    /// Lock: shared. Cost: O(runs + bindings).
-    [[nodiscard]] guest_memory_stats stats() const {
-        std::shared_lock guard(lock_);
+    /// Lock:      shared; none when called from a consumer callback of this
+    ///            object (it reads the state as before the round).
+    /// Cost:      O(runs + bindings).
+    [[nodiscard]] guest_memory_stats stats() const { return read_shared([&] { return stats_locked(); }); }
+    /// A readable map of runs, folios and consumers, written to `os`.
+    /// Lock:      shared; none when called from a consumer callback of this
+    ///            object (as stats()).
+    /// Cost:      O(runs + leaves + bindings).
+    /// Allocates: whatever `os` does.
+    void dump(std::ostream& os) const { read_shared([&] { dump_locked(os); }); }
+
+    /// Tell `n` (nullptr: nobody) whenever a refused conversion may now
+    /// succeed (memory/reentry.hpp): after an unpin, a conversion that
+    /// changed something, a punch_hole, a release_quarantine and an unbind,
+    /// under the exclusive lock. `n` must outlive the object or be replaced
+    /// first.
+    /// Errors:    none.
+    /// Lock:      exclusive (not from a callback: it would wait for itself).
+    /// Cost:      O(1).
+    /// Allocates: nothing.
+    void set_unblock_notifier(unblock_notifier* n) {
+        std::unique_lock guard(lock_);
+        unblock_ = n;
+    }
+
+private:
+    guest_memory_stats stats_locked() const {
         guest_memory_stats s = counters_.snapshot();
         s.pages = size_;
         if (size_ != 0) {
@@ -490,12 +574,7 @@ public:
         return s;
     }
 
-    /// A readable map of runs, folios and consumers, written to `os`.
-    /// Lock:      shared.
-    /// Cost:      O(runs + leaves + bindings).
-    /// Allocates: whatever `os` does.
-    void dump(std::ostream& os) const {
-        std::shared_lock guard(lock_);
+    void dump_locked(std::ostream& os) const {
         os << "guest_memory: " << size_ << " pages, max order " << unsigned(max_order_) << ", "
            << shares_.run_count() << " runs\n";
         if (size_ == 0) return;
@@ -511,6 +590,19 @@ public:
                << ") -> target 0x" << b.target_base() << std::dec << ", sequence " << b.sequence() << '\n';
         });
     }
+    // A read without an error channel: from a callback (this thread holds
+    // the lock exclusively) it reads without taking it.
+    template <class F>
+    auto read_shared(F f) const {
+        if (detail::this_thread_holds(this)) [[unlikely]] return f();
+        std::shared_lock guard(lock_);
+        return f();
+    }
+    void unblocked(page_range r) noexcept {
+        if (unblock_ != nullptr) [[unlikely]] unblock_->unblocked(r);
+    }
+
+public:
 
     /// The parts, read-only, for tests, fuzzers and dumps: the shareability
     /// map. Use it while no other thread mutates the object.
@@ -647,6 +739,7 @@ private:
     std::uint64_t poison_events_ = 0;
     detail::memory_counters counters_;
     detail::change_log changes_;
+    unblock_notifier* unblock_ = nullptr;
     notifier_set<Consumer> notifier_;  // last: destroyed first, releasing consumers before folios go
 };
 

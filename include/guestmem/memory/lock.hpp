@@ -59,6 +59,8 @@ class sharded_shared_mutex {
     static_assert(Slots > 0);
 
 public:
+    /// Marks this lock's try_lock_shared as safe from the exclusive holder (memory/reentry.hpp).
+    using sharded_tag = void;
     sharded_shared_mutex() = default;
     sharded_shared_mutex(const sharded_shared_mutex&) = delete;
     sharded_shared_mutex& operator=(const sharded_shared_mutex&) = delete;
@@ -77,6 +79,17 @@ public:
             mine.fetch_sub(1, std::memory_order_release);
             while (writer_.load(std::memory_order_acquire)) std::this_thread::yield();
         }
+    }
+    /// Take the lock shared if no writer holds or waits for it: lock_shared's
+    /// uncontended path, false (nothing held) instead of waiting. Well
+    /// defined from the thread that holds the lock exclusive (false), which
+    /// guest_memory's fault relies on to check for re-entry only then.
+    [[nodiscard]] bool try_lock_shared() noexcept {
+        auto& mine = slots_[slot_index()].readers;
+        mine.fetch_add(1, std::memory_order_seq_cst);
+        if (!writer_.load(std::memory_order_seq_cst)) return true;
+        mine.fetch_sub(1, std::memory_order_release);
+        return false;
     }
     /// Release a shared hold taken by this thread.
     void unlock_shared() noexcept { slots_[slot_index()].readers.fetch_sub(1, std::memory_order_release); }

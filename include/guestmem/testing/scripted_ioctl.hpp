@@ -32,6 +32,15 @@ public:
         std::uint64_t size = 0;           ///< attribute requests: bytes
         std::uint64_t attributes = 0;     ///< attribute requests: KVM_MEMORY_ATTRIBUTE_* bits
         long result = 0;                  ///< what the call returned (>= 0, or -errno)
+        std::uint64_t flags = 0;          ///< KVM_SET_MEMORY_ATTRIBUTES2: the content flags
+        std::uint64_t error_offset = 0;   ///< KVM_SET_MEMORY_ATTRIBUTES2: error_offset as the call left it
+    };
+    /// Told of every attribute call once answered (testing::kvm_attribute_model keeps KVM's side from it).
+    class observer {
+    public:
+        virtual ~observer() = default;
+        /// `rec` is the call as recorded (result and error_offset included).
+        virtual void answered(const call_record& rec) noexcept = 0;
     };
     static constexpr std::size_t capacity = 64;  ///< calls kept; later ones are only counted
 
@@ -55,6 +64,8 @@ public:
     }
     /// What KVM_CHECK_EXTENSION returns from now on.
     void answer_extension(long value) noexcept { extension_ = value; }
+    /// Tell `o` of every attribute call (nullptr: nobody).
+    void observe(observer* o) noexcept { observer_ = o; }
     /// Forward calls that the script does not fail to `real` (nullptr: answer 0).
     void pass_through(kvm_ioctl* real) noexcept { real_ = real; }
 
@@ -65,7 +76,7 @@ public:
 
     /// Record, then answer from the script (see the file description).
     [[nodiscard]] long call(int fd, unsigned long request, void* arg) noexcept override {
-        call_record rec{fd, request, 0, 0, 0, 0};
+        call_record rec{fd, request, 0, 0, 0, 0, 0, 0};
         if (request == KVM_SET_MEMORY_ATTRIBUTES) {
             const auto* a = static_cast<const kvm_memory_attributes*>(arg);
             rec.address = a->address;
@@ -76,6 +87,7 @@ public:
             rec.address = a->offset;
             rec.size = a->size;
             rec.attributes = a->attributes;
+            rec.flags = a->flags;
         }
         long r = 0;
         if (fail_countdown_ != 0 && --fail_countdown_ == 0) {
@@ -90,6 +102,9 @@ public:
             r = real_->call(fd, request, arg);
         }
         rec.result = r;
+        if (request == KVM_SET_MEMORY_ATTRIBUTES2) rec.error_offset = static_cast<kvm_memory_attributes2*>(arg)->error_offset;
+        if (observer_ != nullptr && (request == KVM_SET_MEMORY_ATTRIBUTES || request == KVM_SET_MEMORY_ATTRIBUTES2))
+            observer_->answered(rec);
         if (calls_ < capacity) log_[calls_] = rec;
         ++calls_;
         return r;
@@ -105,6 +120,7 @@ private:
     int fail_from_errno_ = 0;
     long extension_ = 0;
     kvm_ioctl* real_ = nullptr;
+    observer* observer_ = nullptr;
 };
 
 } // namespace guestmem::testing
