@@ -120,6 +120,12 @@ struct retry_state {
     std::uint64_t a = 0, b = 0, c = 0;  ///< the request: (gpa, npages, attributes) or (gpa, size, flags)
     std::uint64_t since_ns = 0;   ///< when its first refusal came
     std::uint64_t attempts = 0;   ///< refusals so far
+    /// @var retry_state::a
+    /// The request's first word: the GPA.
+
+    /// @var retry_state::b
+    /// The request's second word: the page count (MAP_GPA_RANGE) or the
+    /// size in bytes (memory fault).
 };
 
 /// The enumerator's name ("resume", "failed", "not_mine"), or "invalid disposition".
