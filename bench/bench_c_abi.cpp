@@ -17,12 +17,22 @@
 //   kind of object (guest_memory::fault against guestmem_fault into a
 //   guestmem_fault_result), one thread.
 //
+// BM_CABI_SnapshotSave/<path>
+//   A full snapshot of the prepared object above (4096 guest_only pages and
+//   the split folios of 65536 round-tripped ones: 8193 runs) into a buffer:
+//   snapshot::save(mem, span) against guestmem_snapshot_save.
+// BM_CABI_SnapshotRestore/<path>
+//   Each iteration makes a fresh object of the same shape, restores that
+//   snapshot into it and destroys it: guest_memory + snapshot::restore
+//   against guestmem_create + guestmem_snapshot_restore + guestmem_destroy.
+//
 // The goal: the C ABI costs at most 10% over the C++ path (time ratio
-// c_abi / cxx <= 1.10 for both).
+// c_abi / cxx <= 1.10 for each).
 #include <benchmark/benchmark.h>
 
 #include <guestmem/c/guestmem.h>
 #include <guestmem/guestmem.hpp>
+#include <guestmem/snapshot/snapshot.hpp>
 #include <guestmem/testing/simulated_allocator.hpp>
 
 #include "c_abi_support.hpp"
@@ -34,6 +44,7 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <span>
 #include <vector>
 
 namespace {
@@ -206,11 +217,110 @@ void bm_fault_shared(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations());
 }
 
+// ---- snapshots ----------------------------------------------------------------
+
+/// The snapshot of each path's prepared object, taken once.
+template <class Object>
+const std::vector<std::uint8_t>& saved_bytes();
+
+template <>
+const std::vector<std::uint8_t>& saved_bytes<cxx_object>() {
+    static const std::vector<std::uint8_t> bytes = [] {
+        const auto& mem = prepared_object<cxx_object>().mem;
+        auto n = snapshot::saved_size(mem);
+        if (!n) die("saved_size");
+        std::vector<std::uint8_t> b(n.value());
+        if (!snapshot::save(mem, std::span<std::uint8_t>(b))) die("save");
+        return b;
+    }();
+    return bytes;
+}
+
+template <>
+const std::vector<std::uint8_t>& saved_bytes<c_object>() {
+    static const std::vector<std::uint8_t> bytes = [] {
+        const guestmem_memory* mem = prepared_object<c_object>().mem;
+        std::size_t n = 0;
+        if (guestmem_snapshot_saved_size(mem, &n, nullptr) != GUESTMEM_OK) die("guestmem_snapshot_saved_size");
+        std::vector<std::uint8_t> b(n);
+        if (guestmem_snapshot_save(mem, b.data(), b.size(), nullptr, nullptr) != GUESTMEM_OK) die("guestmem_snapshot_save");
+        return b;
+    }();
+    return bytes;
+}
+
+[[gnu::noinline]] std::size_t save_once(const cxx_object& o, std::vector<std::uint8_t>& buf) {
+    auto r = snapshot::save(o.mem, std::span<std::uint8_t>(buf));
+    return r ? r.value() : 0;
+}
+[[gnu::noinline]] std::size_t save_once(const c_object& o, std::vector<std::uint8_t>& buf) {
+    std::size_t n = 0;
+    return guestmem_snapshot_save(o.mem, buf.data(), buf.size(), &n, nullptr) == GUESTMEM_OK ? n : 0;
+}
+
+[[gnu::noinline]] bool restore_once(const cxx_object*, const std::vector<std::uint8_t>& bytes) {
+    simulated_allocator frames;
+    guest_memory<simulated_allocator> mem{frames, {.pages = object_pages, .initial = shareability::shared,
+                                                   .max_order = order_2m}};
+    return bool(snapshot::restore(mem, std::span<const std::uint8_t>(bytes)));
+}
+[[gnu::noinline]] bool restore_once(const c_object*, const std::vector<std::uint8_t>& bytes) {
+    guestmem_config cfg;
+    std::memset(&cfg, 0, sizeof cfg);
+    cfg.size = sizeof cfg;
+    cfg.allocator = GUESTMEM_ALLOC_SIMULATED;
+    cfg.pages = object_pages;
+    cfg.initial = GUESTMEM_SHARED;
+    cfg.max_order = GUESTMEM_ORDER_2M;
+    guestmem_memory* mem = nullptr;
+    if (guestmem_create(&cfg, &mem, nullptr) != GUESTMEM_OK) return false;
+    const bool ok = guestmem_snapshot_restore(mem, bytes.data(), bytes.size(), nullptr) == GUESTMEM_OK;
+    guestmem_destroy(mem);
+    return ok;
+}
+
+template <class Object>
+[[gnu::noinline]] void timed_snapshot_save(benchmark::State& state, const Object& o, std::vector<std::uint8_t>& buf) {
+    for (auto _ : state) {
+        const std::size_t n = save_once(o, buf);
+        if (n == 0) die("a timed save failed");
+        benchmark::DoNotOptimize(buf.data());
+    }
+}
+
+template <class Object>
+void bm_snapshot_save(benchmark::State& state) {
+    const Object& o = prepared_object<Object>();
+    const auto& expected = saved_bytes<Object>();
+    std::vector<std::uint8_t> buf(expected.size());
+    timed_snapshot_save(state, o, buf);
+    if (buf != expected) die("the timed save wrote other bytes");
+    state.SetBytesProcessed(std::int64_t(state.iterations() * expected.size()));
+}
+
+template <class Object>
+[[gnu::noinline]] void timed_snapshot_restore(benchmark::State& state, const std::vector<std::uint8_t>& bytes) {
+    for (auto _ : state)
+        if (!restore_once(static_cast<const Object*>(nullptr), bytes)) die("a timed restore failed");
+}
+
+template <class Object>
+void bm_snapshot_restore(benchmark::State& state) {
+    const auto& bytes = saved_bytes<Object>();
+    if (bytes != saved_bytes<cxx_object>()) die("the two paths saved different snapshots");
+    timed_snapshot_restore<Object>(state, bytes);
+    state.SetBytesProcessed(std::int64_t(state.iterations() * bytes.size()));
+}
+
 const int registered = [] {
     benchmark::RegisterBenchmark("BM_CABI_Convert4K/cxx", bm_convert_4k<cxx_object>);
     benchmark::RegisterBenchmark("BM_CABI_Convert4K/c_abi", bm_convert_4k<c_object>);
     benchmark::RegisterBenchmark("BM_CABI_FaultShared/cxx", bm_fault_shared<cxx_object>);
     benchmark::RegisterBenchmark("BM_CABI_FaultShared/c_abi", bm_fault_shared<c_object>);
+    benchmark::RegisterBenchmark("BM_CABI_SnapshotSave/cxx", bm_snapshot_save<cxx_object>);
+    benchmark::RegisterBenchmark("BM_CABI_SnapshotSave/c_abi", bm_snapshot_save<c_object>);
+    benchmark::RegisterBenchmark("BM_CABI_SnapshotRestore/cxx", bm_snapshot_restore<cxx_object>);
+    benchmark::RegisterBenchmark("BM_CABI_SnapshotRestore/c_abi", bm_snapshot_restore<c_object>);
     return 0;
 }();
 

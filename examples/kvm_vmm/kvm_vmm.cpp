@@ -72,6 +72,11 @@ constexpr page_index slot_pages = 128;          // each memslot: 512 KiB; real m
 constexpr std::uint64_t slot1_gpa = slot_pages * page_size;
 constexpr std::uint64_t hot_bytes = 2 << 20;  // the second object: one 2 MiB folio, memslot 2 maps its first pages
 constexpr int hotplug_round_count = 4;
+// This demo's guest code reads EAGAIN in hypercall.ret and says so on port
+// 0x13, so the routers hand transient refusals to the guest (guest_retries).
+// A VMM whose kernel or guest does not know EAGAIN keeps the default,
+// vmm_retries (README, "Wiring guestmem into a KVM VMM").
+constexpr router_options demo_routing{.retries = retry_policy::guest_retries};
 
 /// Add the two slots to the GPA map (ids 0 and 1, as the KVM memslots).
 template <class Map, class Memory>
@@ -265,7 +270,7 @@ int run_simulated(const char* why) {
     iommu_consumer<memory> iommu(mem);
     binding<> iommu_slot;
     gpa_map<memory> map;
-    exit_router<memory> router(map, print_router_line, nullptr);
+    exit_router<memory> router(map, print_router_line, nullptr, demo_routing);
     vmm<simulated_allocator> v{mem, alloc, nullptr, iommu, map, router};
     v.c.expect(bool(map.register_reader(v.me)), "vCPU 0 registered as a reader of the GPA map");
     v.c.expect(bool(mem.allocate({0, mem.size()})), "allocate the 4 MiB as two 2M folios");
@@ -281,7 +286,7 @@ int run_simulated(const char* why) {
     v.c.expect(hot.allocate({0, hot.size()}) && hot.bind(watch_slot, watch, {0, hot.size()}, 0),
                "a second object (2 MiB, private) for memslot 2, watched by a consumer");
     std::atomic<std::uint64_t> quiet_lines{0};
-    exit_router<memory> router1(map, count_router_line, &quiet_lines);
+    exit_router<memory> router1(map, count_router_line, &quiet_lines, demo_routing);
     converter_tally tally;
     std::atomic<bool> stop{false};
     bool converter_ok = false;
@@ -417,7 +422,7 @@ int run_kvm(kvm_handles& h, guest_memfd_allocator& alloc) {
     host_mapping_consumer view;
     binding<> view_slot, iommu_slot;
     gpa_map<memory> map;
-    exit_router<memory> router(map, print_router_line, nullptr);
+    exit_router<memory> router(map, print_router_line, nullptr, demo_routing);
     vmm<guest_memfd_allocator> v{mem, alloc, &view, iommu, map, router};
     v.c.expect(bool(map.register_reader(v.me)), "vCPU 0 registered as a reader of the GPA map");
     midrun_snapshot snap{mem, alloc, view, view_slot, iommu, iommu_slot, v.c};
@@ -506,7 +511,7 @@ int run_kvm(kvm_handles& h, guest_memfd_allocator& alloc) {
         return report(v, alloc.splits(), alloc.merges());
     }
     std::atomic<std::uint64_t> quiet_lines{0};
-    exit_router<memory> router1(map, count_router_line, &quiet_lines);
+    exit_router<memory> router1(map, count_router_line, &quiet_lines, demo_routing);
     converter_tally tally;
     pause_gate gate;
     snap.others = &gate;

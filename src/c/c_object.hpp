@@ -13,10 +13,12 @@
 #include <guestmem/linux/memfd_allocator.hpp>
 #include <guestmem/testing/simulated_allocator.hpp>
 
+#include <atomic>
 #include <cstdarg>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <string_view>
 #include <utility>
 
@@ -105,18 +107,38 @@ int32_t check_output(const T* p, const char* what, guestmem_error* err) noexcept
 class c_consumer final : public consumer {
 public:
     c_consumer(const guestmem_consumer_ops& ops, void* ctx) noexcept;
+    /// A consumer forwarding to C++ consumer `inner` (the KVM layer's); it
+    /// owns `payload`, which holds `inner`, and frees it with `drop` (so
+    /// the payload may hold more than the consumer); `tag` says which type
+    /// `inner` is (c_consumer::kind).
+    c_consumer(consumer* inner, std::uint8_t tag, void* payload, void (*drop)(void*)) noexcept;
+    ~c_consumer() override;
+    c_consumer(const c_consumer&) = delete;
+    c_consumer& operator=(const c_consumer&) = delete;
+
+    /// What stands behind a c_consumer.
+    enum kind : std::uint8_t { c_table = 0, kvm_attributes = 1, kvm_discard = 2 };
 
     status prepare(const invalidation& inv) override;
+    /// A view's replay (view/replay.hpp): the C table's populate, if any.
+    status populate(const invalidation& inv) override;
     void commit(const invalidation& inv, commit_report& report) noexcept override;
     void abort(const invalidation& inv) noexcept override;
     void memory_failure(const invalidation& inv) noexcept override;
-    [[nodiscard]] std::string_view name() const noexcept override { return name_; }
+    [[nodiscard]] std::string_view name() const noexcept override { return inner_ != nullptr ? inner_->name() : name_; }
 
-    /// Same callbacks and context: the same consumer.
+    /// Same callbacks and context: the same consumer (never a forwarding one).
     [[nodiscard]] bool same(const guestmem_consumer_ops& ops, void* ctx) const noexcept {
-        return ctx == ctx_ && ops.prepare == prepare_ && ops.commit == commit_ && ops.abort == abort_ &&
-               ops.memory_failure == memory_failure_;
+        return inner_ == nullptr && ctx == ctx_ && ops.prepare == prepare_ && ops.commit == commit_ &&
+               ops.abort == abort_ && ops.memory_failure == memory_failure_ && populate_of(ops) == populate_;
     }
+    /// The table's populate, NULL when `ops` predates the field.
+    static decltype(guestmem_consumer_ops::populate) populate_of(const guestmem_consumer_ops& ops) noexcept {
+        return ops.size >= offsetof(guestmem_consumer_ops, populate) + sizeof ops.populate ? ops.populate : nullptr;
+    }
+    /// The C++ consumer forwarded to, or nullptr; and its kind.
+    [[nodiscard]] consumer* inner() const noexcept { return inner_; }
+    [[nodiscard]] std::uint8_t tag() const noexcept { return tag_; }
 
     std::uint32_t bindings = 0;     ///< bindings using this consumer
     c_consumer* next = nullptr;     ///< the object's list of consumers
@@ -126,7 +148,12 @@ private:
     decltype(guestmem_consumer_ops::commit) commit_;
     decltype(guestmem_consumer_ops::abort) abort_;
     decltype(guestmem_consumer_ops::memory_failure) memory_failure_;
+    decltype(guestmem_consumer_ops::populate) populate_ = nullptr;
     void* ctx_;
+    consumer* inner_ = nullptr;  ///< inside payload_; then every C callback above is NULL
+    void* payload_ = nullptr;    ///< owned, freed by drop_
+    void (*drop_)(void*) = nullptr;
+    std::uint8_t tag_ = c_table;
     char name_[32];
 
     /// A prepare that did not return GUESTMEM_OK, as a defined status
@@ -160,7 +187,7 @@ inline bool is_known_code(int32_t code) noexcept {
 // prepare and commit run once per binding per conversion: inline, so the
 // notifier's loops call the C callback with nothing in between.
 inline status c_consumer::prepare(const invalidation& inv) {
-    if (prepare_ == nullptr) return ok();
+    if (prepare_ == nullptr) return inner_ != nullptr ? inner_->prepare(inv) : ok();
     const guestmem_invalidation c = to_c(inv);
     guestmem_error why;
     why.size = sizeof why;
@@ -175,7 +202,10 @@ inline status c_consumer::prepare(const invalidation& inv) {
 }
 
 inline void c_consumer::commit(const invalidation& inv, commit_report& report) noexcept {
-    if (commit_ == nullptr) return;
+    if (commit_ == nullptr) {
+        if (inner_ != nullptr) inner_->commit(inv, report);
+        return;
+    }
     const guestmem_invalidation c = to_c(inv);
     commit_(ctx_, &c, reinterpret_cast<guestmem_commit_report*>(&report));
 }
@@ -202,7 +232,27 @@ struct guestmem_memory {
     std::uint32_t kind;                          ///< guestmem_allocator_kind
     guestmem::c_abi::c_consumer* consumers = nullptr;
     guestmem_binding* bindings = nullptr;
+    /// Guards the two lists (bind, unbind, attach, the KVM consumers'
+    /// counters); taken before the object's lock.
+    mutable std::mutex lists;
+    /// The caller's reference (guestmem_destroy drops it) plus one per
+    /// gpa_map slot over the object: the last one deletes it.
+    std::atomic<std::uint32_t> refs{1};
+
+    /// What a gpa_map needs (kvm/gpa_map.hpp's gpa_memory): defined in
+    /// c_object.cpp over the allocator kind.
+    [[nodiscard]] guestmem::page_index size() const noexcept;
+    guestmem::status convert(guestmem::page_range r, guestmem::shareability to, guestmem::convert_options o);
 };
+
+namespace guestmem::c_abi {
+/// Take one more reference on `m`.
+inline void retain(guestmem_memory* m) noexcept { m->refs.fetch_add(1, std::memory_order_relaxed); }
+/// Drop one reference on `m` (NULL: no-op); the last deletes it.
+inline void release(guestmem_memory* m) noexcept {
+    if (m != nullptr && m->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete m;
+}
+} // namespace guestmem::c_abi
 
 namespace guestmem::c_abi {
 
@@ -241,7 +291,98 @@ decltype(auto) visit(M* m, F&& f) {
     }
 }
 
+/// A guestmem_convert_options (NULL: the defaults) into `o`. 0 when valid.
+inline int32_t read_convert_options(const guestmem_convert_options* opts, std::uint64_t page, convert_options& o,
+                                    guestmem_error* err) noexcept {
+    o = {};
+    if (opts == nullptr) return GUESTMEM_OK;
+    if (int32_t rc = check_input(opts, "opts", err)) return rc;
+    if (!tail_is_zero(opts->reserved, sizeof opts->reserved, 0) || opts->defer_if_pinned > 1)
+        return fail(err, errc::invalid_argument, page, "opts: defer_if_pinned must be 0 or 1 and the reserved bytes 0");
+    o.defer_if_pinned = opts->defer_if_pinned != 0;
+    // A value past uint8_t must not wrap onto a valid policy.
+    o.content = opts->content > 0xff ? static_cast<content_policy>(0xff) : static_cast<content_policy>(opts->content);
+    return GUESTMEM_OK;
+}
+
+/// A fault's answer into the caller's struct (size already checked).
+inline void write_fault_result(const fault_result& f, guestmem_fault_result* out) noexcept {
+    out->order = f.order;
+    out->mappability = static_cast<uint8_t>(f.mappability);
+    out->reserved[0] = out->reserved[1] = 0;
+    out->frame = f.frame;
+    out->folio_first = f.folio_first;
+    out->folio_frame = f.folio_frame;
+}
+
+/// Census and counters into the caller's struct (size already checked).
+inline void write_stats(const guest_memory_stats& s, guestmem_stats* out) noexcept {
+    out->reserved0 = 0;
+    out->pages = s.pages;
+    out->shared_pages = s.shared_pages;
+    out->guest_only_pages = s.guest_only_pages;
+    out->runs = s.runs;
+    out->allocated_pages = s.allocated_pages;
+    out->folios_4k = s.folios_4k;
+    out->folios_2m = s.folios_2m;
+    out->folios_1g = s.folios_1g;
+    out->split_folios = s.split_folios;
+    out->pinned_pages = s.pinned_pages;
+    out->poisoned_folios = s.poisoned_folios;
+    out->quarantined_pages = s.quarantined_pages;
+    out->detached_pages = s.detached_pages;
+    out->bindings = s.bindings;
+    out->conversions = s.conversions;
+    out->noop_conversions = s.noop_conversions;
+    out->vetoes = s.vetoes;
+    out->busy = s.busy;
+    out->rollbacks = s.rollbacks;
+    out->deferred = s.deferred;
+    out->quarantined = s.quarantined;
+}
+
+/// Check what guestmem_create refuses before it makes anything. 0 when usable.
+int32_t check_config(const guestmem_config* cfg, guestmem_error* err) noexcept;
+
+/// The C++ configuration a checked guestmem_config describes.
+inline guest_memory_config cxx_config(const guestmem_config& cfg) noexcept {
+    return {.pages = cfg.pages,
+            .initial = static_cast<shareability>(cfg.initial),
+            .max_order = static_cast<folio_order>(cfg.max_order)};
+}
+
+/// Make the allocator a checked `cfg` names and return f(kind, A&&), or
+/// the allocator's error.
+template <class F>
+int32_t with_allocator(const guestmem_config& cfg, guestmem_error* err, F&& f) noexcept {
+    const guest_memory_config c = cxx_config(cfg);
+    switch (cfg.allocator) {
+    case GUESTMEM_ALLOC_MEMFD: {
+        auto a = memfd_allocator::create(cfg.pages, c.max_order, "guestmem");
+        if (!a) return put(err, a.error());
+        return f(std::move(a).value());
+    }
+    case GUESTMEM_ALLOC_GUEST_MEMFD: {
+        auto a = guest_memfd_allocator::create(cfg.vm_fd, cfg.pages * page_size, c.max_order,
+                                               cfg.guest_memfd_flags != 0 ? cfg.guest_memfd_flags
+                                                                          : default_guest_memfd_flags);
+        if (!a) return put(err, a.error());
+        return f(std::move(a).value());
+    }
+    default:
+        return f(simulated_allocator(cfg.simulated_capacity == 0 ? UINT64_MAX : cfg.simulated_capacity));
+    }
+}
+
 /// Create (guestmem_create's work after the config is checked).
 int32_t create(const guestmem_config& cfg, guestmem_memory** out, guestmem_error* err) noexcept;
+
+/// Link binding `b` of consumer `owner` (new when `fresh`) into `mem`'s
+/// lists, after its C++ bind succeeded.
+void adopt(guestmem_memory* mem, guestmem_binding* b, c_consumer* owner, bool fresh) noexcept;
+
+/// The consumer table a caller passes: NULL, size (at least the ABI 0.1
+/// struct, up to `name`), reserved0 and an unknown tail checked. 0 when usable.
+int32_t check_ops(const guestmem_consumer_ops* ops, guestmem_error* err) noexcept;
 
 } // namespace guestmem::c_abi

@@ -81,24 +81,11 @@ const char* guestmem_errc_name(int32_t code) {
 int32_t guestmem_create(const guestmem_config* cfg, guestmem_memory** out, guestmem_error* err) {
     if (out == nullptr) return fail(err, errc::invalid_argument, no_page, "out (where the object goes) is NULL");
     *out = nullptr;
-    if (int32_t rc = check_input(cfg, "cfg", err)) return rc;
-    if (cfg->reserved0 != 0 || !tail_is_zero(cfg->reserved, sizeof cfg->reserved, 0))
-        return fail(err, errc::invalid_argument, no_page, "cfg's reserved fields must be 0");
-    if (cfg->pages == 0) return fail(err, errc::invalid_argument, no_page, "an object of 0 pages holds nothing");
-    if (cfg->initial != GUESTMEM_SHARED && cfg->initial != GUESTMEM_GUEST_ONLY)
-        return fail(err, errc::invalid_argument, no_page, "initial shareability %u is not shared (0) or guest_only (1)",
-                    unsigned{cfg->initial});
-    if (cfg->max_order != GUESTMEM_ORDER_4K && cfg->max_order != GUESTMEM_ORDER_2M && cfg->max_order != GUESTMEM_ORDER_1G)
-        return fail(err, errc::invalid_argument, no_page, "folio order %u is not 0, 9 or 18", unsigned{cfg->max_order});
-    if (cfg->allocator != GUESTMEM_ALLOC_SIMULATED && cfg->pages > (std::uint64_t{1} << (63 - page_shift)))
-        return fail(err, errc::invalid_argument, no_page, "%#" PRIx64 " pages is past the largest file (2^63 bytes)",
-                    cfg->pages);
-    if (cfg->allocator == GUESTMEM_ALLOC_GUEST_MEMFD && cfg->vm_fd < 0)
-        return fail(err, errc::invalid_argument, no_page, "guest_memfd needs a KVM VM fd; vm_fd is %d", int{cfg->vm_fd});
+    if (int32_t rc = check_config(cfg, err)) return rc;
     return create(*cfg, out, err);
 }
 
-void guestmem_destroy(guestmem_memory* mem) { delete mem; }
+void guestmem_destroy(guestmem_memory* mem) { release(mem); }
 
 int32_t guestmem_get_info(const guestmem_memory* mem, guestmem_info* out, guestmem_error* err) {
     if (mem == nullptr) return null_object(err);
@@ -145,15 +132,7 @@ int32_t guestmem_release_quarantine(guestmem_memory* mem, uint64_t begin, uint64
                          const guestmem_convert_options* opts, guestmem_error* err) {
     if (mem == nullptr) return null_object(err);
     convert_options o;
-    if (opts != nullptr) {
-        if (int32_t rc = check_input(opts, "opts", err)) return rc;
-        if (!tail_is_zero(opts->reserved, sizeof opts->reserved, 0) || opts->defer_if_pinned > 1)
-            return fail(err, errc::invalid_argument, begin,
-                        "opts: defer_if_pinned must be 0 or 1 and the reserved bytes 0");
-        o.defer_if_pinned = opts->defer_if_pinned != 0;
-        // A value past uint8_t must not wrap onto a valid policy.
-        o.content = opts->content > 0xff ? static_cast<content_policy>(0xff) : static_cast<content_policy>(opts->content);
-    }
+    if (int32_t rc = read_convert_options(opts, begin, o, err)) return rc;
     // Likewise for `to`: the C++ side refuses 0xff as not shared or guest_only.
     const auto share = to > 0xff ? static_cast<shareability>(0xff) : static_cast<shareability>(to);
     return visit(mem, [&](auto& g, auto&) { return report(err, g.convert({begin, end}, share, o)); });
@@ -241,8 +220,8 @@ int32_t guestmem_bind(guestmem_memory* mem, const guestmem_consumer_ops* ops, vo
                       uint64_t end, uint64_t target_base, uint64_t* id_out, guestmem_binding** binding_out,
                       guestmem_error* err) {
     if (mem == nullptr) return null_object(err);
-    if (int32_t rc = check_input(ops, "ops", err)) return rc;
-    if (ops->reserved0 != 0) return fail(err, errc::invalid_argument, no_page, "ops->reserved0 must be 0");
+    if (int32_t rc = check_ops(ops, err)) return rc;
+    std::lock_guard guard(mem->lists);
     c_consumer* owner = mem->consumers;
     while (owner != nullptr && !owner->same(*ops, ctx)) owner = owner->next;
     const bool fresh = owner == nullptr;
@@ -261,14 +240,7 @@ int32_t guestmem_bind(guestmem_memory* mem, const guestmem_consumer_ops* ops, vo
         if (fresh) delete owner;
         return put(err, r.error());
     }
-    if (fresh) {
-        owner->next = mem->consumers;
-        mem->consumers = owner;
-    }
-    ++owner->bindings;
-    b->owner = owner;
-    b->next = mem->bindings;
-    mem->bindings = b;
+    adopt(mem, b, owner, fresh);
     if (id_out != nullptr) *id_out = r.value().id;
     if (binding_out != nullptr) *binding_out = b;
     return succeed(err);
@@ -276,6 +248,7 @@ int32_t guestmem_bind(guestmem_memory* mem, const guestmem_consumer_ops* ops, vo
 
 int32_t guestmem_unbind(guestmem_memory* mem, uint64_t binding_id, guestmem_error* err) {
     if (mem == nullptr) return null_object(err);
+    std::lock_guard guard(mem->lists);
     guestmem_binding** link = &mem->bindings;
     while (*link != nullptr && (*link)->slot.id() != binding_id) link = &(*link)->next;
     // An id of no binding here goes to the C++ unbind too, for its not_bound.
@@ -342,29 +315,7 @@ int32_t guestmem_runs(const guestmem_memory* mem, uint64_t begin, uint64_t end, 
 int32_t guestmem_get_stats(const guestmem_memory* mem, guestmem_stats* out, guestmem_error* err) {
     if (mem == nullptr) return null_object(err);
     if (int32_t rc = check_output(out, "out", err)) return rc;
-    const guest_memory_stats s = visit(mem, [&](const auto& g, const auto&) { return g.stats(); });
-    out->reserved0 = 0;
-    out->pages = s.pages;
-    out->shared_pages = s.shared_pages;
-    out->guest_only_pages = s.guest_only_pages;
-    out->runs = s.runs;
-    out->allocated_pages = s.allocated_pages;
-    out->folios_4k = s.folios_4k;
-    out->folios_2m = s.folios_2m;
-    out->folios_1g = s.folios_1g;
-    out->split_folios = s.split_folios;
-    out->pinned_pages = s.pinned_pages;
-    out->poisoned_folios = s.poisoned_folios;
-    out->quarantined_pages = s.quarantined_pages;
-    out->detached_pages = s.detached_pages;
-    out->bindings = s.bindings;
-    out->conversions = s.conversions;
-    out->noop_conversions = s.noop_conversions;
-    out->vetoes = s.vetoes;
-    out->busy = s.busy;
-    out->rollbacks = s.rollbacks;
-    out->deferred = s.deferred;
-    out->quarantined = s.quarantined;
+    write_stats(visit(mem, [&](const auto& g, const auto&) { return g.stats(); }), out);
     return succeed(err);
 }
 

@@ -59,6 +59,18 @@ static inline guestmem_error new_error(void) {
     return e;
 }
 
+/* A simulated-allocator config of `pages` pages, 2 MiB folios, all `initial`. */
+static inline guestmem_config simulated_config(uint64_t pages, uint32_t initial) {
+    guestmem_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.size = sizeof cfg;
+    cfg.allocator = GUESTMEM_ALLOC_SIMULATED;
+    cfg.pages = pages;
+    cfg.initial = initial;
+    cfg.max_order = GUESTMEM_ORDER_2M;
+    return cfg;
+}
+
 /* A simulated object of `pages` pages, 2 MiB folios, all `initial`. */
 static inline guestmem_memory* new_simulated(uint64_t pages, uint32_t initial) {
     guestmem_config cfg;
@@ -86,7 +98,8 @@ typedef struct recorder {
     int32_t veto_with;      /* prepare's answer (0: accept) */
     uint64_t leak_page;     /* commit reports this page as leaked, when leak is set */
     int leak;
-    int prepared, committed, aborted, failed;
+    int32_t veto_populate;  /* populate's answer (0: accept) */
+    int prepared, committed, aborted, failed, populated;
     guestmem_invalidation last;  /* the last invalidation it was told about */
 } recorder;
 
@@ -126,6 +139,15 @@ static inline void recorder_memory_failure(void* ctx, const guestmem_invalidatio
     recorder_log(r, 'F', inv->page_begin);
 }
 
+static inline int32_t recorder_populate(void* ctx, const guestmem_invalidation* inv, guestmem_error* why) {
+    recorder* r = (recorder*)ctx;
+    r->last = *inv;
+    ++r->populated;
+    recorder_log(r, 'R', inv->page_begin);
+    if (r->veto_populate != 0) snprintf(why->message, sizeof why->message, "recorder %c refuses the replay", r->name);
+    return r->veto_populate;
+}
+
 /* The recorder's callback table. */
 static inline guestmem_consumer_ops recorder_ops(void) {
     guestmem_consumer_ops ops;
@@ -136,6 +158,7 @@ static inline guestmem_consumer_ops recorder_ops(void) {
     ops.abort = recorder_abort;
     ops.memory_failure = recorder_memory_failure;
     ops.name = "recorder";
+    ops.populate = recorder_populate;
     return ops;
 }
 

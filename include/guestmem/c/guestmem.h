@@ -19,9 +19,14 @@
  * - A NULL object, handle or required out-pointer is refused with
  *   GUESTMEM_ERR_INVALID_ARGUMENT; nothing is dereferenced.
  * - No C++ exception or type crosses this boundary.
- * - Locking and thread-safety are the C++ object's (README, "Semantics
- *   worth knowing"): consumer callbacks run under the object's exclusive
- *   lock and must not call back into the object.
+ * - Thread safety: each function's comment ends with a `Thread safety:`
+ *   line. "Any thread" means the call takes the object's lock itself
+ *   (shared for faults and queries, exclusive for changes), so it may run
+ *   concurrently with any other call on the same object except its
+ *   destroy; anything less is said there. Consumer callbacks run under the
+ *   object's exclusive lock and must not call back into the object.
+ *   Handles themselves carry no lock: a destroy or free must not race any
+ *   other call on the same handle.
  *
  * ABI rules (what stays stable within GUESTMEM_ABI_MAJOR):
  * - Every struct that crosses the boundary begins with `uint32_t size`,
@@ -31,8 +36,9 @@
  *   knows (GUESTMEM_ERR_NOT_SUPPORTED), so new fields are appended, and
  *   their zero value means "as before". Fields named `reserved` must be 0.
  * - Existing functions never change their signature; new behaviour comes as
- *   new functions (see "Planned extensions" in README.md: GPA map and exit
- *   router, views, snapshot) and a higher guestmem_abi_version() minor.
+ *   new functions and a higher guestmem_abi_version() minor (0.2 added
+ *   views, snapshots and the KVM layer: guestmem_views.h,
+ *   guestmem_snapshot.h and guestmem_kvm.h, which this header includes).
  * - Only the `guestmem_` functions listed in src/c/exported_symbols.txt are
  *   exported (the CTest test `c_abi_symbols` checks it).
  */
@@ -58,7 +64,7 @@ extern "C" {
  * libguestmem_c.so.N, N the major, changes too). */
 #define GUESTMEM_ABI_MAJOR 0
 /** ABI minor version: bumped when functions or struct fields are added. */
-#define GUESTMEM_ABI_MINOR 1
+#define GUESTMEM_ABI_MINOR 2
 /** The version this header describes, as guestmem_abi_version() returns it:
  * major << 16 | minor. */
 #define GUESTMEM_ABI_VERSION ((GUESTMEM_ABI_MAJOR << 16) | GUESTMEM_ABI_MINOR)
@@ -118,7 +124,8 @@ enum guestmem_cause {
     GUESTMEM_CAUSE_TO_GUEST_ONLY = 1,   /**< conversion shared -> guest_only (vetoable) */
     GUESTMEM_CAUSE_TRUNCATE = 2,        /**< punch_hole (not vetoable) */
     GUESTMEM_CAUSE_RELEASE = 3,         /**< unbind or destroy (not vetoable) */
-    GUESTMEM_CAUSE_MEMORY_FAILURE = 4   /**< a folio was poisoned (not vetoable) */
+    GUESTMEM_CAUSE_MEMORY_FAILURE = 4,  /**< a folio was poisoned (not vetoable) */
+    GUESTMEM_CAUSE_REPLAY = 5           /**< ABI 0.2: populate (and its abort) on a view's bind with replay */
 };
 
 /** What a conversion does to the pages' contents. */
@@ -270,6 +277,14 @@ typedef struct guestmem_consumer_ops {
     /** A short name for veto messages and dumps (copied, at most 31
      * characters kept), or NULL for "consumer". */
     const char* name;
+    /** ABI 0.2 (a caller built against 0.1 passes the smaller size, read
+     * as NULL here). A view's bind with replay (guestmem_view_bind) calls
+     * it once per shared run of the new binding, cause
+     * GUESTMEM_CAUSE_REPLAY, in page order, before the bind returns;
+     * return and `why` as prepare. A refusal unbinds it again: every run
+     * populated before gets an abort and no release follows. NULL: accept
+     * without a call. Never called for guestmem_bind. */
+    int32_t (*populate)(void* ctx, const guestmem_invalidation* inv, guestmem_error* why);
 } guestmem_consumer_ops;
 
 /** A guest memory object (opaque). */
@@ -289,11 +304,13 @@ typedef void (*guestmem_write_fn)(void* ctx, const char* data, size_t len);
 
 /** The ABI version of the library loaded: major << 16 | minor. A program
  * built against this header works with a library of the same major and a
- * minor at least GUESTMEM_ABI_MINOR. Cannot fail. */
+ * minor at least GUESTMEM_ABI_MINOR. Cannot fail.
+ * Thread safety: any thread, no lock. */
 GUESTMEM_C_API uint32_t guestmem_abi_version(void);
 
 /** The name of an error code ("busy", ...; "ok" for 0), or "unknown
- * guestmem error". Never NULL; a static string. */
+ * guestmem error". Never NULL; a static string.
+ * Thread safety: any thread, no lock. */
 GUESTMEM_C_API const char* guestmem_errc_name(int32_t code);
 
 /* ---- lifetime ----------------------------------------------------------- */
@@ -304,33 +321,42 @@ GUESTMEM_C_API const char* guestmem_errc_name(int32_t code);
  * reserved fields; vm_fd < 0 for guest_memfd); NOT_SUPPORTED (unknown
  * non-zero bytes past the known config; a max_order the allocator cannot
  * do; no guest_memfd on this kernel or VM); OUT_OF_MEMORY; the memfd's or
- * guest_memfd's system errors, mapped to codes, with the kernel's text. */
+ * guest_memfd's system errors, mapped to codes, with the kernel's text.
+ * Thread safety: any thread; the new object is the caller's alone until it shares the handle. */
 GUESTMEM_C_API int32_t guestmem_create(const guestmem_config* cfg, guestmem_memory** out, guestmem_error* err);
 
 /** Destroy an object: every binding is released (consumers get a release
  * invalidation), then the folios and the allocator go. NULL is a no-op. The
- * guestmem_binding handles of the object die with it. */
+ * guestmem_binding handles of the object die with it. A slot of a
+ * guestmem_gpa_map over the object holds a reference: the object then lives
+ * on (for the map) until that slot is removed or the map destroyed; the
+ * caller's handle must not be used after destroy either way.
+ * Thread safety: no other call on `mem` (or its bindings) may run or follow. */
 GUESTMEM_C_API void guestmem_destroy(guestmem_memory* mem);
 
 /** What `mem` is and what backs it, into `*out` (out->size set by the
- * caller). Errors: INVALID_ARGUMENT (NULL mem or out, out->size too small). */
+ * caller). Errors: INVALID_ARGUMENT (NULL mem or out, out->size too small).
+ * Thread safety: any thread, no lock (the fields never change). */
 GUESTMEM_C_API int32_t guestmem_get_info(const guestmem_memory* mem, guestmem_info* out, guestmem_error* err);
 
 /* ---- population --------------------------------------------------------- */
 
 /** Back every hole in [begin, end) with folios (fallocate), all or nothing.
  * Errors: INVALID_ARGUMENT (NULL mem); INVALID_RANGE; POISONED (a
- * quarantined page); OUT_OF_MEMORY; the allocator's errors. */
+ * quarantined page); OUT_OF_MEMORY; the allocator's errors.
+ * Thread safety: any thread (exclusive lock). */
 GUESTMEM_C_API int32_t guestmem_allocate(guestmem_memory* mem, uint64_t begin, uint64_t end, guestmem_error* err);
 
 /** Truncate [begin, end) (fallocate PUNCH_HOLE); consumers are told, not
  * asked. The part at or past the end is ignored. Errors: INVALID_ARGUMENT
- * (NULL mem); INVALID_RANGE (empty, inverted, or ending past 2^63 bytes). */
+ * (NULL mem); INVALID_RANGE (empty, inverted, or ending past 2^63 bytes).
+ * Thread safety: any thread (exclusive lock). */
 GUESTMEM_C_API int32_t guestmem_punch_hole(guestmem_memory* mem, uint64_t begin, uint64_t end, guestmem_error* err);
 
 /** Free the quarantined folios overlapping [begin, end) once the consumer
  * really dropped them. Errors: INVALID_ARGUMENT (NULL mem); INVALID_RANGE;
- * BUSY (such a folio is still pinned). */
+ * BUSY (such a folio is still pinned).
+ * Thread safety: any thread (exclusive lock). */
 GUESTMEM_C_API int32_t guestmem_release_quarantine(guestmem_memory* mem, uint64_t begin, uint64_t end,
                                                    guestmem_error* err);
 
@@ -342,7 +368,8 @@ GUESTMEM_C_API int32_t guestmem_release_quarantine(guestmem_memory* mem, uint64_
  * INVALID_ARGUMENT (NULL mem; opts->size too small or reserved bytes set);
  * INVALID_RANGE; INVALID_ARGUMENT (bad `to` or content); POISONED;
  * OUT_OF_MEMORY; BUSY (to guest_only over a pinned page, without
- * defer_if_pinned); VETOED. A range already all `to` succeeds at once. */
+ * defer_if_pinned); VETOED. A range already all `to` succeeds at once.
+ * Thread safety: any thread (exclusive lock; consumers are called under it). */
 GUESTMEM_C_API int32_t guestmem_convert(guestmem_memory* mem, uint64_t begin, uint64_t end, uint32_t to,
                                         const guestmem_convert_options* opts, guestmem_error* err);
 
@@ -352,17 +379,20 @@ GUESTMEM_C_API int32_t guestmem_convert(guestmem_memory* mem, uint64_t begin, ui
  * (out->size set by the caller) says what to map. Pair it with
  * guestmem_read_begin / guestmem_read_retry. Errors: INVALID_ARGUMENT (NULL
  * mem or out, out->size too small, bad `wanted` or `who`); INVALID_RANGE;
- * PERMISSION_DENIED; NOT_ALLOCATED; POISONED; RETRY. */
+ * PERMISSION_DENIED; NOT_ALLOCATED; POISONED; RETRY.
+ * Thread safety: any thread (shared lock). */
 GUESTMEM_C_API int32_t guestmem_fault(const guestmem_memory* mem, uint64_t page, uint32_t wanted, uint32_t who,
                                       guestmem_fault_result* out, guestmem_error* err);
 
 /** The sequence of `binding`, read before a fault (odd while an
- * invalidation over it is in flight). No lock. NULL gives 1 (odd: retry). */
+ * invalidation over it is in flight). No lock. NULL gives 1 (odd: retry).
+ * Thread safety: any thread, no lock (one atomic load). */
 GUESTMEM_C_API uint64_t guestmem_read_begin(const guestmem_binding* binding);
 
 /** Nonzero if an invalidation over `binding` was in flight at read_begin
  * or has run since `seq`: drop the fault's answer and fault again. No lock.
- * NULL gives 1. */
+ * NULL gives 1.
+ * Thread safety: any thread, no lock (one atomic load). */
 GUESTMEM_C_API int guestmem_read_retry(const guestmem_binding* binding, uint64_t seq);
 
 /* ---- unexpected references ---------------------------------------------- */
@@ -370,20 +400,23 @@ GUESTMEM_C_API int guestmem_read_retry(const guestmem_binding* binding, uint64_t
 /** Take one pin (GUP, IOMMU, I/O in flight) on every page of [begin, end)
  * for `who`, all or nothing. Errors: INVALID_ARGUMENT (NULL mem, bad
  * `who`); INVALID_RANGE; PERMISSION_DENIED (a guest_only page, for the host
- * or a device); BUSY; NOT_ALLOCATED; POISONED; OUT_OF_MEMORY. */
+ * or a device); BUSY; NOT_ALLOCATED; POISONED; OUT_OF_MEMORY.
+ * Thread safety: any thread (exclusive lock). */
 GUESTMEM_C_API int32_t guestmem_pin(guestmem_memory* mem, uint64_t begin, uint64_t end, uint32_t who,
                                     guestmem_error* err);
 
 /** Drop one pin on every page of [begin, end), all or nothing; the last
  * pin finishes deferred work. Errors: INVALID_ARGUMENT (NULL mem; a page
- * with no pin); INVALID_RANGE; OUT_OF_MEMORY. */
+ * with no pin); INVALID_RANGE; OUT_OF_MEMORY.
+ * Thread safety: any thread (exclusive lock). */
 GUESTMEM_C_API int32_t guestmem_unpin(guestmem_memory* mem, uint64_t begin, uint64_t end, guestmem_error* err);
 
 /* ---- memory failure ----------------------------------------------------- */
 
 /** A hardware error hit `page`: poison its leaf folio and tell every binding
  * overlapping it, once. Errors: INVALID_ARGUMENT (NULL mem); INVALID_RANGE;
- * NOT_ALLOCATED (a hole). */
+ * NOT_ALLOCATED (a hole).
+ * Thread safety: any thread (exclusive lock). */
 GUESTMEM_C_API int32_t guestmem_memory_failure(guestmem_memory* mem, uint64_t page, guestmem_error* err);
 
 /* ---- consumers ---------------------------------------------------------- */
@@ -395,70 +428,86 @@ GUESTMEM_C_API int32_t guestmem_memory_failure(guestmem_memory* mem, uint64_t pa
  * binding id for guestmem_unbind, `*binding_out` (may be NULL) the handle
  * for read_begin/read_retry. Errors: INVALID_ARGUMENT (NULL mem or ops,
  * ops->size too small or reserved set); INVALID_RANGE (also a target range
- * passing 2^64); ALREADY_BOUND; OUT_OF_MEMORY. */
+ * passing 2^64); ALREADY_BOUND; OUT_OF_MEMORY.
+ * Thread safety: any thread (exclusive lock). */
 GUESTMEM_C_API int32_t guestmem_bind(guestmem_memory* mem, const guestmem_consumer_ops* ops, void* ctx,
                                      uint64_t begin, uint64_t end, uint64_t target_base, uint64_t* id_out,
                                      guestmem_binding** binding_out, guestmem_error* err);
 
 /** Unbind: the consumer gets a release invalidation first; pages it reports
  * are quarantined. The binding's handle dies. Errors: INVALID_ARGUMENT
- * (NULL mem); NOT_BOUND (unknown or stale id). */
+ * (NULL mem); NOT_BOUND (unknown or stale id).
+ * Thread safety: any thread (exclusive lock); the binding's handle must not be in use by another thread. */
 GUESTMEM_C_API int32_t guestmem_unbind(guestmem_memory* mem, uint64_t binding_id, guestmem_error* err);
 
-/** The id of `binding` (0 for NULL). */
+/** The id of `binding` (0 for NULL).
+ * Thread safety: any thread, no lock. */
 GUESTMEM_C_API uint64_t guestmem_binding_id(const guestmem_binding* binding);
 
 /** From a commit callback: the consumer could not drop object page `page`
  * (the owner quarantines its leaf folio). `binding_id` is the
- * invalidation's. NULL report: no-op. */
+ * invalidation's. NULL report: no-op.
+ * Thread safety: only from the commit callback that got `report`. */
 GUESTMEM_C_API void guestmem_report_leaked(guestmem_commit_report* report, uint64_t page, uint64_t binding_id);
 
 /** From a commit callback: the consumer found object page `page` poisoned
- * (quarantined likewise). NULL report: no-op. */
+ * (quarantined likewise). NULL report: no-op.
+ * Thread safety: only from the commit callback that got `report`. */
 GUESTMEM_C_API void guestmem_report_poisoned(guestmem_commit_report* report, uint64_t page, uint64_t binding_id);
 
 /* ---- queries ------------------------------------------------------------ */
 
 /** The shareability of `page` into `*out`. Errors: INVALID_ARGUMENT (NULL
- * mem or out); INVALID_RANGE. */
+ * mem or out); INVALID_RANGE.
+ * Thread safety: any thread (shared lock). */
 GUESTMEM_C_API int32_t guestmem_shareability_at(const guestmem_memory* mem, uint64_t page, uint32_t* out,
                                                 guestmem_error* err);
 
 /** The mappability of the folio holding `page` into `*out`. Errors:
- * INVALID_ARGUMENT (NULL mem or out); INVALID_RANGE; NOT_ALLOCATED. */
+ * INVALID_ARGUMENT (NULL mem or out); INVALID_RANGE; NOT_ALLOCATED.
+ * Thread safety: any thread (shared lock). */
 GUESTMEM_C_API int32_t guestmem_mappability_at(const guestmem_memory* mem, uint64_t page, uint32_t* out,
                                                guestmem_error* err);
 
 /** The pins on `page` into `*out` (0 past the end). Errors: INVALID_ARGUMENT
- * (NULL mem or out). */
+ * (NULL mem or out).
+ * Thread safety: any thread (shared lock). */
 GUESTMEM_C_API int32_t guestmem_pins(const guestmem_memory* mem, uint64_t page, uint32_t* out, guestmem_error* err);
 
 /** Call `fn` for each shareability run overlapping [begin, end), clipped to
  * it, until `fn` returns nonzero. Takes no lock: call it while no other
  * thread mutates the object. Errors: INVALID_ARGUMENT (NULL mem or fn);
- * INVALID_RANGE. */
+ * INVALID_RANGE.
+ * Thread safety: no lock: only while no other thread changes the object. */
 GUESTMEM_C_API int32_t guestmem_runs(const guestmem_memory* mem, uint64_t begin, uint64_t end, guestmem_run_fn fn,
                                      void* ctx, guestmem_error* err);
 
 /** Census and counters into `*out` (out->size set by the caller). Errors:
- * INVALID_ARGUMENT (NULL mem or out, out->size too small). */
+ * INVALID_ARGUMENT (NULL mem or out, out->size too small).
+ * Thread safety: any thread (shared lock). */
 GUESTMEM_C_API int32_t guestmem_get_stats(const guestmem_memory* mem, guestmem_stats* out, guestmem_error* err);
 
 /** A readable map of runs, folios and consumers into `buf` (`cap` bytes,
  * always NUL-terminated when cap > 0, truncated if short); `*needed` (may
  * be NULL) gets the full length plus 1. `buf` may be NULL when cap is 0.
  * Errors: INVALID_ARGUMENT (NULL mem; NULL buf with cap > 0). Truncation is
- * not an error: compare `*needed` with `cap`. */
+ * not an error: compare `*needed` with `cap`.
+ * Thread safety: any thread (shared lock, held while the dump is written). */
 GUESTMEM_C_API int32_t guestmem_dump(const guestmem_memory* mem, char* buf, size_t cap, size_t* needed,
                                      guestmem_error* err);
 
 /** The same dump, handed to `fn` piece by piece. Errors: INVALID_ARGUMENT
- * (NULL mem or fn). */
+ * (NULL mem or fn).
+ * Thread safety: any thread (shared lock, held while `fn` runs: it must not call into `mem`). */
 GUESTMEM_C_API int32_t guestmem_dump_to(const guestmem_memory* mem, guestmem_write_fn fn, void* ctx,
                                         guestmem_error* err);
 
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
+
+#include <guestmem/c/guestmem_views.h>     /* IWYU pragma: export */
+#include <guestmem/c/guestmem_snapshot.h>  /* IWYU pragma: export */
+#include <guestmem/c/guestmem_kvm.h>       /* IWYU pragma: export */
 
 #endif /* GUESTMEM_C_GUESTMEM_H */

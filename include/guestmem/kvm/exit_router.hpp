@@ -177,11 +177,12 @@ inline constexpr std::uint64_t map_gpa_range_known_attributes = 0xfULL | KVM_MAP
 inline constexpr std::uint64_t map_gpa_range_max_page_size_hint = KVM_MAP_GPA_RANGE_PAGE_SZ_1G;
 
 /// Routes conversion exits of KVM vCPUs into a gpa_map (see the file
-/// comment). Holds a reference to the map, which must outlive it.
-template <gpa_memory Memory, std::size_t MaxSlots = 64>
+/// comment). Holds a reference to the map, which must outlive it;
+/// `MaxSlots` and `MaxReaders` are the map's (gpa_map).
+template <gpa_memory Memory, std::size_t MaxSlots = 64, std::size_t MaxReaders = 64>
 class exit_router {
 public:
-    using map_type = gpa_map<Memory, MaxSlots>;  ///< the map conversions go through
+    using map_type = gpa_map<Memory, MaxSlots, MaxReaders>;  ///< the map conversions go through
     /// A log sink: called with `context` and one line (not terminated by a
     /// newline; valid during the call only) for every refused request.
     using log_fn = void (*)(void* context, std::string_view line);
@@ -190,12 +191,12 @@ public:
     /// logging refusals to `log(log_context, line)` (nullptr: no log).
     /// Retries: vmm_retries, 1 s, no wait fd (router_options' defaults).
     /// Lock: none. Cost: O(1); allocates nothing.
-    explicit exit_router(gpa_map<Memory, MaxSlots>& map, log_fn log = nullptr, void* log_context = nullptr,
+    explicit exit_router(map_type& map, log_fn log = nullptr, void* log_context = nullptr,
                          convert_options opts = {}) noexcept
         : map_(map), log_(log), log_context_(log_context), opts_(opts) {}
     /// A router with every option named (router_options).
     /// Lock: none. Cost: O(1); allocates nothing.
-    exit_router(gpa_map<Memory, MaxSlots>& map, log_fn log, void* log_context, const router_options& ro) noexcept
+    exit_router(map_type& map, log_fn log, void* log_context, const router_options& ro) noexcept
         : map_(map), log_(log), log_context_(log_context), opts_(ro.convert), retry_(ro) {}
 
     /// Look at `run` after KVM_RUN:
