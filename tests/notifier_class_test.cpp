@@ -28,9 +28,12 @@ namespace {
 std::vector<std::string> calls_of(const fleet<3>& f) {
     std::vector<std::string> out;
     for (std::size_t i = 0; i < f.journal.size(); ++i) {
-        std::string who = "?";
+        // Names from a table: building "c" + to_string(k) here trips g++ 12's -O3
+        // -Wrestrict/-Wmaybe-uninitialized false positives inside std::string.
+        static constexpr const char* names[3] = {"c0", "c1", "c2"};
+        const char* who = "?";
         for (std::size_t k = 0; k < 3; ++k)
-            if (f.journal[i].who == f.c[k].get()) who = "c" + std::to_string(k);
+            if (f.journal[i].who == f.c[k].get()) who = names[k];
         out.push_back(std::string(to_string(f.journal[i].kind)) + " " + who);
     }
     return out;

@@ -37,7 +37,8 @@ const std::size_t steps = sizeof script / sizeof script[0];
 namespace {
 struct code_buffer {
     std::vector<std::uint8_t> c;
-    void b(std::initializer_list<std::uint8_t> bytes) { c.insert(c.end(), bytes); }
+    // push_back, not insert(end, list): g++ 12 -O3 warns (-Wstringop-overflow) about its own inlined insert.
+    void b(std::initializer_list<std::uint8_t> bytes) { for (std::uint8_t x : bytes) c.push_back(x); }
     void w(std::uint8_t opcode, std::uint16_t imm) { b({opcode, std::uint8_t(imm), std::uint8_t(imm >> 8)}); }
     // mov e<reg>, imm32 in real mode: the operand-size prefix, then B8+reg.
     void d(std::uint8_t opcode, std::uint32_t imm) {

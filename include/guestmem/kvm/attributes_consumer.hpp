@@ -111,7 +111,10 @@ enum class attributes_content : std::uint8_t {
     return c == content_policy::zero ? attributes_content::zero : attributes_content::preserve;
 }
 
-/// See the file description.
+/// Sets or clears KVM_MEMORY_ATTRIBUTE_PRIVATE over the pages of every
+/// committed conversion (the file comment has the two kernel interfaces
+/// and the errors); attach() binds it as binding_class::irrevocable, so it prepares
+/// after every other consumer.
 class kvm_attributes_consumer final : public consumer {
 public:
     /// What the consumer counts (read under the object's lock).

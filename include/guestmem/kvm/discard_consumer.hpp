@@ -59,7 +59,10 @@ struct discard_config {
     page_index private_first = 0; ///< its page for the binding's first object page
 };
 
-/// See the file description.
+/// Punches, after each committed conversion, the backing the pages left:
+/// the shared file on to_guest_only, the private one on to_shared, both on
+/// truncation (the table in the file comment). A vetoed conversion
+/// discards nothing.
 class discard_consumer final : public consumer {
 public:
     /// What the consumer did (read under the object's lock).

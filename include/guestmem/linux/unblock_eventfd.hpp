@@ -30,7 +30,9 @@
 
 namespace guestmem {
 
-/// See the file description.
+/// An unblock_notifier that makes an eventfd readable whenever an object
+/// may have stopped refusing a conversion; the fd is what router_options::
+/// wait_fd hands to a VMM waiting on retry_later.
 class eventfd_unblock_notifier final : public unblock_notifier {
 public:
     /// A notifier over a new non-blocking, close-on-exec eventfd. Errors:

@@ -23,7 +23,9 @@
 
 namespace guestmem::testing {
 
-/// See the file description.
+/// A page-by-page model of the attributes KVM holds, kept up to date from
+/// the attribute ioctls a scripted_ioctl answered, for tests to compare
+/// with an object's shareability (verify_in_step).
 class kvm_attribute_model final : public scripted_ioctl::observer {
 public:
     /// With `partial_progress`, an EAGAIN whose error_offset lies inside the

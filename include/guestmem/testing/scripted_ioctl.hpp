@@ -21,7 +21,9 @@
 
 namespace guestmem::testing {
 
-/// See the file description.
+/// A kvm_ioctl that records each call and answers from a script (fail
+/// the n-th call, or every call from the n-th on, with an errno; answer
+/// KVM_CHECK_EXTENSION; or pass through to the real ioctl).
 class scripted_ioctl final : public kvm_ioctl {
 public:
     /// One recorded call.
