@@ -523,7 +523,7 @@ void bm_object_memory(benchmark::State& state, std::size_t runs) {
         benchmark::DoNotOptimize(sum);
     }
     state.counters["bytes_per_run"] = (double(sizeof(o.mem)) + double(o.held)) / double(runs);
-    state.counters["map_bytes_per_run"] = double(o.mem.shareability_map().memory_bytes()) / double(runs);
+    state.counters["map_bytes_per_run"] = double(o.mem.locked(o.mem.lock_shared()).shareability_map().memory_bytes()) / double(runs);
 }
 
 [[maybe_unused]] const bool registered = [] {

@@ -104,7 +104,8 @@ void BM_SnapshotRestore_guestmem(benchmark::State& state) {
 /// The bitmap peer's state: one bit per page, 1 = shared.
 std::vector<std::uint64_t> bitmap_of(const mem_type& m) {
     std::vector<std::uint64_t> bits(domain / 64);
-    for (const auto& r : m.shareability_map().runs({0, domain}))
+    const auto guard = m.lock_shared();
+    for (const auto& r : m.locked(guard).shareability_map().runs({0, domain}))
         if (r.value == shareability::shared)
             for (page_index p = r.range.begin; p < r.range.end; ++p) bits[p / 64] |= std::uint64_t{1} << (p % 64);
     return bits;
@@ -137,7 +138,8 @@ void BM_SnapshotRestore_bitmap(benchmark::State& state) {
 #if GUESTMEM_HAVE_ROARING
 roaring_bitmap_t* roaring_of(const mem_type& m) {
     roaring_bitmap_t* r = roaring_bitmap_create();
-    for (const auto& x : m.shareability_map().runs({0, domain}))
+    const auto guard = m.lock_shared();
+    for (const auto& x : m.locked(guard).shareability_map().runs({0, domain}))
         if (x.value == shareability::shared) roaring_bitmap_add_range(r, x.range.begin, x.range.end);
     roaring_bitmap_run_optimize(r);
     return r;

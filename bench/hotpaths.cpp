@@ -110,7 +110,10 @@ std::uint64_t convert_4k(std::size_t n) {
     std::vector<page_index> work;
     while (work.size() < 4096) {
         const page_index p = 1 + rng() % (pages - 2);
-        if (w.mem.shareability_map().all_of({p - 1, p + 2}, shareability::shared)) work.push_back(p);
+        if (w.mem.shareability_at(p - 1).value() == shareability::shared &&
+            w.mem.shareability_at(p).value() == shareability::shared &&
+            w.mem.shareability_at(p + 1).value() == shareability::shared)
+            work.push_back(p);
     }
     std::sort(work.begin(), work.end());
     work.erase(std::unique(work.begin(), work.end()), work.end());

@@ -18,7 +18,8 @@
 #     invalid_range, out_of_memory, ...) or has an `Error`/`Errors` prose
 #     label (a capitalised "Error" not followed by ':').
 # Exceptions: deleted functions (`= delete`, no contract to state), friend
-# declarations, and lines in function bodies.
+# declarations, out-of-class definitions (X::f(...) { }: the declaration in
+# the class carries the contract), and lines in function bodies.
 #
 # Without EXPECT the script fails when any declaration misses a field. With
 # EXPECT=<n> it fails unless exactly n problems are found, and with
@@ -85,6 +86,9 @@ function(check_declaration path line decl doc)
   endif()
   if(NOT head MATCHES "([A-Za-z_~][A-Za-z_0-9]*|>)[ \t]*$")
     return()
+  endif()
+  if(head MATCHES "::[ \t]*~?[A-Za-z_][A-Za-z_0-9]*[ \t]*$")
+    return()  # an out-of-class definition: the declaration carries the contract
   endif()
   string(REGEX MATCH "[~A-Za-z_][A-Za-z_0-9]*[ \t]*$" name "${head}")
   string(STRIP "${name}" name)

@@ -72,4 +72,7 @@ private:
     int m_;
 };
 
+// accepts: an out-of-class definition (the declaration has the contract)
+inline int widget::prose(int id) { return id; }
+
 } // namespace example

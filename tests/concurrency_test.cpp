@@ -189,7 +189,10 @@ TEST_CASE_TEMPLATE("faults under the shared lock never install a mapping that a 
         REQUIRE(priv == (told_private[p] != 0));
     }
     CHECK(mem.stats().pinned_pages == 0);
-    CHECK(mem.shareability_map().coalesced());
+    {
+        const auto guard = mem.lock_shared();
+        CHECK(mem.locked(guard).shareability_map().coalesced());
+    }
     MESSAGE(c.installs << " installs, " << c.retries << " read_retry retries, " << conversions.load() << " conversions, "
                        << pins.load() << " pins");
 }

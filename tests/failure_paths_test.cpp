@@ -130,7 +130,7 @@ TEST_CASE_TEMPLATE("a page a consumer could not drop is never handed out again a
     CHECK(mem.fault(17, shareability::guest_only, accessor::hypervisor));
     if constexpr (backend<Alloc>::real) CHECK(be->holds(17, std::byte{0}));  // its old contents are gone
     if constexpr (!backend<Alloc>::real) CHECK(be->alloc.pages_in_use() == 2048);
-    CHECK(mem.folios().check_counters());
+    CHECK(mem.locked(mem.lock_shared()).folios().check_counters());
 }
 
 TEST_CASE_TEMPLATE("a page leaked while a split huge folio goes back to guest_only costs one 4K piece and is never merged",
@@ -145,7 +145,7 @@ TEST_CASE_TEMPLATE("a page leaked while a split huge folio goes back to guest_on
     REQUIRE(mem.bind(slot, c, {0, huge}, 0));
     c.leak_at(5);
     REQUIRE(mem.convert({5, 6}, shareability::guest_only));
-    auto leaf = mem.folios().lookup(5);
+    auto leaf = mem.locked(mem.lock_shared()).folios().lookup(5);
     REQUIRE(leaf);
     CHECK(leaf->poisoned);
     CHECK(leaf->order == order_4k);
@@ -159,8 +159,8 @@ TEST_CASE_TEMPLATE("a page leaked while a split huge folio goes back to guest_on
     }
     // Merges never absorb it later either.
     REQUIRE(mem.convert({0, huge}, shareability::guest_only));
-    CHECK(mem.folios().lookup(5)->order == order_4k);
-    CHECK(mem.folios().lookup(5)->poisoned);
+    CHECK(mem.locked(mem.lock_shared()).folios().lookup(5)->order == order_4k);
+    CHECK(mem.locked(mem.lock_shared()).folios().lookup(5)->poisoned);
 }
 
 TEST_CASE_TEMPLATE("a page a consumer reports during punch_hole is kept, not freed", Alloc, simulated_allocator,
@@ -275,7 +275,7 @@ TEST_CASE_TEMPLATE("punch_hole of a pinned folio cannot fail: a hole at once, fr
     CHECK(code_of(mem.unpin({10, 11})) == errc::invalid_argument);  // no pins left
     REQUIRE(mem.pin({8, 12}, accessor::device));
     REQUIRE(mem.unpin({8, 12}));
-    CHECK(mem.folios().check_counters());
+    CHECK(mem.locked(mem.lock_shared()).folios().check_counters());
 }
 
 TEST_CASE("a memfd reused after its object kept a quarantined page hands out fresh memory there") {
@@ -384,12 +384,16 @@ struct picture {
 template <class Mem>
 picture picture_of(const Mem& mem, const recording_consumer (&c)[3], page_index leaked) {
     picture p;
-    for (const auto& r : mem.shareability_map().runs({0, mem.size()})) p.runs.emplace_back(r.range.begin, r.range.end, r.value);
-    mem.folios().for_each_folio({0, mem.size()}, [&](const folio_view& v) {
-        // The leaked page's leaf is poisoned in the leaking run: compare its shape only.
-        const bool own = v.range().contains(leaked);
-        p.leaves.emplace_back(v.first, v.order, v.frame, own ? mappability::none : v.mappability, own ? false : v.poisoned);
-    });
+    {
+        const auto guard = mem.lock_shared();
+        const auto parts = mem.locked(guard);
+        for (const auto& r : parts.shareability_map().runs({0, mem.size()})) p.runs.emplace_back(r.range.begin, r.range.end, r.value);
+        parts.folios().for_each_folio({0, mem.size()}, [&](const folio_view& v) {
+            // The leaked page's leaf is poisoned in the leaking run: compare its shape only.
+            const bool own = v.range().contains(leaked);
+            p.leaves.emplace_back(v.first, v.order, v.frame, own ? mappability::none : v.mappability, own ? false : v.poisoned);
+        });
+    }
     for (const auto& k : c) p.calls.push_back(k.total_calls());
     const auto s = mem.stats();
     p.allocated = s.allocated_pages;
@@ -436,7 +440,7 @@ void run_site(site where, int position, bool leaking, page_index leak, std::opti
     CHECK(now == *baseline);
     // The leaked page is quarantined as its own 4K piece ...
     CHECK(mem.stats().quarantined == 1);
-    auto leaf = mem.folios().lookup(leak);
+    auto leaf = mem.locked(mem.lock_shared()).folios().lookup(leak);
     REQUIRE(leaf);
     CHECK(leaf->poisoned);
     CHECK(leaf->order == order_4k);

@@ -75,7 +75,7 @@ void only_the_leaked_page_is_kept(leak_memory<Alloc>& mem, leak_backend<Alloc>& 
     if constexpr (leak_backend<Alloc>::real) CHECK(be.holds(leaked, secret));  // kept for the consumer that still maps it
     CHECK(mem.release_quarantine({0, huge}));
     REQUIRE(mem.allocate({leaked, leaked + 1}));
-    CHECK(mem.folios().check_counters());
+    CHECK(mem.locked(mem.lock_shared()).folios().check_counters());
 }
 
 } // namespace
@@ -85,7 +85,7 @@ TEST_CASE_TEMPLATE("a page leaked while punch_hole truncates an unsplit 2M folio
     auto be = leak_backend<Alloc>::make();
     leak_memory<Alloc> mem(be->alloc, {.pages = 2 * huge, .initial = shareability::shared, .max_order = order_2m});
     REQUIRE(mem.allocate({0, 2 * huge}));
-    REQUIRE(mem.folios().lookup(leaked)->order == order_2m);
+    REQUIRE(mem.locked(mem.lock_shared()).folios().lookup(leaked)->order == order_2m);
     be->write(leaked, secret);
     recording_consumer c("vhost");
     binding<consumer> slot;
@@ -108,7 +108,7 @@ TEST_CASE_TEMPLATE("a page leaked while an unbind releases an unsplit 2M folio c
     REQUIRE(h);
     c.leak_at(leaked);
     REQUIRE(mem.unbind(h.value()));
-    auto leaf = mem.folios().lookup(leaked);
+    auto leaf = mem.locked(mem.lock_shared()).folios().lookup(leaked);
     REQUIRE(leaf);
     CHECK(leaf->poisoned);
     CHECK(leaf->order == order_4k);  // split out of its 2M folio

@@ -164,8 +164,11 @@ TEST_CASE("round trips shared -> guest_only -> shared for 4K, 2M and 1G layouts"
             if (order == order_4k && r.end > 4096) continue;
             CAPTURE(r.begin);
             REQUIRE(mem.convert(r, shareability::guest_only));
-            CHECK(mem.shareability_map().all_of(r, shareability::guest_only));
-            CHECK(mem.shareability_map().coalesced());
+            {
+                const auto guard = mem.lock_shared();
+                CHECK(mem.locked(guard).shareability_map().all_of(r, shareability::guest_only));
+                CHECK(mem.locked(guard).shareability_map().coalesced());
+            }
             REQUIRE(mem.convert(r, shareability::shared));
             CHECK(snapshot(mem).runs == start.runs);
         }
@@ -403,7 +406,7 @@ TEST_CASE("bad input changes nothing: inverted, empty, out of bounds, unknown en
     CHECK(mem.punch_hole({UINT64_MAX - 1, UINT64_MAX}).error().code() == errc::invalid_range);
     CHECK(mem.memory_failure(UINT64_MAX).error().code() == errc::invalid_range);
     CHECK(mem.shareability_at(1024).error().code() == errc::invalid_range);
-    CHECK(mem.runs({3, 2}).error().code() == errc::invalid_range);
+    CHECK(mem.locked(mem.lock_shared()).runs({3, 2}).error().code() == errc::invalid_range);
     CHECK(snapshot(mem) == before);
     CHECK(sim_memory::check_config(alloc, {.pages = 0}).error().code() == errc::invalid_argument);
     CHECK(sim_memory::check_config(alloc, {.pages = 8, .max_order = 5}).error().code() == errc::invalid_argument);

@@ -226,8 +226,11 @@ TEST_CASE("vCPU threads routing exits through one router at once: per-object ser
         CAPTURE(p);
         REQUIRE((mem.shareability_at(p).value() == shareability::guest_only) == (c.told_private[p] != 0));
     }
-    for (page_index blk = shared_lo; blk < pages; blk += block)
-        CHECK(mem.shareability_map().all_of({blk, blk + block}, mem.shareability_at(blk).value()));
+    for (page_index blk = shared_lo; blk < pages; blk += block) {
+        const shareability first = mem.shareability_at(blk).value();
+        const auto guard = mem.lock_shared();
+        CHECK(mem.locked(guard).shareability_map().all_of({blk, blk + block}, first));
+    }
     CHECK(mem.stats().pinned_pages == 0);
     MESSAGE(routed_ok.load() << " exits converted, " << refused.load() << " refused (pins, vetoes), " << c.commits.load()
                              << " commits, " << fault_pairs.load() << " fault pairs checked, " << pins.load() << " pins");

@@ -64,12 +64,16 @@ struct state {
 state state_of(const env& e) {
     state s{};
     const memory_type& m = e.mem;
-    for (const auto& r : m.shareability_map().runs({0, m.size()})) s.obs.runs.emplace_back(r.range.begin, r.range.end, r.value);
     s.obs.leaves = fuzz::leaves_of(m);
-    m.folios().for_each_pin_run([&](page_index b, page_index x, std::uint32_t n) { s.obs.pins.emplace_back(b, x, n); });
-    m.notifiers().for_each_binding([&](const binding<consumer>& b) {
-        s.obs.bindings.emplace_back(b.id(), b.pages().begin, b.pages().end, b.target_base(), b.sequence());
-    });
+    {
+        const auto guard = m.lock_shared();
+        const auto parts = m.locked(guard);
+        for (const auto& r : parts.shareability_map().runs({0, m.size()})) s.obs.runs.emplace_back(r.range.begin, r.range.end, r.value);
+        parts.folios().for_each_pin_run([&](page_index b, page_index x, std::uint32_t n) { s.obs.pins.emplace_back(b, x, n); });
+        parts.notifiers().for_each_binding([&](const binding<consumer>& b) {
+            s.obs.bindings.emplace_back(b.id(), b.pages().begin, b.pages().end, b.target_base(), b.sequence());
+        });
+    }
     for (const auto& c : e.cons) s.obs.consumer_calls.push_back(c.total_calls());
     s.obs.pages_in_use = e.inner.pages_in_use();
     s.obs.splits = e.inner.splits_in_place();
@@ -393,7 +397,8 @@ TEST_CASE("bad input table: every invalid input gets its exact code, page and me
         {"memory_failure of a hole", [&] { return error_of(m.memory_failure(800)); }, errc::not_allocated, 800, "page 0x320 is a hole"},
         {"shareability_at past size", [&] { return error_of(m.shareability_at(1024)); }, errc::invalid_range, 1024, "past the object"},
         {"mappability_at of a hole", [&] { return error_of(m.mappability_at(1000)); }, errc::not_allocated, 1000, "is not allocated"},
-        {"runs of an inverted range", [&] { return error_of(m.runs({3, 2})); }, errc::invalid_range, 3, "is inverted"},
+        {"runs of an inverted range", [&] { const auto guard = m.lock_shared();
+             return error_of(m.locked(guard).runs({3, 2})); }, errc::invalid_range, 3, "is inverted"},
         {"config of 0 pages", [&] { return error_of(memory_type::check_config(e.alloc, {.pages = 0})); }, errc::invalid_argument, no_page,
          "an object of 0 pages holds nothing"},
         {"config with order 5", [&] { return error_of(memory_type::check_config(e.alloc, {.pages = 8, .max_order = 5})); },

@@ -380,7 +380,8 @@ struct midrun_snapshot {
         bytes.resize(saved.value());
         auto runs_of = [](const memory& m) {
             std::vector<std::tuple<page_index, page_index, shareability>> out;
-            auto view = m.runs({0, m.size()});
+            const auto guard = m.lock_shared();
+            auto view = m.locked(guard).runs({0, m.size()});
             if (view)
                 for (const auto& r : view.value()) out.emplace_back(r.range.begin, r.range.end, r.value);
             return out;

@@ -80,7 +80,7 @@ int32_t router_args(const guestmem_exit_router* r, const void* run, guestmem_exi
 /// read runs later: it lives beside the consumer, as long as it).
 struct memory_shim {
     using binding_type = binding<c_consumer>;
-    using runs_type = decltype(std::declval<const guest_memory<simulated_allocator, c_consumer>&>().runs({}));
+    using runs_type = decltype(std::declval<const guest_memory<simulated_allocator, c_consumer>&>().runs_in_callback({}));
     guestmem_memory* mem = nullptr;
     c_consumer* wrapper = nullptr;
     result<binding_handle> bind(binding_type& slot, consumer&, page_range pages, std::uint64_t target,
@@ -91,8 +91,9 @@ struct memory_shim {
     [[nodiscard]] result<shareability> shareability_at(page_index p) const {
         return visit(static_cast<const guestmem_memory*>(mem), [&](const auto& g, const auto&) { return g.shareability_at(p); });
     }
-    [[nodiscard]] runs_type runs(page_range r) const {
-        return visit(static_cast<const guestmem_memory*>(mem), [&](const auto& g, const auto&) -> runs_type { return g.runs(r); });
+    [[nodiscard]] runs_type runs_in_callback(page_range r) const {
+        return visit(static_cast<const guestmem_memory*>(mem),
+                     [&](const auto& g, const auto&) -> runs_type { return g.runs_in_callback(r); });
     }
 };
 

@@ -304,7 +304,8 @@ int32_t guestmem_runs(const guestmem_memory* mem, uint64_t begin, uint64_t end, 
     if (mem == nullptr) return null_object(err);
     if (fn == nullptr) return fail(err, errc::invalid_argument, no_page, "fn (the run callback) is NULL");
     return visit(mem, [&](const auto& g, const auto&) {
-        auto view = g.runs({begin, end});
+        const auto guard = g.lock_shared();
+        auto view = g.locked(guard).runs({begin, end});
         if (!view) return put(err, view.error());
         for (const auto& run : view.value())
             if (fn(ctx, run.range.begin, run.range.end, static_cast<uint32_t>(run.value)) != 0) break;

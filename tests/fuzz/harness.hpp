@@ -202,7 +202,7 @@ private:
             c.op = "unpin";
             page_range r = range(c);
             if (u8() & 1) {  // aim at a pinned page
-                c.mem.folios().for_each_pin_run([&](page_index b, page_index e, std::uint32_t) { r = {b, std::min(e, b + 1 + (e - b) / 2)}; });
+                c.mem.locked(c.mem.lock_shared()).folios().for_each_pin_run([&](page_index b, page_index e, std::uint32_t) { r = {b, std::min(e, b + 1 + (e - b) / 2)}; });
             }
             probe = r.begin;
             note("[%#" PRIx64 ", %#" PRIx64 ")", r.begin, r.end);

@@ -62,7 +62,7 @@ struct observation {
 template <class Mem>
 model::leaf_list leaves_of(const Mem& mem) {
     model::leaf_list out;
-    mem.folios().for_each_folio({0, mem.size()}, [&](const folio_view& v) {
+    mem.locked(mem.lock_shared()).folios().for_each_folio({0, mem.size()}, [&](const folio_view& v) {
         out.push_back({v.first, v.order, v.top_order, v.frame, v.mappability, v.poisoned});
     });
     return out;
@@ -183,15 +183,19 @@ protected:
     // ---- state checks -----------------------------------------------------
     observation observe(ctx& c) {
         observation o;
-        for (const auto& r : c.mem.shareability_map().runs({0, c.mem.size()})) o.runs.emplace_back(r.range.begin, r.range.end, r.value);
         o.leaves = leaves_of(c.mem);
-        c.mem.folios().for_each_pin_run([&](page_index b, page_index e, std::uint32_t n) { o.pins.emplace_back(b, e, n); });
-        c.mem.notifiers().for_each_binding([&](const binding<consumer>& b) {
-            o.bindings.emplace_back(b.id(), b.pages().begin, b.pages().end, b.target_base(), b.sequence());
-        });
-        c.mem.folios().for_each_detached([&](page_index first, folio_order order, frame_number, bool pinned, bool quarantined) {
-            o.detached.emplace_back(first, order, pinned, quarantined);
-        });
+        {
+            const auto guard = c.mem.lock_shared();
+            const auto parts = c.mem.locked(guard);
+            for (const auto& r : parts.shareability_map().runs({0, c.mem.size()})) o.runs.emplace_back(r.range.begin, r.range.end, r.value);
+            parts.folios().for_each_pin_run([&](page_index b, page_index e, std::uint32_t n) { o.pins.emplace_back(b, e, n); });
+            parts.notifiers().for_each_binding([&](const binding<consumer>& b) {
+                o.bindings.emplace_back(b.id(), b.pages().begin, b.pages().end, b.target_base(), b.sequence());
+            });
+            parts.folios().for_each_detached([&](page_index first, folio_order order, frame_number, bool pinned, bool quarantined) {
+                o.detached.emplace_back(first, order, pinned, quarantined);
+            });
+        }
         for (auto& k : c.cons) o.consumer_calls.push_back(k.total_calls());
         o.pages_in_use = c.inner.pages_in_use();
         o.splits = c.inner.splits_in_place();
@@ -205,10 +209,14 @@ protected:
         last_ = observe(c);
         c.ref.settle(last_.leaves);  // the last unpin on a leaf ends its draining at once
         const model::reference_model& ref = c.ref;
-        if (!mem.shareability_map().coalesced()) diverge(c, "shareability map not coalesced");
-        for (const auto& r : mem.shareability_map().runs({0, mem.size()}))
-            if (page_index p = ref.first_where(r.range, [&](const model::page_state& s) { return s.share != r.value; }); p != no_page)
-                diverge(c, "page %#" PRIx64 " is %s in the object", p, std::string(to_string(r.value)).c_str());
+        {
+            const auto guard = mem.lock_shared();
+            const auto& map = mem.locked(guard).shareability_map();
+            if (!map.coalesced()) diverge(c, "shareability map not coalesced");
+            for (const auto& r : map.runs({0, mem.size()}))
+                if (page_index p = ref.first_where(r.range, [&](const model::page_state& s) { return s.share != r.value; }); p != no_page)
+                    diverge(c, "page %#" PRIx64 " is %s in the object", p, std::string(to_string(r.value)).c_str());
+        }
         // Leaves: aligned, inside a modelled top folio, uniform, flags as modelled.
         const model::leaf_list& leaves = last_.leaves;
         struct flat_run {
@@ -270,12 +278,12 @@ protected:
             else
                 want_pins.emplace_back(b, e, s.pins);
         });
-        mem.folios().for_each_pin_run([&](page_index b, page_index e, std::uint32_t n) { got_pins.emplace_back(b, e, n); });
+        mem.locked(mem.lock_shared()).folios().for_each_pin_run([&](page_index b, page_index e, std::uint32_t n) { got_pins.emplace_back(b, e, n); });
         if (want_pins != got_pins) diverge(c, "pins differ (%zu runs in the object, %zu in the model)", got_pins.size(), want_pins.size());
         // Bindings: order, ranges, sequences even and as predicted; consumer calls.
         std::size_t i = 0;
-        if (mem.notifiers().round_in_flight()) diverge(c, "an invalidation round is still in flight");
-        mem.notifiers().for_each_binding([&](const binding<consumer>& b) {
+        if (mem.locked(mem.lock_shared()).notifiers().round_in_flight()) diverge(c, "an invalidation round is still in flight");
+        mem.locked(mem.lock_shared()).notifiers().for_each_binding([&](const binding<consumer>& b) {
             if (i >= ref.bindings().size()) diverge(c, "object has more bindings than the model");
             const auto& m = ref.bindings()[i++];
             if (b.id() != m.id || b.pages() != m.pages || b.target_base() != m.base)
@@ -318,7 +326,8 @@ protected:
                     s.detached_pages, ref.detached_pages(), s.quarantined_pages, ref.quarantined_pages(), s.quarantined, ev.quarantined);
         for (const model::detached_top& d : ref.detached())
             for (page_range q : d.poisoned)
-                if (mem.folios().first_quarantined(d.range()) == no_page || mem.folios().allocated(q.begin))
+                if (const auto guard = mem.lock_shared(); mem.locked(guard).folios().first_quarantined(d.range()) == no_page ||
+                                                         mem.locked(guard).folios().allocated(q.begin))
                     diverge(c, "quarantined page %#" PRIx64 " is not kept out of the object", q.begin);
         if (c.inner.zeroed_pages() != ev.zeroed_pages)
             diverge(c, "allocator zeroed %" PRIu64 " pages, model %" PRIu64, c.inner.zeroed_pages(), ev.zeroed_pages);

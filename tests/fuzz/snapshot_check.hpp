@@ -33,11 +33,15 @@ struct snapshot_view {
 template <class Mem>
 snapshot_view view_for_snapshot(const Mem& m) {
     snapshot_view s;
-    for (const auto& r : m.shareability_map().runs({0, m.size()})) s.runs.emplace_back(r.range.begin, r.range.end, r.value);
-    m.folios().for_each_folio({0, m.size()}, [&](const folio_view& v) {
-        s.leaves.emplace_back(v.first, v.order, v.top_order, v.mappability, v.poisoned, v.poison_page);
-    });
-    m.folios().for_each_detached([&](page_index f, folio_order o, frame_number, bool p, bool q) { s.detached.emplace_back(f, o, p, q); });
+    {
+        const auto guard = m.lock_shared();
+        const auto parts = m.locked(guard);
+        for (const auto& r : parts.shareability_map().runs({0, m.size()})) s.runs.emplace_back(r.range.begin, r.range.end, r.value);
+        parts.folios().for_each_folio({0, m.size()}, [&](const folio_view& v) {
+            s.leaves.emplace_back(v.first, v.order, v.top_order, v.mappability, v.poisoned, v.poison_page);
+        });
+        parts.folios().for_each_detached([&](page_index f, folio_order o, frame_number, bool p, bool q) { s.detached.emplace_back(f, o, p, q); });
+    }
     const auto st = m.stats();
     s.counters = {st.shared_pages, st.runs, st.allocated_pages, st.folios_4k, st.folios_2m, st.folios_1g, st.split_folios,
                   st.poisoned_folios, st.quarantined_pages, st.detached_pages};

@@ -66,11 +66,15 @@ struct snapshot {
     guest_memory_stats census;
 
     explicit snapshot(const Mem& m, page_range pin_window = {0, 0}) {
-        const auto view = m.runs({0, m.size()});  // keep the result alive across the loop
-        for (const auto& r : view.value()) runs.emplace_back(r.range, r.value);
-        m.folios().for_each_folio({0, m.size()}, [&](const folio_view& v) {
-            folios.emplace_back(v.first, v.order, v.frame, v.mappability, v.poisoned);
-        });
+        {
+            const auto guard = m.lock_shared();
+            const auto parts = m.locked(guard);
+            const auto view = parts.runs({0, m.size()});  // keep the result alive across the loop
+            for (const auto& r : view.value()) runs.emplace_back(r.range, r.value);
+            parts.folios().for_each_folio({0, m.size()}, [&](const folio_view& v) {
+                folios.emplace_back(v.first, v.order, v.frame, v.mappability, v.poisoned);
+            });
+        }
         for (page_index p = pin_window.begin; p < pin_window.end; ++p) pins.push_back(m.pins(p));
         census = m.stats();
     }

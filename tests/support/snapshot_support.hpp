@@ -32,13 +32,17 @@ struct snap_state {
 template <class Mem>
 snap_state state_of(const Mem& m) {
     snap_state s;
-    for (const auto& r : m.shareability_map().runs({0, m.size()})) s.runs.emplace_back(r.range.begin, r.range.end, r.value);
-    m.folios().for_each_folio({0, m.size()}, [&](const folio_view& v) {
-        s.leaves.emplace_back(v.first, v.order, v.top_order, v.mappability, v.poisoned, v.poison_page);
-    });
-    m.folios().for_each_detached([&](page_index f, folio_order o, frame_number, bool pinned, bool q) {
-        s.detached.emplace_back(f, o, pinned, q);
-    });
+    {
+        const auto guard = m.lock_shared();
+        const auto parts = m.locked(guard);
+        for (const auto& r : parts.shareability_map().runs({0, m.size()})) s.runs.emplace_back(r.range.begin, r.range.end, r.value);
+        parts.folios().for_each_folio({0, m.size()}, [&](const folio_view& v) {
+            s.leaves.emplace_back(v.first, v.order, v.top_order, v.mappability, v.poisoned, v.poison_page);
+        });
+        parts.folios().for_each_detached([&](page_index f, folio_order o, frame_number, bool pinned, bool q) {
+            s.detached.emplace_back(f, o, pinned, q);
+        });
+    }
     const auto st = m.stats();
     s.counters = {st.pages, st.shared_pages, st.runs, st.allocated_pages, st.folios_4k, st.folios_2m, st.folios_1g,
                   st.split_folios, st.pinned_pages, st.poisoned_folios, st.quarantined_pages, st.detached_pages};

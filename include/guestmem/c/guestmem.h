@@ -475,10 +475,10 @@ GUESTMEM_C_API int32_t guestmem_mappability_at(const guestmem_memory* mem, uint6
 GUESTMEM_C_API int32_t guestmem_pins(const guestmem_memory* mem, uint64_t page, uint32_t* out, guestmem_error* err);
 
 /** Call `fn` for each shareability run overlapping [begin, end), clipped to
- * it, until `fn` returns nonzero. Takes no lock: call it while no other
- * thread mutates the object. Errors: INVALID_ARGUMENT (NULL mem or fn);
+ * it, until `fn` returns nonzero. Errors: INVALID_ARGUMENT (NULL mem or fn);
  * INVALID_RANGE.
- * Thread safety: no lock: only while no other thread changes the object. */
+ * Thread safety: shared lock, held while `fn` runs: `fn` must not call into
+ * the object. */
 GUESTMEM_C_API int32_t guestmem_runs(const guestmem_memory* mem, uint64_t begin, uint64_t end, guestmem_run_fn fn,
                                      void* ctx, guestmem_error* err);
 

@@ -307,6 +307,24 @@ public:
         ++c_.poisoned_folios;
     }
 
+    // ---- export and bulk load (snapshot save and restore; folio_load.hpp) ----
+    /// No live or detached folio and no pin: what load() needs. O(1).
+    [[nodiscard]] bool empty() const noexcept { return tops_.empty() && detached_.empty() && pins_.runs() == 0; }
+    /// Export walks, in page order, O(records visited): live top folios
+    /// f(first, order); split records, parents first, f(first, order);
+    /// poisoned live leaves f(poison page, order, mappability); detached
+    /// folios f(first, order, leaves), leaves(g) calling g as the former
+    /// for each of that folio's poisoned leaves.
+    template <class F> void for_each_top(F&& f) const;
+    template <class F> void for_each_split(F&& f) const;  ///< see for_each_top
+    template <class F> void for_each_poisoned(F&& f) const;  ///< see for_each_top
+    template <class F> void for_each_detached_poison(F&& f) const;  ///< see for_each_top
+    /// Builds folios into an empty table from a saved description; rolls
+    /// back unless committed.
+    class loader;
+    /// Start a bulk load. Precondition: empty(). Lock: exclusive. Allocates nothing.
+    [[nodiscard]] loader load() noexcept;
+
     /// Poison page p's 4K piece alone (a page a consumer leaked): the leaf is
     /// split down to 4K along p's path first; if a split cannot get records
     /// or its reservation, the leaf reached is poisoned whole (never fails).
@@ -333,7 +351,6 @@ public:
 private:
     template <folio_allocator, class>
     friend class folio_table;
-    template <class> friend struct detail::snapshot_access;  // snapshot/: save and restore
 
     static folio_view view(const ref& x, folio_order top_order) noexcept {
         return {x.first, x.order, x.frame, x.map(), x.poisoned(), top_order, x.poison_page()};
@@ -500,6 +517,15 @@ private:
     /// Split a fresh folio as far as `share` needs (populate).
     template <class ShareMap>
     [[nodiscard]] status split_for(const ref& x, const ShareMap& share);
+    /// Split record x one level (its pieces inherit its state byte):
+    /// records, the allocator's reservation, then do_split.
+    [[nodiscard]] status split_one(const ref& x) noexcept;
+    /// A new live top folio of order o at p (record, frame, link, counts),
+    /// inserted before `hint`. Errors: out_of_memory, or the allocator's.
+    [[nodiscard]] result<top*> make_top(page_index p, folio_order o, typename detail::top_folio_set::iterator hint) noexcept;
+    /// Every folio back to the allocator, the table as constructed (a
+    /// loader's rollback). Cannot fail.
+    void drop_all() noexcept;
     /// A fresh top folio of order o at p, split as `share` needs, inserted before `hint`.
     template <class ShareMap>
     [[nodiscard]] status create(page_index p, folio_order o, const ShareMap& share,
@@ -600,3 +626,4 @@ private:
 #include <guestmem/folio/detail/folio_populate.hpp>
 #include <guestmem/folio/detail/folio_detach.hpp>
 #include <guestmem/folio/detail/folio_dump.hpp>
+#include <guestmem/folio/detail/folio_load.hpp>

@@ -340,8 +340,8 @@ private:
     };
     template <class Memory>
     static void each_run_of(const void* mem, page_range pages, void* context, run_fn fn) {
-        // No lock: callbacks run under the object's exclusive lock already.
-        auto runs = static_cast<const Memory*>(mem)->runs(pages);
+        // Callbacks run under the object's exclusive lock already.
+        auto runs = static_cast<const Memory*>(mem)->runs_in_callback(pages);
         if (!runs) return;
         for (const auto& run : runs.value()) fn(context, run.range, run.value);
     }

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cinttypes>
+#include <concepts>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -29,8 +30,8 @@
 #include <guestmem/folio/allocator.hpp>
 #include <guestmem/folio/folio_table.hpp>
 #include <guestmem/folio/mappability.hpp>
+#include <guestmem/memory/change_log.hpp>
 #include <guestmem/memory/config.hpp>
-#include <guestmem/memory/detail/change_log.hpp>
 #include <guestmem/memory/detail/counters.hpp>
 #include <guestmem/memory/detail/fault_errors.hpp>
 #include <guestmem/memory/lock.hpp>
@@ -57,9 +58,10 @@ namespace guestmem {
 /// that calls back into the object gets errc::would_deadlock from every call
 /// that returns an error (memory/reentry.hpp); pins, stats, dump and
 /// generation answer it without the lock, as the object was before the
-/// round. read_begin and read_retry take no
-/// lock; nor do size(), max_order(), runs() and the part accessors, which
-/// must be used while no other thread mutates the object.
+/// round. read_begin and read_retry take no lock; nor do size() and
+/// max_order(). The parts themselves (runs, map, folio table, notifier set)
+/// are read through locked(guard), a view that needs a guard from
+/// lock_shared() or lock_exclusive() (memory/locked.hpp).
 ///
 /// Errors are returned (errc), never thrown; a call that fails has changed
 /// nothing. Costs below count runs of the shareability map, top-level
@@ -492,17 +494,6 @@ public:
         return shares_.at(page);
     }
 
-    /// The shareability runs overlapping `r`, clipped to it. The view reads
-    /// the map lazily: iterate it while no other thread mutates the object.
-    /// Errors:    invalid_range (r empty, inverted or past size()).
-    /// Lock:      none.
-    /// Cost:      O(log runs) to begin, O(1) per run.
-    /// Allocates: nothing.
-    [[nodiscard]] auto runs(page_range r) const -> result<decltype(std::declval<const share_map&>().runs(r))> {
-        if (auto s = check_range(r, size_); !s) return s.error();
-        return shares_.runs(r);
-    }
-
     /// Mappability of the leaf folio holding `page`.
     /// Errors:    in this order: would_deadlock (no_page: called from a
     ///            consumer callback of this object); invalid_range (page past
@@ -604,19 +595,72 @@ private:
 
 public:
 
-    /// The parts, read-only, for tests, fuzzers and dumps: the shareability
-    /// map. Use it while no other thread mutates the object.
-    /// Lock: none. Cost: O(1).
-    [[nodiscard]] const share_map& shareability_map() const noexcept { return shares_; }
-    /// The folio table (as shareability_map()).
-    /// Lock: none. Cost: O(1).
-    [[nodiscard]] const folio_table<Allocator, NodeAllocator>& folios() const noexcept { return folios_; }
-    /// The notifier set (as shareability_map()).
-    /// Lock: none. Cost: O(1).
-    [[nodiscard]] const notifier_set<Consumer>& notifiers() const noexcept { return notifier_; }
+    // ---- the locked tier and the restore door (memory/locked.hpp) ----------
+
+    class locked_view;
+    /// The lock, taken shared, as a guard for locked().
+    /// Lock:      shared until the guard goes (do not call the locking
+    ///            members meanwhile).
+    /// Cost:      the lock's.
+    [[nodiscard]] std::shared_lock<Lock> lock_shared() const { return std::shared_lock<Lock>(lock_); }
+    /// The lock, taken exclusive, as a guard for locked().
+    /// Lock:      exclusive until the guard goes (do not call the locking
+    ///            members meanwhile).
+    /// Cost:      the lock's.
+    [[nodiscard]] std::unique_lock<Lock> lock_exclusive() const { return std::unique_lock<Lock>(lock_); }
+    /// The parts, read-only, for a caller holding `held` (a guard from
+    /// lock_shared() or lock_exclusive()): runs, the map, the folio table,
+    /// the notifier set, the change log. Precondition: `held` owns this
+    /// object's lock (asserted).
+    /// Lock:      none taken: `held` is the caller's.
+    /// Cost:      O(1).
+    template <class Guard>
+        requires std::same_as<Guard, std::shared_lock<Lock>> || std::same_as<Guard, std::unique_lock<Lock>>
+    [[nodiscard]] locked_view locked(const Guard& held) const noexcept;
+    /// The shareability runs overlapping `r`, clipped to it, read from inside
+    /// one of this object's consumer callbacks (they run under its exclusive
+    /// lock, so the callback holds no guard to pass to locked()): how an
+    /// abort restores state run by run (kvm_attributes_consumer's does).
+    /// Errors:    in this order: invalid_argument (no_page: this thread runs
+    ///            no callback of this object: take lock_shared() and use
+    ///            locked() instead); invalid_range (r empty, inverted or past
+    ///            size()).
+    /// Lock:      none taken (the round holds it).
+    /// Cost:      O(log runs) to begin, O(1) per run.
+    /// Allocates: nothing.
+    [[nodiscard]] auto runs_in_callback(page_range r) const -> result<decltype(std::declval<const share_map&>().runs(r))> {
+        if (!detail::this_thread_holds(this)) [[unlikely]]
+            return error::make(errc::invalid_argument, no_page,
+                               "runs_in_callback is for consumer callbacks of this object; this thread runs none "
+                               "(hold lock_shared() and read locked(guard).runs instead)");
+        if (auto s = check_range(r, size_); !s) return s.error();
+        return shares_.runs(r);
+    }
+
+    /// Load a saved state into a fresh object (snapshot restore): the map
+    /// from `run_count` runs next_run() returns as {pages, shareability},
+    /// then the folios build(folio_table::loader&) makes, then the
+    /// generation. All or nothing.
+    /// Errors:    in this order, the object as before: invalid_argument
+    ///            (no_page: not fresh, more than one run, a folio or a pin);
+    ///            out_of_memory (map nodes, at page 0); whatever build returns
+    ///            (the folios it made go back, the map is one run again).
+    /// Lock:      exclusive, held while build runs (it must not call into the
+    ///            object).
+    /// Cost:      O(runs + what build makes).
+    /// Allocates: map nodes from NodeAllocator; what build makes through the
+    ///            loader (folios, records).
+    template <class NextRun, class Build>
+    [[nodiscard]] status load(std::size_t run_count, NextRun&& next_run, Build&& build, std::uint64_t generation);
+    /// Start the change log over at generation `g`, nothing logged (an
+    /// increment applied, or abandoned at its base).
+    /// Lock: exclusive. Cost: O(1).
+    void restart_generation(std::uint64_t g) {
+        std::unique_lock guard(lock_);
+        changes_.reset(g);
+    }
 
 private:
-    template <class> friend struct detail::snapshot_access;  // snapshot/: save, restore, changes
     /// The largest page count whose byte size is a valid file offset
     /// (2^63 bytes): punch_hole's bound, as fallocate's EFBIG.
     static constexpr page_index max_file_pages = page_index{1} << (63 - page_shift);
@@ -738,7 +782,7 @@ private:
     folio_table<Allocator, NodeAllocator> folios_;
     std::uint64_t poison_events_ = 0;
     detail::memory_counters counters_;
-    detail::change_log changes_;
+    change_log changes_;
     unblock_notifier* unblock_ = nullptr;
     notifier_set<Consumer> notifier_;  // last: destroyed first, releasing consumers before folios go
 };
@@ -755,3 +799,5 @@ using guest_memory_with =
                  typename detail::pick_option<options::node_allocator, std::allocator<std::byte>, Options...>::type>;
 
 } // namespace guestmem
+
+#include <guestmem/memory/locked.hpp>

@@ -25,8 +25,7 @@
 #include <shared_mutex>
 #include <span>
 
-#include <guestmem/memory/detail/change_log.hpp>
-#include <guestmem/snapshot/detail/access.hpp>
+#include <guestmem/memory/change_log.hpp>
 #include <guestmem/snapshot/detail/validate.hpp>
 #include <guestmem/snapshot/save.hpp>
 
@@ -35,10 +34,9 @@ namespace guestmem::snapshot {
 namespace detail {
 
 /// The ranges converted since `since`, sorted and merged (touching ones
-/// joined) into `out` (capacity: the log's); their count. Caller holds the lock.
-template <class Memory>
-result<std::size_t> changed_ranges(const Memory& mem, std::uint64_t since, page_range* out) noexcept {
-    const auto& log = internals::changes(mem);
+/// joined) into `out` (capacity: the log's); their count. `log`: the
+/// object's change log, read under its lock.
+inline result<std::size_t> changed_ranges(const change_log& log, std::uint64_t since, page_range* out) noexcept {
     if (log.in_future(since))
         return error::make(errc::invalid_argument, no_page, "generation %" PRIu64 " is in the future (the object is at %" PRIu64 ")",
                            since, log.generation());
@@ -82,12 +80,13 @@ result<std::size_t> changed_ranges(const Memory& mem, std::uint64_t since, page_
 /// Allocates: nothing (the ranges are sorted in a stack array).
 template <class Memory, class F>
 status for_each_change(const Memory& mem, std::uint64_t since, F&& f) {
-    std::shared_lock guard(detail::internals::lock(mem));
-    page_range ranges[guestmem::detail::change_log::capacity];
-    auto n = detail::changed_ranges(mem, since, ranges);
+    const auto guard = mem.lock_shared();
+    const auto v = mem.locked(guard);
+    page_range ranges[change_log::capacity];
+    auto n = detail::changed_ranges(v.changes(), since, ranges);
     if (!n) return n.error();
     for (std::size_t i = 0; i < n.value(); ++i)
-        for (const auto& r : detail::internals::shares(mem).runs(ranges[i])) f(r);
+        for (const auto& r : v.shareability_map().runs(ranges[i])) f(r);
     return ok();
 }
 
@@ -102,11 +101,12 @@ status for_each_change(const Memory& mem, std::uint64_t since, F&& f) {
 template <class Memory, class Sink>
     requires std::is_invocable_r_v<bool, Sink&, const std::uint8_t*, std::size_t>
 result<std::size_t> save_increment(const Memory& mem, std::uint64_t since, Sink&& sink) {
-    std::shared_lock guard(detail::internals::lock(mem));
-    page_range ranges[guestmem::detail::change_log::capacity];
-    auto n = detail::changed_ranges(mem, since, ranges);
+    const auto guard = mem.lock_shared();
+    const auto v = mem.locked(guard);
+    page_range ranges[change_log::capacity];
+    auto n = detail::changed_ranges(v.changes(), since, ranges);
     if (!n) return n.error();
-    const auto& map = detail::internals::shares(mem);
+    const auto& map = v.shareability_map();
     auto body = [&](auto& w) {
         std::uint64_t count = 0;
         for (std::size_t i = 0; i < n.value(); ++i) count += std::ranges::distance(map.runs(ranges[i]));
@@ -121,7 +121,7 @@ result<std::size_t> save_increment(const Memory& mem, std::uint64_t since, Sink&
             }
     };
     return detail::emit(sink, SIZE_MAX, kind::increment, mem.size(), mem.max_order(),
-                        detail::internals::changes(mem).generation(), since, body);
+                        v.changes().generation(), since, body);
 }
 
 /// The size of the increment save_increment(mem, since, ...) would write
@@ -170,9 +170,11 @@ result<std::size_t> save_increment(const Memory& mem, std::uint64_t since, std::
 ///            changes before it made and `mem` left at the base generation
 ///            (its change log emptied), so applying the same increment
 ///            again is safe.
-/// Lock:      none held across the call: each conversion takes convert()'s
-///            exclusive lock (consumer callbacks under it), and the
-///            generation is set under the exclusive lock at the end.
+/// Lock:      none held across the call: the object's shared lock while it
+///            reads which pages of a change differ (released before the
+///            conversion), convert()'s exclusive lock for each conversion
+///            (consumer callbacks under it), and the exclusive lock to set
+///            the generation (restart_generation).
 /// Cost:      O(bytes + conversions), plus two map lookups per part it
 ///            converts and each convert()'s cost.
 /// Allocates: as convert() for each conversion; std::allocator to sort
@@ -200,22 +202,24 @@ status apply_increment(Memory& mem, std::span<const std::uint8_t> bytes) {
         // Convert only the pages that differ: a run of the increment may
         // span a poisoned page it did not change (a poisoned page never
         // changes shareability, so source and destination agree on it).
-        const auto& map = mem.shareability_map();
         const shareability other = v == shareability::shared ? shareability::guest_only : shareability::shared;
         for (page_index p = b; p < end;) {
-            const page_index q = map.find_first_not({p, end}, v);
-            if (q == no_page) break;
-            const page_index e = std::min(end, map.find_first_not({q, end}, other));
+            page_index q, e;
+            {
+                const auto guard = mem.lock_shared();  // released before convert takes the lock
+                const auto& map = mem.locked(guard).shareability_map();
+                q = map.find_first_not({p, end}, v);
+                if (q == no_page) break;
+                e = std::min(end, map.find_first_not({q, end}, other));
+            }
             if (auto s = mem.convert({q, e}, v); !s) {
-                std::unique_lock guard(detail::internals::lock(mem));
-                detail::internals::changes(mem).reset(L.h.base_generation);  // still at the base: retry is safe
+                mem.restart_generation(L.h.base_generation);  // still at the base: retry is safe
                 return s;
             }
             p = e;
         }
     }
-    std::unique_lock guard(detail::internals::lock(mem));
-    detail::internals::changes(mem).reset(L.h.generation);
+    mem.restart_generation(L.h.generation);
     return ok();
 }
 

@@ -19,8 +19,12 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <tuple>
+#include <utility>
 
-#include <guestmem/snapshot/detail/access.hpp>
+#include <guestmem/core/error.hpp>
+#include <guestmem/folio/mappability.hpp>
+#include <guestmem/snapshot/detail/cursors.hpp>
 #include <guestmem/snapshot/detail/validate.hpp>
 #include <guestmem/snapshot/format.hpp>
 
@@ -61,90 +65,55 @@ namespace guestmem::snapshot {
 
 namespace detail {
 
-using internals = guestmem::detail::snapshot_internals;
-
-/// Is `mem` fresh enough to restore into: one run, no folio, no pin?
+/// Is `mem` of the snapshot's shape (size and max order)? The object's
+/// load() checks that it is fresh.
 template <class Memory>
-status check_fresh(Memory& mem, const header& h) noexcept {
+status check_shape(const Memory& mem, const header& h) noexcept {
     if (mem.size() != h.pages || mem.max_order() != h.max_order)
         return error::make(errc::invalid_argument, no_page,
                            "the snapshot is of %" PRIu64 " pages with folios up to order %u; the object has %" PRIu64
                            " pages and order %u",
                            h.pages, unsigned(h.max_order), mem.size(), unsigned(mem.max_order()));
-    const auto& f = internals::folios(mem);
-    const auto c = f.stats();
-    if (c.top_folios != 0 || !internals::detached(f).empty() || internals::pin_runs(f) != 0 ||
-        internals::shares(mem).run_count() != 1)
-        return error::make(errc::invalid_argument, no_page,
-                           "restore needs a fresh object (one run, no folio, no pin); this one has %zu runs and %" PRIu64
-                           " allocated pages", internals::shares(mem).run_count(), c.allocated_pages);
     return ok();
 }
 
-/// Create the folios of a validated full snapshot. On error the caller
-/// drops everything made.
-template <class Memory>
-status build_folios(Memory& mem, const std::uint8_t* d, const layout& L) noexcept {
-    auto& f = internals::folios(mem);
-    auto& map = internals::shares(mem);
+/// Create the folios of a validated full snapshot through the folio
+/// table's loader `ld` (which gives everything back on error).
+template <class Loader>
+status build_folios(Loader& ld, const std::uint8_t* d, const layout& L) noexcept {
     // Quarantined folios first (the table has no live top yet).
     std::size_t pos = L.quarantine_at;
     for (std::size_t i = 0; i < L.quarantine_count; ++i) {
         const page_index first = raw_varint(d, pos);
         const folio_order o = d[pos++];
         const std::size_t k = raw_varint(d, pos);
-        auto t = internals::make_top(f, first, o);
-        if (!t) return t.error();
         page_index page = first;
-        for (std::size_t j = 0; j < k; ++j) {
-            page = j == 0 ? first + raw_varint(d, pos) : page + 1 + raw_varint(d, pos);
+        std::size_t j = 0;
+        auto leaf = [&] {
+            page = j++ == 0 ? first + raw_varint(d, pos) : page + 1 + raw_varint(d, pos);
             const folio_order lo = d[pos++];
             const auto m = static_cast<mappability>(d[pos++]);
-            guestmem::detail::folio_ref x = t.value()->ref();
-            while (x.order > lo) {
-                if (!x.split())
-                    if (auto s = internals::split(f, x); !s) return s;
-                x = x.child((page - x.first) >> next_lower_order(x.order));
-            }
-            f.poison(page);
-            x.set_map(m);
-        }
-        internals::detach_last(f);
+            return std::tuple<page_index, folio_order, mappability>{page, lo, m};
+        };
+        if (auto s = ld.add_quarantined(first, o, k, leaf); !s) return s;
     }
-    // Live folios, splits, poison; then every leaf's mappability.
+    // Live folios, splits, poison; the loader's commit sets mappability.
     top_cursor tops;
     tops.start(d, L.tops_at, L.extent_count);
     split_cursor splits;
     splits.start(d, L.splits_at, L.split_count);
     for (; tops.valid; tops.next()) {
         for (page_index p = tops.first; p < tops.end; p += pages_in(tops.order)) {
-            auto t = internals::make_top(f, p, tops.order);
-            if (!t) return t.error();
-            for (; splits.valid && splits.page < p + pages_in(tops.order); splits.next()) {
-                const auto x = internals::record(*t.value(), splits.page, splits.order);
-                if (auto s = internals::split(f, x); !s) return s;
-            }
+            if (auto s = ld.add(p, tops.order); !s) return s;
+            for (; splits.valid && splits.page < p + pages_in(tops.order); splits.next())
+                if (auto s = ld.split(splits.page, splits.order); !s) return s;
         }
     }
     poison_cursor poison;
     poison.start(d, L.poison_at, L.poison_count);
     for (std::size_t i = 0; i < L.poison_count; ++i) {
-        f.poison(poison.page);
+        ld.poison(poison.page);
         (void)poison.any_in(poison.page + 1, poison.page + 2);
-    }
-    run_cursor runs;
-    runs.start(d, L.runs_at, L.run_count, L.first_value);
-    (void)map;
-    for (const auto& t : internals::tops(f)) {
-        auto set = [&](auto& self, const guestmem::detail::folio_ref& x) -> void {
-            if (x.split()) {
-                for (std::uint32_t i = 0; i < guestmem::detail::split_fanout; ++i) self(self, x.child(i));
-                return;
-            }
-            runs.seek(x.first);
-            x.set_map(runs.value == shareability::shared ? mappability::all : mappability::guest);
-        };
-        set(set, t.ref());
     }
     return ok();
 }
@@ -163,23 +132,21 @@ status build_folios(Memory& mem, const std::uint8_t* d, const layout& L) noexcep
 ///            not of the snapshot's shape, or not fresh); out_of_memory or
 ///            the allocator's error while creating (everything made is
 ///            given back: the object is as before).
-/// Lock:      the object's, exclusive, held throughout.
+/// Lock:      none while validating; the object's exclusive lock while it
+///            loads (guest_memory::load, held throughout the build).
 /// Cost:      O(bytes + runs + leaves + quarantined leaves · log).
 /// Allocates: the map's nodes from the object's NodeAllocator, folios from
 ///            its Allocator, folio records; std::allocator to sort
 ///            quarantined leaves while validating.
 template <class Memory>
 status restore(Memory& mem, std::span<const std::uint8_t> bytes) {
-    std::unique_lock guard(detail::internals::lock(mem));
     auto Lr = detail::validate(bytes, std::allocator<std::byte>{});
     if (!Lr) return Lr.error();
     const detail::layout& L = Lr.value();
     if (L.h.kind != kind::full)
         return error::make(errc::invalid_argument, no_page, "offset 5: an increment cannot be restored on its own; "
                                                             "restore a full snapshot, then apply_increment");
-    if (auto s = detail::check_fresh(mem, L.h); !s) return s;
-    auto& map = detail::internals::shares(mem);
-    const shareability before = map.at(0);
+    if (auto s = detail::check_shape(mem, L.h); !s) return s;
     detail::run_cursor runs;
     runs.start(bytes.data(), L.runs_at, L.run_count, L.first_value);
     bool first = true;
@@ -188,17 +155,7 @@ status restore(Memory& mem, std::span<const std::uint8_t> bytes) {
         first = false;
         return std::pair<page_index, shareability>{runs.end - runs.begin, runs.value};
     };
-    if (auto s = map.load(L.run_count, next); !s) return s;
-    auto& f = detail::internals::folios(mem);
-    if (auto s = detail::build_folios(mem, bytes.data(), L); !s) {
-        detail::internals::drop_all(f);
-        auto one = [&] { return std::pair<page_index, shareability>{mem.size(), before}; };
-        (void)map.load(1, one);  // one run needs no node: cannot fail
-        return s;
-    }
-    detail::internals::poison_events(mem) += L.poison_count + L.quarantine_count;
-    detail::internals::changes(mem).reset(L.h.generation);
-    return ok();
+    return mem.load(L.run_count, next, [&](auto& ld) { return detail::build_folios(ld, bytes.data(), L); }, L.h.generation);
 }
 
 } // namespace guestmem::snapshot

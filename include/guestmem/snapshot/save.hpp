@@ -21,7 +21,8 @@
 #include <span>
 #include <type_traits>
 
-#include <guestmem/snapshot/detail/access.hpp>
+#include <guestmem/core/error.hpp>
+#include <guestmem/folio/folio_table.hpp>
 #include <guestmem/snapshot/detail/codec.hpp>
 #include <guestmem/snapshot/format.hpp>
 
@@ -29,22 +30,20 @@ namespace guestmem::snapshot {
 
 namespace detail {
 
-using internals = guestmem::detail::snapshot_internals;
-
-/// Can `mem` be saved? busy for a pinned page or a leaf in mappability
-/// none (draining pins), naming the page. Caller holds the lock.
-template <class Memory>
-status check_saveable(const Memory& mem) noexcept {
-    const auto& f = internals::folios(mem);
-    if (internals::pin_runs(f) != 0) {
+/// Can the object be saved? busy for a pinned page or a leaf in
+/// mappability none (draining pins), naming the page. `v`: its locked view.
+template <class View>
+status check_saveable(const View& v, page_index size) noexcept {
+    const auto& f = v.folios();
+    if (f.stats().pinned_pages != 0) {
         page_index first = no_page;
         f.for_each_pin_run([&](page_index b, page_index, std::uint32_t) { first = std::min(first, b); });
         return error::make(errc::busy, first,
                            "page %#" PRIx64 " is pinned: pins are runtime state, so save refuses until they are dropped", first);
     }
     page_index draining = no_page;
-    f.for_each_folio({0, mem.size()}, [&](const folio_view& v) {
-        if (draining == no_page && v.mappability == mappability::none) draining = v.first;
+    f.for_each_folio({0, size}, [&](const folio_view& fv) {
+        if (draining == no_page && fv.mappability == mappability::none) draining = fv.first;
     });
     if (draining != no_page)
         return error::make(errc::busy, draining, "the folio at page %#" PRIx64 " is still draining its pins (mappability none)",
@@ -52,33 +51,15 @@ status check_saveable(const Memory& mem) noexcept {
     return ok();
 }
 
-/// Visit the split records under x, parents first: f(first, order).
-template <class F>
-void for_each_split(const guestmem::detail::folio_ref& x, F& f) {
-    if (!x.split()) return;
-    f(x.first, x.order);
-    for (std::uint32_t i = 0; i < guestmem::detail::split_fanout; ++i) for_each_split(x.child(i), f);
-}
-
-/// Visit the poisoned leaves under x: f(poison page, order, mappability).
-template <class F>
-void for_each_poisoned(const guestmem::detail::folio_ref& x, F& f) {
-    if (x.split()) {
-        for (std::uint32_t i = 0; i < guestmem::detail::split_fanout; ++i) for_each_poisoned(x.child(i), f);
-        return;
-    }
-    if (x.poisoned()) f(x.poison_page(), x.order, x.map());
-}
-
-/// The body of a full snapshot (docs/SNAPSHOT.md §Full snapshot).
-template <class Memory, class W>
-void write_full_body(const Memory& mem, W& w) {
-    const auto& map = internals::shares(mem);
-    const auto& f = internals::folios(mem);
-    const auto& tops = internals::tops(f);
+/// The body of a full snapshot (docs/SNAPSHOT.md §Full snapshot) of an
+/// object of `size` pages, read through its locked view `v`.
+template <class View, class W>
+void write_full_body(const View& v, page_index size, W& w) {
+    const auto& map = v.shareability_map();
+    const auto& f = v.folios();
     // runs
     bool first = true;
-    for (const auto& r : map.runs({0, mem.size()})) {
+    for (const auto& r : map.runs({0, size})) {
         if (first) {
             w.byte(static_cast<std::uint8_t>(r.value));
             w.varint(map.run_count());
@@ -86,71 +67,77 @@ void write_full_body(const Memory& mem, W& w) {
         }
         w.varint(r.range.size());
     }
-    // folio extents
+    // folio extents: runs of adjacent top folios of one order
     std::uint64_t extents = 0;
     {
         page_index end = no_page;
         folio_order o = 0;
-        for (const auto& t : tops) {
-            if (t.first != end || t.order != o) ++extents;
-            end = t.end();
-            o = t.order;
-        }
+        f.for_each_top([&](page_index p, folio_order order) {
+            if (p != end || order != o) ++extents;
+            end = p + pages_in(order);
+            o = order;
+        });
     }
     w.varint(extents);
-    page_index prev_end = 0;
-    for (auto it = tops.begin(); it != tops.end();) {
-        const page_index first_page = it->first;
-        const folio_order o = it->order;
+    {
+        page_index prev_end = 0, start = 0, end = 0;
+        folio_order o = 0;
         std::uint64_t n = 0;
-        page_index end = first_page;
-        for (; it != tops.end() && it->first == end && it->order == o; ++it, ++n) end = it->end();
-        w.varint(first_page - prev_end);
-        w.byte(o);
-        w.varint(n);
-        prev_end = end;
+        auto flush = [&] {
+            if (n == 0) return;
+            w.varint(start - prev_end);
+            w.byte(o);
+            w.varint(n);
+            prev_end = end;
+        };
+        f.for_each_top([&](page_index p, folio_order order) {
+            if (n == 0 || p != end || order != o) {
+                flush();
+                start = p, o = order, n = 0;
+            }
+            ++n;
+            end = p + pages_in(order);
+        });
+        flush();
     }
     // splits
     const auto counts = f.stats();
     w.varint(counts.split_folios);
     page_index prev = 0;
-    auto split = [&](page_index p, folio_order o) {
+    f.for_each_split([&](page_index p, folio_order o) {
         w.varint(p - prev);
         w.byte(o);
         prev = p;
-    };
-    for (const auto& t : tops) for_each_split(t.ref(), split);
+    });
     // poison
     w.varint(counts.poisoned_folios);
     bool any = false;
     page_index last = 0;
-    auto poison = [&](page_index p, folio_order, mappability) {
+    f.for_each_poisoned([&](page_index p, folio_order, mappability) {
         w.varint(any ? p - last - 1 : p);
         any = true;
         last = p;
-    };
-    for (const auto& t : tops) for_each_poisoned(t.ref(), poison);
+    });
     // quarantined folios
-    const auto& det = internals::detached(f);
-    w.varint(det.size());
-    for (const auto& d : det) {
-        w.varint(d.first);
-        w.byte(d.order);
+    std::uint64_t detached = 0;
+    f.for_each_detached_poison([&](page_index, folio_order, auto&&) { ++detached; });
+    w.varint(detached);
+    f.for_each_detached_poison([&](page_index d_first, folio_order d_order, auto&& leaves) {
+        w.varint(d_first);
+        w.byte(d_order);
         std::uint64_t k = 0;
-        auto count = [&](page_index, folio_order, mappability) { ++k; };
-        for_each_poisoned(d.ref(), count);
+        leaves([&](page_index, folio_order, mappability) { ++k; });
         w.varint(k);
-        page_index at = d.first;
+        page_index at = d_first;
         bool started = false;
-        auto leaf = [&](page_index p, folio_order o, mappability m) {
+        leaves([&](page_index p, folio_order o, mappability m) {
             w.varint(started ? p - at - 1 : p - at);
             w.byte(o);
             w.byte(static_cast<std::uint8_t>(m));
             started = true;
             at = p;
-        };
-        for_each_poisoned(d.ref(), leaf);
-    }
+        });
+    });
 }
 
 /// Header (docs/SNAPSHOT.md §Header), then the body, then the checksum.
@@ -230,10 +217,11 @@ struct span_sink {
 template <class Memory, class Sink>
     requires std::is_invocable_r_v<bool, Sink&, const std::uint8_t*, std::size_t>
 result<std::size_t> save(const Memory& mem, Sink&& sink) {
-    std::shared_lock guard(detail::internals::lock(mem));
-    if (auto s = detail::check_saveable(mem); !s) return s.error();
-    return detail::emit(sink, SIZE_MAX, kind::full, mem.size(), mem.max_order(), detail::internals::changes(mem).generation(),
-                        0, [&](auto& w) { detail::write_full_body(mem, w); });
+    const auto guard = mem.lock_shared();
+    const auto v = mem.locked(guard);
+    if (auto s = detail::check_saveable(v, mem.size()); !s) return s.error();
+    return detail::emit(sink, SIZE_MAX, kind::full, mem.size(), mem.max_order(), v.changes().generation(), 0,
+                        [&](auto& w) { detail::write_full_body(v, mem.size(), w); });
 }
 
 /// Save `mem` as a full snapshot into `out`; returns the bytes used. One
@@ -248,9 +236,10 @@ result<std::size_t> save(const Memory& mem, Sink&& sink) {
 /// Allocates: nothing.
 template <class Memory>
 result<std::size_t> save(const Memory& mem, std::span<std::uint8_t> out) {
-    std::shared_lock guard(detail::internals::lock(mem));
-    if (auto s = detail::check_saveable(mem); !s) return s.error();
-    const std::uint64_t gen = detail::internals::changes(mem).generation();
+    const auto guard = mem.lock_shared();
+    const auto v = mem.locked(guard);
+    if (auto s = detail::check_saveable(v, mem.size()); !s) return s.error();
+    const std::uint64_t gen = v.changes().generation();
     // Room for the header: its fixed part plus the body size's varint,
     // which takes at most as many bytes as the buffer's size does.
     detail::writer<detail::span_sink> fixed(nullptr);
@@ -259,7 +248,7 @@ result<std::size_t> save(const Memory& mem, std::span<std::uint8_t> out) {
     if (out.size() >= room + checksum_bytes) {
         detail::bounded_sink body_sink{out.data() + room, out.data() + out.size() - checksum_bytes};
         detail::writer<detail::bounded_sink> body(&body_sink, false);
-        detail::write_full_body(mem, body);
+        detail::write_full_body(v, mem.size(), body);
         body.flush();
         if (!body.failed()) {
             std::uint8_t head[detail::max_header_bytes];
@@ -279,7 +268,7 @@ result<std::size_t> save(const Memory& mem, std::span<std::uint8_t> out) {
     // header): two passes, which also say the size needed.
     detail::span_sink exact{out.data()};
     return detail::emit(exact, out.size(), kind::full, mem.size(), mem.max_order(), gen, 0,
-                        [&](auto& w) { detail::write_full_body(mem, w); });
+                        [&](auto& w) { detail::write_full_body(v, mem.size(), w); });
 }
 
 /// The size of the full snapshot save() would write now (the state may
@@ -290,13 +279,14 @@ result<std::size_t> save(const Memory& mem, std::span<std::uint8_t> out) {
 /// Allocates: nothing.
 template <class Memory>
 result<std::size_t> saved_size(const Memory& mem) {
-    std::shared_lock guard(detail::internals::lock(mem));
-    if (auto s = detail::check_saveable(mem); !s) return s.error();
+    const auto guard = mem.lock_shared();
+    const auto v = mem.locked(guard);
+    if (auto s = detail::check_saveable(v, mem.size()); !s) return s.error();
     detail::writer<detail::span_sink> counting(nullptr);
-    detail::write_full_body(mem, counting);
+    detail::write_full_body(v, mem.size(), counting);
     detail::writer<detail::span_sink> head(nullptr);
     detail::write_header(head, kind::full, mem.size(), mem.max_order(), 0, 0, counting.written());
-    const std::size_t gen_bytes = detail::varint_size(detail::internals::changes(mem).generation()) - 1;
+    const std::size_t gen_bytes = detail::varint_size(v.changes().generation()) - 1;
     return head.written() + gen_bytes + counting.written() + checksum_bytes;
 }
 

@@ -345,13 +345,13 @@ public:
         return b_->memory().stats();
     }
     /// The storage itself, read-only, for tests and dumps: nullptr when this
-    /// view is closed. As guest_memory's part accessors: nothing keeps the
-    /// storage alive once the call returns (the last close destroys it):
-    /// use it while no other thread calls into the storage. To save or
-    /// restore the storage, use save()/restore() below, which hold the view
-    /// table's lock.
+    /// view is closed. Nothing keeps the storage alive once the call
+    /// returns (the last close destroys it): use it while no other thread
+    /// closes the last view, and read its parts through its locked tier
+    /// (lock_shared(), locked()). To save or restore the storage, use
+    /// save()/restore() below, which hold the view table's lock.
     /// Lock:      the view table's, shared, for the liveness check only; the
-    ///            storage is then read with no lock.
+    ///            storage's calls then take its own lock as they say.
     /// Cost:      O(1).
     [[nodiscard]] const Memory* storage() const {
         if (b_ == nullptr) return nullptr;

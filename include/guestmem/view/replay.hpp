@@ -24,8 +24,9 @@
 /// caller must make sure no other thread calls into the object meanwhile
 /// (memory_view does it under its view table's exclusive lock; a single-VM
 /// embedder that calls guest_memory from several threads serialises the
-/// call itself). Callbacks run with no lock of the object held and, like
-/// every consumer callback, must not call back into it.
+/// call itself). The replay reads the runs under the object's shared lock
+/// (its locked tier), so its callbacks, like every consumer callback, run
+/// under the object's lock and must not call back into it.
 #pragma once
 
 #include <cinttypes>
@@ -114,12 +115,13 @@ template <class Memory, class C>
         return ok();
     } else {
         C& c = *b.owner();
-        for (const auto& run : mem.shareability_map().runs(b.pages())) {
+        const auto guard = mem.lock_shared();
+        const auto& map = mem.locked(guard).shareability_map();
+        for (const auto& run : map.runs(b.pages())) {
             if (run.value != shareability::shared) continue;
             status s = c.populate(detail::replay_invalidation(b, run.range));
             if (s) continue;
             // The runs before this one, populated: undo them, newest first.
-            const auto& map = mem.shareability_map();
             for (page_index at = run.range.begin; at > b.pages().begin;) {
                 const page_index start = detail::run_start(map, b.pages().begin, at - 1);
                 if (map.at(at - 1) == shareability::shared) c.abort(detail::replay_invalidation(b, {start, at}));

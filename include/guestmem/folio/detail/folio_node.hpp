@@ -39,11 +39,6 @@ struct folio_counters {
 
 namespace guestmem::detail {
 
-/// The snapshot part's window into an object's and a folio table's
-/// records (guestmem/snapshot/detail/access.hpp), befriended by both.
-template <class T>
-struct snapshot_access;
-
 /// Pieces per split: every standard order is 512 times the next lower one.
 inline constexpr std::uint32_t split_fanout = 512;
 

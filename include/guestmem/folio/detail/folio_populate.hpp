@@ -58,6 +58,14 @@ status folio_table<A, NodeAllocator>::split_for(const ref& x, const ShareMap& sh
         x.set_map(initial_map(s0));
         return ok();
     }
+    if (auto s = split_one(x); !s) return s;
+    for (std::uint32_t i = 0; i < fanout; ++i)
+        if (auto s = split_for(x.child(i), share); !s) return s;
+    return ok();
+}
+
+template <folio_allocator A, class NodeAllocator>
+status folio_table<A, NodeAllocator>::split_one(const ref& x) noexcept {
     const folio_order co = next_lower_order(x.order);
     pieces* children = alloc_pieces(co);
     if (children == nullptr)
@@ -69,15 +77,12 @@ status folio_table<A, NodeAllocator>::split_for(const ref& x, const ShareMap& sh
         return s;
     }
     do_split(x, children);
-    for (std::uint32_t i = 0; i < fanout; ++i)
-        if (auto s = split_for(x.child(i), share); !s) return s;
     return ok();
 }
 
 template <folio_allocator A, class NodeAllocator>
-template <class ShareMap>
-status folio_table<A, NodeAllocator>::create(page_index p, folio_order o, const ShareMap& share,
-                                             typename detail::top_folio_set::iterator hint) {
+auto folio_table<A, NodeAllocator>::make_top(page_index p, folio_order o,
+                                             typename detail::top_folio_set::iterator hint) noexcept -> result<top*> {
     top* t = top_traits::allocate(top_alloc_, 1);
     if (t == nullptr)
         return error::make(errc::out_of_memory, p, "no memory for the record of a folio at page %#" PRIx64, p);
@@ -89,14 +94,23 @@ status folio_table<A, NodeAllocator>::create(page_index p, folio_order o, const 
     std::construct_at(t);
     t->first = p;
     t->last_end = p + pages_in(o);
-    t->fresh = true;
     t->frame = frame.value();
     t->order = o;
     link_top(hint, *t);
     ++c_.folios_by_order[detail::order_slot(o)];
     ++c_.top_folios;
     c_.allocated_pages += pages_in(o);
-    return split_for(t->ref(), share);
+    return t;
+}
+
+template <folio_allocator A, class NodeAllocator>
+template <class ShareMap>
+status folio_table<A, NodeAllocator>::create(page_index p, folio_order o, const ShareMap& share,
+                                             typename detail::top_folio_set::iterator hint) {
+    auto t = make_top(p, o, hint);
+    if (!t) return t.error();
+    t.value()->fresh = true;
+    return split_for(t.value()->ref(), share);
 }
 
 } // namespace guestmem

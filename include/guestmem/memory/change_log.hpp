@@ -1,20 +1,21 @@
-// guestmem/memory/detail/change_log.hpp — the object's generation counter
-// and a bounded log of the ranges whose shareability changed, for
-// migration (snapshot/changes.hpp reads it; docs/SNAPSHOT.md §Migration).
-// Every conversion that changes something bumps the generation and logs
-// its range (a poison or quarantine event bumps it too, and is remembered:
-// increments carry shareability only, so one made across it is refused); a range that overlaps or touches the newest entry widens it
-// instead of taking a slot (a guest converting page after page costs one
-// entry). The log holds `capacity` entries inside the object (no heap):
-// when it is full the oldest entry goes and `floor` rises to its
-// generation, so a reader asking about an older generation is told to
-// save a full snapshot instead. O(1) per conversion.
-//
-// Generations count modulo 2^64 and compare as serial numbers (a is newer
-// than b when a - b, taken as a signed 64-bit value, is positive): the one
-// after 2^64 - 1 is 0, and an object restored near the top keeps logging
-// and answering across the wrap. Generations compared must lie within 2^63
-// of each other; one further back than that reads as the future.
+/// @file
+/// The object's generation counter
+/// and a bounded log of the ranges whose shareability changed, for
+/// migration (snapshot/changes.hpp reads it; docs/SNAPSHOT.md §Migration).
+/// Every conversion that changes something bumps the generation and logs
+/// its range (a poison or quarantine event bumps it too, and is remembered:
+/// increments carry shareability only, so one made across it is refused); a range that overlaps or touches the newest entry widens it
+/// instead of taking a slot (a guest converting page after page costs one
+/// entry). The log holds `capacity` entries inside the object (no heap):
+/// when it is full the oldest entry goes and `floor` rises to its
+/// generation, so a reader asking about an older generation is told to
+/// save a full snapshot instead. O(1) per conversion.
+///
+/// Generations count modulo 2^64 and compare as serial numbers (a is newer
+/// than b when a - b, taken as a signed 64-bit value, is positive): the one
+/// after 2^64 - 1 is 0, and an object restored near the top keeps logging
+/// and answering across the wrap. Generations compared must lie within 2^63
+/// of each other; one further back than that reads as the future.
 #pragma once
 
 #include <algorithm>
@@ -23,8 +24,11 @@
 
 #include <guestmem/core/page_range.hpp>
 
-namespace guestmem::detail {
+namespace guestmem {
 
+/// Generation counter and bounded log of converted ranges (see the file
+/// comment). Lock: the owner's (guest_memory: written under its exclusive
+/// lock, read through guest_memory::locked_view).
 class change_log {
 public:
     static constexpr std::size_t capacity = 128;
@@ -101,4 +105,4 @@ private:
     bool any_poison_ = false;
 };
 
-} // namespace guestmem::detail
+} // namespace guestmem
