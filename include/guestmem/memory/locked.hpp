@@ -58,6 +58,9 @@ private:
     const guest_memory* m_;
 };
 
+// Hidden from Doxygen, which cannot match this definition (trailing return
+// type) to its documented declaration in guest_memory.
+/// @cond
 template <folio_allocator Allocator, invalidation_consumer Consumer, lock_policy Lock, class NodeAllocator>
 template <class Guard>
     requires std::same_as<Guard, std::shared_lock<Lock>> || std::same_as<Guard, std::unique_lock<Lock>>
@@ -66,6 +69,7 @@ auto guest_memory<Allocator, Consumer, Lock, NodeAllocator>::locked(const Guard&
     (void)held;
     return locked_view(*this);
 }
+/// @endcond
 
 template <folio_allocator Allocator, invalidation_consumer Consumer, lock_policy Lock, class NodeAllocator>
 template <class NextRun, class Build>
