@@ -26,6 +26,9 @@
 using namespace guestmem;
 using namespace guestmem::testing;
 
+// A namespace of its own: test_kvm is one unity build, and the other kvm
+// test files define helpers of the same names.
+namespace kvm_attributes_test {
 namespace {
 
 using memory = guest_memory<simulated_allocator>;
@@ -299,3 +302,5 @@ TEST_CASE("a content mode the kernel refuses during a conversion is a veto with 
         r.in_step();
     }
 }
+
+} // namespace kvm_attributes_test

@@ -23,6 +23,9 @@
 using namespace guestmem;
 using namespace guestmem::test_support;
 
+// A namespace of its own: test_kvm is one unity build, and the other kvm
+// test files define helpers of the same names.
+namespace kvm_retry_test {
 namespace {
 
 constexpr std::uint64_t enc = KVM_MAP_GPA_RANGE_ENCRYPTED;
@@ -217,3 +220,5 @@ TEST_CASE("guest_retries hands EAGAIN to the guest and keeps nothing pending") {
     CHECK(out.wait_fd == -1);
     CHECK_FALSE(st.pending);
 }
+
+} // namespace kvm_retry_test

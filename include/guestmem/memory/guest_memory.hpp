@@ -543,44 +543,8 @@ public:
     }
 
 private:
-    guest_memory_stats stats_locked() const {
-        guest_memory_stats s = counters_.snapshot();
-        s.pages = size_;
-        if (size_ != 0) {
-            s.shared_pages = shares_.count({0, size_}, shareability::shared);
-            s.guest_only_pages = size_ - s.shared_pages;
-        }
-        s.runs = shares_.run_count();
-        const auto f = folios_.stats();
-        s.allocated_pages = f.allocated_pages;
-        s.folios_4k = f.folios_by_order[0];
-        s.folios_2m = f.folios_by_order[1];
-        s.folios_1g = f.folios_by_order[2];
-        s.split_folios = f.split_folios;
-        s.pinned_pages = f.pinned_pages;
-        s.poisoned_folios = f.poisoned_folios;
-        s.quarantined_pages = f.quarantined_pages;
-        s.detached_pages = f.detached_pages;
-        s.bindings = notifier_.binding_count();
-        return s;
-    }
-
-    void dump_locked(std::ostream& os) const {
-        os << "guest_memory: " << size_ << " pages, max order " << unsigned(max_order_) << ", "
-           << shares_.run_count() << " runs\n";
-        if (size_ == 0) return;
-        os << "runs:\n";
-        for (const auto& run : shares_.runs({0, size_}))
-            os << "  [" << std::hex << "0x" << run.range.begin << ", 0x" << run.range.end << std::dec << ") "
-               << to_string(run.value) << '\n';
-        os << "folios:\n";
-        folios_.dump(os);
-        os << "consumers:\n";
-        notifier_.for_each_binding([&](const binding_type& b) {
-            os << "  binding " << b.id() << ": pages [0x" << std::hex << b.pages().begin << ", 0x" << b.pages().end
-               << ") -> target 0x" << b.target_base() << std::dec << ", sequence " << b.sequence() << '\n';
-        });
-    }
+    guest_memory_stats stats_locked() const;   // memory/detail/slow_paths.hpp
+    void dump_locked(std::ostream& os) const;  // memory/detail/slow_paths.hpp
     // A read without an error channel: from a callback (this thread holds
     // the lock exclusively) it reads without taking it.
     template <class F>
@@ -692,56 +656,19 @@ private:
             return detail::fault_mappability_error(page, f->mappability, t);
         return fault_result{f->frame + (page - f->first), f->first, f->frame, f->order, f->mappability};
     }
-    // Errors of convert, kept out of its hot path (the compiler then has
-    // room to inline the steps every conversion runs).
+    // Out of line in memory/detail/slow_paths.hpp: the refusals convert and
+    // punch_hole build (cold, so the compiler has room to inline the steps
+    // every conversion runs), the scans for a poisoned or unmappable page,
+    // zeroing, and quarantining what consumers reported leaked.
     [[gnu::cold, gnu::noinline]] static error bad_conversion_argument(page_range r, shareability to,
-                                                                       convert_options opts) noexcept {
-        if (!is_valid(to))
-            return error::make(errc::invalid_argument, r.begin, "shareability %u is not shared or guest_only",
-                               unsigned(to));
-        return error::make(errc::invalid_argument, r.begin, "content policy %u is not preserve or zero",
-                           unsigned(opts.content));
-    }
-    [[gnu::cold, gnu::noinline]] static error bad_punch_range(page_range r) noexcept {
-        if (r.begin >= r.end) return detail::range_error(r, max_file_pages);
-        return error::make(errc::invalid_range, r.begin,
-                           "range [%#" PRIx64 ", %#" PRIx64 ") ends past the largest file offset (2^63 bytes)", r.begin,
-                           r.end);
-    }
-    [[gnu::cold, gnu::noinline]] static error poisoned_in(page_index p, page_range r) noexcept {
-        return error::make(errc::poisoned, p, "page %#" PRIx64 " in [%#" PRIx64 ", %#" PRIx64 ") is poisoned", p,
-                           r.begin, r.end);
-    }
-    [[gnu::cold, gnu::noinline]] error pinned_in(page_index p, page_range r) const noexcept {
-        return error::make(errc::busy, p,
-                           "page %#" PRIx64 " has %" PRIu32 " unexpected references; [%#" PRIx64 ", %#" PRIx64
-                           ") cannot become guest_only until they are dropped",
-                           p, folios_.pins(p), r.begin, r.end);
-    }
-
-    page_index first_poisoned(page_range r) const {
-        if (poison_events_ == 0) return no_page;
-        page_index found = no_page;
-        folios_.for_each_folio(r, [&](const folio_view& v) {
-            if (found == no_page && v.poisoned) found = v.first > r.begin ? v.first : r.begin;
-        });
-        return found;
-    }
-
-    page_index first_unmappable(page_range r) const {
-        page_index found = no_page;
-        folios_.for_each_folio(r, [&](const folio_view& v) {
-            if (found == no_page && v.mappability == mappability::none) found = v.first > r.begin ? v.first : r.begin;
-        });
-        return found;
-    }
-
-    void zero_contents(page_range r) noexcept {
-        folios_.for_each_folio(r, [&](const folio_view& v) {
-            const page_range part = r.intersect({v.first, v.first + pages_in(v.order)});
-            alloc_.zero(part.begin, v.frame + (part.begin - v.first), part.size());
-        });
-    }
+                                                                       convert_options opts) noexcept;
+    [[gnu::cold, gnu::noinline]] static error bad_punch_range(page_range r) noexcept;
+    [[gnu::cold, gnu::noinline]] static error poisoned_in(page_index p, page_range r) noexcept;
+    [[gnu::cold, gnu::noinline]] error pinned_in(page_index p, page_range r) const noexcept;
+    page_index first_poisoned(page_range r) const;
+    page_index first_unmappable(page_range r) const;
+    void zero_contents(page_range r) noexcept;
+    [[gnu::cold, gnu::noinline]] void quarantine_reported(const commit_report& report, page_range r) noexcept;
 
     /// Poison the leaf folios holding the pages consumers could not drop
     /// while committing (before any merge or truncation, so a leaked 4K
@@ -750,30 +677,6 @@ private:
     void quarantine(const commit_report& report, page_range r) noexcept {
         if (!report.empty()) [[unlikely]] quarantine_reported(report, r);
     }
-    [[gnu::cold, gnu::noinline]] void quarantine_reported(const commit_report& report, page_range r) noexcept {
-        for (const auto& e : report) {
-            if (e.page < size_ && folios_.lookup(e.page) && !folios_.poisoned(e.page)) {
-                folios_.poison_alone(e.page);  // 4K for a leaked 4K page, on every path
-                ++poison_events_, changes_.poisoned();
-                ++counters_.quarantined;
-            }
-        }
-        if (!report.overflowed()) return;
-        for (page_index p = r.begin; p < r.end;) {
-            auto f = folios_.lookup(p);
-            if (!f) {
-                ++p;
-                continue;
-            }
-            if (!f->poisoned) {
-                folios_.poison(p);
-                ++poison_events_, changes_.poisoned();
-                ++counters_.quarantined;
-            }
-            p = f->first + pages_in(f->order);
-        }
-    }
-
     Allocator& alloc_;
     page_index size_;
     folio_order max_order_;
@@ -800,4 +703,5 @@ using guest_memory_with =
 
 } // namespace guestmem
 
+#include <guestmem/memory/detail/slow_paths.hpp>
 #include <guestmem/memory/locked.hpp>
