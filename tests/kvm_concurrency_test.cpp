@@ -120,7 +120,11 @@ TEST_CASE("vCPU threads routing exits through one router at once: per-object ser
     gpa_map<sim_memory> map;
     for (std::uint32_t k = 0; k < 4; ++k) REQUIRE(map.add_slot(k, k * 256 * page_size, 256, mem, k * 256));
     counting_log log;
-    exit_router<sim_memory> router(map, &counting_log::sink, &log);
+    // guest_retries: every answer is final and checkable here (a transient
+    // refusal is EAGAIN to the guest, failed for a memory fault); the
+    // vmm_retries default would hand them back as retry_later instead
+    // (tests/kvm_retry_test.cpp covers that policy).
+    exit_router<sim_memory> router(map, &counting_log::sink, &log, router_options{.retries = retry_policy::guest_retries});
 
     std::atomic<std::uint64_t> model_mismatch{0}, bad_answers{0}, torn{0}, fault_pairs{0}, routed_ok{0}, refused{0},
         pins{0}, failures{0};
