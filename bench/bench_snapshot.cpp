@@ -12,6 +12,8 @@
 //   bitmap    QEMU's approach: one bit per page, the bitmap copied out and
 //             back (its state already is the bitmap, so this is a 32 MiB
 //             memcpy each way, whatever the runs)
+//   memcpy    (restore only) a memcpy of the guestmem snapshot's bytes: the
+//             floor a restore of them could reach at memory speed
 //   roaring   CRoaring's portable serialisation of the set of shared pages
 //             (run containers after run_optimize): serialize into a buffer,
 //             deserialize_safe back (Debian's libroaring-dev; these rows are
@@ -101,6 +103,20 @@ void BM_SnapshotRestore_guestmem(benchmark::State& state) {
     finish(state, runs, b.size());
 }
 
+/// The floor: a memcpy of the snapshot's bytes (what restoring them could
+/// cost at memory speed).
+void BM_SnapshotRestore_memcpy(benchmark::State& state) {
+    const std::size_t runs = static_cast<std::size_t>(state.range(0));
+    const bytes b = saved(object_with(runs));
+    bytes to(b.size());
+    for (auto _ : state) {
+        std::memcpy(to.data(), b.data(), b.size());
+        benchmark::DoNotOptimize(to.data());
+        benchmark::ClobberMemory();
+    }
+    finish(state, runs, b.size());
+}
+
 /// The bitmap peer's state: one bit per page, 1 = shared.
 std::vector<std::uint64_t> bitmap_of(const mem_type& m) {
     std::vector<std::uint64_t> bits(domain / 64);
@@ -182,6 +198,7 @@ BENCHMARK(BM_SnapshotSave_guestmem)->Name("BM_SnapshotSave/guestmem")->Apply(run
 BENCHMARK(BM_SnapshotSave_bitmap)->Name("BM_SnapshotSave/bitmap")->Apply(run_counts);
 BENCHMARK(BM_SnapshotRestore_guestmem)->Name("BM_SnapshotRestore/guestmem")->Apply(run_counts);
 BENCHMARK(BM_SnapshotRestore_bitmap)->Name("BM_SnapshotRestore/bitmap")->Apply(run_counts);
+BENCHMARK(BM_SnapshotRestore_memcpy)->Name("BM_SnapshotRestore/memcpy")->Apply(run_counts);
 #if GUESTMEM_HAVE_ROARING
 BENCHMARK(BM_SnapshotSave_roaring)->Name("BM_SnapshotSave/roaring")->Apply(run_counts);
 BENCHMARK(BM_SnapshotRestore_roaring)->Name("BM_SnapshotRestore/roaring")->Apply(run_counts);

@@ -124,6 +124,27 @@ TEST_CASE("run section rejections: shareability, count, empty run, past the end,
     rejected(s.done(), short_at, "cover 4000 of");
 }
 
+TEST_CASE("run lengths of one and two bytes, which the run check decodes inline, are held to the same rules") {
+    auto ok = base();  // one- and two-byte lengths mixed pass
+    ok.b(1).v(3).v(100).v(3000).v(996).no_folios();
+    REQUIRE(snap::check(ok.done()));
+    auto n = base();  // 96 written in two bytes
+    n.b(1).v(2).v(4000);
+    const std::size_t long_at = n.here();
+    n.b(0x80 | 96).b(0).no_folios();
+    rejected(n.done(), long_at, "longer than needed");
+    auto p = base();  // a two-byte length past the object
+    p.b(1).v(2).v(3000);
+    const std::size_t past_at = p.here();
+    p.v(1200).no_folios();
+    rejected(p.done(), past_at, "ends past");
+    auto z = base();  // an empty run after two-byte ones
+    z.b(1).v(3).v(3000);
+    const std::size_t empty_at = z.here();
+    z.v(0).v(1096).no_folios();
+    rejected(z.done(), empty_at, "run 1 is empty");
+}
+
 TEST_CASE("folio extent rejections: order, count, continuation, gap, alignment, end") {
     struct extent_case {
         std::uint64_t gap, count;

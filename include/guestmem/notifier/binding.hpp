@@ -4,15 +4,18 @@
 /// KVM memslot binds a guest_memfd pgoff range to GFNs.
 ///
 /// The embedder owns the storage (typically a member of the consumer; a
-/// consumer may own several). The binding carries a Boost.Intrusive
-/// auto-unlink list hook, so binding and unbinding allocate nothing, and a
-/// binding destroyed while bound unlinks itself. It also carries the
+/// consumer may own several). The binding carries the node of its set's
+/// range index (notifier/detail/binding_index.hpp) and a Boost.Intrusive
+/// auto-unlink set hook for the lookup by id, so binding and unbinding
+/// allocate nothing, and a binding destroyed while bound unlinks itself
+/// (O(log B) for B bindings in its set). It also carries the
 /// per-binding sequence number that fault paths read concurrently (like
 /// Linux's mmu_interval_notifier): odd while an invalidation over the
 /// binding is in flight.
 #pragma once
 
-#include <boost/intrusive/list.hpp>
+#include <boost/intrusive/list_hook.hpp>
+#include <boost/intrusive/set_hook.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -20,6 +23,7 @@
 
 #include <guestmem/core/page_range.hpp>
 #include <guestmem/notifier/consumer.hpp>
+#include <guestmem/notifier/detail/binding_index.hpp>
 
 namespace guestmem {
 
@@ -66,7 +70,11 @@ class notifier_set;
 /// @endcond
 
 namespace detail {
-using binding_hook = boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+/// The hook of the set's id lookup (a Boost.Intrusive red-black tree).
+using binding_id_hook = boost::intrusive::set_member_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+/// The hook of the set's round list: the bindings one round acts on, found
+/// once by the index and then walked by each phase.
+using binding_round_hook = boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
 } // namespace detail
 
 /// Storage for one binding. Owned by the embedder, linked into a
@@ -78,21 +86,25 @@ using binding_hook = boost::intrusive::list_member_hook<boost::intrusive::link_m
 /// queries below read fields the set writes under the owner's exclusive
 /// lock, so call them under the owner's lock (shared is enough) or while no
 /// bind, unbind or invalidation runs; sequence() alone may be read at any
-/// time, with no lock. Every member is O(1).
+/// time, with no lock. Every member is O(1) but the destructor of a bound
+/// binding (O(log B)).
 template <invalidation_consumer C = consumer>
-class binding {
+class binding : private detail::binding_node {
 public:
     binding() = default;
     binding(const binding&) = delete;
     binding& operator=(const binding&) = delete;
     binding(binding&&) = delete;
     binding& operator=(binding&&) = delete;
-    /// The auto-unlink hook removes a still-bound binding from its set.
-    ~binding() = default;
+    /// A still-bound binding leaves its set's index (O(log B)); the id
+    /// hook unlinks itself.
+    ~binding() {
+        if (index_ != nullptr) index_->erase(*this);
+    }
 
     /// True while the binding is linked into a set (between bind() and
     /// unbind() or the set's destruction).
-    [[nodiscard]] bool is_bound() const noexcept { return hook_.is_linked(); }
+    [[nodiscard]] bool is_bound() const noexcept { return linked(); }
     /// Object pages covered by this binding (meaningful while bound).
     [[nodiscard]] page_range pages() const noexcept { return pages_; }
     /// Consumer-space page number that pages().begin translates to.
@@ -138,10 +150,10 @@ private:
             sequence_.store(sequence_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     }
 
-    detail::binding_hook hook_;
-    page_range pages_{};
+    // pages_ and id_ (the index key) live in detail::binding_node.
+    detail::binding_id_hook id_hook_;
+    detail::binding_round_hook round_hook_;  // linked only while a round over it runs
     std::uint64_t target_base_ = 0;
-    std::uint64_t id_ = 0;
     C* owner_ = nullptr;
     std::atomic<std::uint64_t> sequence_{0};
     std::uint32_t depth_ = 0;   // nested invalidations in flight; owner's exclusive lock only

@@ -18,6 +18,15 @@
 /// after every ordinary one. Everything here is intrusive: no operation
 /// allocates.
 ///
+/// Costs: the bindings are indexed by object page range (an augmented AVL
+/// tree, notifier/detail/binding_index.hpp) and by id (a Boost.Intrusive
+/// red-black tree), so with B bindings of which k overlap the range, a
+/// round, invalidate() and memory_failure() visit O((k + 1) log B) nodes
+/// (not all B), and bind/unbind are O((k + 1) log B) and O(log B). A round
+/// searches the index once: the bindings it finds are threaded on an
+/// intrusive round list that every later phase (prepare, commit, abort,
+/// end) walks in O(k).
+///
 /// Locking: every member that changes the set (and the destructor) must run
 /// under the owner's exclusive lock, as must destroying a bound binding; the
 /// const members (binding_count, for_each_binding, stats, ...) under the
@@ -28,6 +37,7 @@
 #pragma once
 
 #include <boost/intrusive/list.hpp>
+#include <boost/intrusive/set.hpp>
 
 #include <atomic>
 #include <cinttypes>
@@ -41,6 +51,7 @@
 #include <guestmem/core/page_range.hpp>
 #include <guestmem/notifier/binding.hpp>
 #include <guestmem/notifier/consumer.hpp>
+#include <guestmem/notifier/detail/binding_index.hpp>
 
 namespace guestmem {
 
@@ -66,12 +77,20 @@ concept named_consumer = requires(const C& c) {
 /// exclusive lock (guest_memory takes it), the const ones under its lock
 /// (shared is enough), read_begin and read_retry under none; consumer
 /// callbacks run inside the members that invalidate, under that lock, and
-/// must not bind or unbind here. No member allocates or throws. Each
-/// member's `Cost:` adds the consumers' own callbacks.
+/// must not bind or unbind here. No member allocates or throws. Costs (B
+/// bindings, k of them overlapping the range at hand) are stated per member
+/// in a `Cost:` field, plus the consumers' own callbacks.
 template <invalidation_consumer C = consumer>
 class notifier_set {
-    using list_type = boost::intrusive::list<
-        binding<C>, boost::intrusive::member_hook<binding<C>, detail::binding_hook, &binding<C>::hook_>,
+    struct id_of {
+        using type = std::uint64_t;
+        type operator()(const binding<C>& b) const noexcept { return b.id_; }
+    };
+    using id_set = boost::intrusive::set<
+        binding<C>, boost::intrusive::member_hook<binding<C>, detail::binding_id_hook, &binding<C>::id_hook_>,
+        boost::intrusive::constant_time_size<false>, boost::intrusive::key_of_value<id_of>>;
+    using round_list = boost::intrusive::list<
+        binding<C>, boost::intrusive::member_hook<binding<C>, detail::binding_round_hook, &binding<C>::round_hook_>,
         boost::intrusive::constant_time_size<false>>;
 
 public:
@@ -109,13 +128,13 @@ public:
     /// remaining binding (a non-vetoable `release` to each).
     /// Lock:      the owner's exclusive lock, like every mutation; consumer
     ///            callbacks run under it.
-    /// Cost:      O(bindings) plus the consumers' abort, prepare and commit
+    /// Cost:      O(B log B) plus the consumers' abort, prepare and commit
     ///            callbacks.
     /// Allocates: nothing.
     ~notifier_set() {
         if (in_round_) abort_active();
         commit_report discarded;
-        while (!list_.empty()) release_and_unlink(list_.front(), discarded);
+        while (!index_.empty()) release_and_unlink(as_binding(*index_.leftmost()), discarded);
     }
 
     /// Bind `slot` to `pages` of the object for `owner`, translating
@@ -129,7 +148,7 @@ public:
     ///            flight); already_bound (`owner` has a binding overlapping
     ///            `pages`, at the first shared page).
     /// Lock:      the owner's exclusive lock.
-    /// Cost:      O(bindings).
+    /// Cost:      O((k + 1) log B), k the bindings overlapping `pages`.
     /// Allocates: nothing (the binding is intrusive: `slot` is the record).
     [[nodiscard]] result<binding_handle> bind(binding<C>& slot, C& owner, page_range pages, std::uint64_t target_base,
                                               binding_class cls = binding_class::ordinary) {
@@ -152,15 +171,17 @@ public:
                                "cannot bind pages [%#" PRIx64 ", %#" PRIx64 ") while an invalidation round over [%#" PRIx64
                                ", %#" PRIx64 ") is in flight",
                                pages.begin, pages.end, active_pages_.begin, active_pages_.end);
-        auto pos = list_.end();
-        for (auto it = list_.begin(); it != list_.end(); ++it) {
-            if (it->owner_ == &owner && it->pages_.overlaps(pages))
-                return error::make(errc::already_bound, std::max(pages.begin, it->pages_.begin),
-                                   "consumer already has binding %" PRIu64 " over pages [%#" PRIx64 ", %#" PRIx64
-                                   "), which overlaps [%#" PRIx64 ", %#" PRIx64 ")",
-                                   it->id_, it->pages_.begin, it->pages_.end, pages.begin, pages.end);
-            if (pos == list_.end() && it->pages_.begin > pages.begin) pos = it;
-        }
+        const binding<C>* mine = nullptr;  // the owner's first binding overlapping `pages`
+        index_.visit(pages, [&](detail::binding_node& n) {
+            if (as_binding(n).owner_ != &owner) return true;
+            mine = &as_binding(n);
+            return false;
+        });
+        if (mine != nullptr)
+            return error::make(errc::already_bound, std::max(pages.begin, mine->pages_.begin),
+                               "consumer already has binding %" PRIu64 " over pages [%#" PRIx64 ", %#" PRIx64
+                               "), which overlaps [%#" PRIx64 ", %#" PRIx64 ")",
+                               mine->id_, mine->pages_.begin, mine->pages_.end, pages.begin, pages.end);
         slot.pages_ = pages;
         slot.target_base_ = target_base;
         slot.id_ = detail::next_binding_id();
@@ -169,7 +190,8 @@ public:
         slot.prepared_ = false;
         slot.class_ = cls;
         has_irrevocable_ = has_irrevocable_ || cls == binding_class::irrevocable;
-        list_.insert(pos, slot);
+        index_.insert(slot);
+        ids_.insert_unique(slot);  // ids are never reused: always inserts
         return binding_handle{slot.id_};
     }
 
@@ -181,7 +203,7 @@ public:
     ///            the only one; nothing changed.
     /// Lock:      the owner's exclusive lock; the consumer's release
     ///            callbacks run under it.
-    /// Cost:      O(bindings) plus the consumer's prepare and commit.
+    /// Cost:      O(log B) plus the consumer's prepare and commit.
     /// Allocates: nothing.
     [[nodiscard]] result<page_range> unbind(binding_handle h, commit_report& report) {
         binding<C>* b = find(h.id);
@@ -221,15 +243,15 @@ public:
     ///            round is then aborted and ended.
     /// Lock:      the owner's exclusive lock; prepare (and, on a veto, abort)
     ///            callbacks run under it.
-    /// Cost:      O(bindings) plus the consumers' prepare callbacks; O(1)
-    ///            with no binding.
+    /// Cost:      O((k + 1) log B) plus the consumers' prepare callbacks;
+    ///            O(1) with no binding.
     /// Allocates: nothing.
     [[nodiscard, gnu::always_inline]] inline status begin_round(page_range pages, invalidation_cause cause) {
         if (!is_vetoable(cause)) return not_vetoable(pages, cause);
         if (auto s = check_range(pages, no_page); !s) return s;
         if (in_round_) return round_busy(pages);
         ++stats_.rounds;
-        if (!list_.empty())
+        if (!index_.empty())
             if (auto s = prepare_bindings(pages, cause); !s) return s;
         active_pages_ = pages;
         active_cause_ = cause;
@@ -241,11 +263,11 @@ public:
     /// consumers report pages they could not drop into `report`) and end
     /// the round. Nothing happens when no round is in flight.
     /// Lock:      the owner's exclusive lock; commit callbacks run under it.
-    /// Cost:      O(bindings) plus the consumers' commit callbacks.
+    /// Cost:      O((k + 1) log B) plus the consumers' commit callbacks.
     /// Allocates: nothing.
     void commit_round(commit_report& report) noexcept {
         if (!in_round_) return;
-        if (!list_.empty()) commit_bindings(report);
+        if (!index_.empty()) commit_bindings(report);
         in_round_ = false;
         ++stats_.commits;
     }
@@ -253,7 +275,7 @@ public:
     /// every prepared binding in reverse prepare order and end the round.
     /// Nothing happens when no round is in flight. Cannot fail.
     /// Lock:      the owner's exclusive lock; abort callbacks run under it.
-    /// Cost:      O(bindings) plus the consumers' abort callbacks.
+    /// Cost:      O(k) (the round's list) plus the consumers' abort callbacks.
     /// Allocates: nothing.
     void abort_round() noexcept {
         if (in_round_) abort_active();
@@ -265,15 +287,23 @@ public:
     /// Cannot fail; an empty range does nothing.
     /// Lock:      the owner's exclusive lock; prepare and commit callbacks
     ///            run under it.
-    /// Cost:      O(bindings) plus the consumers' callbacks.
+    /// Cost:      O((k + 1) log B) plus the consumers' callbacks.
     /// Allocates: nothing (a refusal is kept in last_ignored_veto()).
     void invalidate(page_range pages, invalidation_cause cause, commit_report& report) noexcept {
         if (pages.empty()) return;
         ++stats_.rounds;
-        for_overlapping(pages, [](binding<C>& b) { b.begin_invalidation(); });
-        for_overlapping(pages, [&](binding<C>& b) { prepare_ignoring_veto(b, pages, cause); });
-        for_overlapping(pages, [&](binding<C>& b) { b.owner_->commit(make_invalidation(b, pages, cause, false), report); });
-        for_overlapping(pages, [](binding<C>& b) { b.end_invalidation(); });
+        if (in_round_) {  // the round list is the active round's: search the index for each phase
+            for_overlapping(pages, [](binding<C>& b) { b.begin_invalidation(); });
+            for_overlapping(pages, [&](binding<C>& b) { prepare_ignoring_veto(b, pages, cause); });
+            for_overlapping(pages, [&](binding<C>& b) { b.owner_->commit(make_invalidation(b, pages, cause, false), report); });
+            for_overlapping(pages, [](binding<C>& b) { b.end_invalidation(); });
+        } else {
+            gather(pages);
+            for (binding<C>& b : round_) prepare_ignoring_veto(b, pages, cause);
+            for (binding<C>& b : round_) b.owner_->commit(make_invalidation(b, pages, cause, false), report);
+            for (binding<C>& b : round_) b.end_invalidation();
+            round_.clear();
+        }
         ++stats_.commits;
     }
 
@@ -283,7 +313,7 @@ public:
     /// Cannot fail.
     /// Lock:      the owner's exclusive lock; memory_failure callbacks run
     ///            under it.
-    /// Cost:      O(bindings) plus the consumers' callbacks.
+    /// Cost:      O((k + 1) log B) plus the consumers' callbacks.
     /// Allocates: nothing.
     void memory_failure(page_range folio, folio_order order, shareability share) noexcept {
         ++stats_.memory_failures;
@@ -311,14 +341,14 @@ public:
     }
 
     /// f(const binding<C>&) for each binding, in binding order.
-    /// Lock: the owner's lock (shared is enough). Cost: O(bindings) plus the calls of `f`.
+    /// Lock: the owner's lock (shared is enough). Cost: O(B) plus the calls of `f`.
     template <class F>
     void for_each_binding(F&& f) const {
-        for (const binding<C>& b : list_) f(b);
+        index_.for_each([&](const detail::binding_node& n) { f(as_binding(n)); });
     }
-    /// Number of bindings (walks the list: auto-unlink lists keep no size).
-    /// Lock: the owner's lock (shared is enough). Cost: O(bindings).
-    [[nodiscard]] std::size_t binding_count() const noexcept { return list_.size(); }
+    /// Number of bindings.
+    /// Lock: the owner's lock (shared is enough). Cost: O(1).
+    [[nodiscard]] std::size_t binding_count() const noexcept { return index_.size(); }
     /// The counters since construction.
     /// Lock: the owner's lock (shared is enough). Cost: O(1).
     [[nodiscard]] counters stats() const noexcept { return stats_; }
@@ -331,11 +361,15 @@ public:
     [[nodiscard]] bool round_in_flight() const noexcept { return in_round_; }
 
 private:
+    static binding<C>& as_binding(detail::binding_node& n) noexcept { return static_cast<binding<C>&>(n); }
+    static const binding<C>& as_binding(const detail::binding_node& n) noexcept {
+        return static_cast<const binding<C>&>(n);
+    }
+
     binding<C>* find(std::uint64_t id) noexcept {
         if (id == 0) return nullptr;
-        for (binding<C>& b : list_)
-            if (b.id_ == id) return &b;
-        return nullptr;
+        auto it = ids_.find(id);
+        return it == ids_.end() ? nullptr : &*it;
     }
 
     // begin_round's refusals, built out of line so the round's fast path
@@ -357,28 +391,37 @@ private:
     /// runs none of it, and the caller's inlined fast path does not carry
     /// the veto handling.
     [[gnu::noinline]] status prepare_bindings(page_range pages, invalidation_cause cause) {
-        for_overlapping(pages, [](binding<C>& b) { b.begin_invalidation(); });
+        gather(pages);
         if (!has_irrevocable_) {  // the common case: one pass, no class test
-            for (auto it = list_.begin(); it != list_.end() && it->pages_.begin < pages.end; ++it)
-                if (it->pages_.overlaps(pages))
-                    if (auto s = prepare_one(*it, pages, cause); !s) return s;
+            for (binding<C>& b : round_)
+                if (auto s = prepare_one(b, pages, cause); !s) return s;
             return ok();
         }
         bool irrevocable = false;  // an irrevocable binding was passed over: a second pass
-        for (auto it = list_.begin(); it != list_.end() && it->pages_.begin < pages.end; ++it) {
-            if (!it->pages_.overlaps(pages)) continue;
-            if (it->class_ != binding_class::ordinary) {
+        for (binding<C>& b : round_) {
+            if (b.class_ != binding_class::ordinary) {
                 irrevocable = true;
                 continue;
             }
-            if (auto s = prepare_one(*it, pages, cause); !s) return s;
+            if (auto s = prepare_one(b, pages, cause); !s) return s;
         }
         if (irrevocable)
-            for (auto it = list_.begin(); it != list_.end() && it->pages_.begin < pages.end; ++it) {
-                if (!it->pages_.overlaps(pages) || it->class_ == binding_class::ordinary) continue;
-                if (auto s = prepare_one(*it, pages, cause); !s) return s;
-            }
+            for (binding<C>& b : round_)
+                if (b.class_ != binding_class::ordinary)
+                    if (auto s = prepare_one(b, pages, cause); !s) return s;
         return ok();
+    }
+
+    /// Search the index once: begin an invalidation over every binding
+    /// overlapping `pages` and thread it, in binding order, on the round
+    /// list (empty before).
+    void gather(page_range pages) noexcept {
+        index_.visit(pages, [&](detail::binding_node& n) {
+            binding<C>& b = as_binding(n);
+            b.begin_invalidation();
+            round_.push_back(b);
+            return true;
+        });
     }
 
     /// Prepare one binding; on a veto, abort everyone already prepared
@@ -399,7 +442,7 @@ private:
                                                   const error& why) {
         error e = describe_veto(b, pages, cause, why);
         abort_prepared(pages, cause);
-        for_overlapping(pages, [](binding<C>& x) { x.end_invalidation(); });
+        end_round_list();
         ++stats_.vetoes;
         ++stats_.aborts;
         return e;
@@ -410,22 +453,28 @@ private:
     /// Leaves the sequences to the caller.
     void abort_prepared(page_range pages, invalidation_cause cause) noexcept {
         for (binding_class cls : {binding_class::irrevocable, binding_class::ordinary})
-            for (auto it = list_.rbegin(); it != list_.rend(); ++it) {
+            for (auto it = round_.rbegin(); it != round_.rend(); ++it) {
                 if (!it->prepared_ || it->class_ != cls) continue;
                 it->owner_->abort(make_invalidation(*it, pages, cause, true));
                 it->prepared_ = false;
             }
     }
+    /// End the sequence of every binding on the round list and empty it.
+    void end_round_list() noexcept {
+        for (binding<C>& b : round_) b.end_invalidation();
+        round_.clear();
+    }
 
     /// The consumers' half of commit (the active round's pages and cause).
     [[gnu::noinline]] void commit_bindings(commit_report& report) noexcept {
         if (!has_irrevocable_) {
-            for (binding<C>& b : list_)
+            for (binding<C>& b : round_)
                 if (b.prepared_) commit_one(b, report);
+            round_.clear();
             return;
         }
         bool irrevocable = false;
-        for (binding<C>& b : list_) {
+        for (binding<C>& b : round_) {
             if (!b.prepared_) continue;
             if (b.class_ != binding_class::ordinary) {
                 irrevocable = true;
@@ -434,8 +483,9 @@ private:
             commit_one(b, report);
         }
         if (irrevocable)
-            for (binding<C>& b : list_)
+            for (binding<C>& b : round_)
                 if (b.prepared_) commit_one(b, report);
+        round_.clear();
     }
     [[gnu::always_inline]] inline void commit_one(binding<C>& b, commit_report& report) noexcept {
         b.owner_->commit(make_invalidation(b, active_pages_, active_cause_, true), report);
@@ -443,10 +493,13 @@ private:
         b.end_invalidation();
     }
 
+    /// f(binding<C>&) for each binding overlapping `pages`, in binding order.
     template <class F>
-    void for_overlapping(page_range pages, F&& f) noexcept {
-        for (auto it = list_.begin(); it != list_.end() && it->pages_.begin < pages.end; ++it)
-            if (it->pages_.overlaps(pages)) f(*it);
+    [[gnu::always_inline]] inline void for_overlapping(page_range pages, F&& f) noexcept {
+        index_.visit(pages, [&](detail::binding_node& n) {
+            f(as_binding(n));
+            return true;
+        });
     }
 
     /// The invalidation one binding sees: clipped to it and translated
@@ -501,7 +554,7 @@ private:
     /// in reverse prepare order, then every sequence the round began ends.
     void abort_active() noexcept {
         abort_prepared(active_pages_, active_cause_);
-        for_overlapping(active_pages_, [](binding<C>& b) { b.end_invalidation(); });
+        end_round_list();
         in_round_ = false;
         ++stats_.aborts;
     }
@@ -515,19 +568,23 @@ private:
             b.prepared_ = false;
             b.end_invalidation();
         }
+        if (b.round_hook_.is_linked()) b.round_hook_.unlink();  // leaves the active round
         ++stats_.rounds;
         b.begin_invalidation();
         prepare_ignoring_veto(b, b.pages_, invalidation_cause::release);
         b.owner_->commit(make_invalidation(b, b.pages_, invalidation_cause::release, false), report);
         b.end_invalidation();
         ++stats_.commits;
-        b.hook_.unlink();
+        index_.erase(b);
+        b.id_hook_.unlink();
         b.owner_ = nullptr;
         b.id_ = 0;
         b.depth_ = 0;
     }
 
-    list_type list_;
+    detail::binding_index index_;  // by (first page, bind order): binding order
+    id_set ids_;                   // by id, for unbind
+    round_list round_;             // the bindings of the round in flight, in binding order
     counters stats_{};
     bool in_round_ = false;  // a round begun by begin_round is in flight
     // An irrevocable binding was ever bound (never cleared: a destroyed

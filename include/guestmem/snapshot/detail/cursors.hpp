@@ -23,6 +23,21 @@ inline std::uint64_t raw_varint(const std::uint8_t* d, std::size_t& pos) noexcep
     }
 }
 
+/// raw_varint for the runs section, where lengths of one or two bytes
+/// (runs under 2^14 pages) are the rule and which byte count comes next is
+/// a coin toss: decoded without a branch on it. Reads d[pos + 1] even for a
+/// one-byte varint: the bytes were validated, so a checksum follows the
+/// body and that byte exists.
+inline std::uint64_t run_varint(const std::uint8_t* d, std::size_t& pos) noexcept {
+    const std::uint64_t b0 = d[pos], b1 = d[pos + 1];
+    if (((b0 & b1) & 0x80) == 0) [[likely]] {
+        const std::uint64_t two = b0 >> 7;  // 1: a second byte follows
+        pos += 1 + two;
+        return (b0 & 0x7f) | (((b1 & 0x7f) << 7) & (0 - two));
+    }
+    return raw_varint(d, pos);
+}
+
 /// The runs section: [begin, end) -> value, one run after another.
 struct run_cursor {
     const std::uint8_t* d = nullptr;
@@ -47,7 +62,7 @@ struct run_cursor {
         --left;
         begin = end;
         at = pos;
-        end = begin + raw_varint(d, pos);
+        end = begin + run_varint(d, pos);
         value = value == shareability::shared ? shareability::guest_only : shareability::shared;
         return valid = true;
     }

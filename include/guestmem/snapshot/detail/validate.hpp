@@ -60,8 +60,28 @@ inline status check_runs(reader& in, layout& L) noexcept {
     L.run_count = n;
     L.runs_at = in.offset();
     page_index sum = 0;
+    const std::uint8_t* d = in.data();
+    const std::size_t end = in.offset() + in.left();
     for (std::size_t i = 0; i < n; ++i) {
-        const std::size_t at = in.offset();
+        // The common case inline and without a branch on the byte count: a
+        // canonical one- or two-byte length inside the body and not past
+        // the object. Anything else (longer, zero, non-canonical,
+        // truncated, too long) takes the checked reader below, which words
+        // the error.
+        std::size_t at = in.offset();
+        for (; i < n && at + 2 <= end; ++i) {
+            const std::uint64_t b0 = d[at], b1 = d[at + 1];
+            const std::uint64_t two = b0 >> 7;
+            const std::uint64_t hi = b1 & (0 - two);  // the second byte, or 0
+            const std::uint64_t len = (b0 & 0x7f) | ((hi & 0x7f) << 7);
+            const bool fits = ((hi & 0x80) == 0) & (len != 0) & ((hi != 0) | (two == 0)) & (len <= L.h.pages - sum);
+            if (!fits) [[unlikely]]
+                break;
+            at += 1 + two;
+            sum += len;
+        }
+        in.seek(at);
+        if (i == n) break;
         GUESTMEM_SNAP_TRY(len, in.varint("a run length"));
         if (len == 0)
             return reader::fail(at, "offset %zu: run %zu is empty (runs are maximal: its neighbours would be one run)", at, i);
