@@ -10,6 +10,10 @@
 #include <guestmem/kvm/exit_router.hpp>
 #include <guestmem/kvm/gpa_map.hpp>
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
 #include <new>
 
 using namespace guestmem;
@@ -29,17 +33,29 @@ struct guestmem_gpa_map {
     }
 };
 
-/// The router, its map's reference and the C log sink.
+/// The router, its map's reference, the C log sink and the C clock.
 struct guestmem_exit_router {
-    guestmem_exit_router(guestmem_gpa_map* m, guestmem_log_fn fn, void* ctx, convert_options o) noexcept
-        : map(m), log(fn), log_ctx(ctx), router(m->map, fn != nullptr ? &forward : nullptr, this, o) {}
+    guestmem_exit_router(guestmem_gpa_map* m, guestmem_log_fn fn, void* ctx, const router_options& o,
+                         guestmem_clock_fn clock, void* clock_ctx) noexcept
+        : map(m), log(fn), log_ctx(ctx), now(clock), now_ctx(clock_ctx),
+          router(m->map, fn != nullptr ? &forward : nullptr, this, with_clock(o, clock)) {}
     static void forward(void* self, std::string_view line) {
         auto* r = static_cast<guestmem_exit_router*>(self);
         r->log(r->log_ctx, line.data(), line.size());
     }
+    /// The C++ router's clock takes no context: the router being called on
+    /// this thread is in `current` (set by clock_scope) for the C clock's.
+    static inline thread_local const guestmem_exit_router* current = nullptr;
+    static std::uint64_t tick() noexcept { return current->now(current->now_ctx); }
+    static router_options with_clock(router_options o, guestmem_clock_fn clock) noexcept {
+        o.now_ns = clock != nullptr ? &tick : nullptr;
+        return o;
+    }
     guestmem_gpa_map* map;
     guestmem_log_fn log;
     void* log_ctx;
+    guestmem_clock_fn now;
+    void* now_ctx;
     c_router router;
 };
 
@@ -53,25 +69,130 @@ void drop(guestmem_gpa_map* m) noexcept {
     return fail(err, errc::invalid_argument, no_page, "the %s handle is NULL", what);
 }
 
-/// The router's outcome for C: disposition and guest value out, why's code back.
+/// ABI 0.2's guestmem_exit_outcome: size, disposition, hypercall_ret (no wait_fd).
+constexpr std::uint32_t outcome_v02_size = offsetof(guestmem_exit_outcome, wait_fd);
+
+/// The router's outcome for C: disposition and guest value out (wait_fd
+/// where the caller's struct has it), why's code back.
 int32_t deliver(const exit_outcome& o, guestmem_exit_outcome* out, guestmem_error* err) noexcept {
     static_assert(GUESTMEM_EXIT_RESUME == int(exit_disposition::resume) &&
                   GUESTMEM_EXIT_FAILED == int(exit_disposition::failed) &&
-                  GUESTMEM_EXIT_NOT_MINE == int(exit_disposition::not_mine));
+                  GUESTMEM_EXIT_NOT_MINE == int(exit_disposition::not_mine) &&
+                  GUESTMEM_EXIT_RETRY_LATER == int(exit_disposition::retry_later));
     out->disposition = static_cast<uint32_t>(o.disposition);
     out->hypercall_ret = o.hypercall_ret;
+    if (out->size >= sizeof *out) {
+        out->wait_fd = o.disposition == exit_disposition::retry_later ? o.wait_fd : -1;
+        out->reserved0 = 0;
+    }
     return report(err, o.why);
 }
 
-/// Refuse the router call's own arguments, with disposition failed when out is usable.
+/// Refuse the router call's own arguments, with disposition failed when out
+/// is usable (an ABI 0.2 outcome, without wait_fd, still is).
 int32_t router_args(const guestmem_exit_router* r, const void* run, guestmem_exit_outcome* out,
                     guestmem_error* err) noexcept {
-    if (int32_t rc = check_output(out, "out", err)) return rc;
+    if (out == nullptr) return fail(err, errc::invalid_argument, no_page, "out is NULL");
+    if (out->size < outcome_v02_size)
+        return fail(err, errc::invalid_argument, no_page, "out->size is %u; this ABI's struct has %zu bytes",
+                    unsigned{out->size}, sizeof *out);
     out->disposition = GUESTMEM_EXIT_FAILED;
     out->hypercall_ret = 0;
+    if (out->size >= sizeof *out) {
+        out->wait_fd = -1;
+        out->reserved0 = 0;
+    }
     if (r == nullptr) return null_handle(err, "guestmem_exit_router");
     if (run == nullptr) return fail(err, errc::invalid_argument, no_page, "run is NULL");
     return GUESTMEM_OK;
+}
+
+/// A C vCPU retry state into `s`. 0 when valid.
+int32_t read_vcpu(const guestmem_vcpu_retry* v, retry_state& s, guestmem_error* err) noexcept {
+    if (v == nullptr) return fail(err, errc::invalid_argument, no_page, "vcpu (the retry state) is NULL");
+    if (v->size < sizeof *v)
+        return fail(err, errc::invalid_argument, no_page, "vcpu->size is %u; this ABI's struct has %zu bytes",
+                    unsigned{v->size}, sizeof *v);
+    if (v->pending > 1 || !tail_is_zero(v->reserved, sizeof v->reserved, 0))
+        return fail(err, errc::invalid_argument, no_page, "vcpu: pending %u must be 0 or 1 and the reserved bytes 0",
+                    unsigned{v->pending});
+    s = retry_state{v->pending != 0, v->exit_reason, v->args[0], v->args[1], v->args[2], v->since_ns, v->attempts};
+    return GUESTMEM_OK;
+}
+
+void write_vcpu(const retry_state& s, guestmem_vcpu_retry* v) noexcept {
+    v->pending = s.pending ? 1 : 0;
+    v->exit_reason = s.exit_reason;
+    v->args[0] = s.a;
+    v->args[1] = s.b;
+    v->args[2] = s.c;
+    v->since_ns = s.since_ns;
+    v->attempts = s.attempts;
+}
+
+/// Makes `r` the router whose C clock this thread's calls read.
+struct clock_scope {
+    explicit clock_scope(const guestmem_exit_router* r) noexcept : prev(guestmem_exit_router::current) {
+        guestmem_exit_router::current = r;
+    }
+    ~clock_scope() { guestmem_exit_router::current = prev; }
+    clock_scope(const clock_scope&) = delete;
+    clock_scope& operator=(const clock_scope&) = delete;
+    const guestmem_exit_router* prev;
+};
+
+/// An unblock notifier signalling an eventfd it does not own.
+class borrowed_eventfd final : public unblock_notifier {
+public:
+    explicit borrowed_eventfd(int fd) noexcept : fd_(fd) {}
+    void unblocked(page_range) noexcept override {
+        const std::uint64_t one = 1;
+        ssize_t n;
+        do n = ::write(fd_, &one, sizeof one);
+        while (n < 0 && errno == EINTR);  // EAGAIN: the counter is full, so already readable
+    }
+
+private:
+    int fd_;
+};
+
+int32_t create_router(guestmem_gpa_map* map, const guestmem_exit_router_config* cfg,
+                      const guestmem_router_retry_options* retry, bool v02, guestmem_exit_router** out,
+                      guestmem_error* err) noexcept {
+    if (out == nullptr) return fail(err, errc::invalid_argument, no_page, "out (where the router goes) is NULL");
+    *out = nullptr;
+    if (map == nullptr) return null_handle(err, "guestmem_gpa_map");
+    router_options o;
+    guestmem_log_fn log = nullptr;
+    void* log_ctx = nullptr;
+    guestmem_clock_fn clock = nullptr;
+    void* clock_ctx = nullptr;
+    if (cfg != nullptr) {
+        if (int32_t rc = check_input(cfg, "cfg", err)) return rc;
+        if (cfg->defer_if_pinned > 1 || !tail_is_zero(cfg->reserved, sizeof cfg->reserved, 0))
+            return fail(err, errc::invalid_argument, no_page, "cfg: defer_if_pinned must be 0 or 1 and the reserved bytes 0");
+        o.convert.defer_if_pinned = cfg->defer_if_pinned != 0;
+        log = cfg->log;
+        log_ctx = cfg->log_ctx;
+    }
+    if (v02) o.retries = retry_policy::guest_retries;
+    if (retry != nullptr) {
+        if (int32_t rc = check_input(retry, "retry", err)) return rc;
+        if (retry->policy > GUESTMEM_GUEST_RETRIES || retry->reserved0 != 0 || retry->wait_fd < -1)
+            return fail(err, errc::invalid_argument, no_page,
+                        "retry: policy %u must be 0 or 1, wait_fd %d -1 or an fd, and reserved0 0",
+                        unsigned{retry->policy}, int{retry->wait_fd});
+        o.retries = retry->policy == GUESTMEM_GUEST_RETRIES ? retry_policy::guest_retries : retry_policy::vmm_retries;
+        if (retry->retry_limit_ns != 0) o.retry_limit_ns = retry->retry_limit_ns;
+        o.wait_fd = retry->wait_fd;
+        clock = retry->now_ns;
+        clock_ctx = retry->now_ctx;
+    }
+    auto* r = new (std::nothrow) guestmem_exit_router(map, log, log_ctx, o, clock, clock_ctx);
+    if (r == nullptr) return fail(err, errc::out_of_memory, no_page, "no memory for the exit router");
+    map->refs.fetch_add(1, std::memory_order_relaxed);
+    *out = r;
+    return succeed(err);
 }
 
 /// What a KVM consumer's attach() takes for the object: it binds the
@@ -212,24 +333,19 @@ int32_t guestmem_gpa_map_convert(guestmem_gpa_map* map, uint64_t gpa, uint64_t p
 
 int32_t guestmem_exit_router_create(guestmem_gpa_map* map, const guestmem_exit_router_config* cfg,
                                     guestmem_exit_router** out, guestmem_error* err) {
-    if (out == nullptr) return fail(err, errc::invalid_argument, no_page, "out (where the router goes) is NULL");
-    *out = nullptr;
-    if (map == nullptr) return null_handle(err, "guestmem_gpa_map");
-    convert_options o;
-    guestmem_log_fn log = nullptr;
-    void* log_ctx = nullptr;
-    if (cfg != nullptr) {
-        if (int32_t rc = check_input(cfg, "cfg", err)) return rc;
-        if (cfg->defer_if_pinned > 1 || !tail_is_zero(cfg->reserved, sizeof cfg->reserved, 0))
-            return fail(err, errc::invalid_argument, no_page, "cfg: defer_if_pinned must be 0 or 1 and the reserved bytes 0");
-        o.defer_if_pinned = cfg->defer_if_pinned != 0;
-        log = cfg->log;
-        log_ctx = cfg->log_ctx;
-    }
-    auto* r = new (std::nothrow) guestmem_exit_router(map, log, log_ctx, o);
-    if (r == nullptr) return fail(err, errc::out_of_memory, no_page, "no memory for the exit router");
-    map->refs.fetch_add(1, std::memory_order_relaxed);
-    *out = r;
+    return create_router(map, cfg, nullptr, true, out, err);
+}
+
+int32_t guestmem_exit_router_create_with_retry(guestmem_gpa_map* map, const guestmem_exit_router_config* cfg,
+                                               const guestmem_router_retry_options* retry,
+                                               guestmem_exit_router** out, guestmem_error* err) {
+    return create_router(map, cfg, retry, false, out, err);
+}
+
+int32_t guestmem_exit_router_retry_policy(const guestmem_exit_router* router, uint32_t* out, guestmem_error* err) {
+    if (router == nullptr) return null_handle(err, "guestmem_exit_router");
+    if (out == nullptr) return fail(err, errc::invalid_argument, no_page, "out is NULL");
+    *out = router->router.retries() == retry_policy::guest_retries ? GUESTMEM_GUEST_RETRIES : GUESTMEM_VMM_RETRIES;
     return succeed(err);
 }
 
@@ -243,7 +359,19 @@ void guestmem_exit_router_destroy(guestmem_exit_router* router) {
 int32_t guestmem_exit_router_handle(guestmem_exit_router* router, struct kvm_run* run, guestmem_exit_outcome* out,
                                     guestmem_error* err) {
     if (int32_t rc = router_args(router, run, out, err)) return rc;
+    clock_scope scope(router);
     return deliver(router->router.handle(*run), out, err);
+}
+
+int32_t guestmem_exit_router_handle_retry(guestmem_exit_router* router, struct kvm_run* run, guestmem_vcpu_retry* vcpu,
+                                          guestmem_exit_outcome* out, guestmem_error* err) {
+    if (int32_t rc = router_args(router, run, out, err)) return rc;
+    retry_state st;
+    if (int32_t rc = read_vcpu(vcpu, st, err)) return rc;
+    clock_scope scope(router);
+    const exit_outcome o = router->router.handle(*run, st);
+    write_vcpu(st, vcpu);
+    return deliver(o, out, err);
 }
 
 int32_t guestmem_exit_router_memory_fault(guestmem_exit_router* router, uint64_t gpa, uint64_t size, uint64_t flags,
@@ -256,6 +384,32 @@ int32_t guestmem_exit_router_map_gpa_range(guestmem_exit_router* router, uint64_
                                            uint64_t attributes, guestmem_exit_outcome* out, guestmem_error* err) {
     if (int32_t rc = router_args(router, router, out, err)) return rc;
     return deliver(router->router.map_gpa_range(gpa, npages, attributes), out, err);
+}
+
+int32_t guestmem_exit_router_map_gpa_range_retry(guestmem_exit_router* router, uint64_t gpa, uint64_t npages,
+                                                 uint64_t attributes, guestmem_vcpu_retry* vcpu,
+                                                 guestmem_exit_outcome* out, guestmem_error* err) {
+    if (int32_t rc = router_args(router, router, out, err)) return rc;
+    retry_state st;
+    if (int32_t rc = read_vcpu(vcpu, st, err)) return rc;
+    clock_scope scope(router);
+    const exit_outcome o = router->router.map_gpa_range(gpa, npages, attributes, st);
+    write_vcpu(st, vcpu);
+    return deliver(o, out, err);
+}
+
+int32_t guestmem_set_unblock_eventfd(guestmem_memory* mem, int32_t fd, guestmem_error* err) {
+    if (mem == nullptr) return null_handle(err, "guestmem_memory");
+    if (fd < -1) return fail(err, errc::invalid_argument, no_page, "fd %d is not -1 or an fd", int{fd});
+    borrowed_eventfd* n = nullptr;
+    if (fd >= 0) {
+        n = new (std::nothrow) borrowed_eventfd(fd);
+        if (n == nullptr) return fail(err, errc::out_of_memory, no_page, "no memory for the unblock notifier");
+    }
+    visit(mem, [&](auto& g, auto&) { g.set_unblock_notifier(n); });
+    delete mem->unblock;  // no longer in use: the set above took the exclusive lock
+    mem->unblock = n;
+    return succeed(err);
 }
 
 // ---- KVM consumers ------------------------------------------------------------------

@@ -140,7 +140,9 @@ int32_t check_ops(const guestmem_consumer_ops* ops, guestmem_error* err) noexcep
 } // namespace guestmem::c_abi
 
 guestmem_memory::~guestmem_memory() {
-    // The derived object's guest_memory is gone: it released every binding.
+    // The derived object's guest_memory is gone: it released every binding
+    // and no longer tells the unblock notifier anything.
+    delete unblock;
     while (bindings != nullptr) {
         guestmem_binding* b = bindings;
         bindings = b->next;

@@ -238,6 +238,8 @@ struct guestmem_memory {
     /// The caller's reference (guestmem_destroy drops it) plus one per
     /// gpa_map slot over the object: the last one deletes it.
     std::atomic<std::uint32_t> refs{1};
+    /// The unblock notifier guestmem_set_unblock_eventfd made (owned), or nullptr.
+    guestmem::unblock_notifier* unblock = nullptr;
 
     /// What a gpa_map needs (kvm/gpa_map.hpp's gpa_memory): defined in
     /// c_object.cpp over the allocator kind.

@@ -8,6 +8,7 @@
 
 #include <limits>
 #include <new>
+#include <span>
 
 using namespace guestmem;
 using namespace guestmem::c_abi;
@@ -128,6 +129,13 @@ int32_t deliver(const result<T>& r, U* out, guestmem_error* err) noexcept {
     if (!r) return put(err, r.error());
     *out = static_cast<U>(r.value());
     return succeed(err);
+}
+
+std::span<std::uint8_t> out_span(std::uint8_t* p, std::size_t n) noexcept {
+    return n == 0 ? std::span<std::uint8_t>{} : std::span<std::uint8_t>{p, n};
+}
+std::span<const std::uint8_t> in_span(const std::uint8_t* p, std::size_t n) noexcept {
+    return n == 0 ? std::span<const std::uint8_t>{} : std::span<const std::uint8_t>{p, n};
 }
 
 } // namespace
@@ -300,6 +308,63 @@ int32_t guestmem_view_get_stats(const guestmem_view* view, guestmem_stats* out, 
         write_stats(s.value(), out);
         return succeed(err);
     });
+}
+
+// ---- snapshots of the storage ----------------------------------------------------
+
+int32_t guestmem_view_generation(const guestmem_view* view, uint64_t* out, guestmem_error* err) {
+    if (view == nullptr) return null_view(err);
+    if (out == nullptr) return fail(err, errc::invalid_argument, no_page, "out is NULL");
+    return visit_view(view, [&](const auto& v) { return deliver(v.generation(), out, err); });
+}
+
+int32_t guestmem_view_saved_size(const guestmem_view* view, size_t* out, guestmem_error* err) {
+    if (view == nullptr) return null_view(err);
+    if (out == nullptr) return fail(err, errc::invalid_argument, no_page, "out is NULL");
+    return visit_view(view, [&](const auto& v) { return deliver(v.saved_size(), out, err); });
+}
+
+int32_t guestmem_view_save(const guestmem_view* view, uint8_t* buf, size_t cap, size_t* written, guestmem_error* err) {
+    if (view == nullptr) return null_view(err);
+    if (buf == nullptr && cap > 0) return fail(err, errc::invalid_argument, no_page, "buf is NULL but cap is %zu", cap);
+    return visit_view(view, [&](const auto& v) {
+        auto r = v.save(out_span(buf, cap));
+        if (!r) return put(err, r.error());
+        if (written != nullptr) *written = r.value();
+        return succeed(err);
+    });
+}
+
+int32_t guestmem_view_increment_size(const guestmem_view* view, uint64_t since, size_t* out, guestmem_error* err) {
+    if (view == nullptr) return null_view(err);
+    if (out == nullptr) return fail(err, errc::invalid_argument, no_page, "out is NULL");
+    return visit_view(view, [&](const auto& v) { return deliver(v.increment_size(since), out, err); });
+}
+
+int32_t guestmem_view_save_increment(const guestmem_view* view, uint64_t since, uint8_t* buf, size_t cap,
+                                     size_t* written, guestmem_error* err) {
+    if (view == nullptr) return null_view(err);
+    if (buf == nullptr && cap > 0) return fail(err, errc::invalid_argument, no_page, "buf is NULL but cap is %zu", cap);
+    return visit_view(view, [&](const auto& v) {
+        auto r = v.save_increment(since, out_span(buf, cap));
+        if (!r) return put(err, r.error());
+        if (written != nullptr) *written = r.value();
+        return succeed(err);
+    });
+}
+
+int32_t guestmem_view_restore(guestmem_view* view, const uint8_t* bytes, size_t len, guestmem_error* err) {
+    if (view == nullptr) return null_view(err);
+    if (bytes == nullptr && len > 0)
+        return fail(err, errc::invalid_argument, no_page, "bytes is NULL but len is %zu", len);
+    return visit_view(view, [&](auto& v) { return report(err, v.restore(in_span(bytes, len))); });
+}
+
+int32_t guestmem_view_apply_increment(guestmem_view* view, const uint8_t* bytes, size_t len, guestmem_error* err) {
+    if (view == nullptr) return null_view(err);
+    if (bytes == nullptr && len > 0)
+        return fail(err, errc::invalid_argument, no_page, "bytes is NULL but len is %zu", len);
+    return visit_view(view, [&](auto& v) { return report(err, v.apply_increment(in_span(bytes, len))); });
 }
 
 // ---- bindings -------------------------------------------------------------------

@@ -70,6 +70,17 @@ extern "C" {
 
 uint32_t guestmem_abi_version(void) { return GUESTMEM_ABI_VERSION; }
 
+// Every GUESTMEM_ERR_* is its errc (codes pass through by value), up to the
+// last one is_known_code() accepts.
+static_assert(GUESTMEM_ERR_INVALID_RANGE == int(errc::invalid_range) && GUESTMEM_ERR_OUT_OF_MEMORY == int(errc::out_of_memory) &&
+              GUESTMEM_ERR_BUSY == int(errc::busy) && GUESTMEM_ERR_VETOED == int(errc::vetoed) &&
+              GUESTMEM_ERR_POISONED == int(errc::poisoned) && GUESTMEM_ERR_NOT_ALLOCATED == int(errc::not_allocated) &&
+              GUESTMEM_ERR_PERMISSION_DENIED == int(errc::permission_denied) &&
+              GUESTMEM_ERR_NOT_SUPPORTED == int(errc::not_supported) &&
+              GUESTMEM_ERR_INVALID_ARGUMENT == int(errc::invalid_argument) &&
+              GUESTMEM_ERR_ALREADY_BOUND == int(errc::already_bound) && GUESTMEM_ERR_NOT_BOUND == int(errc::not_bound) &&
+              GUESTMEM_ERR_RETRY == int(errc::retry) && GUESTMEM_ERR_WOULD_DEADLOCK == int(errc::would_deadlock));
+
 const char* guestmem_errc_name(int32_t code) {
     if (code == GUESTMEM_OK) return "ok";
     // to_string returns views of string literals: NUL-terminated.

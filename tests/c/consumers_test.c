@@ -134,7 +134,7 @@ static void a_page_a_consumer_could_not_drop_is_quarantined_until_released(void)
     a.leak = 0;
     CHECK_CODE(guestmem_punch_hole(mem, 0, 512, &err), GUESTMEM_OK, err);
     CHECK_CODE(guestmem_get_stats(mem, &st, &err), GUESTMEM_OK, err);
-    CHECK(st.quarantined_pages == 1); /* the leaked 4K page alone: its 2 MiB folio is split around it */
+    CHECK(st.quarantined_pages == 1); /* the leaked 4K piece, split out of its 2 MiB folio */
     CHECK_CODE(guestmem_allocate(mem, 0, 512, &err), GUESTMEM_ERR_POISONED, err);
     CHECK(err.page == 7);
     CHECK_CODE(guestmem_release_quarantine(mem, 0, 512, &err), GUESTMEM_OK, err);

@@ -170,6 +170,28 @@ static void the_dump_fills_a_buffer_or_says_how_much_it_needs(void) {
     guestmem_destroy(mem);
 }
 
+/* A prepare refusing with any GUESTMEM_ERR_* value, the last one (13,
+ * WOULD_DEADLOCK) included, is a veto naming that code; a value past the
+ * last is no code: a veto saying so. Nothing changes either way. */
+static void a_refusal_names_every_known_code_in_its_veto_and_past_the_last_is_no_code(void) {
+    guestmem_memory* mem = new_simulated(64, GUESTMEM_SHARED);
+    guestmem_consumer_ops ops = recorder_ops();
+    char log[C_TEST_LOG_SIZE] = "";
+    recorder r = new_recorder('r', log);
+    guestmem_error err = new_error();
+    uint32_t share = 9;
+    CHECK_CODE(guestmem_bind(mem, &ops, &r, 0, 64, 0, NULL, NULL, &err), GUESTMEM_OK, err);
+    r.veto_with = GUESTMEM_ERR_WOULD_DEADLOCK;
+    CHECK_CODE(guestmem_convert(mem, 0, 8, GUESTMEM_GUEST_ONLY, NULL, &err), GUESTMEM_ERR_VETOED, err);
+    CHECK(strstr(err.message, "(would_deadlock)") != NULL);
+    r.veto_with = GUESTMEM_ERR_WOULD_DEADLOCK + 1;
+    CHECK_CODE(guestmem_convert(mem, 0, 8, GUESTMEM_GUEST_ONLY, NULL, &err), GUESTMEM_ERR_VETOED, err);
+    CHECK(strstr(err.message, "not a guestmem error code") != NULL);
+    CHECK_CODE(guestmem_shareability_at(mem, 0, &share, &err), GUESTMEM_OK, err);
+    CHECK(share == GUESTMEM_SHARED);
+    guestmem_destroy(mem);
+}
+
 int main(void) {
     RUN(allocate_and_punch_hole_populate_and_truncate);
     RUN(unsharing_a_pinned_page_is_busy_naming_the_page_and_changes_nothing);
@@ -178,5 +200,6 @@ int main(void) {
     RUN(runs_are_reported_clipped_to_the_range_and_stop_when_asked);
     RUN(a_conversion_to_the_state_a_range_is_in_is_a_counted_no_op);
     RUN(the_dump_fills_a_buffer_or_says_how_much_it_needs);
+    RUN(a_refusal_names_every_known_code_in_its_veto_and_past_the_last_is_no_code);
     return C_TEST_RESULT();
 }

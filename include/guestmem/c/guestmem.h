@@ -38,7 +38,8 @@
  * - Existing functions never change their signature; new behaviour comes as
  *   new functions and a higher guestmem_abi_version() minor (0.2 added
  *   views, snapshots and the KVM layer: guestmem_views.h,
- *   guestmem_snapshot.h and guestmem_kvm.h, which this header includes).
+ *   guestmem_snapshot.h and guestmem_kvm.h, which this header includes;
+ *   0.3 the snapshot calls through views and the router's retry policy).
  * - Only the `guestmem_` functions listed in src/c/exported_symbols.txt are
  *   exported (the CTest test `c_abi_symbols` checks it).
  */
@@ -64,7 +65,7 @@ extern "C" {
  * libguestmem_c.so.N, N the major, changes too). */
 #define GUESTMEM_ABI_MAJOR 0
 /** ABI minor version: bumped when functions or struct fields are added. */
-#define GUESTMEM_ABI_MINOR 2
+#define GUESTMEM_ABI_MINOR 3
 /** The version this header describes, as guestmem_abi_version() returns it:
  * major << 16 | minor. */
 #define GUESTMEM_ABI_VERSION ((GUESTMEM_ABI_MAJOR << 16) | GUESTMEM_ABI_MINOR)

@@ -53,14 +53,33 @@ typedef struct guestmem_gpa_slot {
 enum guestmem_exit_disposition {
     GUESTMEM_EXIT_RESUME = 0,   /**< handled: run the vCPU again (a hypercall's result is in hypercall.ret) */
     GUESTMEM_EXIT_FAILED = 1,   /**< a memory fault the router could not serve (err says why): the VMM decides */
-    GUESTMEM_EXIT_NOT_MINE = 2  /**< not a conversion exit: handle it as before */
+    GUESTMEM_EXIT_NOT_MINE = 2, /**< not a conversion exit: handle it as before */
+    /** GUESTMEM_VMM_RETRIES (ABI 0.3): a transient refusal; the exit is not
+     * completed (run untouched). Wait until the outcome's wait_fd is
+     * readable (or a short while if it is -1), then hand the same run back. */
+    GUESTMEM_EXIT_RETRY_LATER = 3
+};
+
+/** Who retries a transiently refused conversion (BUSY, RETRY, OUT_OF_MEMORY,
+ * VETOED) (ABI 0.3, guestmem_router_retry_options::policy). */
+enum guestmem_retry_policy {
+    /** The router returns GUESTMEM_EXIT_RETRY_LATER and the VMM re-enters the
+     * exit; after retry_limit_ns the guest gets EINVAL (a memory fault:
+     * FAILED). For kernels that fail the guest's conversion on any non-zero
+     * MAP_GPA_RANGE value: the safe choice when unsure. */
+    GUESTMEM_VMM_RETRIES = 0,
+    /** The guest gets EAGAIN and retries (kernels with the MAP_GPA_RANGE
+     * return-code change); ABI 0.2's behaviour. */
+    GUESTMEM_GUEST_RETRIES = 1
 };
 
 /** The router's answer for one exit or request. */
 typedef struct guestmem_exit_outcome {
-    uint32_t size;           /**< set by the caller: sizeof(guestmem_exit_outcome) */
+    uint32_t size;           /**< set by the caller: sizeof(guestmem_exit_outcome) (ABI 0.2's 16 bytes still accepted: no wait_fd then) */
     uint32_t disposition;    /**< a guestmem_exit_disposition */
     uint64_t hypercall_ret;  /**< MAP_GPA_RANGE: what the guest gets (0, EINVAL 22 or EAGAIN 11); else 0 */
+    int32_t wait_fd;         /**< ABI 0.3: RETRY_LATER: the fd to poll (guestmem_router_retry_options::wait_fd), else -1 */
+    uint32_t reserved0;      /**< written as 0 */
 } guestmem_exit_outcome;
 
 /** A log sink: one line (not NUL-terminated, no newline), valid during the call. */
@@ -74,6 +93,34 @@ typedef struct guestmem_exit_router_config {
     guestmem_log_fn log;      /**< called for every refused request, or NULL */
     void* log_ctx;            /**< its first argument */
 } guestmem_exit_router_config;
+
+/** A clock for the retry limit: now in ns (monotonic). */
+typedef uint64_t (*guestmem_clock_fn)(void* ctx);
+
+/** How a router retries (ABI 0.3; guestmem_exit_router_create_with_retry;
+ * NULL: GUESTMEM_VMM_RETRIES, 1 s, no wait fd, CLOCK_MONOTONIC). */
+typedef struct guestmem_router_retry_options {
+    uint32_t size;            /**< set by the caller: sizeof(guestmem_router_retry_options) */
+    uint32_t policy;          /**< a guestmem_retry_policy */
+    uint64_t retry_limit_ns;  /**< how long one request is retried before the guest gets EINVAL; 0 means 1 s */
+    int32_t wait_fd;          /**< handed back with RETRY_LATER (an eventfd guestmem_set_unblock_eventfd signals), or -1 */
+    uint32_t reserved0;       /**< must be 0 */
+    guestmem_clock_fn now_ns; /**< the clock retries are timed by, or NULL: CLOCK_MONOTONIC */
+    void* now_ctx;            /**< its argument */
+} guestmem_router_retry_options;
+
+/** One vCPU's pending retry under GUESTMEM_VMM_RETRIES (ABI 0.3), owned by
+ * the caller: zero it, set size, and pass the same one for every exit of
+ * that vCPU. The router reads and writes it; the caller only reads it. */
+typedef struct guestmem_vcpu_retry {
+    uint32_t size;         /**< set by the caller: sizeof(guestmem_vcpu_retry) */
+    uint32_t exit_reason;  /**< the pending request's exit (KVM_EXIT_HYPERCALL or _MEMORY_FAULT; 0: a bare request) */
+    uint8_t pending;       /**< 1 while a request is being retried (0 or 1) */
+    uint8_t reserved[7];   /**< must be 0 */
+    uint64_t args[3];      /**< the request: (gpa, npages, attributes) or (gpa, size, flags) */
+    uint64_t since_ns;     /**< when its first refusal came */
+    uint64_t attempts;     /**< refusals so far */
+} guestmem_vcpu_retry;
 
 /** Which kernel interface a KVM attributes consumer drives. */
 enum guestmem_kvm_attributes_target {
@@ -159,11 +206,29 @@ GUESTMEM_C_API int32_t guestmem_gpa_map_convert(guestmem_gpa_map* map, uint64_t 
 /* ---- exit router ----------------------------------------------------------- */
 
 /** A router converting through `map` (it takes a reference) as `cfg` says
- * (may be NULL), into `*out`. Errors: INVALID_ARGUMENT (NULL map or out,
+ * (may be NULL), into `*out`. It gives the guest EAGAIN for a transient
+ * refusal (GUESTMEM_GUEST_RETRIES, ABI 0.2's behaviour); to choose,
+ * use guestmem_exit_router_create_with_retry. Errors: INVALID_ARGUMENT (NULL map or out,
  * bad cfg); NOT_SUPPORTED (unknown tail bytes); OUT_OF_MEMORY.
  * Thread safety: any thread. */
 GUESTMEM_C_API int32_t guestmem_exit_router_create(guestmem_gpa_map* map, const guestmem_exit_router_config* cfg,
                                                    guestmem_exit_router** out, guestmem_error* err);
+
+/** A router as guestmem_exit_router_create makes, retrying as `retry` says
+ * (NULL: GUESTMEM_VMM_RETRIES, 1 s, no wait fd), into `*out` (ABI 0.3).
+ * guestmem_exit_router_create keeps ABI 0.2's behaviour (GUESTMEM_GUEST_RETRIES).
+ * Errors: those of guestmem_exit_router_create; INVALID_ARGUMENT (retry with
+ * a bad size, policy, reserved0 or a wait_fd below -1); NOT_SUPPORTED
+ * (unknown tail bytes). Allocates: the router. Thread safety: any thread. */
+GUESTMEM_C_API int32_t guestmem_exit_router_create_with_retry(guestmem_gpa_map* map,
+                                                              const guestmem_exit_router_config* cfg,
+                                                              const guestmem_router_retry_options* retry,
+                                                              guestmem_exit_router** out, guestmem_error* err);
+
+/** The router's retry policy (a guestmem_retry_policy) into `*out`. Errors:
+ * INVALID_ARGUMENT (NULL router or out). Thread safety: any thread. */
+GUESTMEM_C_API int32_t guestmem_exit_router_retry_policy(const guestmem_exit_router* router, uint32_t* out,
+                                                         guestmem_error* err);
 
 /** Free the router (and its reference on the map). NULL: no-op.
  * Thread safety: no other call on this handle may run or follow. */
@@ -183,6 +248,22 @@ GUESTMEM_C_API void guestmem_exit_router_destroy(guestmem_exit_router* router);
 GUESTMEM_C_API int32_t guestmem_exit_router_handle(guestmem_exit_router* router, struct kvm_run* run,
                                                    guestmem_exit_outcome* out, guestmem_error* err);
 
+/** guestmem_exit_router_handle with `vcpu`'s pending retry (ABI 0.3):
+ * under GUESTMEM_VMM_RETRIES a transient refusal gives disposition
+ * RETRY_LATER, out->wait_fd, the refusal's code, and leaves `run` as it was
+ * (hypercall.ret unwritten); the same exit handed back later with the same
+ * `vcpu` is retried until retry_limit_ns after its first refusal, then the
+ * guest gets EINVAL (a memory fault: FAILED) and the log a line. A success,
+ * a lasting error or another request forgets the pending one.
+ * guestmem_exit_router_handle keeps one such state per thread instead.
+ * Errors: as guestmem_exit_router_handle; INVALID_ARGUMENT (NULL vcpu,
+ * vcpu->size too small, pending not 0 or 1, reserved bytes set).
+ * Cost: one conversion, plus one clock read on a transient refusal.
+ * Thread safety: as guestmem_exit_router_handle; `vcpu` is one thread's at a time. */
+GUESTMEM_C_API int32_t guestmem_exit_router_handle_retry(guestmem_exit_router* router, struct kvm_run* run,
+                                                         guestmem_vcpu_retry* vcpu, guestmem_exit_outcome* out,
+                                                         guestmem_error* err);
+
 /** Serve a memory-fault exit given by its fields (flags, gpa, size in
  * bytes), as guestmem_exit_router_handle does. Same returns and errors;
  * an unknown flag bit is INVALID_ARGUMENT with disposition FAILED.
@@ -191,13 +272,35 @@ GUESTMEM_C_API int32_t guestmem_exit_router_memory_fault(guestmem_exit_router* r
                                                          uint64_t flags, guestmem_exit_outcome* out,
                                                          guestmem_error* err);
 
-/** Serve a KVM_HC_MAP_GPA_RANGE request from any transport: disposition
- * always RESUME, hypercall_ret 0, EINVAL or EAGAIN for the guest. Same
+/** Serve a KVM_HC_MAP_GPA_RANGE request from any transport, with no retry
+ * policy: disposition always RESUME, hypercall_ret 0, EINVAL or EAGAIN for
+ * the guest. Same
  * returns and errors as guestmem_exit_router_handle.
  * Thread safety: as guestmem_exit_router_handle. */
 GUESTMEM_C_API int32_t guestmem_exit_router_map_gpa_range(guestmem_exit_router* router, uint64_t gpa, uint64_t npages,
                                                           uint64_t attributes, guestmem_exit_outcome* out,
                                                           guestmem_error* err);
+
+/** guestmem_exit_router_map_gpa_range with `vcpu`'s pending retry (ABI
+ * 0.3): under GUESTMEM_VMM_RETRIES a transient refusal is RETRY_LATER with
+ * hypercall_ret 0 (tell the guest nothing yet; call again with the same
+ * `vcpu`), as guestmem_exit_router_handle_retry. Errors: as it.
+ * Thread safety: as guestmem_exit_router_handle_retry. */
+GUESTMEM_C_API int32_t guestmem_exit_router_map_gpa_range_retry(guestmem_exit_router* router, uint64_t gpa,
+                                                                uint64_t npages, uint64_t attributes,
+                                                                guestmem_vcpu_retry* vcpu,
+                                                                guestmem_exit_outcome* out, guestmem_error* err);
+
+/** Make `mem` signal the eventfd `fd` (not owned; it must stay open while
+ * set) whenever a refused conversion may now succeed: after an unpin, a
+ * conversion that changed something, a punch, a quarantine release or an
+ * unbind (ABI 0.3). Give the same fd to guestmem_router_retry_options::wait_fd;
+ * the VMM polls it, reads it to reset it, and re-enters the exit. Spurious
+ * wake-ups are expected. -1 stops the signalling. Errors: INVALID_ARGUMENT
+ * (NULL mem, fd below -1); OUT_OF_MEMORY. Allocates: a small notifier.
+ * Thread safety: any thread (exclusive lock), not from a consumer callback,
+ * and not concurrently with another guestmem_set_unblock_eventfd on `mem`. */
+GUESTMEM_C_API int32_t guestmem_set_unblock_eventfd(guestmem_memory* mem, int32_t fd, guestmem_error* err);
 
 /* ---- KVM consumers ---------------------------------------------------------- */
 

@@ -174,6 +174,67 @@ GUESTMEM_C_API int32_t guestmem_view_shareability_at(const guestmem_view* view, 
  * Thread safety: any thread (view table lock shared; shared object lock). */
 GUESTMEM_C_API int32_t guestmem_view_get_stats(const guestmem_view* view, guestmem_stats* out, guestmem_error* err);
 
+/* ---- snapshots of the storage, through a view -----------------------------
+ * Each is its guestmem_snapshot.h twin on the storage (same bytes, same
+ * format), with the view table lock held for the whole call (shared to
+ * save, exclusive to restore or apply), so no view closes the storage
+ * under it. Errors: INVALID_ARGUMENT (NULL view),
+ * NOT_BOUND (view closed), then the twin's. A migration saves through a
+ * helper's view of the source VM's storage while the VM converts through
+ * its own (examples/c/migration.c). */
+
+/** guestmem_generation of the storage into `*out`. Errors: INVALID_ARGUMENT
+ * (NULL view or out); NOT_BOUND (view closed). Cost: O(1).
+ * Thread safety: any thread (view table lock shared; shared object lock). */
+GUESTMEM_C_API int32_t guestmem_view_generation(const guestmem_view* view, uint64_t* out, guestmem_error* err);
+
+/** guestmem_snapshot_saved_size of the storage into `*out` (other views may
+ * change it before the save). Errors: INVALID_ARGUMENT (NULL view or out);
+ * NOT_BOUND; BUSY (a pinned page). Cost: O(runs + leaves).
+ * Thread safety: any thread (view table lock shared; shared object lock). */
+GUESTMEM_C_API int32_t guestmem_view_saved_size(const guestmem_view* view, size_t* out, guestmem_error* err);
+
+/** guestmem_snapshot_save of the storage into `buf` (`cap` bytes); `*written`
+ * (may be NULL) gets its size. Errors: INVALID_ARGUMENT (NULL view; NULL buf
+ * with cap > 0; `cap` too small); NOT_BOUND; BUSY. Cost: O(runs + leaves).
+ * Thread safety: any thread (view table lock shared; shared object lock). */
+GUESTMEM_C_API int32_t guestmem_view_save(const guestmem_view* view, uint8_t* buf, size_t cap, size_t* written,
+                                          guestmem_error* err);
+
+/** The bytes guestmem_view_save_increment(view, since, ...) needs now, into
+ * `*out`. Errors: INVALID_ARGUMENT (NULL view or out; `since` past the
+ * storage's generation); NOT_BOUND; NOT_SUPPORTED (`since` older than the
+ * change log, or poison since: save a full snapshot). Cost: O(k log k +
+ * runs in the changed ranges).
+ * Thread safety: any thread (view table lock shared; shared object lock). */
+GUESTMEM_C_API int32_t guestmem_view_increment_size(const guestmem_view* view, uint64_t since, size_t* out,
+                                                    guestmem_error* err);
+
+/** guestmem_snapshot_save_increment of the storage since generation `since`
+ * into `buf` (`cap` bytes); `*written` (may be NULL) gets its size. Errors:
+ * increment_size's; INVALID_ARGUMENT (NULL buf with cap > 0; `cap` too
+ * small). Cost: as increment_size.
+ * Thread safety: any thread (view table lock shared; shared object lock). */
+GUESTMEM_C_API int32_t guestmem_view_save_increment(const guestmem_view* view, uint64_t since, uint8_t* buf,
+                                                    size_t cap, size_t* written, guestmem_error* err);
+
+/** guestmem_snapshot_restore of the full snapshot at `bytes` into the
+ * storage, which must be fresh. Errors: INVALID_ARGUMENT (NULL view; NULL
+ * bytes with len > 0); NOT_BOUND; then the twin's (nothing changes on
+ * error). Cost: O(bytes + runs + leaves).
+ * Thread safety: any thread (view table lock exclusive, then the object's). */
+GUESTMEM_C_API int32_t guestmem_view_restore(guestmem_view* view, const uint8_t* bytes, size_t len,
+                                             guestmem_error* err);
+
+/** guestmem_snapshot_apply_increment of `bytes` to the storage (every view's
+ * consumers are told of its conversions). Errors: INVALID_ARGUMENT (NULL
+ * view; NULL bytes with len > 0); NOT_BOUND; then the twin's (the storage
+ * stays at the base generation on error). Cost: one conversion per run.
+ * Thread safety: any thread (view table lock exclusive, so no other view
+ * converts meanwhile; exclusive object lock per conversion). */
+GUESTMEM_C_API int32_t guestmem_view_apply_increment(guestmem_view* view, const uint8_t* bytes, size_t len,
+                                                     guestmem_error* err);
+
 /* ---- bindings --------------------------------------------------------------- */
 
 /** Bind the consumer (`ops`, `ctx`) over storage pages [begin, end) through

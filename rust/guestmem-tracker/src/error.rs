@@ -33,6 +33,8 @@ pub enum ErrorCode {
     NotBound,
     /// The mapping went stale: fault again.
     Retry,
+    /// A consumer callback called back into its own object (refused, never a hang).
+    WouldDeadlock,
     /// A code this version of the crate does not name.
     Unknown(i32),
 }
@@ -53,6 +55,7 @@ impl ErrorCode {
             sys::GUESTMEM_ERR_ALREADY_BOUND => ErrorCode::AlreadyBound,
             sys::GUESTMEM_ERR_NOT_BOUND => ErrorCode::NotBound,
             sys::GUESTMEM_ERR_RETRY => ErrorCode::Retry,
+            sys::GUESTMEM_ERR_WOULD_DEADLOCK => ErrorCode::WouldDeadlock,
             _ => ErrorCode::Unknown(code),
         }
     }
@@ -72,6 +75,7 @@ impl ErrorCode {
             ErrorCode::AlreadyBound => sys::GUESTMEM_ERR_ALREADY_BOUND,
             ErrorCode::NotBound => sys::GUESTMEM_ERR_NOT_BOUND,
             ErrorCode::Retry => sys::GUESTMEM_ERR_RETRY,
+            ErrorCode::WouldDeadlock => sys::GUESTMEM_ERR_WOULD_DEADLOCK,
             ErrorCode::Unknown(c) => return c,
         }) as i32
     }

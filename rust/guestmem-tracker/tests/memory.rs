@@ -116,6 +116,11 @@ fn an_error_without_a_page_or_binding_says_so() {
     assert_eq!(ErrorCode::from_raw(ErrorCode::Busy.to_raw()), ErrorCode::Busy);
     assert_eq!(ErrorCode::from_raw(77), ErrorCode::Unknown(77));
     assert_eq!(ErrorCode::Retry.name(), "retry");
+    assert_eq!(ErrorCode::from_raw(13), ErrorCode::WouldDeadlock);
+    assert_eq!(ErrorCode::WouldDeadlock.to_raw(), 13);
+    assert_eq!(ErrorCode::WouldDeadlock.name(), "would_deadlock");
+    assert_eq!(ErrorCode::from_raw(-5), ErrorCode::Unknown(-5));
+    assert_eq!(ErrorCode::Unknown(-5).to_raw(), -5);
 }
 
 #[test]
