@@ -3,7 +3,7 @@
 //   BM_FolioSplitMerge/1g_to_2m   a 2M-aligned window shared: 1G -> 512 x 2M
 //   BM_FolioSplitMerge/1g_to_4k   one page shared: 1G -> 2M, one 2M -> 4K
 //   BM_FolioSplitMerge/2m_to_4k   one page shared in a 2M folio
-// Counters split_ns and merge_ns time each half (plan + reserve + apply,
+// Counters split_ns and merge_ns time each half (plan + prepare + commit,
 // then merge_eligible) on its own.
 #include <benchmark/benchmark.h>
 
@@ -47,19 +47,19 @@ void split_merge(benchmark::State& state, folio_order top, page_range window, un
     for (auto _ : state) {
         const auto t0 = clock::now();
         auto p = plan_of(table, window, shareability::shared, map);
-        if (p.splits() != expect_splits || !table.reserve(p)) {
-            state.SkipWithError("plan or reserve failed");
+        if (p.splits() != expect_splits || !table.prepare_conversion(p)) {
+            state.SkipWithError("plan or prepare failed");
             return;
         }
-        table.apply(p, true);
+        table.commit_conversion(p, true);
         map.shared = window;
         const auto t1 = clock::now();
         auto q = plan_of(table, window, shareability::guest_only, map);
-        if (!table.reserve(q)) {
-            state.SkipWithError("plan or reserve failed");
+        if (!table.prepare_conversion(q)) {
+            state.SkipWithError("plan or prepare failed");
             return;
         }
-        table.apply(q, true);
+        table.commit_conversion(q, true);
         map.shared = {0, 0};
         table.merge_eligible(window, map);
         const auto t2 = clock::now();

@@ -11,7 +11,7 @@
 // first binding starting past the range; a binding that started before the
 // range and ended after it could be anywhere before).
 //
-// BM_ConvertManyBindings/<impl>/B   one vetoable round (begin_round +
+// BM_ConvertManyBindings/<impl>/B   one vetoable round (prepare_round +
 //   commit_round, the consumers' part of guest_memory::convert) over the page
 //     index       notifier_set (the augmented interval tree)
 //     list_walk   the algorithm the set had before: bindings in one
@@ -216,7 +216,7 @@ void bm_index(benchmark::State& state) {
     for (auto _ : state) {
         const page_range r = target_page(b, i++);
         if constexpr (O == op::round) {
-            if (!fx.set.begin_round(r, invalidation_cause::to_shared)) die("round");
+            if (!fx.set.prepare_round(r, invalidation_cause::to_shared)) die("round");
             fx.set.commit_round(report);
         } else if constexpr (O == op::truncate) {
             fx.set.invalidate(r, invalidation_cause::truncate, report);

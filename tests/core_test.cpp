@@ -301,9 +301,9 @@ struct stub_allocator {
     [[nodiscard]] folio_order max_order() const noexcept { return order_2m; }
     result<frame_number> allocate(page_index i, folio_order) noexcept { return frame_number{i}; }
     void free(page_index, frame_number, folio_order) noexcept {}
-    status reserve_split(frame_number, folio_order, folio_order) noexcept { return ok(); }
-    void unreserve_split(frame_number, folio_order, folio_order) noexcept {}
-    void split(frame_number, folio_order, folio_order) noexcept {}
+    status prepare_split(frame_number, folio_order, folio_order) noexcept { return ok(); }
+    void abort_split(frame_number, folio_order, folio_order) noexcept {}
+    void commit_split(frame_number, folio_order, folio_order) noexcept {}
     void merge(frame_number, folio_order, folio_order) noexcept {}
     void zero(page_index, frame_number, std::uint64_t) noexcept {}
 };

@@ -97,7 +97,7 @@ TEST_CASE_TEMPLATE("a page a consumer could not drop is never handed out again a
     be->write(17, secret);
     c.leak_at(17);
     REQUIRE(mem.convert({16, 18}, shareability::guest_only));
-    CHECK(mem.stats().quarantined == 1);
+    CHECK(mem.stats().commit_quarantines == 1);
     CHECK(code_of(mem.fault(17, shareability::guest_only, accessor::hypervisor)) == errc::poisoned);
     c.clear_reports();
 
@@ -175,7 +175,7 @@ TEST_CASE_TEMPLATE("a page a consumer reports during punch_hole is kept, not fre
     be->write(700, secret);
     c.leak_at(700);
     REQUIRE(mem.punch_hole({512, 1024}));
-    CHECK(mem.stats().quarantined == 1);
+    CHECK(mem.stats().commit_quarantines == 1);
     CHECK(mem.stats().quarantined_pages == 1);
     if constexpr (!backend<Alloc>::real) CHECK(be->alloc.pages_in_use() == 2048 - 511);
     if constexpr (backend<Alloc>::real) CHECK(be->holds(700, secret));  // not punched out of the file
@@ -201,12 +201,12 @@ TEST_CASE_TEMPLATE("a page an unbind's release could not drop is quarantined", A
     REQUIRE(h);
     c.leak_at(33);  // outside its binding: never reported
     REQUIRE(mem.unbind(h.value()));
-    CHECK(mem.stats().quarantined == 0);
+    CHECK(mem.stats().commit_quarantines == 0);
     h = mem.bind(slot, c, {512, 1024}, 0);
     REQUIRE(h);
     c.leak_at(600);
     REQUIRE(mem.unbind(h.value()));
-    CHECK(mem.stats().quarantined == 1);
+    CHECK(mem.stats().commit_quarantines == 1);
     CHECK(code_of(mem.fault(600, shareability::shared, accessor::host)) == errc::poisoned);
     CHECK(mem.fault(0, shareability::shared, accessor::host));
 }
@@ -431,7 +431,7 @@ void run_site(site where, int position, bool leaking, page_index leak, std::opti
     }
     const picture now = picture_of(mem, c, leak);
     if (!leaking) {
-        CHECK(mem.stats().quarantined == 0);
+        CHECK(mem.stats().commit_quarantines == 0);
         baseline = now;
         return;
     }
@@ -439,7 +439,7 @@ void run_site(site where, int position, bool leaking, page_index leak, std::opti
     REQUIRE(baseline);
     CHECK(now == *baseline);
     // The leaked page is quarantined as its own 4K piece ...
-    CHECK(mem.stats().quarantined == 1);
+    CHECK(mem.stats().commit_quarantines == 1);
     auto leaf = mem.locked(mem.lock_shared()).folios().lookup(leak);
     REQUIRE(leaf);
     CHECK(leaf->poisoned);

@@ -116,7 +116,7 @@ TEST_CASE("a cancelled loader gives every folio back, quarantined ones included"
     REQUIRE(ld.split(pages_in(order_2m), order_2m));
     ld.poison(pages_in(order_2m) + 1);
     CHECK(b.first_quarantined({0, pages}) == 9);
-    ld.cancel();
+    ld.abort();
     CHECK(b.empty());
     CHECK(b.stats() == folio_counters{});
     CHECK(b.first_quarantined({0, pages}) == no_page);

@@ -20,7 +20,7 @@
 using namespace guestmem;
 using namespace guestmem::test_support;
 
-TEST_CASE("exhaustive fault injection: populate and reserve leave the table unchanged") {
+TEST_CASE("exhaustive fault injection: populate and prepare_conversion leave the table unchanged") {
     const page_index n = pages_1g + 2048;
     share_map m(n);
     m.assign({5, 6}, S);
@@ -76,11 +76,11 @@ TEST_CASE("exhaustive fault injection: populate and reserve leave the table unch
             auto p = plan_of(t, r, S, m2);
             CHECK(p.splits() == 4);
             fa.fail_at(k);
-            auto s = t.reserve(p);
+            auto s = t.prepare_conversion(p);
             if (k == 0) {
                 REQUIRE(s);
                 reserve_points = fa.calls();
-                t.cancel(p);
+                t.abort_conversion(p);
                 CHECK(t == ref);
                 CHECK(inner.reserved_splits() == 0);
                 continue;
@@ -90,7 +90,7 @@ TEST_CASE("exhaustive fault injection: populate and reserve leave the table unch
             REQUIRE_FALSE(s);
             CHECK(s.error() == errc::out_of_memory);
             CHECK(s.error().page() != no_page);
-            CHECK_FALSE(p.reserved());
+            CHECK_FALSE(p.prepared());
             CHECK(inner.reserved_splits() == 0);
             CHECK(t == ref);
         }
@@ -98,12 +98,12 @@ TEST_CASE("exhaustive fault injection: populate and reserve leave the table unch
     }
 }
 
-TEST_CASE("record memory: failures are all or nothing; apply, merge and truncate allocate nothing") {
+TEST_CASE("record memory: failures are all or nothing; commit_conversion, merge and truncate allocate nothing") {
     using ctable = folio_table<simulated_allocator, counting_alloc<std::byte>>;
     const page_index n = pages_1g + 1024;
     share_map m(n);
     m.assign({5, 6}, S);
-    // Every node allocation of populate, pin and reserve can fail.
+    // Every node allocation of populate, pin and prepare_conversion can fail.
     node_stats probe;
     std::uint64_t populate_calls = 0, pin_calls = 0, reserve_calls = 0;
     {
@@ -115,9 +115,9 @@ TEST_CASE("record memory: failures are all or nothing; apply, merge and truncate
         REQUIRE(t.pin({2, 8}));
         pin_calls = probe.calls - populate_calls;
         auto p = plan_of(t, {pages_1g + 3, pages_1g + 4}, S, m);
-        REQUIRE(t.reserve(p));
+        REQUIRE(t.prepare_conversion(p));
         reserve_calls = probe.calls - populate_calls - pin_calls;
-        t.cancel(p);
+        t.abort_conversion(p);
     }
     CHECK(probe.allocs == probe.deallocs);
     CHECK(populate_calls == 1 + 1 + 2 + 2);  // the folio index (top_index), 1G + its two split arrays, 2M x2
@@ -153,11 +153,11 @@ TEST_CASE("record memory: failures are all or nothing; apply, merge and truncate
         REQUIRE(t.pin({2, 8}));
         REQUIRE(ref.pin({2, 8}));
         auto p = plan_of(t, {pages_1g + 3, pages_1g + 4}, S, m);
-        CHECK(t.reserve(p).error() == errc::out_of_memory);
+        CHECK(t.prepare_conversion(p).error() == errc::out_of_memory);
         CHECK(t == ref);
     }
 
-    // apply, merge_eligible, unpin's deferred work and truncate: no allocation.
+    // commit_conversion, merge_eligible, unpin's deferred work and truncate: no allocation.
     node_stats st;
     simulated_allocator a;
     ctable t(a, n, order_1g, counting_alloc<std::byte>(&st));
@@ -165,14 +165,14 @@ TEST_CASE("record memory: failures are all or nothing; apply, merge and truncate
     REQUIRE(t.populate({0, n}, g));
     REQUIRE(t.pin({100, 101}));
     auto p = plan_of(t, {100, 101}, S, g);
-    REQUIRE(t.reserve(p));
+    REQUIRE(t.prepare_conversion(p));
     const auto before = st.allocs;
-    t.apply(p, true);
+    t.commit_conversion(p, true);
     g.assign({100, 101}, S);
     t.merge_eligible({0, n}, g);
     auto q = plan_of(t, {100, 101}, G, g);
     CHECK(q.splits() == 0);
-    t.apply(q, true);
+    t.commit_conversion(q, true);
     g.assign({100, 101}, G);
     t.merge_eligible({100, 101}, g);
     CHECK(t.lookup(100)->mappability == mappability::none);

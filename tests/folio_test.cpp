@@ -97,9 +97,9 @@ TEST_CASE("simulated and fault-injecting allocators") {
     CHECK(a.allocate(512, order_2m));
     CHECK(a.allocate(1024, order_4k).error() == errc::out_of_memory);
     a.set_split_limit(1);
-    CHECK(a.reserve_split(f.value(), order_2m, order_4k));
-    CHECK(a.reserve_split(f.value(), order_2m, order_4k).error() == errc::out_of_memory);
-    a.split(f.value(), order_2m, order_4k);
+    CHECK(a.prepare_split(f.value(), order_2m, order_4k));
+    CHECK(a.prepare_split(f.value(), order_2m, order_4k).error() == errc::out_of_memory);
+    a.commit_split(f.value(), order_2m, order_4k);
     CHECK(a.reserved_splits() == 0);
     CHECK(a.splits_in_place() == 1);
     a.merge(f.value(), order_4k, order_2m);
@@ -109,14 +109,14 @@ TEST_CASE("simulated and fault-injecting allocators") {
     fi_alloc fi(b);
     fi.fail_at(2);
     CHECK(fi.allocate(0, order_4k));
-    auto r = fi.reserve_split(0x100000, order_2m, order_4k);
+    auto r = fi.prepare_split(0x100000, order_2m, order_4k);
     CHECK(r.error() == errc::out_of_memory);
     CHECK(std::string(r.error().message()).find("injected") != std::string::npos);
     CHECK(fi.allocate(1, order_4k));  // one-shot
     CHECK(fi.calls() == 3);
     fi.count(fault_point::allocate);
     fi.fail_at(1, true);
-    CHECK(fi.reserve_split(0x100000, order_2m, order_4k));  // not counted
+    CHECK(fi.prepare_split(0x100000, order_2m, order_4k));  // not counted
     CHECK_FALSE(fi.allocate(2, order_4k));
     CHECK_FALSE(fi.allocate(2, order_4k));  // sticky
     CHECK(fi.injected() == 3);
@@ -192,9 +192,9 @@ TEST_CASE("multi-level split and merge: one shared page in a 1G folio") {
 
     auto p = plan_of(t, {7, 8}, S, m);
     CHECK(p.splits() == 2);
-    REQUIRE(t.reserve(p));
+    REQUIRE(t.prepare_conversion(p));
     CHECK(a.reserved_splits() == 2);
-    t.apply(p, true);
+    t.commit_conversion(p, true);
     m.assign({7, 8}, S);
     CHECK(a.reserved_splits() == 0);
     auto c = t.stats();
@@ -215,8 +215,8 @@ TEST_CASE("multi-level split and merge: one shared page in a 1G folio") {
     // A range across two 2M boundaries inside one 1G: three splits.
     auto q = plan_of(t, {100, 2000}, S, m);
     CHECK(q.splits() == 3);
-    REQUIRE(t.reserve(q));
-    t.apply(q, true);
+    REQUIRE(t.prepare_conversion(q));
+    t.commit_conversion(q, true);
     m.assign({100, 2000}, S);
     CHECK(t.lookup(99)->order == order_4k);
     CHECK(t.lookup(100)->mappability == mappability::all);
@@ -237,7 +237,7 @@ TEST_CASE("multi-level split and merge: one shared page in a 1G folio") {
     CHECK(w.splits() == 0);
 }
 
-TEST_CASE("cancel releases the reservation and a reserved plan cancels itself") {
+TEST_CASE("abort_conversion releases the reservation and a prepared plan aborts itself") {
     simulated_allocator a;
     sim_table t(a, pages_1g, order_1g);
     share_map m(pages_1g);
@@ -247,15 +247,15 @@ TEST_CASE("cancel releases the reservation and a reserved plan cancels itself") 
     REQUIRE(twin.populate({0, pages_1g}, m));
     {
         auto p = plan_of(t, {3, 4}, S, m);
-        REQUIRE(t.reserve(p));
+        REQUIRE(t.prepare_conversion(p));
         CHECK(a.reserved_splits() == 2);
-        t.cancel(p);
+        t.abort_conversion(p);
         CHECK(a.reserved_splits() == 0);
         CHECK(t == twin);
-        REQUIRE(t.reserve(p));
+        REQUIRE(t.prepare_conversion(p));
         auto moved = std::move(p);
-        CHECK(moved.reserved());
-        CHECK_FALSE(p.reserved());
+        CHECK(moved.prepared());
+        CHECK_FALSE(p.prepared());
     }
     CHECK(a.reserved_splits() == 0);
     CHECK(t == twin);

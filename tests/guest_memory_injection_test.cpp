@@ -94,7 +94,7 @@ TEST_CASE("exhaustive failure injection through convert: every split, every node
                 alloc, {.pages = p1g, .initial = shareability::guest_only, .max_order = order_1g}};
         };
         const auto points = fail_each_step_until_success<fixture>(scenario, target, [](fixture& f, std::uint64_t n) {
-            f.alloc.fail_at(n);  // counts allocate and reserve_split calls from here
+            f.alloc.fail_at(n);  // counts allocate and prepare_split calls from here
         });
         CHECK(points >= 2);  // two 2M folios split at the ends of the range
     }

@@ -139,3 +139,17 @@ TEST_CASE("an object past the largest file offset (2^51 pages) is refused at con
     REQUIRE(mem.punch_hole({limit - 1, limit}));
     CHECK(mem.stats().allocated_pages == 0);
 }
+
+TEST_CASE("an object constructed past the largest file offset is lowered to it, so its tail can still be truncated") {
+    using sim = guest_memory<simulated_allocator, consumer, null_lock>;
+    simulated_allocator frames(UINT64_MAX, order_1g);
+    constexpr page_index limit = page_index{1} << 51;
+    sim mem(frames, {.pages = UINT64_MAX, .initial = shareability::shared, .max_order = order_1g});
+    CHECK(mem.size() == limit);
+    auto past = mem.allocate({limit, limit + 1});
+    REQUIRE(!past);
+    CHECK(past.error().code() == errc::invalid_range);
+    REQUIRE(mem.allocate({limit - 1, limit}));
+    REQUIRE(mem.punch_hole({limit - 1, limit}));  // what allocate may make, punch_hole may take away
+    CHECK(mem.stats().allocated_pages == 0);
+}

@@ -76,7 +76,7 @@ TEST_CASE("a pinned page makes shared -> guest_only busy with that exact page; i
     CHECK(r.error().page() == 700);
     CHECK(std::string(r.error().message()).find("0x2bc") != std::string::npos);
     CHECK(snapshot(mem, {690, 710}) == before);
-    CHECK(mem.stats().busy == 1);
+    CHECK(mem.stats().busy_refusals == 1);
     REQUIRE(mem.unpin({700, 701}));
     REQUIRE(mem.convert({600, 800}, shareability::guest_only));
     CHECK(mem.shareability_at(700).value() == shareability::guest_only);
@@ -100,7 +100,7 @@ TEST_CASE("deferred unshare: unshare of a pinned page goes all -> none; the last
     REQUIRE(mem.convert({3 * p2m + 7, 3 * p2m + 8}, shareability::guest_only, {.defer_if_pinned = true}));
     CHECK(mem.shareability_at(3 * p2m + 7).value() == shareability::guest_only);
     CHECK(mem.mappability_at(3 * p2m + 7).value() == mappability::none);
-    CHECK(mem.stats().deferred == 1);
+    CHECK(mem.stats().deferred_folios == 1);
     CHECK(mem.stats().folios_1g == 0);  // not merged while referenced
     // Nobody may map it while references drain, not even the hypervisor.
     auto f = mem.fault(3 * p2m + 7, shareability::guest_only, accessor::hypervisor);
@@ -125,13 +125,13 @@ TEST_CASE("the deferred counter counts folios a conversion sent to none, not tho
     REQUIRE(mem.pin({1, 2}, accessor::host));
     REQUIRE(mem.convert({0, 4}, shareability::guest_only, {.defer_if_pinned = true}));
     CHECK(mem.mappability_at(1).value() == mappability::none);
-    CHECK(mem.stats().deferred == 1);
+    CHECK(mem.stats().deferred_folios == 1);
     // Page 2 is shared again, then the whole range unshared again while page
     // 1 still drains: page 1 was already in none, nothing new was deferred.
     REQUIRE(mem.convert({2, 3}, shareability::shared));
     REQUIRE(mem.convert({0, 4}, shareability::guest_only, {.defer_if_pinned = true}));
     CHECK(mem.mappability_at(1).value() == mappability::none);
-    CHECK(mem.stats().deferred == 1);
+    CHECK(mem.stats().deferred_folios == 1);
     REQUIRE(mem.unpin({1, 2}));
     CHECK(mem.mappability_at(1).value() == mappability::guest);
 }
@@ -314,7 +314,7 @@ TEST_CASE("a page a consumer could not drop during commit is quarantined") {
     binding<consumer> ba;
     REQUIRE(mem.bind(ba, a, {0, 1024}, 0));
     REQUIRE(mem.convert({10, 20}, shareability::guest_only));
-    CHECK(mem.stats().quarantined == 1);
+    CHECK(mem.stats().commit_quarantines == 1);
     auto f = mem.fault(17, shareability::guest_only, accessor::hypervisor);
     REQUIRE_FALSE(f);
     CHECK(f.error().code() == errc::poisoned);

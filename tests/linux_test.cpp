@@ -168,8 +168,8 @@ TEST_CASE("memfd_allocator: fallocate, punch hole, zero, errors") {
     REQUIRE_FALSE(big);
     CHECK(big.error() == errc::not_supported);
 
-    CHECK(alloc.reserve_split(512, order_2m, order_4k));
-    alloc.split(512, order_2m, order_4k);
+    CHECK(alloc.prepare_split(512, order_2m, order_4k));
+    alloc.commit_split(512, order_2m, order_4k);
     alloc.merge(512, order_4k, order_2m);
     CHECK(alloc.counters().splits == 1);
     CHECK(alloc.counters().merges == 1);

@@ -55,7 +55,7 @@ TEST_CASE("an irrevocable binding prepares after every ordinary one and commits 
     bind_irrevocable_first(set, f);
     CHECK(f.slot[0].prepare_class() == binding_class::irrevocable);
     CHECK(f.slot[1].prepare_class() == binding_class::ordinary);
-    REQUIRE(set.begin_round(R(0, 30), invalidation_cause::to_guest_only));
+    REQUIRE(set.prepare_round(R(0, 30), invalidation_cause::to_guest_only));
     commit_report report;
     set.commit_round(report);
     CHECK(calls_of(f) == std::vector<std::string>{"prepare c1", "prepare c2", "prepare c0", "commit c1", "commit c2",
@@ -68,7 +68,7 @@ TEST_CASE("an ordinary veto ends the round before the irrevocable binding is ask
     fleet<3> f;
     bind_irrevocable_first(set, f);
     f.c[2]->veto_at(12);
-    auto r = set.begin_round(R(0, 30), invalidation_cause::to_shared);
+    auto r = set.prepare_round(R(0, 30), invalidation_cause::to_shared);
     REQUIRE_FALSE(r);
     CHECK(r.error().code() == errc::vetoed);
     CHECK(r.error().binding_id() == f.slot[2].id());
@@ -83,7 +83,7 @@ TEST_CASE("an irrevocable binding's refusal aborts every ordinary binding, newes
     bind_irrevocable_first(set, f);
     f.c[0]->veto_code(errc::busy);
     f.c[0]->veto_at(3);
-    auto r = set.begin_round(R(0, 30), invalidation_cause::to_guest_only);
+    auto r = set.prepare_round(R(0, 30), invalidation_cause::to_guest_only);
     REQUIRE_FALSE(r);
     CHECK(r.error().code() == errc::vetoed);
     CHECK(r.error().page() == 3);
@@ -97,7 +97,7 @@ TEST_CASE("abort_round after a successful prepare aborts the irrevocable binding
     set_t set;
     fleet<3> f;
     bind_irrevocable_first(set, f);
-    REQUIRE(set.begin_round(R(0, 30), invalidation_cause::to_shared));
+    REQUIRE(set.prepare_round(R(0, 30), invalidation_cause::to_shared));
     set.abort_round();
     CHECK(calls_of(f) == std::vector<std::string>{"prepare c1", "prepare c2", "prepare c0", "abort c0", "abort c2",
                                                   "abort c1"});

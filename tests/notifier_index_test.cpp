@@ -153,7 +153,7 @@ TEST_CASE("random binds, unbinds and rounds reach exactly the overlapping bindin
                 for (auto it = prepared.rbegin(); it != prepared.rend(); ++it) want.push_back({'a', it->id, it->pages.intersect(r)});
             else
                 for (const auto& m : prepared) want.push_back({'c', m.id, m.pages.intersect(r)});
-            status st = set->begin_round(r, invalidation_cause::to_shared);
+            status st = set->prepare_round(r, invalidation_cause::to_shared);
             REQUIRE(st.has_value() == !vetoed);
             if (vetoed) {
                 CHECK(st.error().binding_id() == veto);
@@ -213,7 +213,7 @@ TEST_CASE("a round over one page of ten thousand disjoint bindings calls only th
         slots.push_back(std::make_unique<binding<>>());
         REQUIRE(set.bind(*slots.back(), c, {16 * i, 16 * i + 16}, 0).has_value());
     }
-    REQUIRE(set.begin_round({16 * 5000 + 3, 16 * 5000 + 4}, invalidation_cause::to_shared).has_value());
+    REQUIRE(set.prepare_round({16 * 5000 + 3, 16 * 5000 + 4}, invalidation_cause::to_shared).has_value());
     commit_report report;
     set.commit_round(report);
     const std::uint64_t id = slots[5000]->id();

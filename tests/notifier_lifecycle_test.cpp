@@ -1,7 +1,7 @@
 // Tests for the two-phase notifier set, part 2 (the test_notifier binary,
 // with notifier_test.cpp): sequence numbers and read_begin / read_retry,
 // memory failure, commit-time reports, destruction while bound, rounds held
-// by their owner (begin_round), allocation-freedom and a closed consumer
+// by their owner (prepare_round), allocation-freedom and a closed consumer
 // type. The helpers shared with part 1 are in support/notifier_support.hpp;
 // the binary's operator new hook is here, in the translation unit of the
 // test that reads it (with the replacement in another TU, clang may elide
@@ -84,21 +84,21 @@ TEST_CASE("read_begin / read_retry see every overlapping invalidation and no oth
     };
     SUBCASE("committed round") {
         probe([&] {
-            auto r = set.begin_round(R(8, 64), invalidation_cause::to_shared);
+            auto r = set.prepare_round(R(8, 64), invalidation_cause::to_shared);
             REQUIRE(r);
             set.commit_round(report);
         });
     }
     SUBCASE("aborted round") {
         probe([&] {
-            auto r = set.begin_round(R(8, 64), invalidation_cause::to_shared);
+            auto r = set.prepare_round(R(8, 64), invalidation_cause::to_shared);
             REQUIRE(r);
             set.abort_round();
         });
     }
     SUBCASE("vetoed round") {
         a.veto_on_prepare(1);
-        probe([&] { CHECK_FALSE(set.begin_round(R(15, 64), invalidation_cause::to_guest_only)); });
+        probe([&] { CHECK_FALSE(set.prepare_round(R(15, 64), invalidation_cause::to_guest_only)); });
     }
     SUBCASE("truncation") {
         probe([&] { set.invalidate(R(0, 1), invalidation_cause::truncate, report); });
@@ -107,7 +107,7 @@ TEST_CASE("read_begin / read_retry see every overlapping invalidation and no oth
         probe([&] { set.memory_failure(R(15, 16), order_2m, shareability::guest_only); });
     }
     SUBCASE("a read that began while an invalidation was in flight retries") {
-        auto r = set.begin_round(R(0, 16), invalidation_cause::to_shared);
+        auto r = set.prepare_round(R(0, 16), invalidation_cause::to_shared);
         REQUIRE(r);
         const auto s = set.read_begin(in);
         CHECK(s % 2 == 1);
@@ -117,7 +117,7 @@ TEST_CASE("read_begin / read_retry see every overlapping invalidation and no oth
         CHECK_FALSE(set.read_retry(in, after));
     }
     SUBCASE("nested invalidation while a round is in flight keeps the sequence odd but changes it") {
-        auto r = set.begin_round(R(0, 16), invalidation_cause::to_shared);
+        auto r = set.prepare_round(R(0, 16), invalidation_cause::to_shared);
         REQUIRE(r);
         const auto s = in.sequence();
         set.memory_failure(R(3, 4), order_4k, shareability::guest_only);
@@ -146,7 +146,7 @@ TEST_CASE("read_begin / read_retry from another thread while rounds run") {
     });
     commit_report report;
     for (int i = 0; i < 2000; ++i) {
-        auto r = set.begin_round(R(0, 4), invalidation_cause::to_shared);
+        auto r = set.prepare_round(R(0, 4), invalidation_cause::to_shared);
         if (r) set.commit_round(report);
         set.memory_failure(R(1, 2), order_4k, shareability::guest_only);
     }
@@ -178,17 +178,17 @@ TEST_CASE("sequence is odd exactly while in flight (seen from inside the callbac
     a.on_call(&check_odd, &p);
     commit_report report;
     CHECK(s.sequence() == 0);
-    auto r = set.begin_round(R(0, 4), invalidation_cause::to_shared);
+    auto r = set.prepare_round(R(0, 4), invalidation_cause::to_shared);
     REQUIRE(r);
     CHECK(s.sequence() == 1);
     set.commit_round(report);
     CHECK(s.sequence() == 2);
-    auto r2 = set.begin_round(R(0, 4), invalidation_cause::to_guest_only);
+    auto r2 = set.prepare_round(R(0, 4), invalidation_cause::to_guest_only);
     REQUIRE(r2);
     set.abort_round();
     CHECK(s.sequence() == 4);
     a.veto_on_prepare(1);
-    CHECK_FALSE(set.begin_round(R(0, 4), invalidation_cause::to_guest_only));
+    CHECK_FALSE(set.prepare_round(R(0, 4), invalidation_cause::to_guest_only));
     CHECK(s.sequence() == 6);
     set.invalidate(R(0, 4), invalidation_cause::truncate, report);
     CHECK(s.sequence() == 8);
@@ -247,7 +247,7 @@ TEST_CASE("commit_report collects leaked and poisoned pages from consumers") {
     b.poison_at(40);
     b.leak_at(100);  // outside the invalidated range: not reported
     commit_report report;
-    auto r = set.begin_round(R(0, 64), invalidation_cause::to_guest_only);
+    auto r = set.prepare_round(R(0, 64), invalidation_cause::to_guest_only);
     REQUIRE(r);
     set.commit_round(report);
     REQUIRE(report.size() == 2);
@@ -292,7 +292,7 @@ TEST_CASE("destruction: a bound binding unlinks itself; the set releases what is
         REQUIRE(set.bind(keep, a, R(0, 16), 0));
         auto temp = std::make_unique<binding<>>();
         REQUIRE(set.bind(*temp, b, R(0, 16), 0));
-        auto r = set.begin_round(R(0, 16), invalidation_cause::to_shared);
+        auto r = set.prepare_round(R(0, 16), invalidation_cause::to_shared);
         REQUIRE(r);
         temp.reset();
         commit_report report;
@@ -306,7 +306,7 @@ TEST_CASE("destruction: a bound binding unlinks itself; the set releases what is
         REQUIRE(set->bind(sa, a, R(0, 16), 0));
         REQUIRE(set->bind(sb, b, R(8, 32), 0));
         a.veto_at(0);  // release ignores it
-        auto r = set->begin_round(R(20, 24), invalidation_cause::to_shared);  // b only
+        auto r = set->prepare_round(R(20, 24), invalidation_cause::to_shared);  // b only
         REQUIRE(r);
         set.reset();  // the set aborts its round, then releases its bindings
         CHECK_FALSE(sa.is_bound());
@@ -321,13 +321,13 @@ TEST_CASE("destruction: a bound binding unlinks itself; the set releases what is
     }
 }
 
-TEST_CASE("rounds held by their owner: begin_round, commit_round, abort_round") {
+TEST_CASE("rounds held by their owner: prepare_round, commit_round, abort_round") {
     fleet<3> f;
     set_t set;
     for (std::size_t i = 0; i < 3; ++i) REQUIRE(set.bind(f.slot[i], *f.c[i], R(10 * i, 10 * i + 20), 0));
 
     SUBCASE("commit: every binding in order, sequences even again") {
-        REQUIRE(set.begin_round(R(0, 100), invalidation_cause::to_guest_only));
+        REQUIRE(set.prepare_round(R(0, 100), invalidation_cause::to_guest_only));
         CHECK(set.round_in_flight());
         for (auto& s : f.slot) CHECK(s.sequence() == 1);
         commit_report report;
@@ -340,7 +340,7 @@ TEST_CASE("rounds held by their owner: begin_round, commit_round, abort_round") 
         CHECK(set.stats().commits == 1);
     }
     SUBCASE("abort_round aborts in reverse and ends the sequences") {
-        REQUIRE(set.begin_round(R(15, 16), invalidation_cause::to_shared));  // bindings 0 and 1
+        REQUIRE(set.prepare_round(R(15, 16), invalidation_cause::to_shared));  // bindings 0 and 1
         set.abort_round();
         check_aborted_0_and_1(f);
         CHECK_FALSE(set.round_in_flight());
@@ -350,8 +350,8 @@ TEST_CASE("rounds held by their owner: begin_round, commit_round, abort_round") 
         CHECK(set.stats().aborts == 1);
     }
     SUBCASE("a begun round excludes other rounds and binds; commit_round and abort_round without one do nothing") {
-        REQUIRE(set.begin_round(R(0, 100), invalidation_cause::to_shared));
-        auto again = set.begin_round(R(0, 1), invalidation_cause::to_shared);
+        REQUIRE(set.prepare_round(R(0, 100), invalidation_cause::to_shared));
+        auto again = set.prepare_round(R(0, 1), invalidation_cause::to_shared);
         REQUIRE_FALSE(again);
         CHECK(again.error().code() == errc::busy);
         CHECK(again.error().message() ==
@@ -369,18 +369,18 @@ TEST_CASE("rounds held by their owner: begin_round, commit_round, abort_round") 
         CHECK(set.stats().aborts == 0);
     }
     SUBCASE("bad causes, bad ranges and vetoes start nothing") {
-        auto bad = set.begin_round(R(0, 8), invalidation_cause::truncate);
+        auto bad = set.prepare_round(R(0, 8), invalidation_cause::truncate);
         REQUIRE_FALSE(bad);
         CHECK(bad.error().code() == errc::invalid_argument);
-        CHECK(bad.error().message() == "begin_round() of pages [0, 0x8) needs a vetoable cause; truncate is "
+        CHECK(bad.error().message() == "prepare_round() of pages [0, 0x8) needs a vetoable cause; truncate is "
                                        "not vetoable (use invalidate())");
-        auto empty = set.begin_round(R(8, 8), invalidation_cause::to_shared);
+        auto empty = set.prepare_round(R(8, 8), invalidation_cause::to_shared);
         REQUIRE_FALSE(empty);
         CHECK(empty.error().code() == errc::invalid_range);
         CHECK(f.journal.size() == 0);
         CHECK(set.stats().rounds == 0);
         f.c[1]->veto_at(12);
-        auto vetoed = set.begin_round(R(0, 100), invalidation_cause::to_guest_only);
+        auto vetoed = set.prepare_round(R(0, 100), invalidation_cause::to_guest_only);
         REQUIRE_FALSE(vetoed);
         CHECK(vetoed.error().code() == errc::vetoed);
         CHECK(vetoed.error().page() == 12);
@@ -390,7 +390,7 @@ TEST_CASE("rounds held by their owner: begin_round, commit_round, abort_round") 
         for (auto& s : f.slot) CHECK(s.sequence() % 2 == 0);
     }
     SUBCASE("unbind during a begun round aborts that binding; commit_round commits the others") {
-        REQUIRE(set.begin_round(R(0, 100), invalidation_cause::to_shared));
+        REQUIRE(set.prepare_round(R(0, 100), invalidation_cause::to_shared));
         REQUIRE(set.unbind(binding_handle{f.slot[1].id()}));
         CHECK(f.c[1]->aborts() == 1);
         commit_report report;
@@ -405,7 +405,7 @@ TEST_CASE("rounds held by their owner: begin_round, commit_round, abort_round") 
         {
             set_t other;
             REQUIRE(other.bind(sa, a, R(0, 16), 0));
-            REQUIRE(other.begin_round(R(0, 16), invalidation_cause::to_shared));
+            REQUIRE(other.prepare_round(R(0, 16), invalidation_cause::to_shared));
         }
         CHECK(a.aborts() == 1);
         CHECK(a.commits() == 1);  // the release
@@ -432,16 +432,16 @@ TEST_CASE("bind, unbind and full rounds allocate nothing") {
             if (h) f.h[i] = h.value();
         }
         {
-            auto r = set.begin_round(R(0, 8), invalidation_cause::to_guest_only);
+            auto r = set.prepare_round(R(0, 8), invalidation_cause::to_guest_only);
             all_ok = all_ok && r.has_value();
             if (r) set.commit_round(report);
         }
         {
-            auto r = set.begin_round(R(0, 8), invalidation_cause::to_shared);
+            auto r = set.prepare_round(R(0, 8), invalidation_cause::to_shared);
             if (r) set.abort_round();
         }
         f.c[2]->veto_on_prepare(1);
-        all_ok = all_ok && !set.begin_round(R(0, 8), invalidation_cause::to_shared);
+        all_ok = all_ok && !set.prepare_round(R(0, 8), invalidation_cause::to_shared);
         set.invalidate(R(0, 16), invalidation_cause::truncate, report);
         set.memory_failure(R(3, 4), order_2m, shareability::guest_only);
         const auto s = set.read_begin(f.slot[0]);
@@ -490,14 +490,14 @@ TEST_CASE("a closed, non-virtual consumer type") {
     REQUIRE(hx);
     REQUIRE(set.bind(sy, y, R(4, 12), 0));
     CHECK(sx.owner() == &x);
-    auto r = set.begin_round(R(0, 12), invalidation_cause::to_shared);
+    auto r = set.prepare_round(R(0, 12), invalidation_cause::to_shared);
     REQUIRE(r);
     commit_report report;
     set.commit_round(report);
     CHECK(x.commits == 1);
     CHECK(y.commits == 1);
     y.refuse = true;
-    auto v = set.begin_round(R(6, 7), invalidation_cause::to_guest_only);
+    auto v = set.prepare_round(R(6, 7), invalidation_cause::to_guest_only);
     REQUIRE_FALSE(v);
     CHECK(v.error().binding_id() == sy.id());
     CHECK(std::string(v.error().message()) == "consumer (binding " + std::to_string(sy.id()) +

@@ -214,7 +214,7 @@ TEST_CASE("veto at every position of 1..5 consumers") {
             f.c[pos]->veto_at(veto_page);  // a page inside its clipped range
         else
             f.c[pos]->veto_on_prepare(1);
-        auto r = set.begin_round(R(0, 100), invalidation_cause::to_guest_only);
+        auto r = set.prepare_round(R(0, 100), invalidation_cause::to_guest_only);
         REQUIRE_FALSE(r);
         const error& e = r.error();
         CHECK(e.code() == errc::vetoed);
@@ -279,7 +279,7 @@ TEST_CASE("veto: the consumer's own code is kept in the message, the code is vet
     REQUIRE(h);
     a.veto_code(errc::out_of_memory);
     a.veto_on_prepare(1);
-    auto r = set.begin_round(R(0x100, 0x300), invalidation_cause::to_shared);
+    auto r = set.prepare_round(R(0x100, 0x300), invalidation_cause::to_shared);
     REQUIRE_FALSE(r);
     CHECK(r.error().code() == errc::vetoed);
     CHECK(r.error().page() == 0x200);
@@ -296,7 +296,7 @@ TEST_CASE("successful rounds: commit in binding order, abort in reverse, one rou
     for (std::size_t i = 0; i < 3; ++i) REQUIRE(set.bind(f.slot[i], *f.c[i], R(10 * i, 10 * i + 20), 0));
 
     SUBCASE("commit") {
-        auto r = set.begin_round(R(0, 100), invalidation_cause::to_shared);
+        auto r = set.prepare_round(R(0, 100), invalidation_cause::to_shared);
         REQUIRE(r);
         CHECK(set.round_in_flight());
         for (auto& s : f.slot) CHECK(s.sequence() % 2 == 1);  // in flight between prepare and commit
@@ -314,7 +314,7 @@ TEST_CASE("successful rounds: commit in binding order, abort in reverse, one rou
         CHECK(set.stats().aborts == 0);
     }
     SUBCASE("abort after a successful prepare") {
-        auto r = set.begin_round(R(15, 16), invalidation_cause::to_guest_only);  // bindings 0 and 1 only
+        auto r = set.prepare_round(R(15, 16), invalidation_cause::to_guest_only);  // bindings 0 and 1 only
         REQUIRE(r);
         set.abort_round();
         check_aborted_0_and_1(f);
@@ -322,8 +322,8 @@ TEST_CASE("successful rounds: commit in binding order, abort in reverse, one rou
         CHECK_FALSE(set.round_in_flight());
     }
     SUBCASE("a second round or a bind waits for the round in flight") {
-        REQUIRE(set.begin_round(R(0, 100), invalidation_cause::to_shared));
-        auto busy = set.begin_round(R(0, 1), invalidation_cause::to_shared);
+        REQUIRE(set.prepare_round(R(0, 100), invalidation_cause::to_shared));
+        auto busy = set.prepare_round(R(0, 1), invalidation_cause::to_shared);
         REQUIRE_FALSE(busy);
         CHECK(busy.error().code() == errc::busy);
         CHECK(busy.error().page() == 0);
@@ -346,7 +346,7 @@ TEST_CASE("successful rounds: commit in binding order, abort in reverse, one rou
     SUBCASE("unbind during a round aborts that binding first, then releases it") {
         auto h = set.bind(f.slot[0], *f.c[0], R(0, 1), 0);  // already bound: refused
         CHECK(h.error().code() == errc::already_bound);
-        auto r = set.begin_round(R(0, 100), invalidation_cause::to_shared);
+        auto r = set.prepare_round(R(0, 100), invalidation_cause::to_shared);
         REQUIRE(r);
         const std::uint64_t id1 = f.slot[1].id();
         REQUIRE(set.unbind(binding_handle{id1}));
@@ -395,33 +395,33 @@ TEST_CASE("non-vetoable causes commit despite vetoes and count them") {
         CHECK(set.last_ignored_veto()->binding_id() == f.slot[2].id());
         CHECK(set.last_ignored_veto()->code() == errc::vetoed);
 
-        // begin_round refuses non-vetoable causes outright.
-        auto r = set.begin_round(R(0, 8), cause);
+        // prepare_round refuses non-vetoable causes outright.
+        auto r = set.prepare_round(R(0, 8), cause);
         REQUIRE_FALSE(r);
         CHECK(r.error().code() == errc::invalid_argument);
         CHECK(r.error().page() == 0);
-        CHECK(std::string(r.error().message()) == "begin_round() of pages [0, 0x8) needs a vetoable cause; " +
+        CHECK(std::string(r.error().message()) == "prepare_round() of pages [0, 0x8) needs a vetoable cause; " +
                                                       std::string(to_string(cause)) +
                                                       " is not vetoable (use invalidate())");
         CHECK(f.journal.size() == 6);
     }
 }
 
-TEST_CASE("begin_round: bad causes and ranges touch nothing") {
+TEST_CASE("prepare_round: bad causes and ranges touch nothing") {
     set_t set;
     recording_consumer a("a");
     binding<> s;
     REQUIRE(set.bind(s, a, R(0, 64), 0));
-    auto bad = set.begin_round(R(0, 8), static_cast<invalidation_cause>(9));
+    auto bad = set.prepare_round(R(0, 8), static_cast<invalidation_cause>(9));
     REQUIRE_FALSE(bad);
     CHECK(bad.error().code() == errc::invalid_argument);
-    CHECK(bad.error().message() == "begin_round() of pages [0, 0x8) needs a vetoable cause; invalid cause is "
+    CHECK(bad.error().message() == "prepare_round() of pages [0, 0x8) needs a vetoable cause; invalid cause is "
                                    "not vetoable (use invalidate())");
-    auto empty = set.begin_round(R(8, 8), invalidation_cause::to_shared);
+    auto empty = set.prepare_round(R(8, 8), invalidation_cause::to_shared);
     REQUIRE_FALSE(empty);
     CHECK(empty.error().code() == errc::invalid_range);
     CHECK(empty.error().message() == "range [0x8, 0x8) is empty");
-    auto inverted = set.begin_round(R(9, 8), invalidation_cause::to_shared);
+    auto inverted = set.prepare_round(R(9, 8), invalidation_cause::to_shared);
     REQUIRE_FALSE(inverted);
     CHECK(inverted.error().code() == errc::invalid_range);
     CHECK(inverted.error().page() == 9);
@@ -431,7 +431,7 @@ TEST_CASE("begin_round: bad causes and ranges touch nothing") {
     CHECK(s.sequence() == 0);
     CHECK(set.stats().rounds == 0);
     // A range overlapping no binding is a successful, empty round.
-    auto none = set.begin_round(R(64, 128), invalidation_cause::to_shared);
+    auto none = set.prepare_round(R(64, 128), invalidation_cause::to_shared);
     REQUIRE(none);
     set.commit_round(report);
     CHECK(a.total_calls() == 0);
@@ -488,7 +488,7 @@ TEST_CASE("clipping and translation: bindings before, inside, after and across t
             c[i]->clear();
         }
     };
-    auto r = set.begin_round(R(20, 30), invalidation_cause::to_guest_only);
+    auto r = set.prepare_round(R(20, 30), invalidation_cause::to_guest_only);
     REQUIRE(r);
     commit_report report;
     set.commit_round(report);
@@ -527,7 +527,7 @@ TEST_CASE("multiple bindings per consumer get one clipped invalidation each") {
     // A veto on one binding of the consumer aborts the other binding that prepared.
     iommu.clear();
     iommu.veto_at(22);
-    auto r = set.begin_round(R(0, 50), invalidation_cause::to_shared);
+    auto r = set.prepare_round(R(0, 50), invalidation_cause::to_shared);
     REQUIRE_FALSE(r);
     CHECK(r.error().binding_id() == h_hi.value().id);
     CHECK(r.error().page() == 22);

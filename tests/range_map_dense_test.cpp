@@ -129,7 +129,7 @@ TEST_CASE("a dense map answers like a per-page model across chunk edges (randomi
         REQUIRE(m.run_count() == model_runs(model, {0, size}).size());
         REQUIRE(m.assign({0, size}, true));
         CHECK(m.run_count() == 1);
-        m.release_reservation();
+        m.abort_assign();
         CHECK(m.memory_bytes() == 0);
         CHECK(st.live == 0);
     }
@@ -139,28 +139,28 @@ TEST_CASE("a chunk goes from immediate to array to bitmap and back, and memory f
     alloc_state st;
     bmap m(4 * chunk, false, bool_alloc(&st));
     REQUIRE(m.assign({10, 11}, true));
-    m.release_reservation();
+    m.abort_assign();
     CHECK(m.memory_bytes() == 4 * 8);  // two boundaries: an immediate, in the direct top (8 B per chunk)
     CHECK(m.run_count() == 3);
     REQUIRE(m.assign({20, 21}, true));
-    m.release_reservation();
+    m.abort_assign();
     CHECK(m.memory_bytes() > 4 * 8);  // four boundaries: an array block
     CHECK(m.memory_bytes() < 512);
     alternate(m, chunk, 2 * chunk);  // 2^16 - 1 boundaries in chunk 1
-    m.release_reservation();
+    m.abort_assign();
     CHECK(m.run_count() == 5 + chunk);
     const std::size_t dense = m.memory_bytes();
     CHECK(dense <= 8192 + 16 + 600 + 4 * 8);  // one bitmap, the array of chunk 0, the direct top
     REQUIRE(m.assign({chunk, chunk + chunk / 2}, false));  // half the bitmap's boundaries go
-    m.release_reservation();
+    m.abort_assign();
     CHECK(m.memory_bytes() == dense);  // still a bitmap (32,767 boundaries)
     REQUIRE(m.assign({chunk, 2 * chunk - 64}, false));  // 64 left: an array again
-    m.release_reservation();
+    m.abort_assign();
     CHECK(m.memory_bytes() < 2048);
     CHECK(m.run_count() == 5 + 64);
     REQUIRE(m.coalesced());
     REQUIRE(m.assign({0, 4 * chunk}, false));
-    m.release_reservation();
+    m.abort_assign();
     CHECK(m.memory_bytes() == 0);
     CHECK(st.live == 0);
 }
@@ -169,7 +169,7 @@ TEST_CASE("every page alternating costs at most 1/8 byte per page") {
     const page_index size = page_index{1} << 20;
     range_map<shareability> m(size, shareability::shared);
     for (page_index p = 1; p < size; p += 2) REQUIRE(m.assign({p, p + 1}, shareability::guest_only));
-    m.release_reservation();
+    m.abort_assign();
     CHECK(m.run_count() == size);
     CHECK(m.coalesced());
     CHECK(double(m.memory_bytes()) / double(size) <= 0.13);  // 16 bitmaps of 8 KiB + their top map
@@ -192,7 +192,7 @@ TEST_CASE("random runs cost about 2 bytes per boundary") {
         const page_index b = rng() % (size - 8);
         REQUIRE(m.assign({b, b + 1 + rng() % 8}, true));
     }
-    m.release_reservation();
+    m.abort_assign();
     REQUIRE(m.coalesced());
     const double per_run = double(m.memory_bytes()) / double(m.run_count());
     CAPTURE(m.run_count());
@@ -240,7 +240,7 @@ TEST_CASE("out of memory at every allocation of a dense assign leaves the map un
         alternate(*x, 5 * chunk + 1, 6 * chunk);          // a bitmap
         for (page_index p : {page_index{100}, 2 * chunk + 50, 4 * chunk + 70, 7 * chunk + 9})
             REQUIRE(x->assign({p, p + 3}, true));  // immediates
-        x->release_reservation();
+        x->abort_assign();
     }
     struct change {
         page_range r;
@@ -300,25 +300,25 @@ TEST_CASE("load builds the same dense map as the assigns, and a failed load chan
     CHECK(failures >= 3);
 }
 
-TEST_CASE("reserve_for makes a dense assign_reserved allocation-free, for either value") {
+TEST_CASE("prepare_assign makes a dense commit_assign allocation-free, for either value") {
     alloc_state st;
     bmap m(4 * chunk, false, bool_alloc(&st));
     std::mt19937 rng(11);
     for (int i = 0; i < 40000; ++i) {
         const page_index b = rng() % (4 * chunk - 300);
         const page_range r{b, b + 1 + (i % 13 == 0 ? rng() % (4 * chunk - b - 1) : rng() % 3)};
-        REQUIRE(m.reserve_for(r));
+        REQUIRE(m.prepare_assign(r));
         const long calls = st.calls;
-        m.assign_reserved(r, rng() % 2);
+        m.commit_assign(r, rng() % 2);
         REQUIRE(st.calls == calls);
-        if (i % 5 == 0) m.release_reservation();
+        if (i % 5 == 0) m.abort_assign();
     }
     CHECK(m.coalesced());
-    m.release_reservation();
-    m.assign_reserved({0, 4 * chunk}, true);  // the whole domain needs nothing
+    m.abort_assign();
+    m.commit_assign({0, 4 * chunk}, true);  // the whole domain needs nothing
     CHECK(m.run_count() == 1);
-    CHECK(m.memory_bytes() == 4 * 8);  // the direct top stays until release_reservation
-    m.release_reservation();
+    CHECK(m.memory_bytes() == 4 * 8);  // the direct top stays until abort_assign
+    m.abort_assign();
     CHECK(m.memory_bytes() == 0);
     CHECK(st.live == 0);
 }
@@ -335,14 +335,14 @@ TEST_CASE("above 2^16 chunks the top is a run tree: out of memory at every alloc
         REQUIRE(m.assign({b, b + len}, v));
         REQUIRE(same.assign({b, b + len}, v));
     }
-    m.release_reservation();
+    m.abort_assign();
     CHECK(m.memory_bytes() < 3000 * 2 * 64);  // O(runs), not 8 B per chunk of the 2^24
     int failures = 0;
     for (int i = 0; i < 200; ++i) {
         const page_index b = rng() % (size - 3 * chunk);
         const page_range r{b, b + 1 + rng() % (3 * chunk)};
         failures += assign_failing_each_allocation(m, same, st, r);
-        m.release_reservation();
+        m.abort_assign();
     }
     CHECK(failures > 200);
     REQUIRE(m.coalesced());

@@ -107,7 +107,7 @@ TEST_CASE("a new map is one run and holds no node") {
     CHECK(m.assign({3, 9}, 1));
     CHECK(m.run_count() == 1);
     CHECK(m.memory_bytes() == 0 + 256);  // the one node reserved for the first change
-    m.release_reservation();
+    m.abort_assign();
     CHECK(m.memory_bytes() == 0);
     CHECK(st.live == 0);
 }
@@ -134,7 +134,7 @@ TEST_CASE("assign at the boundaries of a 2^64-1 page domain") {
     REQUIRE(m.assign({0, 1}, 2));  // touches it on the left: one run again
     CHECK(m.run_count() == 1);
     CHECK(m.at(0) == 2);
-    m.release_reservation();
+    m.abort_assign();
     CHECK(m.memory_bytes() == 0);
     CHECK(m.coalesced());
 
@@ -187,7 +187,7 @@ TEST_CASE("coalescing after every kind of assign") {
         REQUIRE(m.assign({0, 1000}, 3));
         CHECK(m.run_count() == 1);
         CHECK(m.at(999) == 3);
-        m.release_reservation();
+        m.abort_assign();
         CHECK(m.memory_bytes() == 0);
     }
     CHECK(m.coalesced());
@@ -213,7 +213,7 @@ TEST_CASE("bad ranges are refused with the caller's range in the message") {
         CHECK(s.error() == errc::invalid_range);
         CHECK(s.error().page() == b.page);
         CHECK(s.error().message() == b.text);
-        auto t = m.reserve_for(b.r);
+        auto t = m.prepare_assign(b.r);
         REQUIRE_FALSE(t);
         CHECK(t.error().code() == errc::invalid_range);
         CHECK(t.error().message() == b.text);
@@ -328,7 +328,7 @@ TEST_CASE("out of memory at every allocation of an assign leaves the map unchang
         counted_map m(1u << 22, 0, a), same(1u << 22, 0, a);
         fragment(m, runs_wanted, 7);
         fragment(same, runs_wanted, 7);
-        m.release_reservation();
+        m.abort_assign();
         for (const bool via_reserve : {false, true}) {
             const std::size_t bytes = m.memory_bytes();
             int failures = 0;
@@ -336,7 +336,7 @@ TEST_CASE("out of memory at every allocation of an assign leaves the map unchang
                 st.fail_at = st.calls + k;
                 const long live = st.live;
                 const page_range r{12345, 12346};  // splits a run: adds two starts
-                status s = via_reserve ? m.reserve_for(r) : m.assign(r, 2 + std::uint8_t(k % 2));
+                status s = via_reserve ? m.prepare_assign(r) : m.assign(r, 2 + std::uint8_t(k % 2));
                 st.fail_at = 0;
                 if (s) break;
                 ++failures;
@@ -349,7 +349,7 @@ TEST_CASE("out of memory at every allocation of an assign leaves the map unchang
                 REQUIRE(m.coalesced());
             }
             CHECK(failures >= (runs_wanted > 1000 ? 3 : 1));  // one per tree level plus a root
-            m.release_reservation();
+            m.abort_assign();
             REQUIRE(same.assign({12345, 12346}, m.at(12345)));
             REQUIRE(m == same);
         }
@@ -357,7 +357,7 @@ TEST_CASE("out of memory at every allocation of an assign leaves the map unchang
     CHECK(st.live == 0);
 }
 
-TEST_CASE("reserve_for makes assign_reserved allocation-free") {
+TEST_CASE("prepare_assign makes commit_assign allocation-free") {
     alloc_state st;
     counted_map m(1u << 20, 0, test_allocator<std::uint8_t>(&st));
     std::mt19937 rng(11);
@@ -366,19 +366,19 @@ TEST_CASE("reserve_for makes assign_reserved allocation-free") {
         const page_index b = rng() % ((1u << 20) - 300);
         const page_range r{b, b + 1 + (i % 13 == 0 ? rng() % 300 : rng() % 4)};
         const auto v = std::uint8_t(rng() % 2);
-        REQUIRE(m.reserve_for(r));
+        REQUIRE(m.prepare_assign(r));
         const long calls = st.calls;
-        m.assign_reserved(r, v);
+        m.commit_assign(r, v);
         REQUIRE(st.calls == calls);
-        if (i % 5 == 0) m.release_reservation();  // the next reserve_for starts from nothing
+        if (i % 5 == 0) m.abort_assign();  // the next prepare_assign starts from nothing
         peak = std::max(peak, m.run_count());
     }
     CHECK(peak > 20000);
     CHECK(m.coalesced());
-    m.release_reservation();
+    m.abort_assign();
     // Memory is O(runs): at most one 256-byte node per min-filled leaf, plus inners.
     CHECK(m.memory_bytes() <= m.run_count() * 256 / detail::rm_leaf<std::uint8_t>::min_fill * 17 / 16 + 512);
-    m.assign_reserved({0, 1u << 20}, 1);  // whole domain needs no node
+    m.commit_assign({0, 1u << 20}, 1);  // whole domain needs no node
     CHECK(m.run_count() == 1);
     CHECK(m.memory_bytes() == 0);
     CHECK(st.live == 0);

@@ -2,7 +2,7 @@
 // deterministically — every seed in tests/fuzz/corpus/ plus a few thousand
 // pseudo-random inputs with a fixed seed — so g++ builds run the
 // differential check too; (b) exhaustive failure injection: each scenario
-// runs once to count its allocator (allocate / reserve_split) and node
+// runs once to count its allocator (allocate / prepare_split) and node
 // allocation points, then once per point with that one failing, and the
 // call must fail with out_of_memory leaving the full observable state as it
 // was; then a veto at every consumer position; (c) the bad-input table.
@@ -424,11 +424,12 @@ TEST_CASE("bad input table: every invalid input gets its exact code, page and me
 
 // Found by the differential model (reference_model: a draining leaf stays in
 // mappability none until its pins drain or it is shared again). Fixed in
-// folio_table::apply, which now picks the event by the leaf's pins: a conversion WITHOUT defer_if_pinned
-// over a range that overlaps a draining (none) huge folio, but not its pinned
-// page, fires `unshare` on that folio and moves it none -> guest while the
-// host's pin is still there. The busy check (step 4) looks only at the pages
-// of the range, and apply() then treats the whole folio as drained. The
+// folio_table::commit_conversion, which now picks the event by the leaf's
+// pins: a conversion WITHOUT defer_if_pinned over a range that overlaps a
+// draining (none) huge folio, but not its pinned page, fires `unshare` on
+// that folio and moves it none -> guest while the host's pin is still
+// there. The busy check (step 4) looks only at the pages of the range, and
+// commit_conversion() then treats the whole folio as drained. The
 // hypervisor can then map a page that host GUP still holds.
 TEST_CASE("a draining folio stays in mappability none until its pins drop, whatever converts next to it") {
     simulated_allocator alloc;

@@ -215,7 +215,7 @@ int report(vmm<Allocator>& v, std::uint64_t splits, std::uint64_t merges) {
     std::printf("\nreport\n");
     std::printf("  conversions %" PRIu64 " (no-op %" PRIu64 "), splits %" PRIu64 ", merges %" PRIu64 ", vetoes %" PRIu64
                 ", busy %" PRIu64 ", rollbacks %" PRIu64 "\n",
-                s.conversions, s.noop_conversions, splits, merges, s.vetoes, s.busy, s.rollbacks);
+                s.conversions, s.noop_conversions, splits, merges, s.vetoes, s.busy_refusals, s.rollbacks);
     print_times("all guest requests (the first few run cold: the library's code and data touched for the first time)", t);
     print_times("warm loop (steady state)", warm);
     if (t.service_ns) {

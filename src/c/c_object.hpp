@@ -337,10 +337,10 @@ inline void write_stats(const guest_memory_stats& s, guestmem_stats* out) noexce
     out->conversions = s.conversions;
     out->noop_conversions = s.noop_conversions;
     out->vetoes = s.vetoes;
-    out->busy = s.busy;
+    out->busy = s.busy_refusals;
     out->rollbacks = s.rollbacks;
-    out->deferred = s.deferred;
-    out->quarantined = s.quarantined;
+    out->deferred = s.deferred_folios;
+    out->quarantined = s.commit_quarantines;
 }
 
 /// Check what guestmem_create refuses before it makes anything. 0 when usable.

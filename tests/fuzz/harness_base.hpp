@@ -307,13 +307,13 @@ protected:
         const std::uint64_t pinned = ref.count_where({0, mem.size()}, [](const model::page_state& x) { return x.pins != 0; });
         if (s.shared_pages != shared || s.allocated_pages != allocated || s.pinned_pages != pinned || s.poisoned_folios != poisoned ||
             s.bindings != ref.bindings().size() || s.split_folios != split_blocks.size() || s.split_folios > c.inner.splits_in_place() || s.conversions != ev.conversions ||
-            s.noop_conversions != ev.noop || s.vetoes != ev.vetoes || s.busy != ev.busy)
+            s.noop_conversions != ev.noop || s.vetoes != ev.vetoes || s.busy_refusals != ev.busy_refusals)
             diverge(c, "stats differ: shared %" PRIu64 "/%" PRIu64 " allocated %" PRIu64 "/%" PRIu64 " pinned %" PRIu64 "/%" PRIu64
                        " poisoned %" PRIu64 "/%" PRIu64 " bindings %" PRIu64 "/%zu split %" PRIu64 "/%" PRIu64 " conversions %" PRIu64 "/%" PRIu64
                        " noop %" PRIu64 "/%" PRIu64 " vetoes %" PRIu64 "/%" PRIu64 " busy %" PRIu64 "/%" PRIu64 " (object/model)",
                     s.shared_pages, shared, s.allocated_pages, allocated, s.pinned_pages, pinned, s.poisoned_folios, poisoned,
                     s.bindings, ref.bindings().size(), s.split_folios, std::uint64_t(split_blocks.size()), s.conversions, ev.conversions,
-                    s.noop_conversions, ev.noop, s.vetoes, ev.vetoes, s.busy, ev.busy);
+                    s.noop_conversions, ev.noop, s.vetoes, ev.vetoes, s.busy_refusals, ev.busy_refusals);
         if (c.inner.reserved_splits() != 0) diverge(c, "%" PRIu64 " split reservations leaked", c.inner.reserved_splits());
         // Truncated folios kept for pins or poison, as modelled; every
         // quarantined page refuses populate.
@@ -321,9 +321,9 @@ protected:
         for (const model::detached_top& d : ref.by_end()) want_detached.emplace_back(d.first, d.order, d.holds_pins, !d.poisoned.empty());
         if (want_detached != last_.detached)
             diverge(c, "detached folios differ (%zu in the object, %zu in the model)", last_.detached.size(), want_detached.size());
-        if (s.detached_pages != ref.detached_pages() || s.quarantined_pages != ref.quarantined_pages() || s.quarantined != ev.quarantined)
+        if (s.detached_pages != ref.detached_pages() || s.quarantined_pages != ref.quarantined_pages() || s.commit_quarantines != ev.commit_quarantines)
             diverge(c, "detached %" PRIu64 "/%" PRIu64 " quarantined pages %" PRIu64 "/%" PRIu64 " leaks quarantined %" PRIu64 "/%" PRIu64 " (object/model)",
-                    s.detached_pages, ref.detached_pages(), s.quarantined_pages, ref.quarantined_pages(), s.quarantined, ev.quarantined);
+                    s.detached_pages, ref.detached_pages(), s.quarantined_pages, ref.quarantined_pages(), s.commit_quarantines, ev.commit_quarantines);
         for (const model::detached_top& d : ref.detached())
             for (page_range q : d.poisoned)
                 if (const auto guard = mem.lock_shared(); mem.locked(guard).folios().first_quarantined(d.range()) == no_page ||

@@ -108,7 +108,7 @@ struct model_binding {
 };
 
 struct event_counts {
-    std::uint64_t conversions = 0, noop = 0, vetoes = 0, busy = 0, zeroed_pages = 0, quarantined = 0;
+    std::uint64_t conversions = 0, noop = 0, vetoes = 0, busy_refusals = 0, zeroed_pages = 0, commit_quarantines = 0;
 };
 
 /// A top folio truncated while pinned or poisoned.
@@ -322,7 +322,7 @@ public:
         const bool to_private = to == shareability::guest_only;
         if (to_private && !defer) {
             if (page_index p = first_where(r, [](const page_state& s) { return s.live_pins() != 0; }); p != no_page) {
-                ++events_.busy;
+                ++events_.busy_refusals;
                 return expect::fail(errc::busy, p);
             }
         }
@@ -545,7 +545,7 @@ private:
         const leaf* l = leaf_at(leaves, p);
         if (!s.allocated || s.poisoned || l == nullptr) return;
         update({p, p + 1}, [](page_state& x) { x.poisoned = true; });
-        ++events_.quarantined;
+        ++events_.commit_quarantines;
     }
 
     page_index size_;

@@ -54,12 +54,12 @@ typename Table::plan plan_of(const Table& t, page_range r, shareability to, cons
     return p;
 }
 
-/// Convert through the whole plan/reserve/apply/merge sequence.
+/// Convert through the whole plan / prepare_conversion / commit_conversion / merge sequence.
 template <class T>
 void convert(T& t, share_map& m, page_range r, shareability to, bool defer = true) {
     auto p = plan_of(t, r, to, m);
-    REQUIRE(t.reserve(p));
-    t.apply(p, defer);
+    REQUIRE(t.prepare_conversion(p));
+    t.commit_conversion(p, defer);
     m.assign(r, to);
     t.merge_eligible(r, m);
 }

@@ -4,7 +4,7 @@
 /// them (split a huge folio into smaller ones, merge the pieces back).
 /// Splitting needs metadata memory (hugetlb restores the vmemmap of the tail
 /// pages) and so may fail; here that fallible part is a separate
-/// `reserve_split` so the split itself, done at commit time, cannot.
+/// `prepare_split` so the split itself, done at commit time, cannot.
 /// Merging frees metadata and never fails.
 ///
 /// Implementations: simulated_allocator and fault_injecting_allocator
@@ -34,12 +34,16 @@ namespace guestmem {
 /// - `free(index, frame, order)`: give a folio back: a whole allocation,
 ///   or one piece of a split one (a truncated folio holding poison goes
 ///   back piece by piece, its poisoned pieces kept). Cannot fail.
-/// - `reserve_split(frame, from, to)`: take what splitting the folio at
+/// - `prepare_split(frame, from, to)`: take what splitting the folio at
 ///   `frame` from order `from` into pieces of order `to` needs. May fail.
-/// - `unreserve_split(frame, from, to)`: give back an unused reservation.
-/// - `split(frame, from, to)`: split, consuming the reservation. Cannot fail.
+/// - `commit_split(frame, from, to)`: split, consuming what prepare_split
+///   took. Cannot fail.
+/// - `abort_split(frame, from, to)`: give back what prepare_split took,
+///   unused. Cannot fail.
+///   (The same prepare / commit / abort as every layer: docs/DESIGN.md
+///   §The two-phase protocol in every layer.)
 /// - `merge(frame, from, to)`: pieces of order `from` back into one folio
-///   of order `to` (the reverse of split: `from` is the smaller order here).
+///   of order `to` (the reverse of commit_split: `from` is the smaller order here).
 ///   Cannot fail.
 /// - `zero(index, frame, pages)`: clear the contents of `pages` base pages
 ///   starting at `frame` (backing object page `index`). Cannot fail.
@@ -57,9 +61,9 @@ concept folio_allocator = requires(A& a, const A& ca, page_index index, frame_nu
     { ca.max_order() } noexcept -> std::same_as<folio_order>;
     { a.allocate(index, order) } -> std::same_as<result<frame_number>>;
     { a.free(index, frame, order) } noexcept;
-    { a.reserve_split(frame, big, small) } -> std::same_as<status>;
-    { a.unreserve_split(frame, big, small) } noexcept;
-    { a.split(frame, big, small) } noexcept;
+    { a.prepare_split(frame, big, small) } -> std::same_as<status>;
+    { a.abort_split(frame, big, small) } noexcept;
+    { a.commit_split(frame, big, small) } noexcept;
     { a.merge(frame, small, big) } noexcept;
     { a.zero(index, frame, pages) } noexcept;
 };

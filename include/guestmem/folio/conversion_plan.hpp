@@ -2,8 +2,9 @@
 /// folio_table::plan: what a conversion must restructure. At most four
 /// splits (the leaves holding the first and last page of the range, each at
 /// most two levels), each with its reserved piece array and allocator
-/// reservation. Built by folio_table::plan_into, filled by reserve,
-/// consumed by apply or cancel; its working state is the table's alone.
+/// reservation. Built by folio_table::plan_into, filled by
+/// prepare_conversion, consumed by commit_conversion or abort_conversion;
+/// its working state is the table's alone.
 #pragma once
 
 #include <algorithm>
@@ -17,15 +18,15 @@ namespace guestmem {
 
 /// What a conversion must restructure: at most four splits (the leaves
 /// holding the first and last page of the range, each at most two
-/// levels). `Table` is the folio_table that plans, reserves and applies it
+/// levels). `Table` is the folio_table that plans, prepares and commits it
 /// (only it can fill the plan). Movable; a plan destroyed or assigned over
-/// while reserved cancels itself on its table.
+/// while prepared aborts itself on its table.
 ///
 /// Life cycle: built as plan{r, to}, filled by folio_table::plan_into ->
-/// reserve (fallible: split metadata and piece arrays) -> apply (cannot
-/// fail) or cancel (changes nothing). Locking: none of its own; it is used
+/// prepare_conversion (fallible: split metadata and piece arrays) ->
+/// commit_conversion (cannot fail) or abort_conversion (changes nothing). Locking: none of its own; it is used
 /// under the same serialisation as its table (guest_memory's exclusive
-/// lock), and a reserved plan must not outlive its table.
+/// lock), and a prepared plan must not outlive its table.
 template <class Table>
 class conversion_plan {
 public:
@@ -38,10 +39,10 @@ public:
     conversion_plan(page_range r, shareability t) noexcept : range(r), to(t) {}
     conversion_plan(const conversion_plan&) = delete;
     conversion_plan& operator=(const conversion_plan&) = delete;
-    /// Take over `o`'s splits and reservation; `o` is left unreserved with
-    /// no split (destroying it cancels nothing).
+    /// Take over `o`'s splits and reservation; `o` is left unprepared with
+    /// no split (destroying it aborts nothing).
     conversion_plan(conversion_plan&& o) noexcept { take(o); }
-    /// Cancel this plan's reservation, if any, then take over `o`'s.
+    /// Abort this plan's reservation, if any, then take over `o`'s.
     conversion_plan& operator=(conversion_plan&& o) noexcept {
         if (this != &o) {
             release();
@@ -49,7 +50,7 @@ public:
         }
         return *this;
     }
-    /// Cancels the reservation, if the plan still holds one.
+    /// Aborts the reservation, if the plan still holds one.
     ~conversion_plan() { release(); }
 
     /// The range the plan was made for.
@@ -58,8 +59,8 @@ public:
     [[nodiscard]] shareability target() const noexcept { return to; }
     /// How many folios the conversion splits.
     [[nodiscard]] unsigned splits() const noexcept { return count; }
-    /// True between a successful reserve and apply or cancel.
-    [[nodiscard]] bool reserved() const noexcept { return owner_ != nullptr; }
+    /// True between a successful prepare_conversion and its commit or abort.
+    [[nodiscard]] bool prepared() const noexcept { return owner_ != nullptr; }
 
 private:
     friend Table;
@@ -74,7 +75,7 @@ private:
     page_range range{};
     shareability to = shareability::shared;
     /// The top folio holding range.begin or the first after it (null: none),
-    /// found by the plan and reused by apply and merge_eligible: the set of
+    /// found by the plan and reused by commit_conversion and merge_eligible: the set of
     /// top folios does not change during a conversion.
     const detail::top_folio* first_top = nullptr;
     split_op ops[max_splits];
@@ -91,7 +92,7 @@ private:
         o.count = 0;
     }
     void release() noexcept {
-        if (owner_ != nullptr) owner_->cancel(*this);
+        if (owner_ != nullptr) owner_->abort_conversion(*this);
     }
     Table* owner_ = nullptr;
 };

@@ -4,9 +4,9 @@
 /// how it is split (only as far as needed, level by level: 1G -> 2M -> 4K),
 /// per-leaf mappability, pins (unexpected references) as sparse runs, and
 /// poison. Restructuring for a conversion is a plan: plan_into (pure),
-/// reserve (every fallible step: split metadata and records), then apply,
-/// which cannot fail; or cancel, which changes nothing. Merges, truncation
-/// and apply never allocate. The last unpin on a folio fires its deferred
+/// prepare_conversion (every fallible step: split metadata and records),
+/// then commit_conversion, which cannot fail; or abort_conversion, which
+/// changes nothing. Merges, truncation and commit_conversion never allocate. The last unpin on a folio fires its deferred
 /// work at once (none -> guest, re-merge).
 ///
 /// Truncation cannot fail. A folio it removes that is pinned or holds poison
@@ -17,7 +17,7 @@
 /// populated again (the fd backends number frames by file offset, so the
 /// same page would come back with its old contents).
 ///
-/// Invariant kept by populate/apply: every leaf that is not poisoned is
+/// Invariant kept by populate/commit_conversion: every leaf that is not poisoned is
 /// uniform in shareability. Poisoned leaves are never split or merged.
 #pragma once
 
@@ -78,7 +78,7 @@ public:
     using counters = folio_counters;  ///< what stats() returns
 
     /// What a conversion must restructure (folio/conversion_plan.hpp).
-    /// Movable; a plan destroyed while reserved cancels itself.
+    /// Movable; a plan destroyed while prepared aborts itself.
     using plan = conversion_plan<folio_table>;
 
     /// All holes; max_order lowered to the allocator's. Allocates nothing.
@@ -237,7 +237,7 @@ public:
         return ok();
     }
 
-    // ---- conversion: plan, reserve, apply / cancel ----------------------
+    // ---- conversion: plan, prepare, commit / abort ----------------------
     /// Plan, into a caller's plan built as plan{r, to}, which folios the
     /// conversion of r to `to` must split; `share` is the state before.
     /// Pure: nothing changes. The range is validated once, by the caller
@@ -246,37 +246,37 @@ public:
     template <class ShareMap>
     void plan_into(plan& p, const ShareMap& share) const noexcept;
 
-    /// Take everything apply needs: split metadata from the allocator and
-    /// the record arrays. All or nothing. Error: out_of_memory.
-    [[nodiscard]] status reserve(plan& p) {
+    /// Take everything commit_conversion needs: split metadata from the
+    /// allocator and the record arrays. All or nothing. Error: out_of_memory.
+    [[nodiscard]] status prepare_conversion(plan& p) {
         if (p.count == 0) {  // most conversions split nothing
             p.owner_ = this;
             return ok();
         }
-        return reserve_splits(p);
+        return prepare_splits(p);
     }
 
-    /// Give back what reserve took; the table is unchanged.
-    void cancel(plan& p) noexcept {
-        cancel_ops(p);
+    /// Give back what prepare_conversion took; the table is unchanged.
+    void abort_conversion(plan& p) noexcept {
+        abort_ops(p);
         p.owner_ = nullptr;
     }
 
     /// Split as planned, then move the mappability of every leaf in the
     /// range: to shared -> all; to guest_only -> guest, or none for leaves
     /// with pins (whatever defer_if_pinned says: pins always drain). Cannot
-    /// fail; allocates nothing. Precondition: the plan was reserved and no
+    /// fail; allocates nothing. Precondition: the plan was prepared and no
     /// folio was populated or truncated since it was made. Returns how many
     /// leaves in the range it moved into mappability none (left draining).
-    std::uint64_t apply(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
+    std::uint64_t commit_conversion(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
         // The range within one whole top folio (and nothing to split): one
-        // record moves, handled here; everything else walks (apply_walk).
+        // record moves, handled here; everything else walks (commit_walk).
         if (p.count == 0 && within_first_top(p)) {
             p.owner_ = nullptr;
             const top* t = p.first_top;
             return t->first < p.range.end ? move_leaf(t->ref(), p.to) : 0;
         }
-        return apply_walk(p);
+        return commit_walk(p);
     }
 
     /// After the caller updated the map: merge level by level around r every
@@ -288,8 +288,8 @@ public:
         merge_from(detail::top_at_or_after(tops_, r.begin), r, share);
     }
 
-    /// The same after a conversion's apply, starting from the top folio its
-    /// plan found (no second lookup).
+    /// The same after a conversion's commit_conversion, starting from the
+    /// top folio its plan found (no second lookup).
     template <class ShareMap>
     void merge_eligible(const plan& p, const ShareMap& share) noexcept {
         if (p.first_top == nullptr || within_first_top(p)) return;  // no split folio to merge
@@ -376,7 +376,7 @@ private:
         for (; it != self.tops_.end() && it->first < r.end; ++it) walk_top(*it, r, f);
     }
     /// Does the rest of p.range lie within p.first_top, a whole (unsplit)
-    /// folio? Then the walks of apply and merge_eligible visit that one
+    /// folio? Then the walks of commit_conversion and merge_eligible visit that one
     /// record and nothing else.
     static bool within_first_top(const plan& p) noexcept {
         return p.first_top != nullptr && !p.first_top->split() && p.first_top->end() >= p.range.end;
@@ -426,12 +426,12 @@ private:
         if (spare_narrow_) std::allocator_traits<pieces_alloc_t>::deallocate(pieces_alloc_, std::exchange(spare_narrow_, nullptr), 1);
     }
 
-    [[nodiscard]] status reserve_splits(plan& p);  // reserve, when the plan splits
+    [[nodiscard]] status prepare_splits(plan& p);  // prepare_conversion, when the plan splits
 
-    std::uint64_t apply_walk(plan& p) noexcept;
+    std::uint64_t commit_walk(plan& p) noexcept;
 
     /// Move one leaf of a conversion to `to`; 1 if it went into none (left
-    /// draining its pins), else 0. Always inlined: apply and apply_walk's
+    /// draining its pins), else 0. Always inlined: commit_conversion and commit_walk's
     /// per-leaf visit both use it.
     [[gnu::always_inline]] inline std::uint64_t move_leaf(const ref& x, shareability to) noexcept;
 
@@ -471,7 +471,7 @@ private:
         if (co > order_4k) ::new (static_cast<void*>(children)) wide_pieces;
         else ::new (static_cast<void*>(children)) pieces;
         std::memset(children->state, static_cast<int>(x.map()), fanout);
-        alloc_->split(x.frame, x.order, co);
+        alloc_->commit_split(x.frame, x.order, co);
         x.aux->sub = children;
         *x.st |= detail::st_split;
         --c_.folios_by_order[detail::order_slot(x.order)];
@@ -595,10 +595,10 @@ private:
     }
     [[nodiscard, gnu::noinline]] page_index skip_detached_pins(page_index p, page_range r) const noexcept;
 
-    void cancel_ops(plan& p) noexcept {
+    void abort_ops(plan& p) noexcept {
         for (unsigned k = 0; k < p.count; ++k) {
             auto& op = p.ops[k];
-            if (op.reserved) alloc_->unreserve_split(op.frame, op.from, next_lower_order(op.from));
+            if (op.reserved) alloc_->abort_split(op.frame, op.from, next_lower_order(op.from));
             if (op.children != nullptr) free_pieces(op.children, next_lower_order(op.from));
             op.children = nullptr;
             op.reserved = false;

@@ -117,15 +117,11 @@ struct router_options {
 struct retry_state {
     bool pending = false;         ///< a request is being retried
     std::uint32_t exit_reason = 0;  ///< KVM_EXIT_HYPERCALL or KVM_EXIT_MEMORY_FAULT (0: a bare map_gpa_range)
-    std::uint64_t a = 0, b = 0, c = 0;  ///< the request: (gpa, npages, attributes) or (gpa, size, flags)
+    std::uint64_t a = 0;          ///< the request's gpa
+    std::uint64_t b = 0;          ///< its npages (MAP_GPA_RANGE) or size in bytes (memory fault)
+    std::uint64_t c = 0;          ///< its attributes (MAP_GPA_RANGE) or flags (memory fault)
     std::uint64_t since_ns = 0;   ///< when its first refusal came
     std::uint64_t attempts = 0;   ///< refusals so far
-    /// @var retry_state::a
-    /// The request's first word: the GPA.
-
-    /// @var retry_state::b
-    /// The request's second word: the page count (MAP_GPA_RANGE) or the
-    /// size in bytes (memory fault).
 };
 
 /// The enumerator's name ("resume", "failed", "not_mine"), or "invalid disposition".

@@ -23,7 +23,7 @@
 /// Split and merge are bookkeeping: the kernel splits a transparent huge
 /// folio by itself when part of it is punched out or mapped at base-page
 /// granularity, and allocates nothing the embedder could reserve for it. So
-/// reserve_split never fails here (there is no real resource to model); the
+/// prepare_split never fails here (there is no real resource to model); the
 /// orders the library tracks are its own accounting, and real_order() says
 /// what the kernel really used.
 #pragma once
@@ -158,16 +158,16 @@ public:
     /// Nothing to reserve: the kernel splits its huge folios itself. Error:
     /// invalid_argument when `to` is not below `from` or `from` is above
     /// max_order().
-    [[nodiscard]] status reserve_split(frame_number, folio_order from, folio_order to) noexcept {
+    [[nodiscard]] status prepare_split(frame_number, folio_order from, folio_order to) noexcept {
         if (to >= from || from > max_order_)
             return error::make(errc::invalid_argument, no_page, "cannot split an order-%u folio into order-%u pieces",
                                unsigned{from}, unsigned{to});
         return ok();  // nothing to reserve: the kernel splits THPs itself
     }
     /// Nothing was reserved: does nothing.
-    void unreserve_split(frame_number, folio_order, folio_order) noexcept {}
+    void abort_split(frame_number, folio_order, folio_order) noexcept {}
     /// Bookkeeping only: counts the split.
-    void split(frame_number, folio_order, folio_order) noexcept { ++counters_.splits; }
+    void commit_split(frame_number, folio_order, folio_order) noexcept { ++counters_.splits; }
     /// Bookkeeping only: counts the merge.
     void merge(frame_number, folio_order, folio_order) noexcept { ++counters_.merges; }
 

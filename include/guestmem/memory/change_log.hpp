@@ -31,16 +31,13 @@ namespace guestmem {
 /// lock, read through guest_memory::locked_view).
 class change_log {
 public:
-    static constexpr std::size_t capacity = 128;  ///< entries the log holds before the oldest goes
-    /// One logged range and the newest change it covers.
+    /// Ranges the log holds before it widens or drops its oldest entries.
+    static constexpr std::size_t capacity = 128;
+    /// One logged range: object pages [begin, end), last changed at `generation`.
     struct entry {
-        page_index begin = 0, end = 0;
+        page_index begin = 0;          ///< first page of the range
+        page_index end = 0;            ///< one past its last page
         std::uint64_t generation = 0;  ///< the newest change the entry covers
-        /// @var entry::begin
-        /// First page of the range.
-
-        /// @var entry::end
-        /// One past its last page.
     };
 
     /// Is a newer than b (serial-number order, modulo 2^64)?

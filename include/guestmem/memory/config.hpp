@@ -86,10 +86,14 @@ struct guest_memory_stats {
     std::uint64_t conversions = 0;        ///< conversions that changed something
     std::uint64_t noop_conversions = 0;   ///< conversions of a range already in the target state
     std::uint64_t vetoes = 0;             ///< conversions refused by a consumer
-    std::uint64_t busy = 0;               ///< conversions refused by an unexpected reference
-    std::uint64_t rollbacks = 0;          ///< conversions undone after reserving (veto, busy, out of memory)
-    std::uint64_t deferred = 0;           ///< folios a deferred conversion moved to mappability none (not those already draining)
-    std::uint64_t quarantined = 0;        ///< pages poisoned because a consumer could not drop them
+    std::uint64_t busy_refusals = 0;      ///< conversions refused with busy: an unexpected reference (pin) to guest_only
+    std::uint64_t rollbacks = 0;          ///< conversions undone after their prepare (veto, busy, out of memory)
+    std::uint64_t deferred_folios = 0;    ///< leaf folios a deferred conversion moved to mappability none (not those already draining)
+    /// Leaf folios a conversion's commit quarantined (poisoned) because a
+    /// consumer reported a page in them (leaked: it could not drop it, or
+    /// poisoned). An event count; quarantined_pages is the census of
+    /// truncated quarantined pages held now.
+    std::uint64_t commit_quarantines = 0;
 };
 
 } // namespace guestmem

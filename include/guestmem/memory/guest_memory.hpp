@@ -6,15 +6,22 @@
 ///
 ///     1. validate   bad input is refused before anything is touched
 ///     2. plan       which folios split (to shared) or may merge (to guest_only)
-///     3. reserve    every map node and split the commit needs (out_of_memory)
+///     3. prepare    the map and the folio table take every node and split
+///                   the commit needs (out_of_memory)
 ///     4. check      no unexpected reference on a page going guest_only (busy)
-///     5. prepare    every overlapping consumer; any may veto (vetoed)
+///     5. prepare    every overlapping consumer (prepare_round); any may veto
+///                   (vetoed)
 ///     6. commit     consumers drop mappings, folios restructure, the map
 ///                   changes, mappability moves — none of this can fail
-///     7. rollback   a failure in 2–5 aborts prepared consumers in reverse
-///                   order and releases the reservations: nothing changed
+///     7. abort      a failure in 2–5 aborts the prepared consumers in reverse
+///                   order, then the folio table's and the map's prepare:
+///                   nothing changed
+///
+/// Every layer spells its two phases prepare_X / commit_X / abort_X
+/// (docs/DESIGN.md §The two-phase protocol in every layer).
 #pragma once
 
+#include <algorithm>
 #include <cinttypes>
 #include <concepts>
 #include <cstdint>
@@ -84,10 +91,10 @@ public:
     /// Allocates: nothing.
     guest_memory(Allocator& allocator, const guest_memory_config& cfg, const NodeAllocator& nodes = {})
         : alloc_(allocator),
-          size_(cfg.pages),
+          size_(std::min(cfg.pages, max_file_pages)),
           max_order_(clamp_order(allocator, cfg.max_order)),
-          shares_(cfg.pages, is_valid(cfg.initial) ? cfg.initial : shareability::guest_only, nodes),
-          folios_(allocator, cfg.pages, max_order_, nodes) {}
+          shares_(size_, is_valid(cfg.initial) ? cfg.initial : shareability::guest_only, nodes),
+          folios_(allocator, size_, max_order_, nodes) {}
 
     guest_memory(const guest_memory&) = delete;
     guest_memory& operator=(const guest_memory&) = delete;
@@ -139,7 +146,7 @@ public:
     ///            poisoned (r holds a quarantined page: release_quarantine
     ///            first);
     ///            out_of_memory (records, or the allocator); any other error
-    ///            of the allocator's allocate or reserve_split, passed on (an
+    ///            of the allocator's allocate or prepare_split, passed on (an
     ///            fd backend's errno, mapped by errc_from_errno).
     /// Lock:      exclusive.
     /// Cost:      O(log folios + folios made), plus 512 piece states per split.
@@ -243,19 +250,19 @@ public:
         // 2. plan
         typename folio_table<Allocator, NodeAllocator>::plan plan{r, to};
         folios_.plan_into(plan, shares_);
-        // 3. reserve
-        if (auto s = shares_.reserve_for(r); !s) {
+        // 3. prepare the map and the folio table
+        if (auto s = shares_.prepare_assign(r); !s) {
             ++counters_.rollbacks;
             return s;
         }
-        if (auto s = folios_.reserve(plan); !s) {
-            shares_.release_reservation();
+        if (auto s = folios_.prepare_conversion(plan); !s) {
+            shares_.abort_assign();
             ++counters_.rollbacks;
             return s;
         }
         auto undo = [&] {
-            folios_.cancel(plan);
-            shares_.release_reservation();
+            folios_.abort_conversion(plan);
+            shares_.abort_assign();
             ++counters_.rollbacks;
         };
         // 4. check unexpected references
@@ -263,12 +270,12 @@ public:
         if (to_private && !opts.defer_if_pinned) {
             if (page_index p = folios_.first_pinned(r); p != no_page) {
                 undo();
-                ++counters_.busy;
+                ++counters_.busy_refusals;
                 return pinned_in(p, r);
             }
         }
         // 5. prepare consumers
-        if (auto s = notifier_.begin_round(r, to_private ? invalidation_cause::to_guest_only : invalidation_cause::to_shared);
+        if (auto s = notifier_.prepare_round(r, to_private ? invalidation_cause::to_guest_only : invalidation_cause::to_shared);
             !s) {
             undo();
             ++counters_.vetoes;
@@ -277,12 +284,12 @@ public:
         // 6. commit: nothing below can fail.
         commit_report report;
         notifier_.commit_round(report);
-        const std::uint64_t drained = folios_.apply(plan, opts.defer_if_pinned);  // leaves sent to none
-        shares_.assign_reserved(r, to);  // keeps the few nodes the next assign needs: no malloc per conversion
+        const std::uint64_t drained = folios_.commit_conversion(plan, opts.defer_if_pinned);  // leaves sent to none
+        shares_.commit_assign(r, to);  // keeps the few nodes the next assign needs: no malloc per conversion
         if (opts.content == content_policy::zero) zero_contents(r);
         quarantine(report, r);  // before merging: a merge never absorbs a reported page
         if (to_private) {
-            if (opts.defer_if_pinned) counters_.deferred += drained;
+            if (opts.defer_if_pinned) counters_.deferred_folios += drained;
             folios_.merge_eligible(plan, shares_);
         }
         ++counters_.conversions;

@@ -85,7 +85,7 @@ status guest_memory<Allocator, Consumer, Lock, NodeAllocator>::load(std::size_t 
     if (auto s = shares_.load(run_count, next_run); !s) return s;
     auto loader = folios_.load();
     if (auto s = build(loader); !s) {
-        loader.cancel();  // the folios made go back
+        loader.abort();  // the folios made go back
         auto one = [&] { return std::pair<page_index, shareability>{size_, before}; };
         (void)shares_.load(1, one);  // one run needs no node: cannot fail
         return s;

@@ -2,7 +2,7 @@
 /// The consumers bound to one guest memory object and the two-phase
 /// invalidation protocol (docs/DESIGN.md §Two-phase invalidation).
 ///
-/// A vetoable invalidation is a round: begin_round bumps the sequence of
+/// A vetoable invalidation is a round: prepare_round bumps the sequence of
 /// every overlapping binding (odd = in flight) and asks each, in binding
 /// order, to prepare; the first veto aborts every binding already prepared,
 /// in reverse order, ends the sequences and returns the veto (which binding,
@@ -96,7 +96,7 @@ class notifier_set {
 public:
     /// Totals since construction, as stats() returns them.
     struct counters {
-        /// Every two-phase round begun: begin_round, invalidate, and the
+        /// Every two-phase round begun: prepare_round, invalidate, and the
         /// release sent by unbind and by the destructor.
         std::uint64_t rounds = 0, commits = 0, aborts = 0, vetoes = 0, ignored_vetoes = 0, memory_failures = 0;
         /// @var counters::commits
@@ -246,7 +246,7 @@ public:
     /// Cost:      O((k + 1) log B) plus the consumers' prepare callbacks;
     ///            O(1) with no binding.
     /// Allocates: nothing.
-    [[nodiscard, gnu::always_inline]] inline status begin_round(page_range pages, invalidation_cause cause) {
+    [[nodiscard, gnu::always_inline]] inline status prepare_round(page_range pages, invalidation_cause cause) {
         if (!is_vetoable(cause)) return not_vetoable(pages, cause);
         if (auto s = check_range(pages, no_page); !s) return s;
         if (in_round_) return round_busy(pages);
@@ -271,7 +271,7 @@ public:
         in_round_ = false;
         ++stats_.commits;
     }
-    /// The owner changed its mind after a successful begin_round: abort
+    /// The owner changed its mind after a successful prepare_round: abort
     /// every prepared binding in reverse prepare order and end the round.
     /// Nothing happens when no round is in flight. Cannot fail.
     /// Lock:      the owner's exclusive lock; abort callbacks run under it.
@@ -356,7 +356,7 @@ public:
     /// with the binding id attached; empty if none happened.
     /// Lock: the owner's lock (shared is enough). Cost: O(1).
     [[nodiscard]] const std::optional<error>& last_ignored_veto() const noexcept { return last_ignored_veto_; }
-    /// True between a successful begin_round and its commit or abort.
+    /// True between a successful prepare_round and its commit or abort.
     /// Lock: the owner's lock (shared is enough). Cost: O(1).
     [[nodiscard]] bool round_in_flight() const noexcept { return in_round_; }
 
@@ -372,11 +372,11 @@ private:
         return it == ids_.end() ? nullptr : &*it;
     }
 
-    // begin_round's refusals, built out of line so the round's fast path
+    // prepare_round's refusals, built out of line so the round's fast path
     // stays small enough to inline.
     [[gnu::cold, gnu::noinline]] static error not_vetoable(page_range pages, invalidation_cause cause) noexcept {
         return error::make(errc::invalid_argument, pages.begin,
-                           "begin_round() of pages [%#" PRIx64 ", %#" PRIx64 ") needs a vetoable cause; %.*s is "
+                           "prepare_round() of pages [%#" PRIx64 ", %#" PRIx64 ") needs a vetoable cause; %.*s is "
                            "not vetoable (use invalidate())",
                            pages.begin, pages.end, static_cast<int>(to_string(cause).size()), to_string(cause).data());
     }
@@ -586,7 +586,7 @@ private:
     id_set ids_;                   // by id, for unbind
     round_list round_;             // the bindings of the round in flight, in binding order
     counters stats_{};
-    bool in_round_ = false;  // a round begun by begin_round is in flight
+    bool in_round_ = false;  // a round begun by prepare_round is in flight
     // An irrevocable binding was ever bound (never cleared: a destroyed
     // binding unlinks itself unseen, so the flag can only be conservative).
     // While false, rounds take the one-pass path with no class tests.

@@ -30,13 +30,13 @@
 /// but the library is built for -fno-exceptions, where the nullptr
 /// convention is the policy.)
 ///
-/// Infallible commits: reserve_for(r) takes from the allocator everything a
-/// following assign_reserved(r, v) can need, for either v (tree: one node
+/// Infallible commits: prepare_assign(r) takes from the allocator everything a
+/// following commit_assign(r, v) can need, for either v (tree: one node
 /// per tree level plus a new root; dense: blocks for the at most two partly
-/// covered chunks and the top's nodes or direct array); assign_reserved()
+/// covered chunks and the top's nodes or direct array); commit_assign()
 /// then cannot fail. Unused reserved memory stays with the map (counted in
-/// memory_bytes()) until release_reservation() or the destructor. assign()
-/// is reserve_for() + assign_reserved() and keeps the few leftover nodes
+/// memory_bytes()) until abort_assign() or the destructor. assign()
+/// is prepare_assign() + commit_assign() and keeps the few leftover nodes
 /// (and a dense map's direct array) for the next call.
 #pragma once
 
@@ -60,7 +60,7 @@ namespace guestmem {
 /// Coalesced map page -> Value over [0, size), stored as run boundaries in
 /// chunks (a two-valued Value) or as maximal runs in a B+-tree of 256-byte
 /// nodes (any other Value); see the file description for the layouts, the
-/// costs and the reserve / assign_reserved split.
+/// costs and the prepare_assign / commit_assign split.
 ///
 /// `Value`: small (at most 8 bytes), trivially copyable and
 /// equality-comparable (a shareability, a pin count). `Allocator`: any
@@ -68,8 +68,8 @@ namespace guestmem {
 /// exhaustion by returning nullptr.
 ///
 /// Locking: none. The map is a plain data structure: concurrent const
-/// calls are safe, and any mutation (assign, reserve_for, assign_reserved,
-/// release_reservation) must be serialised against every other call by the
+/// calls are safe, and any mutation (assign, prepare_assign, commit_assign,
+/// abort_assign) must be serialised against every other call by the
 /// owner (guest_memory does it with its exclusive lock).
 template <class Value, class Allocator = std::allocator<Value>>
 class range_map {
@@ -106,7 +106,7 @@ public:
     [[nodiscard]] page_index size() const noexcept { return tree_.size(); }
 
     /// Set every page of r to v, coalescing with equal neighbours
-    /// (reserve_for + assign_reserved).
+    /// (prepare_assign + commit_assign).
     /// Errors:    in this order, the map unchanged: invalid_range (r empty,
     ///            inverted or past size()); out_of_memory at r.begin (the
     ///            allocator returned nullptr).
@@ -115,7 +115,7 @@ public:
     /// Allocates: at most one node per tree level plus one (dense: at most
     ///            two chunk blocks, and the direct array or top nodes).
     [[nodiscard]] status assign(page_range r, Value v) noexcept {
-        if (auto s = reserve_for(r); !s) return s;
+        if (auto s = prepare_assign(r); !s) return s;
         tree_.commit_assign(r.begin, r.end, v);
         return ok();
     }
@@ -144,7 +144,7 @@ public:
         return ok();
     }
 
-    /// Take now everything that assign_reserved(r, any value) can need
+    /// Take now everything that commit_assign(r, any value) can need
     /// (tree: height + 1 nodes, fewer when the pool already holds some;
     /// dense: a block for each partly covered chunk that must grow or change
     /// encoding, and the direct array or top nodes). Always inlined: on the
@@ -158,7 +158,7 @@ public:
     ///            with the height), else one allocation per missing node or block.
     /// Allocates: what it reserves: up to height + 1 nodes (dense: up to two
     ///            chunk blocks, and the direct array or top nodes).
-    [[nodiscard, gnu::always_inline]] inline status reserve_for(page_range r) noexcept {
+    [[nodiscard, gnu::always_inline]] inline status prepare_assign(page_range r) noexcept {
         if (auto s = check_range(r, size()); !s) return s;
         bool reserved;
         if constexpr (dense)
@@ -169,22 +169,22 @@ public:
         return ok();
     }
 
-    /// Assign on reserved nodes. Preconditions: r is valid, reserve_for(r)
+    /// Assign on reserved nodes. Preconditions: r is valid, prepare_assign(r)
     /// succeeded and the map has not changed since. Cannot fail. Of the
     /// reservation left over, at most the next assignment's need plus two
     /// nodes stay pooled.
     /// Lock:      none; the owner serialises it against every other call.
     /// Cost:      O(log runs + runs removed).
     /// Allocates: nothing (frees the surplus of the reservation).
-    void assign_reserved(page_range r, Value v) noexcept { tree_.commit_assign(r.begin, r.end, v); }
+    void commit_assign(page_range r, Value v) noexcept { tree_.commit_assign(r.begin, r.end, v); }
 
     /// Give reserved, unused nodes and blocks back to the allocator (after a
-    /// reserve_for whose assignment is abandoned), and a one-run dense map's
+    /// prepare_assign whose assignment is abandoned), and a one-run dense map's
     /// direct array. Cannot fail.
     /// Lock:      none; the owner serialises it against every other call.
     /// Cost:      O(nodes and blocks reserved).
     /// Allocates: nothing.
-    void release_reservation() noexcept { tree_.release(); }
+    void abort_assign() noexcept { tree_.release(); }
 
     /// Value of page p. Precondition: p < size().
     /// Lock:      none (const: concurrent const calls are safe).

@@ -1,6 +1,6 @@
 /// @file
 /// Wraps any allocator policy and fails the N-th fallible call (allocate and/or
-/// reserve_split) with out_of_memory. It counts those calls, so a test can run
+/// prepare_split) with out_of_memory. It counts those calls, so a test can run
 /// an operation once to learn how many fallible points it has and then fail
 /// each in turn.
 #pragma once
@@ -17,8 +17,8 @@ namespace guestmem {
 /// Which calls count as fallible points (a bit mask).
 enum class fault_point : std::uint8_t {
     allocate = 1,       ///< allocate() calls
-    reserve_split = 2,  ///< reserve_split() calls
-    both = 3            ///< allocate() and reserve_split() calls
+    prepare_split = 2,  ///< prepare_split() calls
+    both = 3            ///< allocate() and prepare_split() calls
 };
 
 /// An allocator policy that forwards every call to another policy `A` and
@@ -66,21 +66,21 @@ public:
     }
     /// Forwarded to the inner allocator.
     void free(page_index index, frame_number frame, folio_order order) noexcept { inner_->free(index, frame, order); }
-    /// The inner allocator's reserve_split(), unless this is the call
+    /// The inner allocator's prepare_split(), unless this is the call
     /// chosen to fail: then out_of_memory at no_page.
-    [[nodiscard]] status reserve_split(frame_number frame, folio_order from, folio_order to) noexcept {
-        if (should_fail(fault_point::reserve_split))
+    [[nodiscard]] status prepare_split(frame_number frame, folio_order from, folio_order to) noexcept {
+        if (should_fail(fault_point::prepare_split))
             return error::make(errc::out_of_memory, no_page,
                                "injected failure: no metadata memory to split the order-%u folio at frame %#" PRIx64
                                " to order %u", unsigned{from}, frame, unsigned{to});
-        return inner_->reserve_split(frame, from, to);
+        return inner_->prepare_split(frame, from, to);
     }
     /// Forwarded to the inner allocator.
-    void unreserve_split(frame_number frame, folio_order from, folio_order to) noexcept {
-        inner_->unreserve_split(frame, from, to);
+    void abort_split(frame_number frame, folio_order from, folio_order to) noexcept {
+        inner_->abort_split(frame, from, to);
     }
     /// Forwarded to the inner allocator.
-    void split(frame_number frame, folio_order from, folio_order to) noexcept { inner_->split(frame, from, to); }
+    void commit_split(frame_number frame, folio_order from, folio_order to) noexcept { inner_->commit_split(frame, from, to); }
     /// Forwarded to the inner allocator.
     void merge(frame_number frame, folio_order from, folio_order to) noexcept { inner_->merge(frame, from, to); }
     /// Forwarded to the inner allocator.

@@ -64,7 +64,7 @@ public:
     /// Split metadata: one unit per split, bounded by the split limit
     /// (set_split_limit). Error: out_of_memory (at no_page) when the
     /// reservations outstanding plus the splits in place reach it.
-    [[nodiscard]] status reserve_split(frame_number frame, folio_order from, folio_order to) noexcept {
+    [[nodiscard]] status prepare_split(frame_number frame, folio_order from, folio_order to) noexcept {
         if (reserved_ + split_now_ >= split_limit_)
             return error::make(errc::out_of_memory, no_page,
                                "no metadata memory to split the order-%u folio at frame %#" PRIx64 " to order %u",
@@ -74,12 +74,12 @@ public:
         return ok();
     }
     /// Give back one unused reservation.
-    void unreserve_split(frame_number, folio_order, folio_order) noexcept { --reserved_; }
+    void abort_split(frame_number, folio_order, folio_order) noexcept { --reserved_; }
     /// A split folio is 2^(from - to) folios from then on: each may be
     /// freed on its own (a truncated folio's healthy pieces are). Uses one
     /// reservation; the split stays in place (counted against the split
     /// limit) until merged.
-    void split(frame_number, folio_order from, folio_order to) noexcept {
+    void commit_split(frame_number, folio_order from, folio_order to) noexcept {
         --reserved_;
         ++split_now_;
         ++splits_;

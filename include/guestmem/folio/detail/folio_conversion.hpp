@@ -1,7 +1,7 @@
 // guestmem/folio/detail/folio_conversion.hpp — the bodies of folio_table's
 // conversion steps, declared and documented in folio_table.hpp: plan_into
 // and plan_ends (which leaves at the two ends of the range split),
-// reserve_splits (the fallible part), move_leaf and apply_walk (split, then
+// prepare_splits (the fallible part), move_leaf and commit_walk (split, then
 // move mappability; cannot fail) and try_merge (pieces back into their
 // folio once all are plain guest).
 #pragma once
@@ -48,18 +48,18 @@ template <class ShareMap>
 }
 
 template <folio_allocator A, class NodeAllocator>
-inline status folio_table<A, NodeAllocator>::reserve_splits(plan& p) {
+inline status folio_table<A, NodeAllocator>::prepare_splits(plan& p) {
     for (unsigned k = 0; k < p.count; ++k) {
         auto& op = p.ops[k];
         op.children = alloc_pieces(next_lower_order(op.from));
         if (op.children == nullptr) {
-            cancel_ops(p);
+            abort_ops(p);
             return error::make(errc::out_of_memory, op.first,
                                "no memory for the records to split the order-%u folio at page %#" PRIx64,
                                unsigned{op.from}, op.first);
         }
-        if (auto s = alloc_->reserve_split(op.frame, op.from, next_lower_order(op.from)); !s) {
-            cancel_ops(p);
+        if (auto s = alloc_->prepare_split(op.frame, op.from, next_lower_order(op.from)); !s) {
+            abort_ops(p);
             return error::make(errc::out_of_memory, op.first, "cannot split the order-%u folio at page %#" PRIx64
                                ": %.*s", unsigned{op.from}, op.first, int(s.error().message().size()),
                                s.error().message().data());
@@ -92,12 +92,12 @@ template <folio_allocator A, class NodeAllocator>
 }
 
 template <folio_allocator A, class NodeAllocator>
-[[gnu::noinline]] std::uint64_t folio_table<A, NodeAllocator>::apply_walk(plan& p) noexcept {
+[[gnu::noinline]] std::uint64_t folio_table<A, NodeAllocator>::commit_walk(plan& p) noexcept {
     unsigned settle_mask = 0;
-    std::uint64_t drained = 0;  // leaves in the range this apply moved into none
+    std::uint64_t drained = 0;  // leaves in the range this commit moved into none
     for (unsigned k = 0; k < p.count; ++k) {
         auto& op = p.ops[k];
-        if (!op.reserved) continue;  // contract violation: apply without reserve
+        if (!op.reserved) continue;  // contract violation: commit without prepare
         const ref leaf = find_leaf(op.first);
         op.reserved = false;
         if (leaf && !leaf.split() && leaf.order == op.from && !leaf.poisoned()) {
@@ -107,7 +107,7 @@ template <folio_allocator A, class NodeAllocator>
             do_split(leaf, op.children);
         } else {
             free_pieces(op.children, next_lower_order(op.from));
-            alloc_->unreserve_split(op.frame, op.from, next_lower_order(op.from));
+            alloc_->abort_split(op.frame, op.from, next_lower_order(op.from));
         }
         op.children = nullptr;
     }

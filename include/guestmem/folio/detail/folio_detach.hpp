@@ -118,7 +118,7 @@ void folio_table<A, NodeAllocator>::poison_alone(page_index p) noexcept {
         const folio_order co = next_lower_order(leaf.order);
         pieces* children = alloc_pieces(co);
         if (children == nullptr) break;
-        if (auto s = alloc_->reserve_split(leaf.frame, leaf.order, co); !s) {
+        if (auto s = alloc_->prepare_split(leaf.frame, leaf.order, co); !s) {
             free_pieces(children, co);
             break;
         }

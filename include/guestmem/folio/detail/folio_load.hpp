@@ -104,10 +104,10 @@ public:
     loader& operator=(loader&&) = delete;
     /// Give back every folio made: the table is empty again (as on
     /// destruction without commit). Cannot fail.
-    void cancel() noexcept {
+    void abort() noexcept {
         if (t_ != nullptr) std::exchange(t_, nullptr)->drop_all();
     }
-    ~loader() { cancel(); }
+    ~loader() { abort(); }
 
 private:
     friend folio_table;

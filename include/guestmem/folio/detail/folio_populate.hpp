@@ -72,7 +72,7 @@ status folio_table<A, NodeAllocator>::split_one(const ref& x) noexcept {
         return error::make(errc::out_of_memory, x.first,
                            "no memory for the records to split the order-%u folio at page %#" PRIx64,
                            unsigned{x.order}, x.first);
-    if (auto s = alloc_->reserve_split(x.frame, x.order, co); !s) {
+    if (auto s = alloc_->prepare_split(x.frame, x.order, co); !s) {
         free_pieces(children, co);
         return s;
     }

@@ -15,20 +15,20 @@ struct memory_counters {
     std::uint64_t conversions = 0;
     std::uint64_t noop_conversions = 0;
     std::uint64_t vetoes = 0;
-    std::uint64_t busy = 0;
+    std::uint64_t busy_refusals = 0;
     std::uint64_t rollbacks = 0;
-    std::uint64_t deferred = 0;
-    std::uint64_t quarantined = 0;
+    std::uint64_t deferred_folios = 0;
+    std::uint64_t commit_quarantines = 0;
 
     [[nodiscard]] guest_memory_stats snapshot() const noexcept {
         guest_memory_stats s;
         s.conversions = conversions;
         s.noop_conversions = noop_conversions;
         s.vetoes = vetoes;
-        s.busy = busy;
+        s.busy_refusals = busy_refusals;
         s.rollbacks = rollbacks;
-        s.deferred = deferred;
-        s.quarantined = quarantined;
+        s.deferred_folios = deferred_folios;
+        s.commit_quarantines = commit_quarantines;
         return s;
     }
 };

@@ -120,7 +120,7 @@ void guest_memory<Allocator, Consumer, Lock, NodeAllocator>::quarantine_reported
         if (e.page < size_ && folios_.lookup(e.page) && !folios_.poisoned(e.page)) {
             folios_.poison_alone(e.page);  // 4K for a leaked 4K page, on every path
             ++poison_events_, changes_.poisoned();
-            ++counters_.quarantined;
+            ++counters_.commit_quarantines;
         }
     }
     if (!report.overflowed()) return;
@@ -133,7 +133,7 @@ void guest_memory<Allocator, Consumer, Lock, NodeAllocator>::quarantine_reported
         if (!f->poisoned) {
             folios_.poison(p);
             ++poison_events_, changes_.poisoned();
-            ++counters_.quarantined;
+            ++counters_.commit_quarantines;
         }
         p = f->first + pages_in(f->order);
     }

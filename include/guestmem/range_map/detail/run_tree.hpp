@@ -11,7 +11,7 @@
 //    value lives in `single`).
 //
 // Mutation is split so that it cannot fail half way: the only allocations
-// are the pool refills done by range_map::reserve_for (before anything is
+// are the pool refills done by range_map::prepare_assign (before anything is
 // touched); commit_assign() runs entirely on pooled nodes. An assign adds at
 // most two keys, both into one leaf, so it splits at most one node per level
 // plus a new root: `height + 1` nodes (1 for a tree that has no node yet).
@@ -70,7 +70,7 @@ public:
     [[nodiscard]] std::size_t nodes_needed() const noexcept { return root_ ? height_ + 1u : 1u; }
     /// What the pool keeps after a commit: the next assign's need plus two.
     /// A map flipping between one run (needs 1) and a one-leaf tree (takes
-    /// 1, then needs 2) would otherwise allocate a node in reserve_for and
+    /// 1, then needs 2) would otherwise allocate a node in prepare_assign and
     /// free it at the next collapse on every flip — the common pattern of
     /// converting a range and converting it back. At most 2 nodes (512 B)
     /// more than the bare need.
