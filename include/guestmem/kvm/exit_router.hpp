@@ -125,6 +125,7 @@ struct retry_state {
 };
 
 /// The enumerator's name ("resume", "failed", "not_mine"), or "invalid disposition".
+/// Lock: none. Cost: O(1).
 [[nodiscard]] constexpr std::string_view to_string(exit_disposition d) noexcept {
     switch (d) {
     case exit_disposition::resume: return "resume";
@@ -151,6 +152,9 @@ struct exit_outcome {
 /// The hypercall return value for a guestmem error code (the file
 /// comment's table): EAGAIN for busy, retry, out_of_memory and vetoed;
 /// EINVAL for every other code.
+/// Errors:    none: it maps codes, it cannot fail.
+/// Lock:      none.
+/// Cost:      O(1).
 [[nodiscard]] constexpr std::uint64_t hypercall_return(errc e) noexcept {
     switch (e) {
     case errc::busy:
@@ -182,10 +186,12 @@ public:
     /// A router converting through `map` with `opts` (e.g. defer_if_pinned),
     /// logging refusals to `log(log_context, line)` (nullptr: no log).
     /// Retries: vmm_retries, 1 s, no wait fd (router_options' defaults).
+    /// Lock: none. Cost: O(1); allocates nothing.
     explicit exit_router(map_type& map, log_fn log = nullptr, void* log_context = nullptr,
                          convert_options opts = {}) noexcept
         : map_(map), log_(log), log_context_(log_context), opts_(opts) {}
     /// A router with every option named (router_options).
+    /// Lock: none. Cost: O(1); allocates nothing.
     exit_router(map_type& map, log_fn log, void* log_context, const router_options& ro) noexcept
         : map_(map), log_(log), log_context_(log_context), opts_(ro.convert), retry_(ro) {}
 
@@ -195,6 +201,19 @@ public:
     ///   masked to 32 bits outside long mode, go to map_gpa_range; its value
     ///   is written to run.hypercall.ret; the disposition is resume;
     /// - anything else (other hypercalls included): not_mine, run untouched.
+    /// The retry policy applies as in handle(run, state), with one
+    /// retry_state per thread kept by the router (one vCPU per thread):
+    /// under vmm_retries a transient refusal is retry_later and leaves the
+    /// run as it was (hypercall.ret unwritten).
+    /// Errors:    in exit_outcome::why: handle_memory_fault's or
+    ///            map_gpa_range's.
+    /// Lock:      none of its own: gpa_map::convert's (the object's exclusive
+    ///            lock). Call inside a read section of the map when another
+    ///            thread may change its slots.
+    /// Cost:      O(1) for an exit that is not_mine; else the conversion's,
+    ///            plus one formatted log line on failure.
+    /// Allocates: nothing itself (a 256-byte stack buffer for the log line);
+    ///            the object's convert allocates as it says.
     exit_outcome handle(kvm_run& run) {
         thread_local retry_state mine{};
         thread_local const void* owner = nullptr;
@@ -208,10 +227,11 @@ public:
     /// a transient refusal returns retry_later and leaves the run as it was
     /// (hypercall.ret unwritten); the same exit handed back later is
     /// retried, until router_options::retry_limit_ns after its first refusal.
-    /// Errors: in exit_outcome::why, as handle(run). Lock: the objects'
-    /// (through the map); `state` is the caller's (one per vCPU). Cost: one
-    /// conversion, plus one clock read on a transient refusal. Allocates:
-    /// nothing.
+    /// Errors:    in exit_outcome::why, as handle(run).
+    /// Lock:      the objects' (through the map), as handle(run); `state` is
+    ///            the caller's (one per vCPU).
+    /// Cost:      one conversion, plus one clock read on a transient refusal.
+    /// Allocates: nothing.
     exit_outcome handle(kvm_run& run, retry_state& state) {
         if (run.exit_reason == KVM_EXIT_MEMORY_FAULT) {
             const kvm_memory_fault_exit f = kvm_memory_fault_of(run);
@@ -233,9 +253,15 @@ public:
 
     /// Serve a memory-fault exit: convert [f.gpa, f.gpa + f.size) to
     /// guest_only when f.flags has KVM_MEMORY_EXIT_FLAG_PRIVATE, else to
-    /// shared. resume on success; failed (logged) when flags has an unknown
-    /// bit (invalid_argument), the range is bad or in no slot
-    /// (invalid_range, before any conversion), or the conversion fails.
+    /// shared. resume on success; failed (logged) on any error.
+    /// Errors:    in exit_outcome::why, in this order: invalid_argument (at
+    ///            f.gpa / 4096) when flags has a bit other than PRIVATE;
+    ///            invalid_range when the range is bad or in no slot (before
+    ///            any conversion; gpa_map::convert_bytes); then any error of
+    ///            the object's convert, at a GFN (gpa_map::convert).
+    /// Lock:      as handle().
+    /// Cost:      gpa_map::convert's, plus one formatted log line on failure.
+    /// Allocates: as handle().
     exit_outcome handle_memory_fault(const kvm_memory_fault_exit& f) {
         if ((f.flags & ~std::uint64_t{KVM_MEMORY_EXIT_FLAG_PRIVATE}) != 0) {
             error e = error::make(errc::invalid_argument, f.gpa >> page_shift,
@@ -257,10 +283,17 @@ public:
     /// other transport), with no retry policy (handle() and the retry_state
     /// overload apply it): convert `npages` pages at `gpa` to guest_only when
     /// `attributes` has KVM_MAP_GPA_RANGE_ENCRYPTED, else to shared.
-    /// Always resume; hypercall_ret is 0, or hypercall_return of the error.
-    /// Refused before any conversion, with EINVAL and a log line: unknown
-    /// attribute bits or a page-size hint above 2 (invalid_argument), and
-    /// every invalid_range of gpa_map::convert's own checks.
+    /// Always resume; hypercall_ret is 0, or hypercall_return of the error,
+    /// and every failure is logged.
+    /// Errors:    in exit_outcome::why, in this order: invalid_argument (at
+    ///            gpa / 4096) for unknown attribute bits, then for a
+    ///            page-size hint above 2; every invalid_range of
+    ///            gpa_map::convert's own checks (these three refused before
+    ///            any conversion, EINVAL); then any error of the object's
+    ///            convert (EAGAIN or EINVAL, hypercall_return).
+    /// Lock:      as handle().
+    /// Cost:      gpa_map::convert's, plus one formatted log line on failure.
+    /// Allocates: as handle().
     exit_outcome map_gpa_range(std::uint64_t gpa, std::uint64_t npages, std::uint64_t attributes) {
         const page_index gfn = gpa >> page_shift;
         status s = ok();
@@ -287,21 +320,33 @@ public:
     /// map_gpa_range with the retry policy, for a request that came without
     /// a hypercall exit: retry_later (hypercall_ret 0: give the guest
     /// nothing yet; call again with the same state) under vmm_retries.
+    /// Errors:    in exit_outcome::why, as map_gpa_range; after
+    ///            router_options::retry_limit_ns of retrying, the transient
+    ///            error stays with hypercall_ret EINVAL (logged).
+    /// Lock:      as handle(); `state` is the caller's (one per vCPU).
+    /// Cost:      map_gpa_range's, plus one clock read on a transient refusal.
+    /// Allocates: as handle().
     exit_outcome map_gpa_range(std::uint64_t gpa, std::uint64_t npages, std::uint64_t attributes, retry_state& state) {
         return settle(map_gpa_range(gpa, npages, attributes), state, 0, gpa, npages, attributes);
     }
 
     /// map_gpa_range's value for the guest only: 0, EINVAL or EAGAIN (no
     /// retry policy: the guest retries, as with guest_retries).
+    /// Errors:    map_gpa_range's, as the value (the error itself is logged).
+    /// Lock:      as handle().
+    /// Cost:      map_gpa_range's.
     std::uint64_t handle_map_gpa_range(std::uint64_t gpa, std::uint64_t npages, std::uint64_t attributes) {
         return map_gpa_range(gpa, npages, attributes).hypercall_ret;
     }
 
     /// The map conversions go through.
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] map_type& map() const noexcept { return map_; }
     /// The options every conversion is made with.
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] convert_options options() const noexcept { return opts_; }
     /// Who retries a transient refusal.
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] retry_policy retries() const noexcept { return retry_.retries; }
 
 private:

@@ -98,10 +98,13 @@ struct gpa_slot {
     page_index first = 0;      ///< object page of frames.begin
 
     /// The object page behind guest frame `gfn`. Precondition: frames.contains(gfn).
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] constexpr page_index object_page(std::uint64_t gfn) const noexcept { return first + (gfn - frames.begin); }
     /// The object pages the slot maps: [first, first + frames.size()).
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] constexpr page_range pages() const noexcept { return {first, first + frames.size()}; }
     /// The guest physical address of the slot's first byte.
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] constexpr std::uint64_t gpa() const noexcept { return frames.begin << page_shift; }
 };
 
@@ -116,9 +119,12 @@ struct gpa_piece {
 };
 
 /// The guest frames of a GPA range: `gpa` page-aligned, `pages` > 0, and
-/// the end at most 2^64 bytes. Errors (invalid_range, at gpa / 4096, before
-/// anything else): an unaligned GPA, 0 pages, or a range running past the
-/// guest physical space. O(1); no lock.
+/// the end at most 2^64 bytes.
+/// Errors:    invalid_range (at gpa / 4096): an unaligned GPA, 0 pages, or a
+///            range running past the guest physical space.
+/// Lock:      none.
+/// Cost:      O(1).
+/// Allocates: nothing.
 [[nodiscard]] inline result<page_range> gfn_range(std::uint64_t gpa, std::uint64_t pages) noexcept {
     const std::uint64_t gfn = gpa >> page_shift;
     if (gpa % page_size != 0)
@@ -147,6 +153,7 @@ public:
     using piece_type = gpa_piece<Memory>;    ///< one per-slot part of a range
 
     /// An empty map (no slot, no reader).
+    /// Lock: none. Cost: O(MaxSlots) (zeroes both tables); allocates nothing.
     gpa_map() noexcept = default;
     gpa_map(const gpa_map&) = delete;
     gpa_map& operator=(const gpa_map&) = delete;
@@ -158,16 +165,20 @@ public:
     class reader {
     public:
         /// Not registered yet.
+        /// Lock: none. Cost: O(1).
         reader() noexcept = default;
         reader(const reader&) = delete;
         reader& operator=(const reader&) = delete;
         /// Unregisters (see unregister()).
+        /// Lock: the map's writer mutex, when registered. Cost: O(1).
         ~reader() { unregister(); }
         /// True between a successful register_reader and unregister.
+        /// Lock: none. Cost: O(1).
         [[nodiscard]] bool registered() const noexcept { return record_ != nullptr; }
         /// Give the record back (a no-op when not registered). Must be
-        /// called outside any read section of this reader. Lock: the map's
-        /// writer mutex. O(1).
+        /// called outside any read section of this reader.
+        /// Lock: the map's writer mutex.
+        /// Cost: O(1).
         void unregister() noexcept {
             if (record_ == nullptr) return;
             std::lock_guard g(map_->writer_);
@@ -188,12 +199,13 @@ public:
     /// found stays usable, its object included: a remove_slot that starts
     /// meanwhile waits for the section to end. Sections of one reader nest.
     /// Precondition: the reader is registered with this map (an
-    /// unregistered one is a contract violation: it traps). Cost: one
-    /// store and one full fence on entry, one store on exit, all on the
-    /// reader's own cache line; no lock, no atomic read-modify-write.
+    /// unregistered one is a contract violation: it traps).
     class read_section {
     public:
         /// Enter a section of `r` (the outermost one stores and fences).
+        /// Lock:      none, and no atomic read-modify-write.
+        /// Cost:      one store and one full fence, on the reader's own cache
+        ///            line (nested sections: an increment).
         explicit read_section(reader& r) noexcept : r_(r) {
             if (r.record_ == nullptr) __builtin_trap();
             if (r.depth_++ == 0) detail::enter(*r.record_);
@@ -201,6 +213,7 @@ public:
         read_section(const read_section&) = delete;
         read_section& operator=(const read_section&) = delete;
         /// Leave it (the outermost one stores).
+        /// Lock: none. Cost: one store on the reader's own cache line.
         ~read_section() {
             if (--r_.depth_ == 0) detail::leave(*r_.record_);
         }
@@ -209,10 +222,13 @@ public:
         reader& r_;
     };
 
-    /// Register `r` as a reader of this map. Errors, nothing changed:
-    /// already_bound when `r` is registered (with any map); out_of_memory
-    /// when MaxReaders readers are. Lock: the writer mutex (waits for a
-    /// running add_slot or remove_slot). O(MaxReaders). Allocates nothing.
+    /// Register `r` as a reader of this map.
+    /// Errors:    in this order, nothing changed: already_bound (no_page) when
+    ///            `r` is registered (with any map); out_of_memory (no_page)
+    ///            when MaxReaders readers are.
+    /// Lock:      the writer mutex (waits for a running add_slot or remove_slot).
+    /// Cost:      O(MaxReaders).
+    /// Allocates: nothing.
     status register_reader(reader& r) {
         if (r.record_ != nullptr)
             return error::make(errc::already_bound, no_page, "this reader is already registered with a gpa_map");
@@ -226,21 +242,28 @@ public:
         return ok();
     }
     /// Enter a read section of `r` (see read_section).
+    /// Lock: none. Cost: read_section's.
     [[nodiscard]] read_section read(reader& r) const noexcept { return read_section(r); }
-    /// Readers registered now. Lock: none (a snapshot). O(MaxReaders).
+    /// Readers registered now (a snapshot).
+    /// Lock: none. Cost: O(MaxReaders).
     [[nodiscard]] std::size_t readers() const noexcept { return readers_.in_use(); }
     /// The most readers the map registers.
+    /// Lock: none. Cost: O(1).
     static constexpr std::size_t reader_capacity() noexcept { return MaxReaders; }
 
     /// The most slots the map holds.
+    /// Lock: none. Cost: O(1).
     static constexpr std::size_t capacity() noexcept { return MaxSlots; }
     /// Slots currently in the map.
+    /// Lock: none (see the file comment for calls outside a read section). Cost: O(1).
     [[nodiscard]] std::size_t size() const noexcept { return table().count; }
     /// True when the map holds no slot.
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] bool empty() const noexcept { return size() == 0; }
     /// The slots, sorted by GPA, of one published table: valid until the
     /// read section it was taken in ends (or, outside any section, until
     /// the next add_slot or remove_slot).
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] std::span<const slot_type> slots() const noexcept {
         const table_type& t = table();
         return {t.slots.data(), t.count};
@@ -248,28 +271,33 @@ public:
     /// The first slot: with end(), for iteration when no other thread
     /// changes slots (inside a read section, iterate slots() instead: two
     /// loads of the table could see two tables).
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] const slot_type* begin() const noexcept { return table().slots.data(); }
     /// One past the last slot (see begin()).
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] const slot_type* end() const noexcept {
         const table_type& t = table();
         return t.slots.data() + t.count;
     }
 
     /// Add slot `id`: guest frames [gpa / 4096, + pages) are object pages
-    /// [first, first + pages) of `memory`. Errors, in this order (the first
-    /// that applies is returned), each at a GFN, and nothing changes:
-    /// - invalid_range: gpa unaligned, 0 pages, or past the guest physical
-    ///   space (gfn_range); object pages past the object's size() (at the
-    ///   GFN of the first page past it);
-    /// - already_bound: `id` is in use (at the new slot's first GFN); a GFN
-    ///   already in another slot (at the first shared GFN); an object page
-    ///   another slot maps (at the GFN, in the new slot, of the lowest such
-    ///   page, naming the slot that maps it);
-    /// - out_of_memory: the map already holds capacity() slots.
-    /// Lock: the writer mutex; then publishes the new table and waits for
-    /// the read sections open at that moment to end. Must not be called
-    /// inside a read section of the calling thread.
-    /// Cost: O(slots + MaxReaders) plus that wait. Allocates nothing.
+    /// [first, first + pages) of `memory`.
+    /// Errors:    in this order (the first that applies is returned), each at
+    ///            a GFN, and nothing changes:
+    ///            - invalid_range: gpa unaligned, 0 pages, or past the guest
+    ///              physical space (gfn_range); object pages past the
+    ///              object's size() (at the GFN of the first page past it);
+    ///            - already_bound: `id` is in use (at the new slot's first
+    ///              GFN); a GFN already in another slot (at the first shared
+    ///              GFN); an object page another slot maps (at the GFN, in
+    ///              the new slot, of the lowest such page, naming the slot
+    ///              that maps it);
+    ///            - out_of_memory: the map already holds capacity() slots.
+    /// Lock:      the writer mutex; then publishes the new table and waits
+    ///            for the read sections open at that moment to end. Must not
+    ///            be called inside a read section of the calling thread.
+    /// Cost:      O(slots + MaxReaders) plus that wait.
+    /// Allocates: nothing.
     status add_slot(std::uint32_t id, std::uint64_t gpa, std::uint64_t pages, Memory& memory, page_index first) {
         auto frames = gfn_range(gpa, pages);
         if (!frames) return error::make(errc::invalid_range, frames.error().page(), "slot %u: %s", id,
@@ -327,13 +355,16 @@ public:
         return ok();
     }
 
-    /// Remove slot `id`. Error: not_bound (no_page) when no slot has that
-    /// id; nothing changes. Converts nothing: the object keeps its
+    /// Remove slot `id`. Converts nothing: the object keeps its
     /// shareability. Returns only when no read section that could have
     /// found the slot is still open: from then on no thread routes through
-    /// it, and its object may be destroyed. Lock: the writer mutex; must
-    /// not be called inside a read section of the calling thread.
-    /// Cost: O(slots + MaxReaders) plus the wait for open sections.
+    /// it, and its object may be destroyed.
+    /// Errors:    not_bound (no_page) when no slot has that id; nothing changes.
+    /// Lock:      the writer mutex; then waits for the read sections open
+    ///            when it publishes. Must not be called inside a read section
+    ///            of the calling thread.
+    /// Cost:      O(slots + MaxReaders) plus the wait for open sections.
+    /// Allocates: nothing.
     status remove_slot(std::uint32_t id) {
         std::lock_guard g(writer_);
         const table_type& cur = *current_.load(std::memory_order_relaxed);
@@ -351,14 +382,16 @@ public:
     }
 
     /// The slot holding guest physical address `gpa` (any byte of a page),
-    /// or nullptr in a hole; valid as slots() is. O(log slots); lock: none.
+    /// or nullptr in a hole; valid as slots() is.
+    /// Lock: none. Cost: O(log slots).
     [[nodiscard]] const slot_type* find(std::uint64_t gpa) const noexcept {
         const table_type& t = table();
         const std::size_t i = index_of(t, gpa >> page_shift);
         return i == t.count ? nullptr : &t.slots[i];
     }
 
-    /// The slot with id `id`, or nullptr; valid as slots() is. O(slots).
+    /// The slot with id `id`, or nullptr; valid as slots() is.
+    /// Lock: none. Cost: O(slots).
     [[nodiscard]] const slot_type* find_slot(std::uint32_t id) const noexcept {
         for (const slot_type& s : slots())
             if (s.id == id) return &s;
@@ -367,10 +400,14 @@ public:
 
     /// Call `fn(const piece_type&)` for each per-slot part of the GPA range
     /// [gpa, gpa + pages * 4 KiB), in GPA order. The whole range is checked
-    /// first: errors (invalid_range, before `fn` is called at all): the
-    /// range is invalid (gfn_range), or a GFN in it is in no slot (at the
-    /// first such GFN). `fn` may return void, or a status: the first failed
-    /// one stops the walk and is returned as is. O(log slots + slots crossed).
+    /// first. `fn` may return void, or a status.
+    /// Errors:    in this order: invalid_range, before `fn` is called at all:
+    ///            the range is invalid (gfn_range), or a GFN in it is in no
+    ///            slot (at the first such GFN); then the first failed status
+    ///            of `fn`, which stops the walk, returned as is.
+    /// Lock:      none (one published table is walked; see the file comment).
+    /// Cost:      O(log slots + slots crossed) plus the calls of `fn`.
+    /// Allocates: nothing.
     template <class F>
     status for_each_piece(std::uint64_t gpa, std::uint64_t pages, F&& fn) const {
         auto frames = gfn_range(gpa, pages);
@@ -388,16 +425,22 @@ public:
     }
 
     /// Convert the GPA range [gpa, gpa + pages * 4 KiB) to `to` with one
-    /// all-or-nothing Memory::convert. Errors, nothing changed by any:
-    /// - invalid_range (from this map, the object untouched): the range is
-    ///   invalid (gfn_range); a GFN is in no slot; the range reaches a
-    ///   second object, or a slot whose object pages do not follow the
-    ///   previous slot's (at the first GFN of that slot's part);
-    /// - any error of Memory::convert, with error().page() translated to
-    ///   the GFN of the offending object page, the binding id kept, and the
-    ///   message prefixed "GPA frame <gfn> (object page <page>): " (an
-    ///   error about no page keeps no_page and names the GPA range instead).
-    /// O(log slots + slots crossed) plus the object's convert.
+    /// all-or-nothing Memory::convert.
+    /// Errors:    in this order, nothing changed by any:
+    ///            - invalid_range (from this map, the object untouched): the
+    ///              range is invalid (gfn_range); a GFN is in no slot; the
+    ///              range reaches a second object, or a slot whose object
+    ///              pages do not follow the previous slot's (at the first GFN
+    ///              of that slot's part);
+    ///            - any error of Memory::convert, with error().page()
+    ///              translated to the GFN of the offending object page, the
+    ///              binding id kept, and the message prefixed "GPA frame <gfn>
+    ///              (object page <page>): " (an error about no page keeps
+    ///              no_page and names the GPA range instead).
+    /// Lock:      none of the map's; the object's convert takes its own
+    ///            exclusive lock.
+    /// Cost:      O(log slots + slots crossed) plus the object's convert.
+    /// Allocates: nothing itself; the object's convert allocates as it says.
     status convert(std::uint64_t gpa, std::uint64_t pages, shareability to, convert_options opts = {}) {
         auto frames = gfn_range(gpa, pages);
         if (!frames) return frames.error();
@@ -429,9 +472,12 @@ public:
         return translate(s.error(), f, obj);
     }
 
-    /// Like convert, for a byte length (as KVM_EXIT_MEMORY_FAULT reports
-    /// it). Error: invalid_range at gpa / 4096 when `bytes` is not a
-    /// multiple of 4 KiB; then convert's.
+    /// Like convert, for a byte length (as KVM_EXIT_MEMORY_FAULT reports it).
+    /// Errors:    invalid_range at gpa / 4096 when `bytes` is not a multiple
+    ///            of 4 KiB; then convert's.
+    /// Lock:      convert's.
+    /// Cost:      convert's.
+    /// Allocates: as convert.
     status convert_bytes(std::uint64_t gpa, std::uint64_t bytes, shareability to, convert_options opts = {}) {
         if (bytes % page_size != 0)
             return error::make(errc::invalid_range, gpa >> page_shift,

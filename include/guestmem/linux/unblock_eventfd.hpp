@@ -43,7 +43,8 @@ public:
         if (fd < 0) return errno_error(errno, no_page, "eventfd for the unblock notifier");
         return eventfd_unblock_notifier(fd);
     }
-    /// Takes `o`'s fd; `o` is left without one.
+    /// Take over `o`'s eventfd; `o` is left without one.
+    /// Lock: none. Cost: O(1).
     eventfd_unblock_notifier(eventfd_unblock_notifier&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
     eventfd_unblock_notifier& operator=(eventfd_unblock_notifier&&) = delete;
     ~eventfd_unblock_notifier() override {

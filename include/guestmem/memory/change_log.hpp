@@ -41,22 +41,28 @@ public:
     };
 
     /// Is a newer than b (serial-number order, modulo 2^64)?
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] static constexpr bool newer(std::uint64_t a, std::uint64_t b) noexcept {
         return static_cast<std::int64_t>(a - b) > 0;
     }
 
-    /// The generation: how many ownership changes the object has seen (modulo 2^64).
+    /// The current generation.
+    /// Lock: the owner's (shared is enough). Cost: O(1).
     [[nodiscard]] std::uint64_t generation() const noexcept { return gen_; }
     /// The oldest generation G for which every change after G is logged.
+    /// Lock: the owner's (shared is enough). Cost: O(1).
     [[nodiscard]] std::uint64_t floor() const noexcept { return floor_; }
     /// floor() <= g <= generation(), counted from the floor (across a wrap).
+    /// Lock: the owner's (shared is enough). Cost: O(1).
     [[nodiscard]] bool covers(std::uint64_t g) const noexcept { return g - floor_ <= gen_ - floor_; }
     /// Is g newer than the current generation?
+    /// Lock: the owner's (shared is enough). Cost: O(1).
     [[nodiscard]] bool in_future(std::uint64_t g) const noexcept { return newer(g, gen_); }
 
     /// A conversion changed `r`: the generation rises and `r` is logged,
-    /// merged into the newest entry when it touches it; a full log drops its
-    /// oldest entry and raises floor(). Cost: O(1). Allocates: nothing.
+    /// widening the newest entry when it overlaps or touches it, else taking
+    /// a slot (the oldest goes, and the floor rises, when the log is full).
+    /// Lock: the owner's, exclusive. Cost: O(1); allocates nothing.
     void record(page_range r) noexcept {
         ++gen_;
         if (count_ > 0) {
@@ -76,18 +82,22 @@ public:
 
     /// A page was poisoned or quarantined: the generation rises, and an
     /// increment from an older generation cannot carry it (last_poison()).
+    /// Lock: the owner's, exclusive. Cost: O(1).
     void poisoned() noexcept {
         last_poison_ = ++gen_;
         any_poison_ = true;
     }
     /// The generation of the newest poison or quarantine event (meaningful
     /// when poisoned_since() can be true).
+    /// Lock: the owner's (shared is enough). Cost: O(1).
     [[nodiscard]] std::uint64_t last_poison() const noexcept { return last_poison_; }
     /// Was a page poisoned or quarantined after generation g?
+    /// Lock: the owner's (shared is enough). Cost: O(1).
     [[nodiscard]] bool poisoned_since(std::uint64_t g) const noexcept { return any_poison_ && newer(last_poison_, g); }
 
     /// Visit, oldest first, the ranges of every entry newer than g.
     /// Precondition: covers(g).
+    /// Lock: the owner's (shared is enough). Cost: O(capacity) plus the calls of `f`.
     template <class F>
     void for_each_since(std::uint64_t g, F&& f) const {
         for (std::size_t i = 0; i < count_; ++i)
@@ -95,6 +105,7 @@ public:
     }
 
     /// Start over at generation g with nothing logged (after a restore).
+    /// Lock: the owner's, exclusive. Cost: O(1).
     void reset(std::uint64_t g) noexcept {
         gen_ = floor_ = g;
         head_ = count_ = 0;

@@ -84,10 +84,11 @@ public:
 
     /// An object of `cfg.pages` pages whose folios come from `allocator`
     /// (which must outlive it). Construction cannot fail: a max_order above
-    /// what the allocator supports is lowered to it, and so is a size past
-    /// the largest file offset (2^51 pages), so every page of the object can
-    /// be allocated and truncated alike (check_config says so).
-    /// Allocates nothing; an invalid `cfg.initial` is taken as guest_only.
+    /// what the allocator supports is lowered to it (check_config says so);
+    /// an invalid `cfg.initial` is taken as guest_only.
+    /// Lock:      none (nothing shares the object yet).
+    /// Cost:      O(1) (the map is one run; the folio table holds no folio).
+    /// Allocates: nothing.
     guest_memory(Allocator& allocator, const guest_memory_config& cfg, const NodeAllocator& nodes = {})
         : alloc_(allocator),
           size_(std::min(cfg.pages, max_file_pages)),
@@ -98,13 +99,16 @@ public:
     guest_memory(const guest_memory&) = delete;
     guest_memory& operator=(const guest_memory&) = delete;
 
-    /// Validate a configuration before constructing with it. Errors:
-    /// invalid_argument (0 pages, more than 2^51 pages: past the largest
-    /// file offset, 2^63 bytes, which guest_memfd's size and fallocate
-    /// allow, so every page an object has can also be punched; an initial
-    /// shareability that is not shared or guest_only, a max_order other
-    /// than order_4k, order_2m, order_1g); not_supported (max_order above
-    /// the allocator's). No lock; O(1).
+    /// Validate a configuration before constructing with it.
+    /// Errors:    in this order, each at no_page: invalid_argument (0 pages;
+    ///            more than 2^51 pages: past the largest file offset, 2^63
+    ///            bytes, which guest_memfd's size and fallocate allow, so
+    ///            every page an object has can also be punched; an initial
+    ///            shareability that is not shared or guest_only; a max_order
+    ///            other than order_4k, order_2m, order_1g); not_supported
+    ///            (max_order above the allocator's).
+    /// Lock:      none.
+    /// Cost:      O(1).
     [[nodiscard]] static status check_config(const Allocator& allocator, const guest_memory_config& cfg) noexcept {
         if (cfg.pages == 0) return error::make(errc::invalid_argument, no_page, "an object of 0 pages holds nothing");
         if (cfg.pages > max_file_pages)
@@ -123,23 +127,31 @@ public:
         return ok();
     }
 
-    /// Object size in base pages, fixed at construction. No lock; O(1).
+    /// Object size in base pages, fixed at construction.
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] page_index size() const noexcept { return size_; }
     /// Largest order allocate() uses: the configured one, lowered to the
-    /// allocator's. No lock; O(1).
+    /// allocator's.
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] folio_order max_order() const noexcept { return max_order_; }
 
     // ---- population -------------------------------------------------------
 
     /// fallocate: back every hole in `r` with folios of the largest order
     /// that fits, split at once where shareability is mixed. All or nothing:
-    /// on error the folios this call made are freed. Exclusive lock.
-    /// Errors: invalid_range (r empty, inverted or past size()); poisoned (r
-    /// holds a quarantined page: release_quarantine first); out_of_memory
-    /// (records, or the allocator); any other error of the allocator's
-    /// allocate or prepare_split, passed on (an fd backend's errno, mapped
-    /// by errc_from_errno). O(log folios + folios made), plus 512 piece
-    /// states per split.
+    /// on error the folios this call made are freed.
+    /// Errors:    would_deadlock (no_page) first, when called from a
+    ///            consumer callback of this object (memory/reentry.hpp);
+    ///            then invalid_range (r empty, inverted or past size());
+    ///            poisoned (r holds a quarantined page: release_quarantine
+    ///            first);
+    ///            out_of_memory (records, or the allocator); any other error
+    ///            of the allocator's allocate or prepare_split, passed on (an
+    ///            fd backend's errno, mapped by errc_from_errno).
+    /// Lock:      exclusive.
+    /// Cost:      O(log folios + folios made), plus 512 piece states per split.
+    /// Allocates: folios from Allocator; folio records and piece arrays from
+    ///            NodeAllocator.
     status allocate(page_range r) {
         if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("allocate");
         std::unique_lock guard(lock_);
@@ -154,10 +166,15 @@ public:
     /// failure semantics) and the covered pages of partly covered huge
     /// folios are zeroed. Shareability is kept. As with guest_memfd, the
     /// part of `r` at or past the object's end is ignored (punching there
-    /// succeeds). Errors: invalid_range for an empty or inverted range, or
-    /// one ending past the largest file offset (2^63 bytes); nothing else.
-    /// Exclusive lock; consumers' refusals in prepare are ignored (counted).
-    /// O(bindings + log folios + folios removed + pages zeroed).
+    /// succeeds). Consumers' refusals in prepare are ignored (counted).
+    /// Errors:    would_deadlock (no_page) first, when called from a
+    ///            consumer callback of this object; then invalid_range for an
+    ///            empty or inverted range, or one ending past the largest file
+    ///            offset (2^63 bytes); nothing else.
+    /// Lock:      exclusive; consumer callbacks and the unblock notifier run
+    ///            under it.
+    /// Cost:      O(bindings + log folios + folios removed + pages zeroed).
+    /// Allocates: nothing (frees folios and records).
     status punch_hole(page_range r) {
         if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("punch_hole");
         std::unique_lock guard(lock_);
@@ -179,9 +196,14 @@ public:
     /// drop. Their frames go back to the allocator (memfd and guest_memfd
     /// punch them, so their contents are gone) and their pages may be
     /// allocated again. Call it once the consumer has really dropped the
-    /// page. Errors: invalid_range; busy while such a folio is still pinned
-    /// (the page named). Nothing quarantined there is not an error.
-    /// Exclusive lock. O(detached folios + leaves freed).
+    /// page. Nothing quarantined there is not an error.
+    /// Errors:    in this order: would_deadlock (no_page: called from a
+    ///            consumer callback of this object); invalid_range;
+    ///            busy (nothing freed) while such a folio is still pinned
+    ///            (its first pinned page named).
+    /// Lock:      exclusive; the unblock notifier runs under it.
+    /// Cost:      O(detached folios + leaves freed).
+    /// Allocates: nothing.
     status release_quarantine(page_range r) {
         if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("release_quarantine");
         std::unique_lock guard(lock_);
@@ -195,15 +217,23 @@ public:
 
     /// Change the shareability of every page in `r` to `to`, all or
     /// nothing. On failure error().page() is the first offending page and,
-    /// for a veto, error().binding_id() the vetoing binding. Exclusive lock.
-    /// Errors, in the order checked: invalid_range (r empty, inverted or
-    /// past size()); invalid_argument (`to` or opts.content not a valid
-    /// value); then a range already all `to` succeeds at once (a no-op);
-    /// poisoned (a poisoned page in r); out_of_memory (map nodes, piece
-    /// arrays or the allocator's split reservation); busy (to guest_only
-    /// without opts.defer_if_pinned: the first pinned page); vetoed (a
-    /// consumer's prepare refused). O(log runs + log folios + bindings +
-    /// leaves in r), plus 512 piece states per split or merge.
+    /// for a veto, error().binding_id() the vetoing binding.
+    /// Errors:    in the order checked: would_deadlock (no_page: called from
+    ///            a consumer callback of this object, memory/reentry.hpp);
+    ///            invalid_range (r empty, inverted or past size()); invalid_argument (`to` or opts.content not a
+    ///            valid value); then a range already all `to` succeeds at
+    ///            once (a no-op); poisoned (a poisoned page in r);
+    ///            out_of_memory (map nodes, piece arrays or the allocator's
+    ///            split reservation); busy (to guest_only without
+    ///            opts.defer_if_pinned: the first pinned page); vetoed (a
+    ///            consumer's prepare refused).
+    /// Lock:      exclusive; consumer callbacks (and, when something
+    ///            changed, the unblock notifier) run under it.
+    /// Cost:      O(log runs + log folios + bindings + leaves in r), plus 512
+    ///            piece states per split or merge.
+    /// Allocates: map nodes and piece arrays from NodeAllocator, and the
+    ///            allocator's split reservation, all reserved before anything
+    ///            changes (a steady-state conversion reuses pooled nodes).
     status convert(page_range r, shareability to, convert_options opts = {}) {
         if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("convert");
         std::unique_lock guard(lock_);
@@ -269,7 +299,8 @@ public:
     }
 
     /// Bumped by every conversion that changes something (snapshot/changes.hpp
-    /// lists what changed since a generation). Shared lock; O(1).
+    /// lists what changed since a generation).
+    /// Lock: shared; none from a consumer callback of this object. Cost: O(1).
     [[nodiscard]] std::uint64_t generation() const {
         return read_shared([&] { return changes_.generation(); });
     }
@@ -280,14 +311,21 @@ public:
     /// Shared faults: host, hypervisor or device, on shared pages.
     /// Guest-only faults: hypervisor or trusted device, on guest_only pages.
     /// Pair with read_begin/read_retry on the caller's binding so a mapping
-    /// is never installed after an invalidation ran in between. Shared lock;
-    /// writes nothing. Errors, in order: invalid_range (page past size());
-    /// invalid_argument (`wanted` or `who` invalid); permission_denied (a
-    /// host or device asks for guest_only, the page is not `wanted`, or a
-    /// host-side fault on a folio not in mappability all); not_allocated (a
-    /// hole); poisoned; retry (a guest-side fault on a folio in mappability
-    /// none, draining its pins). O(log runs + log folios). `policy` decides
-    /// who may map guest_only pages (core/access_policy.hpp; today's rules).
+    /// is never installed after an invalidation ran in between. Writes
+    /// nothing. `policy` decides who may map guest_only pages
+    /// (core/access_policy.hpp; today's rules).
+    /// Errors:    in order: would_deadlock (no_page: called from a consumer
+    ///            callback of this object); invalid_range (page past
+    ///            size()); invalid_argument (`wanted` or `who` invalid);
+    ///            permission_denied (a host or device asks for guest_only,
+    ///            the page is not `wanted`, or a host-side fault on a folio
+    ///            not in mappability all);
+    ///            not_allocated (a hole); poisoned; retry (a guest-side fault
+    ///            on a folio in mappability none, draining its pins).
+    /// Lock:      shared (with the default sharded lock a try-lock first: the
+    ///            re-entry check costs nothing until it fails).
+    /// Cost:      O(log runs + log folios).
+    /// Allocates: nothing.
     template <access_rule Policy = confidential>
     [[gnu::always_inline]] inline result<fault_result> fault(page_index page, shareability wanted, accessor who,
                                                               Policy policy = {}) const {
@@ -309,12 +347,13 @@ public:
     }
 
     /// The sequence of binding `b`, read before fault (odd while an
-    /// invalidation over `b` is in flight). No lock: one atomic load, O(1).
+    /// invalidation over `b` is in flight).
+    /// Lock: none (one atomic load). Cost: O(1).
     [[nodiscard]] std::uint64_t read_begin(const binding_type& b) const noexcept { return notifier_.read_begin(b); }
     /// True if an invalidation over `b` was in flight at read_begin or has
     /// run since `seq`: drop the fault's answer and fault again. Call it
     /// under the lock the consumer's commit takes, just before installing.
-    /// No lock on the object: one atomic load, O(1).
+    /// Lock: none on the object (one atomic load). Cost: O(1).
     [[nodiscard]] bool read_retry(const binding_type& b, std::uint64_t seq) const noexcept {
         return notifier_.read_retry(b, seq);
     }
@@ -322,13 +361,18 @@ public:
     // ---- unexpected references --------------------------------------------
 
     /// Take an unexpected reference (GUP pin, IOMMU mapping, I/O in flight)
-    /// on every page of `r` on behalf of `who`. All or nothing. Exclusive
-    /// lock. Errors: invalid_range; invalid_argument (`who` invalid);
-    /// permission_denied (a guest_only page, for the host or an untrusted
-    /// device); busy (a page in mappability none, a folio overlapping one
-    /// truncated while pinned, or a page at 2^32 - 1 pins); not_allocated (a
-    /// hole); poisoned; out_of_memory (pin records). Costs O(log runs +
-    /// runs in r + log folios + leaves in r + pin runs in r). `policy`: as fault's.
+    /// on every page of `r` on behalf of `who`. All or nothing. `policy`:
+    /// as fault's.
+    /// Errors:    in the order checked: would_deadlock (no_page: called from
+    ///            a consumer callback of this object); invalid_range;
+    ///            invalid_argument (`who` invalid); permission_denied (a guest_only page, for the
+    ///            host or an untrusted device); busy (a page in mappability
+    ///            none); not_allocated (a hole); busy (a folio overlapping one
+    ///            truncated while pinned); poisoned; busy (a page at 2^32 - 1
+    ///            pins); out_of_memory (pin records).
+    /// Lock:      exclusive.
+    /// Cost:      O(log runs + runs in r + log folios + leaves in r + pin runs in r).
+    /// Allocates: pin records from NodeAllocator.
     template <access_rule Policy = confidential>
     status pin(page_range r, accessor who, Policy policy = {}) {
         if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("pin");
@@ -350,11 +394,15 @@ public:
 
     /// Drop one unexpected reference on every page of `r`. The last one on a
     /// folio fires the deferred work at once (none -> guest, re-merge) or,
-    /// for a detached folio, frees it. All or nothing. Exclusive lock. Errors:
-    /// invalid_range; invalid_argument (a page of r has no pin);
-    /// out_of_memory (records to cut a pin run at r's ends). O(log folios +
-    /// leaves in r + pin runs in r + detached folios), plus 512 piece states
-    /// per merge.
+    /// for a detached folio, frees it. All or nothing.
+    /// Errors:    in this order: would_deadlock (no_page: called from a
+    ///            consumer callback of this object); invalid_range;
+    ///            invalid_argument (a page of r has no pin); out_of_memory
+    ///            (records to cut a pin run at r's ends).
+    /// Lock:      exclusive; the unblock notifier runs under it.
+    /// Cost:      O(log folios + leaves in r + pin runs in r + detached
+    ///            folios), plus 512 piece states per merge.
+    /// Allocates: pin records from NodeAllocator (to cut a pin run).
     status unpin(page_range r) {
         if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("unpin");
         std::unique_lock guard(lock_);
@@ -372,9 +420,12 @@ public:
     /// every binding overlapping that folio, once, clipped to it, with its
     /// order and whether its pages were shared or guest_only (the kernel's
     /// guest_memfd error_folio). A folio already poisoned is not told again.
-    /// Errors: invalid_range past the end; not_allocated for a hole.
-    /// Exclusive lock; consumers' memory_failure runs under it.
-    /// O(log folios + log runs + bindings).
+    /// Errors:    in this order: would_deadlock (no_page: called from a
+    ///            consumer callback of this object); invalid_range past the
+    ///            end; not_allocated for a hole.
+    /// Lock:      exclusive; consumers' memory_failure runs under it.
+    /// Cost:      O(log folios + log runs + bindings).
+    /// Allocates: nothing.
     status memory_failure(page_index page) {
         if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("memory_failure");
         std::unique_lock guard(lock_);
@@ -394,12 +445,18 @@ public:
     /// Bind `c` over object pages `pages`, translated to `target_base` in
     /// the consumer's own page numbers. `slot` is the consumer's storage for
     /// this binding; several per consumer, several consumers per object.
-    /// Exclusive lock; allocates nothing. Errors: invalid_range (`pages`
-    /// empty, inverted or past size(), or a target range passing 2^64);
-    /// already_bound (`slot` is bound, or `c` has a binding overlapping
-    /// `pages`); invalid_argument (unknown `cls`). `cls`: irrevocable for a
-    /// consumer whose prepare cannot be undone cheaply (it then prepares
-    /// after every ordinary binding; see binding_class). O(bindings).
+    /// `cls`: irrevocable for a consumer whose prepare cannot be undone
+    /// cheaply (it then prepares after every ordinary binding; see
+    /// binding_class).
+    /// Errors:    in the order checked, nothing changed: would_deadlock
+    ///            (no_page: called from a consumer callback of this object);
+    ///            invalid_range (`pages` empty, inverted or past size()); invalid_argument
+    ///            (unknown `cls`); invalid_range (a target range passing
+    ///            2^64); already_bound (`slot` is bound); already_bound (`c`
+    ///            has a binding overlapping `pages`) (notifier_set::bind).
+    /// Lock:      exclusive.
+    /// Cost:      O(bindings).
+    /// Allocates: nothing.
     result<binding_handle> bind(binding_type& slot, Consumer& c, page_range pages, std::uint64_t target_base,
                                 binding_class cls = binding_class::ordinary) {
         if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("bind");
@@ -409,10 +466,14 @@ public:
     }
 
     /// Unbind; the consumer gets a `release` invalidation first, and pages
-    /// it reports it could not drop are quarantined like any commit's. A
-    /// stale handle (from an earlier binding or another object) is
-    /// not_bound, the only error. Exclusive lock; the release's prepare and
-    /// commit run under it. O(bindings).
+    /// it reports it could not drop are quarantined like any commit's.
+    /// Errors:    would_deadlock (no_page: called from a consumer callback of
+    ///            this object); then not_bound (no_page) for a stale handle
+    ///            (from an earlier binding or another object), the only other.
+    /// Lock:      exclusive; the release's prepare and commit, and the unblock
+    ///            notifier, run under it.
+    /// Cost:      O(bindings).
+    /// Allocates: nothing.
     status unbind(binding_handle h) {
         if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("unbind");
         std::unique_lock guard(lock_);
@@ -427,8 +488,12 @@ public:
 
     // ---- queries ------------------------------------------------------------
 
-    /// The shareability of `page`. Shared lock. Error: invalid_range (page
-    /// past size()). O(log runs).
+    /// The shareability of `page`.
+    /// Errors:    in this order: would_deadlock (no_page: called from a
+    ///            consumer callback of this object); invalid_range (page past
+    ///            size()).
+    /// Lock:      shared.
+    /// Cost:      O(log runs).
     [[nodiscard]] result<shareability> shareability_at(page_index page) const {
         if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("shareability_at");
         std::shared_lock guard(lock_);
@@ -436,8 +501,12 @@ public:
         return shares_.at(page);
     }
 
-    /// Mappability of the leaf folio holding `page`. Shared lock. Errors:
-    /// invalid_range (page past size()); not_allocated (a hole). O(log folios).
+    /// Mappability of the leaf folio holding `page`.
+    /// Errors:    in this order: would_deadlock (no_page: called from a
+    ///            consumer callback of this object); invalid_range (page past
+    ///            size()); not_allocated (a hole).
+    /// Lock:      shared.
+    /// Cost:      O(log folios).
     [[nodiscard]] result<mappability> mappability_at(page_index page) const {
         if (detail::this_thread_holds(this)) [[unlikely]] return detail::reentered("mappability_at");
         std::shared_lock guard(lock_);
@@ -448,24 +517,33 @@ public:
     }
 
     /// Pins on `page`: the raw per-page count, a detached folio's included;
-    /// 0 past the end. Shared lock; no error. O(log pin runs).
+    /// 0 past the end. No error.
+    /// Lock: shared; none from a consumer callback of this object. Cost: O(log pin runs).
     [[nodiscard]] std::uint32_t pins(page_index page) const {
         return read_shared([&] { return page < size_ ? folios_.pins(page) : 0; });
     }
 
-    /// Census and counters, a snapshot (guest_memory_stats). Shared lock;
-    /// no error. O(runs + bindings).
+    /// Census and counters, a snapshot (guest_memory_stats). No error.
+    /// Lock:      shared; none when called from a consumer callback of this
+    ///            object (it reads the state as before the round).
+    /// Cost:      O(runs + bindings).
     [[nodiscard]] guest_memory_stats stats() const { return read_shared([&] { return stats_locked(); }); }
-    /// A readable map of runs, folios and consumers, written to `os` under
-    /// the shared lock. O(runs + leaves + bindings).
+    /// A readable map of runs, folios and consumers, written to `os`.
+    /// Lock:      shared; none when called from a consumer callback of this
+    ///            object (as stats()).
+    /// Cost:      O(runs + leaves + bindings).
+    /// Allocates: whatever `os` does.
     void dump(std::ostream& os) const { read_shared([&] { dump_locked(os); }); }
 
     /// Tell `n` (nullptr: nobody) whenever a refused conversion may now
     /// succeed (memory/reentry.hpp): after an unpin, a conversion that
     /// changed something, a punch_hole, a release_quarantine and an unbind,
     /// under the exclusive lock. `n` must outlive the object or be replaced
-    /// first. Errors: none. Lock: exclusive (not from a callback: it would
-    /// wait for itself). Cost: O(1). Allocates: nothing.
+    /// first.
+    /// Errors:    none.
+    /// Lock:      exclusive (not from a callback: it would wait for itself).
+    /// Cost:      O(1).
+    /// Allocates: nothing.
     void set_unblock_notifier(unblock_notifier* n) {
         std::unique_lock guard(lock_);
         unblock_ = n;
@@ -491,16 +569,22 @@ public:
     // ---- the locked tier and the restore door (memory/locked.hpp) ----------
 
     class locked_view;
-    /// The lock, taken shared, as a guard for locked(). Lock: shared until
-    /// the guard goes (do not call the locking members meanwhile).
+    /// The lock, taken shared, as a guard for locked().
+    /// Lock:      shared until the guard goes (do not call the locking
+    ///            members meanwhile).
+    /// Cost:      the lock's.
     [[nodiscard]] std::shared_lock<Lock> lock_shared() const { return std::shared_lock<Lock>(lock_); }
-    /// The lock, taken exclusive, as a guard for locked(). Lock: exclusive
-    /// until the guard goes (do not call the locking members meanwhile).
+    /// The lock, taken exclusive, as a guard for locked().
+    /// Lock:      exclusive until the guard goes (do not call the locking
+    ///            members meanwhile).
+    /// Cost:      the lock's.
     [[nodiscard]] std::unique_lock<Lock> lock_exclusive() const { return std::unique_lock<Lock>(lock_); }
     /// The parts, read-only, for a caller holding `held` (a guard from
     /// lock_shared() or lock_exclusive()): runs, the map, the folio table,
     /// the notifier set, the change log. Precondition: `held` owns this
-    /// object's lock. Cost: O(1).
+    /// object's lock (asserted).
+    /// Lock:      none taken: `held` is the caller's.
+    /// Cost:      O(1).
     template <class Guard>
         requires std::same_as<Guard, std::shared_lock<Lock>> || std::same_as<Guard, std::unique_lock<Lock>>
     [[nodiscard]] locked_view locked(const Guard& held) const noexcept;
@@ -508,10 +592,13 @@ public:
     /// one of this object's consumer callbacks (they run under its exclusive
     /// lock, so the callback holds no guard to pass to locked()): how an
     /// abort restores state run by run (kvm_attributes_consumer's does).
-    /// Errors: invalid_argument (this thread runs no callback of this
-    /// object: take lock_shared() and use locked() instead); invalid_range
-    /// (r empty, inverted or past size()). Lock: none taken (the round
-    /// holds it). Cost: O(log runs) to begin, O(1) per run.
+    /// Errors:    in this order: invalid_argument (no_page: this thread runs
+    ///            no callback of this object: take lock_shared() and use
+    ///            locked() instead); invalid_range (r empty, inverted or past
+    ///            size()).
+    /// Lock:      none taken (the round holds it).
+    /// Cost:      O(log runs) to begin, O(1) per run.
+    /// Allocates: nothing.
     [[nodiscard]] auto runs_in_callback(page_range r) const -> result<decltype(std::declval<const share_map&>().runs(r))> {
         if (!detail::this_thread_holds(this)) [[unlikely]]
             return error::make(errc::invalid_argument, no_page,
@@ -524,14 +611,21 @@ public:
     /// Load a saved state into a fresh object (snapshot restore): the map
     /// from `run_count` runs next_run() returns as {pages, shareability},
     /// then the folios build(folio_table::loader&) makes, then the
-    /// generation. All or nothing. Lock: exclusive, held while build runs
-    /// (it must not call into the object). Errors: invalid_argument (not
-    /// fresh: more than one run, a folio or a pin); out_of_memory (map
-    /// nodes); whatever build returns. Cost: O(runs + what build makes).
+    /// generation. All or nothing.
+    /// Errors:    in this order, the object as before: invalid_argument
+    ///            (no_page: not fresh, more than one run, a folio or a pin);
+    ///            out_of_memory (map nodes, at page 0); whatever build returns
+    ///            (the folios it made go back, the map is one run again).
+    /// Lock:      exclusive, held while build runs (it must not call into the
+    ///            object).
+    /// Cost:      O(runs + what build makes).
+    /// Allocates: map nodes from NodeAllocator; what build makes through the
+    ///            loader (folios, records).
     template <class NextRun, class Build>
     [[nodiscard]] status load(std::size_t run_count, NextRun&& next_run, Build&& build, std::uint64_t generation);
     /// Start the change log over at generation `g`, nothing logged (an
-    /// increment applied, or abandoned at its base). Lock: exclusive. O(1).
+    /// increment applied, or abandoned at its base).
+    /// Lock: exclusive. Cost: O(1).
     void restart_generation(std::uint64_t g) {
         std::unique_lock guard(lock_);
         changes_.reset(g);

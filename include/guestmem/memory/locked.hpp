@@ -31,19 +31,25 @@ template <folio_allocator Allocator, invalidation_consumer Consumer, lock_policy
 class guest_memory<Allocator, Consumer, Lock, NodeAllocator>::locked_view {
 public:
     /// The shareability runs overlapping `r`, clipped to it.
-    /// Errors: invalid_range (r empty, inverted or past size()).
-    /// Cost: O(log runs) to begin, O(1) per run.
+    /// Errors:    invalid_range (r empty, inverted or past size()).
+    /// Lock:      none taken: the caller's guard holds the object's lock.
+    /// Cost:      O(log runs) to begin, O(1) per run.
+    /// Allocates: nothing.
     [[nodiscard]] auto runs(page_range r) const -> result<decltype(std::declval<const share_map&>().runs(r))> {
         if (auto s = check_range(r, m_->size_); !s) return s.error();
         return m_->shares_.runs(r);
     }
-    /// The shareability map. Cost: O(1).
+    /// The shareability map.
+    /// Lock: none taken (the caller's guard). Cost: O(1).
     [[nodiscard]] const share_map& shareability_map() const noexcept { return m_->shares_; }
-    /// The folio table. Cost: O(1).
+    /// The folio table.
+    /// Lock: none taken (the caller's guard). Cost: O(1).
     [[nodiscard]] const folio_table<Allocator, NodeAllocator>& folios() const noexcept { return m_->folios_; }
-    /// The notifier set. Cost: O(1).
+    /// The notifier set.
+    /// Lock: none taken (the caller's guard). Cost: O(1).
     [[nodiscard]] const notifier_set<Consumer>& notifiers() const noexcept { return m_->notifier_; }
-    /// The generation and the log of converted ranges (memory/change_log.hpp). Cost: O(1).
+    /// The generation and the log of converted ranges (memory/change_log.hpp).
+    /// Lock: none taken (the caller's guard). Cost: O(1).
     [[nodiscard]] const change_log& changes() const noexcept { return m_->changes_; }
 
 private:
@@ -52,8 +58,9 @@ private:
     const guest_memory* m_;
 };
 
-/// guest_memory::locked: the parts, read-only, for a caller holding
-/// `held`, a guard of this object's lock. Cost: O(1).
+// Hidden from Doxygen, which cannot match this definition (trailing return
+// type) to its documented declaration in guest_memory.
+/// @cond
 template <folio_allocator Allocator, invalidation_consumer Consumer, lock_policy Lock, class NodeAllocator>
 template <class Guard>
     requires std::same_as<Guard, std::shared_lock<Lock>> || std::same_as<Guard, std::unique_lock<Lock>>
@@ -62,6 +69,7 @@ auto guest_memory<Allocator, Consumer, Lock, NodeAllocator>::locked(const Guard&
     (void)held;
     return locked_view(*this);
 }
+/// @endcond
 
 template <folio_allocator Allocator, invalidation_consumer Consumer, lock_policy Lock, class NodeAllocator>
 template <class NextRun, class Build>

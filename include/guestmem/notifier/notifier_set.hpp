@@ -27,10 +27,13 @@
 /// intrusive round list that every later phase (prepare, commit, abort,
 /// end) walks in O(k).
 ///
-/// Locking: every member except read_begin/read_retry (and
-/// binding::sequence) must run under the owner's exclusive lock, as must
-/// destroying a bound binding. Consumer callbacks must not bind or unbind on
-/// the set that calls them.
+/// Locking: every member that changes the set (and the destructor) must run
+/// under the owner's exclusive lock, as must destroying a bound binding; the
+/// const members (binding_count, for_each_binding, stats, ...) under the
+/// owner's lock, shared being enough (guest_memory's stats and dump do so);
+/// read_begin/read_retry (and binding::sequence) need none. Consumer
+/// callbacks must not bind or unbind on the set that calls them. Each
+/// member states its own in a `Lock:` field.
 #pragma once
 
 #include <boost/intrusive/list.hpp>
@@ -70,12 +73,13 @@ concept named_consumer = requires(const C& c) {
 /// two-phase invalidation protocol (see the file description). `C`: the
 /// consumer type (the virtual `consumer` base by default).
 ///
-/// Locking: every member except read_begin and read_retry runs under the
-/// owner's exclusive lock (guest_memory takes it); consumer callbacks run
-/// inside the members that invalidate, under that lock, and must not bind or
-/// unbind here. No member allocates or throws. Costs (B bindings, k of them
-/// overlapping the range at hand) are stated per member, plus the
-/// consumers' own callbacks.
+/// Locking: the members that change the set run under the owner's
+/// exclusive lock (guest_memory takes it), the const ones under its lock
+/// (shared is enough), read_begin and read_retry under none; consumer
+/// callbacks run inside the members that invalidate, under that lock, and
+/// must not bind or unbind here. No member allocates or throws. Costs (B
+/// bindings, k of them overlapping the range at hand) are stated per member
+/// in a `Cost:` field, plus the consumers' own callbacks.
 template <invalidation_consumer C = consumer>
 class notifier_set {
     struct id_of {
@@ -112,6 +116,8 @@ public:
         /// Calls to memory_failure().
     };
 
+    /// An empty set: no binding, no round, counters at 0.
+    /// Lock: none (nothing shares it yet). Cost: O(1); allocates nothing.
     notifier_set() = default;
     notifier_set(const notifier_set&) = delete;
     notifier_set& operator=(const notifier_set&) = delete;
@@ -119,8 +125,12 @@ public:
     notifier_set& operator=(notifier_set&&) = delete;
 
     /// Aborts a round still in flight, then releases and unlinks every
-    /// remaining binding (a non-vetoable `release` to each). Under the
-    /// owner's exclusive lock, like every mutation. Cost: O(B log B).
+    /// remaining binding (a non-vetoable `release` to each).
+    /// Lock:      the owner's exclusive lock, like every mutation; consumer
+    ///            callbacks run under it.
+    /// Cost:      O(B log B) plus the consumers' abort, prepare and commit
+    ///            callbacks.
+    /// Allocates: nothing.
     ~notifier_set() {
         if (in_round_) abort_active();
         commit_report discarded;
@@ -129,12 +139,17 @@ public:
 
     /// Bind `slot` to `pages` of the object for `owner`, translating
     /// pages.begin to `target_base` in the consumer's space. The owner
-    /// checks `pages` against its size. Errors: invalid_range (`pages` empty
-    /// or inverted, or a target range passing 2^64); invalid_argument (an
-    /// unknown `cls`); already_bound (`slot` is bound, or `owner` has a
-    /// binding overlapping `pages`); busy (a round is in flight). `cls`:
-    /// when it prepares within a round (binding_class). Allocates nothing.
-    /// Cost: O((k + 1) log B), k the bindings overlapping `pages`.
+    /// checks `pages` against its size. `cls`: when it prepares within a
+    /// round (binding_class).
+    /// Errors:    in this order, nothing changed: invalid_range (`pages` empty
+    ///            or inverted); invalid_argument (an unknown `cls`);
+    ///            invalid_range (the target range passes 2^64);
+    ///            already_bound (`slot` is bound); busy (a round is in
+    ///            flight); already_bound (`owner` has a binding overlapping
+    ///            `pages`, at the first shared page).
+    /// Lock:      the owner's exclusive lock.
+    /// Cost:      O((k + 1) log B), k the bindings overlapping `pages`.
+    /// Allocates: nothing (the binding is intrusive: `slot` is the record).
     [[nodiscard]] result<binding_handle> bind(binding<C>& slot, C& owner, page_range pages, std::uint64_t target_base,
                                               binding_class cls = binding_class::ordinary) {
         if (auto s = check_range(pages, no_page); !s) return s.error();
@@ -183,8 +198,13 @@ public:
     /// Unbind: deliver a non-vetoable `release` over the binding's whole
     /// range (prepare result ignored, then commit), then unlink. Commit-time
     /// reports go to `report`; the range released is returned, for an owner
-    /// that quarantines what the reports name. Error: not_bound (an
-    /// unknown, stale or foreign handle), the only one. Cost: O(log B).
+    /// that quarantines what the reports name.
+    /// Errors:    not_bound (no_page: an unknown, stale or foreign handle),
+    ///            the only one; nothing changed.
+    /// Lock:      the owner's exclusive lock; the consumer's release
+    ///            callbacks run under it.
+    /// Cost:      O(log B) plus the consumer's prepare and commit.
+    /// Allocates: nothing.
     [[nodiscard]] result<page_range> unbind(binding_handle h, commit_report& report) {
         binding<C>* b = find(h.id);
         if (b == nullptr)
@@ -196,7 +216,11 @@ public:
         release_and_unlink(*b, report);
         return pages;
     }
-    /// As above (same error); commit-time reports are discarded.
+    /// As above; commit-time reports are discarded.
+    /// Errors:    not_bound (no_page), as above.
+    /// Lock:      the owner's exclusive lock.
+    /// Cost:      as above.
+    /// Allocates: nothing.
     [[nodiscard]] status unbind(binding_handle h) {
         commit_report discarded;
         if (auto r = unbind(h, discarded); !r) return r.error();
@@ -210,10 +234,18 @@ public:
     /// newest first, ends the sequences and returns the veto;
     /// otherwise the round stays in flight until exactly one of
     /// commit_round and abort_round. Always inlined: a handful of stores.
-    /// Errors: invalid_argument for a non-vetoable or unknown cause,
-    /// invalid_range for an empty or inverted range, busy while another
-    /// round is in flight, vetoed (with the binding id) when a consumer
-    /// refuses. Cost: O((k + 1) log B).
+    /// Errors:    in this order: invalid_argument for a non-vetoable or
+    ///            unknown cause; invalid_range for an empty or inverted
+    ///            range; busy while another round is in flight (nothing
+    ///            changed by these three); vetoed (at the consumer's page if
+    ///            it is in the clipped range, else the clipped range's first
+    ///            page, with the binding id) when a consumer refuses: the
+    ///            round is then aborted and ended.
+    /// Lock:      the owner's exclusive lock; prepare (and, on a veto, abort)
+    ///            callbacks run under it.
+    /// Cost:      O((k + 1) log B) plus the consumers' prepare callbacks;
+    ///            O(1) with no binding.
+    /// Allocates: nothing.
     [[nodiscard, gnu::always_inline]] inline status prepare_round(page_range pages, invalidation_cause cause) {
         if (!is_vetoable(cause)) return not_vetoable(pages, cause);
         if (auto s = check_range(pages, no_page); !s) return s;
@@ -229,8 +261,10 @@ public:
     /// Commit every prepared binding in binding order, ordinary before
     /// irrevocable (cannot fail;
     /// consumers report pages they could not drop into `report`) and end
-    /// the round. Nothing happens when no round is in flight. Cannot fail.
-    /// Cost: O((k + 1) log B).
+    /// the round. Nothing happens when no round is in flight.
+    /// Lock:      the owner's exclusive lock; commit callbacks run under it.
+    /// Cost:      O((k + 1) log B) plus the consumers' commit callbacks.
+    /// Allocates: nothing.
     void commit_round(commit_report& report) noexcept {
         if (!in_round_) return;
         if (!index_.empty()) commit_bindings(report);
@@ -240,6 +274,9 @@ public:
     /// The owner changed its mind after a successful prepare_round: abort
     /// every prepared binding in reverse prepare order and end the round.
     /// Nothing happens when no round is in flight. Cannot fail.
+    /// Lock:      the owner's exclusive lock; abort callbacks run under it.
+    /// Cost:      O(k) (the round's list) plus the consumers' abort callbacks.
+    /// Allocates: nothing.
     void abort_round() noexcept {
         if (in_round_) abort_active();
     }
@@ -247,7 +284,11 @@ public:
     /// A non-vetoable invalidation (truncate, release, memory failure; any
     /// cause given here is delivered with vetoable == false): prepare all
     /// overlapping bindings, ignoring and counting refusals, then commit all.
-    /// Cannot fail; an empty range does nothing. Cost: O((k + 1) log B).
+    /// Cannot fail; an empty range does nothing.
+    /// Lock:      the owner's exclusive lock; prepare and commit callbacks
+    ///            run under it.
+    /// Cost:      O((k + 1) log B) plus the consumers' callbacks.
+    /// Allocates: nothing (a refusal is kept in last_ignored_veto()).
     void invalidate(page_range pages, invalidation_cause cause, commit_report& report) noexcept {
         if (pages.empty()) return;
         ++stats_.rounds;
@@ -269,7 +310,11 @@ public:
     /// The folio `folio` (of `order`, its pages `share`) was poisoned: one
     /// single-phase notification to every binding overlapping it, clipped
     /// to it, each binding's sequence bumped (begin and end) around it.
-    /// Cannot fail. Cost: O((k + 1) log B).
+    /// Cannot fail.
+    /// Lock:      the owner's exclusive lock; memory_failure callbacks run
+    ///            under it.
+    /// Cost:      O((k + 1) log B) plus the consumers' callbacks.
+    /// Allocates: nothing.
     void memory_failure(page_range folio, folio_order order, shareability share) noexcept {
         ++stats_.memory_failures;
         if (folio.empty()) return;
@@ -285,27 +330,34 @@ public:
 
     /// Like mmu_interval_read_begin: the binding's current sequence (odd
     /// while an invalidation is in flight: read_retry will then say retry).
-    /// No lock needed: one atomic load, O(1).
+    /// Lock: none (one atomic load). Cost: O(1).
     [[nodiscard]] std::uint64_t read_begin(const binding<C>& b) const noexcept { return b.sequence(); }
     /// True if an invalidation over `b` was in flight at read_begin, or
     /// began or ran since. Call under the consumer's own lock before
-    /// installing a mapping. No lock on the owner: one atomic load, O(1).
+    /// installing a mapping.
+    /// Lock: none on the owner (one atomic load). Cost: O(1).
     [[nodiscard]] bool read_retry(const binding<C>& b, std::uint64_t seq) const noexcept {
         return (seq & 1) != 0 || b.sequence() != seq;
     }
 
-    /// f(const binding<C>&) for each binding, in binding order. O(B).
+    /// f(const binding<C>&) for each binding, in binding order.
+    /// Lock: the owner's lock (shared is enough). Cost: O(B) plus the calls of `f`.
     template <class F>
     void for_each_binding(F&& f) const {
         index_.for_each([&](const detail::binding_node& n) { f(as_binding(n)); });
     }
-    /// Number of bindings. O(1).
+    /// Number of bindings.
+    /// Lock: the owner's lock (shared is enough). Cost: O(1).
     [[nodiscard]] std::size_t binding_count() const noexcept { return index_.size(); }
-    [[nodiscard]] counters stats() const noexcept { return stats_; }  ///< the counters; O(1)
+    /// The counters since construction.
+    /// Lock: the owner's lock (shared is enough). Cost: O(1).
+    [[nodiscard]] counters stats() const noexcept { return stats_; }
     /// The most recent refusal of a non-vetoable invalidation (the "log"),
-    /// with the binding id attached; empty if none happened. O(1).
+    /// with the binding id attached; empty if none happened.
+    /// Lock: the owner's lock (shared is enough). Cost: O(1).
     [[nodiscard]] const std::optional<error>& last_ignored_veto() const noexcept { return last_ignored_veto_; }
-    /// True between a successful prepare_round and its commit or abort. O(1).
+    /// True between a successful prepare_round and its commit or abort.
+    /// Lock: the owner's lock (shared is enough). Cost: O(1).
     [[nodiscard]] bool round_in_flight() const noexcept { return in_round_; }
 
 private:

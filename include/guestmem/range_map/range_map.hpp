@@ -10,10 +10,10 @@
 ///    (up to 3 boundaries, no allocation), an array of 16-bit offsets (2
 ///    bytes per boundary) or a bitmap (8 KiB, above 4,096 boundaries). The
 ///    chunks are found through a direct array (8 bytes per chunk, up to 4
-///    TiB objects) or, for larger domains, a coalesced run tree. Measured at
-///    10^6 runs: 2.2 bytes per run, point query ~30 ns, assign ~100 ns,
-///    faster than CRoaring and absl::btree_map (bench/RESULTS.md); never
-///    more than 1/8 byte per page, however fragmented.
+///    TiB objects) or, for larger domains, a coalesced run tree. Never more
+///    than 1/8 byte per page, however fragmented. Measured timings and
+///    bytes per run against CRoaring and absl::btree_map are in
+///    bench/RESULTS.md (section "Claims in headers"), not here.
 ///  - generic, for any other Value: a B+-tree of 256-byte nodes (16-way
 ///    inner nodes; leaves of run starts and values, 26 runs per leaf for a
 ///    one-byte Value), ~15 bytes per run.
@@ -85,26 +85,35 @@ public:
     /// What runs() returns: the runs of this map overlapping a window.
     using run_view = guestmem::run_view<Value, Allocator>;
 
-    /// One run [0, size) of `initial`. Allocates nothing; cannot fail.
-    /// Precondition: size > 0.
+    /// One run [0, size) of `initial`. Cannot fail. Precondition: size > 0.
+    /// Lock:      none.
+    /// Cost:      O(1).
+    /// Allocates: nothing.
     range_map(page_index size, Value initial, const Allocator& alloc = {}) noexcept : tree_(size, initial, alloc) {}
     /// Take over `other`'s nodes and reservation; `other` is left one run
     /// and holds no node (only destroy it or let it go).
+    /// Lock: none (the caller owns both). Cost: O(1); allocates nothing.
     range_map(range_map&&) noexcept = default;
     range_map(const range_map&) = delete;
     range_map& operator=(const range_map&) = delete;
     range_map& operator=(range_map&&) = delete;
+    /// Give every node, block and reservation back to the allocator.
+    /// Lock: none (the caller owns the map). Cost: O(nodes).
     ~range_map() = default;
 
     /// Number of pages covered: the map is defined on [0, size()).
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] page_index size() const noexcept { return tree_.size(); }
 
-    /// Set every page of r to v, coalescing with equal neighbours.
-    /// Errors: invalid_range (r empty, inverted or past size()),
-    /// out_of_memory (the allocator returned nullptr). On error the map is
-    /// unchanged. O(log runs + runs removed); allocates at most one node
-    /// per tree level plus one (dense: at most two chunk blocks, and the
-    /// direct array or top nodes).
+    /// Set every page of r to v, coalescing with equal neighbours
+    /// (prepare_assign + commit_assign).
+    /// Errors:    in this order, the map unchanged: invalid_range (r empty,
+    ///            inverted or past size()); out_of_memory at r.begin (the
+    ///            allocator returned nullptr).
+    /// Lock:      none; the owner serialises it against every other call.
+    /// Cost:      O(log runs + runs removed).
+    /// Allocates: at most one node per tree level plus one (dense: at most
+    ///            two chunk blocks, and the direct array or top nodes).
     [[nodiscard]] status assign(page_range r, Value v) noexcept {
         if (auto s = prepare_assign(r); !s) return s;
         tree_.commit_assign(r.begin, r.end, v);
@@ -116,10 +125,13 @@ public:
     /// much faster than one assign per run (restoring a snapshot).
     /// Preconditions (the caller validated them): run_count >= 1, every
     /// length >= 1, lengths summing to size(), no two neighbours equal.
-    /// Error: out_of_memory (the new structure is built before the old runs
-    /// go: the map is then unchanged). O(runs); allocates about runs / 24
-    /// nodes (dense: one block per chunk with more than 3 boundaries, plus
-    /// a 128 KiB scratch buffer for the duration of the call).
+    /// Errors:    out_of_memory at page 0 (the new structure is built before
+    ///            the old runs go: the map is then unchanged).
+    /// Lock:      none; the owner serialises it against every other call.
+    /// Cost:      O(runs).
+    /// Allocates: about runs / 24 nodes (dense: one block per chunk with
+    ///            more than 3 boundaries, plus a 128 KiB scratch buffer for
+    ///            the duration of the call).
     template <class Next>
     [[nodiscard]] status load(std::size_t run_count, Next&& next) noexcept {
         bool loaded;
@@ -135,11 +147,17 @@ public:
     /// Take now everything that commit_assign(r, any value) can need
     /// (tree: height + 1 nodes, fewer when the pool already holds some;
     /// dense: a block for each partly covered chunk that must grow or change
-    /// encoding, and the direct array or top nodes).
-    /// Errors: invalid_range (r empty, inverted or past size()),
-    /// out_of_memory at r.begin (then nothing new is reserved).
-    /// Always inlined: on the conversion path it is a compare of the pool
-    /// against the tree height (see check_range for why it is forced).
+    /// encoding, and the direct array or top nodes). Always inlined: on the
+    /// conversion path it is a compare of the pool against the tree height
+    /// (see check_range for why it is forced).
+    /// Errors:    in this order: invalid_range (r empty, inverted or past
+    ///            size()); out_of_memory at r.begin (then nothing new is
+    ///            reserved).
+    /// Lock:      none; the owner serialises it against every other call.
+    /// Cost:      O(1) when the pool already holds enough (tree: a compare
+    ///            with the height), else one allocation per missing node or block.
+    /// Allocates: what it reserves: up to height + 1 nodes (dense: up to two
+    ///            chunk blocks, and the direct array or top nodes).
     [[nodiscard, gnu::always_inline]] inline status prepare_assign(page_range r) noexcept {
         if (auto s = check_range(r, size()); !s) return s;
         bool reserved;
@@ -152,37 +170,46 @@ public:
     }
 
     /// Assign on reserved nodes. Preconditions: r is valid, prepare_assign(r)
-    /// succeeded and the map has not changed since. Cannot fail and never
-    /// allocates; O(log runs + runs removed). Of the reservation left over,
-    /// at most the next assignment's need plus two nodes stay pooled.
+    /// succeeded and the map has not changed since. Cannot fail. Of the
+    /// reservation left over, at most the next assignment's need plus two
+    /// nodes stay pooled.
+    /// Lock:      none; the owner serialises it against every other call.
+    /// Cost:      O(log runs + runs removed).
+    /// Allocates: nothing (frees the surplus of the reservation).
     void commit_assign(page_range r, Value v) noexcept { tree_.commit_assign(r.begin, r.end, v); }
 
-    /// Give the nodes and blocks prepare_assign took and no commit_assign
-    /// used back to the allocator (the abort of an abandoned assignment; after
-    /// a commit it trims the pool), and a one-run dense map's direct array.
-    /// Cannot fail.
+    /// Give reserved, unused nodes and blocks back to the allocator (after a
+    /// prepare_assign whose assignment is abandoned), and a one-run dense map's
+    /// direct array. Cannot fail.
+    /// Lock:      none; the owner serialises it against every other call.
+    /// Cost:      O(nodes and blocks reserved).
+    /// Allocates: nothing.
     void abort_assign() noexcept { tree_.release(); }
 
-    /// Value of page p. Precondition: p < size(). O(log runs) (dense: O(1)
-    /// to the chunk, then a search of its at most 4,096 boundaries); O(1)
-    /// for a map of one run.
+    /// Value of page p. Precondition: p < size().
+    /// Lock:      none (const: concurrent const calls are safe).
+    /// Cost:      O(log runs) (dense: O(1) to the chunk, then a search of its
+    ///            at most 4,096 boundaries); O(1) for a map of one run.
     [[nodiscard]] Value at(page_index p) const noexcept { return tree_.at(p); }
 
     /// The runs overlapping r, clipped to r, in order. An empty window gives
     /// an empty view. Precondition: r.end <= size(). The view is valid
-    /// until the map changes. O(1) to make; O(log runs) to begin, O(1)
-    /// per run after that.
+    /// until the map changes.
+    /// Lock:      none (const).
+    /// Cost:      O(1) to make; O(log runs) to begin, O(1) per run after that.
+    /// Allocates: nothing.
     [[nodiscard]] run_view runs(page_range r) const noexcept { return run_view(&tree_, r); }
 
     /// Do all pages of r equal v? Precondition: r valid (check_range).
-    /// O(log runs + runs in r); O(1) for a map of one run.
+    /// Lock: none (const). Cost: O(log runs + runs in r); O(1) for a map of one run.
     [[nodiscard]] bool all_of(page_range r, Value v) const noexcept {
         if (tree_.one_run()) return tree_.single() == v;  // one run: answered inline
         return find_first_not(r, v) == no_page;
     }
 
     /// First page of r whose value is not v, or no_page.
-    /// Precondition: r valid (check_range). O(log runs + runs in r).
+    /// Precondition: r valid (check_range).
+    /// Lock: none (const). Cost: O(log runs + runs in r).
     [[nodiscard]] page_index find_first_not(page_range r, Value v) const noexcept {
         if (tree_.one_run()) return tree_.single() == v ? no_page : r.begin;  // one run: no walk
         if constexpr (dense) {  // two values: the first page, else the first boundary in r
@@ -197,7 +224,7 @@ public:
     }
 
     /// Pages of r whose value is v. Precondition: r valid (check_range).
-    /// O(log runs + runs in r).
+    /// Lock: none (const). Cost: O(log runs + runs in r).
     [[nodiscard]] std::uint64_t count(page_range r, Value v) const noexcept {
         std::uint64_t n = 0;
         for (const run<Value>& x : runs(r))
@@ -206,18 +233,22 @@ public:
     }
 
     /// Number of maximal runs (1 for a uniform map).
+    /// Lock: none (const). Cost: O(1).
     [[nodiscard]] std::size_t run_count() const noexcept { return tree_.runs(); }
 
     /// Memory held now, in bytes: nodes, chunk blocks and the direct array,
     /// reserved ones included.
+    /// Lock: none (const). Cost: O(1).
     [[nodiscard]] std::size_t memory_bytes() const noexcept { return tree_.memory_bytes(); }
 
     /// Invariant check for tests and fuzzers: coalesced (no equal adjacent
-    /// runs), no empty runs, [0, size) covered, tree shape intact. O(nodes).
+    /// runs), no empty runs, [0, size) covered, tree shape intact.
+    /// Lock: none (const). Cost: O(nodes).
     [[nodiscard]] bool coalesced() const noexcept { return tree_.check(); }
 
     /// Same size and same runs (allocators and reservations are not
-    /// compared). O(runs).
+    /// compared).
+    /// Lock: none (const). Cost: O(runs).
     friend bool operator==(const range_map& a, const range_map& b) noexcept {
         if (a.size() != b.size() || a.run_count() != b.run_count()) return false;
         const page_range all{0, a.size()};

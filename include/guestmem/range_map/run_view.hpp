@@ -26,6 +26,7 @@ struct run {
     page_range range;  ///< the run's pages, clipped to the query's window (never empty)
     Value value;       ///< the value of every page in `range`
     /// Same range and same value.
+    /// Lock: none. Cost: O(1).
     friend constexpr bool operator==(const run&, const run&) noexcept = default;
 };
 
@@ -57,15 +58,18 @@ public:
     using iterator_category = std::input_iterator_tag;   ///< legacy: input only, since reference is a prvalue
 
     /// A singular iterator (equal to any other default-constructed one).
+    /// Lock: none. Cost: O(1).
     run_iterator() = default;
     /// The run the iterator stands on, clipped to the window. Precondition:
     /// not the end iterator.
+    /// Lock: none (nothing may mutate the map meanwhile). Cost: O(1).
     [[nodiscard]] run<Value> operator*() const noexcept {
         const page_index next = next_start();
         return {{begin_, next < clip_end_ ? next : clip_end_}, leaf_ ? leaf_->vals[idx_] : single_};
     }
 
     /// Move to the next run (or to the end). Precondition: not the end iterator.
+    /// Lock: none. Cost: O(1).
     run_iterator& operator++() noexcept {
         const page_index next = next_start();
         if (next >= clip_end_) {
@@ -82,6 +86,7 @@ public:
         return *this;
     }
     /// Move to the next run; returns the iterator as it was.
+    /// Lock: none. Cost: as the prefix ++.
     run_iterator operator++(int) noexcept {
         run_iterator old = *this;
         ++*this;
@@ -89,6 +94,7 @@ public:
     }
 
     /// Same (clipped) run start. Meaningful for iterators of one view only.
+    /// Lock: none. Cost: O(1).
     friend bool operator==(const run_iterator& a, const run_iterator& b) noexcept { return a.begin_ == b.begin_; }
 
 private:
@@ -129,15 +135,20 @@ public:
     using iterator_category = std::input_iterator_tag;   ///< legacy: input only, since reference is a prvalue
 
     /// A singular iterator (equal to any other default-constructed one).
+    /// Lock: none. Cost: O(1).
     run_iterator() = default;
     /// The run the iterator stands on, clipped to the window. Precondition:
     /// not the end iterator.
+    /// Lock: none (nothing may mutate the map meanwhile). Cost: O(1).
     [[nodiscard]] run<Value> operator*() const noexcept {
         return {{begin_, next_ < clip_end_ ? next_ : clip_end_}, tv::value(bit_)};
     }
     /// Move to the next run (or to the end). Precondition: not the end
-    /// iterator. O(log boundaries of a chunk), O(log chunks) more when it
-    /// crosses chunks.
+    /// iterator.
+    /// Lock:      none.
+    /// Cost:      O(1) while the next boundary is in the same array chunk;
+    ///            else O(log boundaries of a chunk), O(log chunks) more when
+    ///            it crosses chunks.
     run_iterator& operator++() noexcept {
         if (next_ >= clip_end_) {
             begin_ = clip_end_;
@@ -149,12 +160,14 @@ public:
         return *this;
     }
     /// Move to the next run; returns the iterator as it was.
+    /// Lock: none. Cost: as the prefix ++.
     run_iterator operator++(int) noexcept {
         run_iterator old = *this;
         ++*this;
         return old;
     }
     /// Same (clipped) run start. Meaningful for iterators of one view only.
+    /// Lock: none. Cost: O(1).
     friend bool operator==(const run_iterator& a, const run_iterator& b) noexcept { return a.begin_ == b.begin_; }
 
 private:
@@ -212,10 +225,13 @@ public:
     using iterator = run_iterator<Value>;  ///< the view's (forward) iterator
 
     /// An empty view.
+    /// Lock: none. Cost: O(1).
     run_view() = default;
 
-    /// The first run overlapping the window, clipped to it. O(log runs):
-    /// one descent of the tree (O(1) for a map of one run).
+    /// The first run overlapping the window, clipped to it.
+    /// Lock:      none (nothing may mutate the map meanwhile).
+    /// Cost:      O(log runs): one descent of the tree (O(1) for a map of
+    ///            one run; dense: O(1) to the chunk, then a search in it).
     [[nodiscard]] iterator begin() const noexcept {
         if (tree_ == nullptr || window_.empty()) return end();
         if constexpr (dense) {
@@ -228,7 +244,8 @@ public:
             return iterator(lf, idx, window_.begin, window_.end, tree_->size(), Value{});
         }
     }
-    /// The end iterator: stands on the window's end. O(1).
+    /// The end iterator: stands on the window's end.
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] iterator end() const noexcept {
         const page_index e = window_.empty() ? window_.begin : window_.end;
         if constexpr (dense)

@@ -68,11 +68,16 @@ inline result<std::size_t> changed_ranges(const change_log& log, std::uint64_t s
 /// Visit the current runs of every range whose shareability changed
 /// since generation `since`, clipped to those ranges, in page order:
 /// f(const run<shareability>&). Runs that a conversion changed and a later
-/// one changed back are visited too (with their current value). Shared
-/// lock, held while f runs (f must not call into the object). Errors:
-/// invalid_argument (`since` past the object's generation); not_supported
-/// (`since` older than the log holds: save a full snapshot). O(k log k +
-/// runs visited), k <= 128 log entries.
+/// one changed back are visited too (with their current value).
+/// Errors:    in this order, at no_page, before `f` is called:
+///            invalid_argument (`since` past the object's generation, in
+///            serial order modulo 2^64);
+///            not_supported (`since` older than the log holds; or a page
+///            poisoned or quarantined after `since`: save a full snapshot).
+/// Lock:      the object's, shared, held while f runs (f must not call
+///            into the object).
+/// Cost:      O(k log k + runs visited), k <= 128 log entries.
+/// Allocates: nothing (the ranges are sorted in a stack array).
 template <class Memory, class F>
 status for_each_change(const Memory& mem, std::uint64_t since, F&& f) {
     const auto guard = mem.lock_shared();
@@ -86,10 +91,13 @@ status for_each_change(const Memory& mem, std::uint64_t since, F&& f) {
 }
 
 /// Save what changed since generation `since` as an increment
-/// (docs/SNAPSHOT.md §Increment) to `sink` (as save()). Shared lock.
-/// Errors: those of for_each_change(); out_of_memory when the sink
-/// refuses. Pins are no obstacle: only shareability is saved.
-/// O(k log k + runs in the changed ranges).
+/// (docs/SNAPSHOT.md §Increment) to `sink` (as save()). Pins are no
+/// obstacle: only shareability is saved.
+/// Errors:    in this order: those of for_each_change(); out_of_memory
+///            (no_page) when the sink refuses.
+/// Lock:      the object's, shared, held throughout (sink calls included).
+/// Cost:      O(k log k + runs in the changed ranges), two passes.
+/// Allocates: nothing (a 4 KiB staging buffer on the stack).
 template <class Memory, class Sink>
     requires std::is_invocable_r_v<bool, Sink&, const std::uint8_t*, std::size_t>
 result<std::size_t> save_increment(const Memory& mem, std::uint64_t since, Sink&& sink) {
@@ -118,18 +126,26 @@ result<std::size_t> save_increment(const Memory& mem, std::uint64_t since, Sink&
 
 /// The size of the increment save_increment(mem, since, ...) would write
 /// now (the state may change before the save unless the caller keeps other
-/// threads out). Errors: those of for_each_change(). Shared lock.
-/// O(k log k + runs in the changed ranges).
+/// threads out).
+/// Errors:    those of for_each_change().
+/// Lock:      the object's, shared.
+/// Cost:      O(k log k + runs in the changed ranges).
+/// Allocates: nothing.
 template <class Memory>
 result<std::size_t> increment_size(const Memory& mem, std::uint64_t since) {
     return save_increment(mem, since, [](const std::uint8_t*, std::size_t) noexcept { return true; });
 }
 
 /// Save what changed since generation `since` as an increment into `out`;
-/// returns the bytes used. Errors: those of for_each_change();
-/// invalid_argument when `out` is too small (its contents are then
-/// unspecified; the message says the size needed: see increment_size()).
-/// Shared lock. O(k log k + runs in the changed ranges).
+/// returns the bytes used.
+/// Errors:    in this order: those of for_each_change(); invalid_argument
+///            (no_page) when `out` is too small (its contents are then
+///            unspecified; the message says the size needed: see
+///            increment_size()).
+/// Lock:      the object's, shared, for each pass (a too-small `out` takes
+///            it again to measure: not held in between).
+/// Cost:      O(k log k + runs in the changed ranges).
+/// Allocates: nothing.
 template <class Memory>
 result<std::size_t> save_increment(const Memory& mem, std::uint64_t since, std::span<std::uint8_t> out) {
     detail::bounded_sink sink{out.data(), out.data() + out.size()};
@@ -146,12 +162,23 @@ result<std::size_t> save_increment(const Memory& mem, std::uint64_t since, std::
 /// pages whose shareability differs are converted with convert(), so
 /// consumers are told and folios split or merge as usual (pages already
 /// right, a poisoned one among them, are left alone); `mem` ends at the
-/// increment's generation. Call it while no other thread converts `mem`. Errors: everything check() reports
-/// (nothing changed); invalid_argument (a full snapshot, another size, or
-/// another generation than the base); any error of convert() (busy,
-/// vetoed, out_of_memory...), with the changes before it made and `mem`
-/// left at the base generation (its change log emptied), so applying the
-/// same increment again is safe. O(bytes + conversions).
+/// increment's generation. Call it while no other thread converts `mem`.
+/// Errors:    in this order: everything check() reports (nothing changed);
+///            invalid_argument (a full snapshot, then another size, then
+///            another generation than the base; nothing changed); any error
+///            of convert() (busy, vetoed, out_of_memory...), with the
+///            changes before it made and `mem` left at the base generation
+///            (its change log emptied), so applying the same increment
+///            again is safe.
+/// Lock:      none held across the call: the object's shared lock while it
+///            reads which pages of a change differ (released before the
+///            conversion), convert()'s exclusive lock for each conversion
+///            (consumer callbacks under it), and the exclusive lock to set
+///            the generation (restart_generation).
+/// Cost:      O(bytes + conversions), plus two map lookups per part it
+///            converts and each convert()'s cost.
+/// Allocates: as convert() for each conversion; std::allocator to sort
+///            quarantined leaves while validating (an increment has none).
 template <class Memory>
 status apply_increment(Memory& mem, std::span<const std::uint8_t> bytes) {
     auto Lr = detail::validate(bytes, std::allocator<std::byte>{});

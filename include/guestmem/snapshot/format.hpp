@@ -36,6 +36,7 @@ inline constexpr std::size_t checksum_bytes = 4;
 
 /// Size of the checksum that ends a snapshot of `version` (8 for version 1,
 /// 4 from version 2 on).
+/// Lock: none. Cost: O(1).
 [[nodiscard]] constexpr std::size_t checksum_size(std::uint8_t version) noexcept { return version == 1 ? 8 : 4; }
 
 /// What a snapshot holds.
@@ -57,6 +58,7 @@ struct header {
 
     /// The configuration to construct the object a full snapshot restores
     /// into (initial shareability is irrelevant: restore replaces it).
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] guest_memory_config config() const noexcept {
         return {.pages = pages, .initial = shareability::guest_only, .max_order = max_order};
     }
@@ -65,7 +67,8 @@ struct header {
 /// The checksum of `n` bytes (docs/SNAPSHOT.md §Checksum): CRC-32C, the
 /// Castagnoli CRC that iSCSI and ext4 use and any language recomputes
 /// (reflected, initial value and final xor 0xFFFFFFFF). It catches every
-/// burst error up to 32 bits. O(n), a table lookup per byte.
+/// burst error up to 32 bits.
+/// Lock: none. Cost: O(n), a table lookup per byte.
 [[nodiscard]] inline std::uint32_t checksum(const std::uint8_t* data, std::size_t n) noexcept {
     detail::hasher h;
     h.update(data, n);
@@ -74,7 +77,8 @@ struct header {
 
 /// The checksum of format version 1 snapshots (read only): a 64-bit hash of
 /// the bytes as little-endian 8-byte words, the last one padded with zeros,
-/// and the length. O(n).
+/// and the length.
+/// Lock: none. Cost: O(n).
 [[nodiscard]] inline std::uint64_t checksum_v1(const std::uint8_t* data, std::size_t n) noexcept {
     detail::hasher_v1 h;
     h.update(data, n);
@@ -82,18 +86,25 @@ struct header {
 }
 
 /// The checksum a snapshot of `version` stores for `n` bytes.
+/// Lock: none. Cost: O(n).
 [[nodiscard]] inline std::uint64_t checksum_for(std::uint8_t version, const std::uint8_t* data, std::size_t n) noexcept {
     return version == 1 ? checksum_v1(data, n) : checksum(data, n);
 }
 
 /// Decode and check the header of `bytes`, its length and its checksum
-/// (not the body: check() and restore() do that). Errors (invalid_argument
-/// unless said, each naming the byte offset): not a snapshot (magic); a
-/// version other than 1 or 2 (not_supported); an unknown kind; 0
-/// pages or more than 2^51; a max order other than 0, 9 or 18; a varint
-/// that is truncated, longer than needed or past 64 bits; fewer bytes than
-/// the header says (truncated) or more (trailing bytes); a checksum that
-/// does not match. O(bytes) (the checksum).
+/// (not the body: check() and restore() do that).
+/// Errors:    in the order of the bytes, invalid_argument unless said, each
+///            message naming the byte offset ("offset N: ..."): not a
+///            snapshot (magic); a version other than 1 or 2 (not_supported);
+///            an unknown kind; 0 pages or more than 2^51; a max order other
+///            than 0, 9 or 18; an increment's base generation newer than
+///            its generation (serial order, modulo 2^64); a varint that is truncated, longer than
+///            needed or past 64 bits (where it is read); fewer bytes than
+///            the header says (truncated) or more (trailing bytes); a
+///            checksum that does not match.
+/// Lock:      none.
+/// Cost:      O(bytes) (the checksum).
+/// Allocates: nothing.
 [[nodiscard]] inline result<header> read_header(std::span<const std::uint8_t> bytes) noexcept {
     detail::reader in(bytes.data(), bytes.size());
     header h;
@@ -162,7 +173,8 @@ struct header {
 /// Recompute and store the checksum of a snapshot whose bytes were edited
 /// (tests and tools craft snapshots that reach the checks behind it). The
 /// checksum sits in the last checksum_size(version) bytes, the version
-/// being byte 4 (format_version's when there is none). No error; O(bytes).
+/// being byte 4 (format_version's when there is none). No error.
+/// Lock: none. Cost: O(bytes).
 inline void reseal(std::span<std::uint8_t> bytes) noexcept {
     const std::uint8_t version = bytes.size() > 4 ? bytes[4] : format_version;
     const std::size_t n = checksum_size(version);

@@ -16,8 +16,12 @@
 
 namespace guestmem::snapshot {
 
-/// Check `bytes` (as check()) and write a readable listing to `os`.
-/// Errors: those of check() (then nothing is written).
+/// Check `bytes` (as check()) and write a readable listing to `os`, at
+/// most `max_items` entries per section (0: all).
+/// Errors:    those of check() (then nothing is written).
+/// Lock:      none (no object).
+/// Cost:      O(bytes) plus the output.
+/// Allocates: what check() does, and whatever `os` does.
 inline status inspect(std::span<const std::uint8_t> bytes, std::ostream& os, std::size_t max_items = 32) {
     auto Lr = detail::validate(bytes, std::allocator<std::byte>{});
     if (!Lr) return Lr.error();

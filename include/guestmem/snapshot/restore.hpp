@@ -9,8 +9,8 @@
 /// way, everything made so far is given back and the object is as it was.
 ///
 /// Costs: O(bytes + runs + leaves + quarantined leaves · log); restore
-/// takes the object's exclusive lock. Restoring 10^6 runs took 26.9 ms of
-/// CPU time on the project's machine (bench/RESULTS.md).
+/// takes the object's exclusive lock. The measured restore time of 10^6
+/// runs is in bench/RESULTS.md (section "Claims in headers").
 #pragma once
 
 #include <cinttypes>
@@ -31,9 +31,15 @@
 namespace guestmem::snapshot {
 
 /// Validate `bytes` completely (header, checksum, every section and the
-/// checks across them) without an object. Errors as restore()'s
-/// validation. O(bytes + runs + leaves); allocates only to sort
-/// quarantined leaves, if there are any.
+/// checks across them) without an object.
+/// Errors:    as restore()'s validation: invalid_argument ("offset N: ...",
+///            the first byte at fault) for malformed bytes; not_supported
+///            for another format version; out_of_memory when sorting
+///            quarantined leaves finds no memory.
+/// Lock:      none (no object).
+/// Cost:      O(bytes + runs + leaves + quarantined leaves · log).
+/// Allocates: only to sort quarantined leaves, if there are any
+///            (std::allocator).
 [[nodiscard]] inline result<header> check(std::span<const std::uint8_t> bytes) noexcept {
     auto L = detail::validate(bytes, std::allocator<std::byte>{});
     if (!L) return L.error();
@@ -42,7 +48,10 @@ namespace guestmem::snapshot {
 
 /// The byte offset an error from check(), restore() or read_header()
 /// names ("offset N: ..."), or SIZE_MAX for an error that names none
-/// (busy, out_of_memory, an object that does not fit). O(message).
+/// (busy, out_of_memory, an object that does not fit).
+/// Errors:    none: it reads the message, it cannot fail.
+/// Lock:      none.
+/// Cost:      O(1) (reads at most the message's first 39 bytes).
 [[nodiscard]] inline std::size_t error_offset(const error& e) noexcept {
     const auto m = e.message();
     unsigned long long at = 0;
@@ -117,11 +126,18 @@ status build_folios(Loader& ld, const std::uint8_t* d, const layout& L) noexcept
 /// nothing, and they are not told). Afterwards `mem` has the saved runs,
 /// folios (orders, splits; frames are the allocator's new ones), poison,
 /// quarantined folios and generation; saving it again gives the same
-/// bytes. Exclusive lock. Errors: everything check() reports (the object
-/// untouched); invalid_argument (an increment, or an object that is not
-/// fresh or not of the snapshot's shape); out_of_memory or the
-/// allocator's error while creating (everything made is given back: the
-/// object is as before). O(bytes + runs + leaves).
+/// bytes.
+/// Errors:    in this order: everything check() reports (the object
+///            untouched); invalid_argument (an increment; then an object
+///            not of the snapshot's shape, or not fresh); out_of_memory or
+///            the allocator's error while creating (everything made is
+///            given back: the object is as before).
+/// Lock:      none while validating; the object's exclusive lock while it
+///            loads (guest_memory::load, held throughout the build).
+/// Cost:      O(bytes + runs + leaves + quarantined leaves · log).
+/// Allocates: the map's nodes from the object's NodeAllocator, folios from
+///            its Allocator, folio records; std::allocator to sort
+///            quarantined leaves while validating.
 template <class Memory>
 status restore(Memory& mem, std::span<const std::uint8_t> bytes) {
     auto Lr = detail::validate(bytes, std::allocator<std::byte>{});

@@ -10,8 +10,9 @@
 /// most 4 KiB; nothing is allocated (a 4 KiB staging buffer lives on the
 /// stack) and nothing throws. Costs, under the object's shared lock: one
 /// pass over the runs, folio records and poison into a buffer, two into a
-/// sink: O(runs + leaves + quarantined folios). 1.6 bytes per run at 10^6
-/// random runs over 1 TiB; 33 bytes for a 1 TiB object of one run.
+/// sink: O(runs + leaves + quarantined folios). 33 bytes for a 1 TiB
+/// object of one run; the measured size at 10^6 random runs is in
+/// bench/RESULTS.md (section "Claims in headers").
 #pragma once
 
 #include <cinttypes>
@@ -205,10 +206,14 @@ struct span_sink {
 /// Save `mem`'s ownership state as a full snapshot, handing the bytes to
 /// `sink` in order (a callable `bool(const std::uint8_t* data, std::size_t
 /// n)`, called with chunks of at most 4 KiB; returning false stops the
-/// save). Returns the snapshot's size. Shared lock, held throughout.
-/// Errors: busy (a pinned page, or a folio draining its pins: the page
-/// named; nothing was handed to the sink); out_of_memory (the sink
-/// refused: what it took is not a snapshot). O(runs + leaves).
+/// save). Returns the snapshot's size.
+/// Errors:    in this order: busy (a pinned page, or a folio draining its
+///            pins: the page named; nothing was handed to the sink);
+///            out_of_memory (no_page: the sink refused; what it took is not
+///            a snapshot).
+/// Lock:      the object's, shared, held throughout (sink calls included).
+/// Cost:      O(runs + leaves + quarantined folios), two passes (one counts).
+/// Allocates: nothing (a 4 KiB staging buffer on the stack).
 template <class Memory, class Sink>
     requires std::is_invocable_r_v<bool, Sink&, const std::uint8_t*, std::size_t>
 result<std::size_t> save(const Memory& mem, Sink&& sink) {
@@ -221,10 +226,14 @@ result<std::size_t> save(const Memory& mem, Sink&& sink) {
 
 /// Save `mem` as a full snapshot into `out`; returns the bytes used. One
 /// pass: the body is written after room for the largest header, then
-/// moved down behind the header. Errors: busy as save(mem, sink);
-/// invalid_argument when `out` is too small (its contents are then
-/// unspecified; the message says the size needed: see saved_size()).
-/// Shared lock. O(runs + leaves).
+/// moved down behind the header.
+/// Errors:    in this order: busy as save(mem, sink); invalid_argument
+///            (no_page) when `out` is too small (its contents are then
+///            unspecified; the message says the size needed: see saved_size()).
+/// Lock:      the object's, shared, held throughout.
+/// Cost:      O(runs + leaves + quarantined folios): one pass and a memmove
+///            (two passes when `out` has no room for the largest header).
+/// Allocates: nothing.
 template <class Memory>
 result<std::size_t> save(const Memory& mem, std::span<std::uint8_t> out) {
     const auto guard = mem.lock_shared();
@@ -264,7 +273,10 @@ result<std::size_t> save(const Memory& mem, std::span<std::uint8_t> out) {
 
 /// The size of the full snapshot save() would write now (the state may
 /// change before the save unless the caller keeps other threads out).
-/// Errors: busy as save(). Shared lock. O(runs + leaves).
+/// Errors:    busy as save().
+/// Lock:      the object's, shared.
+/// Cost:      O(runs + leaves + quarantined folios) (a counting pass).
+/// Allocates: nothing.
 template <class Memory>
 result<std::size_t> saved_size(const Memory& mem) {
     const auto guard = mem.lock_shared();

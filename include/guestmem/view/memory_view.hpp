@@ -76,13 +76,18 @@ public:
     using consumer_type = typename traits::consumer;                 ///< what bindings point to
     using binding_type = view_binding<consumer_type>;                ///< a binding's storage (the embedder's)
 
-    /// An empty view: every call gets not_bound.
+    /// An empty view.
+    /// Errors:    none itself; every call on it gets not_bound.
+    /// Lock:      none.
+    /// Cost:      O(1).
     memory_view() noexcept = default;
     memory_view(const memory_view&) = delete;
     memory_view& operator=(const memory_view&) = delete;
     /// Take over `o`'s view; `o` is left empty.
+    /// Lock: none. Cost: O(1).
     memory_view(memory_view&& o) noexcept : b_(std::exchange(o.b_, nullptr)), id_(std::exchange(o.id_, {})) {}
     /// Close this view (if open), then take over `o`'s.
+    /// Lock: as close(). Cost: as close(), then O(1).
     memory_view& operator=(memory_view&& o) noexcept {
         if (this != &o) {
             reset();
@@ -93,14 +98,23 @@ public:
     }
     /// Closes the view if still open (see close), then lets go of the
     /// control block (the last memory_view frees it).
+    /// Lock:      the view table's, exclusive, while it closes; the storage's
+    ///            as unbind and destruction take it.
+    /// Cost:      close()'s; O(1) for a closed view.
+    /// Allocates: nothing (frees the control block with the last reference).
     ~memory_view() { reset(); }
 
     /// Build a shared storage of `cfg.pages` pages on `frames` (which must
     /// outlive it) with one owner and its first view, whose policy is
-    /// `opts.policy`. One allocation from `ctl`. Errors: invalid_argument
-    /// (max_views or max_owners 0, an invalid policy, or what
-    /// guest_memory::check_config refuses); not_supported (check_config);
-    /// out_of_memory (`ctl` returned nullptr). O(max_views + max_owners).
+    /// `opts.policy`.
+    /// Errors:    in this order, at no_page, nothing made: invalid_argument
+    ///            (max_views or max_owners 0, then an invalid policy); then
+    ///            what guest_memory::check_config refuses (invalid_argument,
+    ///            not_supported); out_of_memory (`ctl` returned nullptr).
+    /// Lock:      none (nothing shares the storage yet).
+    /// Cost:      O(max_views + max_owners).
+    /// Allocates: one control block from `ctl` (tables and the storage);
+    ///            the storage itself allocates nothing until used.
     [[nodiscard]] static result<memory_view> open_storage(allocator_type& frames, const guest_memory_config& cfg,
                                                           const storage_options& opts = {},
                                                           const ControlAllocator& ctl = {},
@@ -121,38 +135,50 @@ public:
 
     // ---- views and owners -------------------------------------------------
 
-    /// This view's id ({0, 0} for an empty view). O(1), no lock.
+    /// This view's id ({0, 0} for an empty view).
+    /// Lock: none. Cost: O(1).
     [[nodiscard]] view_id id() const noexcept { return id_; }
-    /// True while the view is open. Table lock shared; O(1).
+    /// True while the view is open.
+    /// Lock: the view table's, shared. Cost: O(1).
     [[nodiscard]] bool is_open() const {
         if (b_ == nullptr) return false;
         std::shared_lock g(b_->lock);
         return b_->live(id_);
     }
-    /// The owner of this view. Error: not_bound (view closed). O(1).
+    /// The owner of this view.
+    /// Errors:    not_bound (view closed).
+    /// Lock:      the view table's, shared.
+    /// Cost:      O(1).
     [[nodiscard]] result<owner_id> owner() const {
         if (b_ == nullptr) return closed();
         std::shared_lock g(b_->lock);
         if (!b_->live(id_)) return closed();
         return b_->views[id_.slot].owner;
     }
-    /// This view's access policy. Error: not_bound. O(1).
+    /// This view's access policy.
+    /// Errors:    not_bound (view closed).
+    /// Lock:      the view table's, shared.
+    /// Cost:      O(1).
     [[nodiscard]] result<access_policy> policy() const {
         if (b_ == nullptr) return closed();
         std::shared_lock g(b_->lock);
         if (!b_->live(id_)) return closed();
         return b_->views[id_.slot].policy;
     }
-    /// Open views of the storage (0 once the storage is gone). Table lock shared.
+    /// Open views of the storage (0 once the storage is gone).
+    /// Lock: the view table's, shared. Cost: O(1).
     [[nodiscard]] std::uint32_t open_views() const {
         if (b_ == nullptr) return 0;
         std::shared_lock g(b_->lock);
         return b_->open_views;
     }
 
-    /// A new owner (a VM) on this storage, with no view yet. Errors:
-    /// not_bound (this view closed); out_of_memory (the owner table is full).
-    /// Table lock exclusive; O(max_owners).
+    /// A new owner (a VM) on this storage, with no view yet.
+    /// Errors:    in this order, at no_page: not_bound (this view closed);
+    ///            out_of_memory (the owner table is full).
+    /// Lock:      the view table's, exclusive.
+    /// Cost:      O(max_owners).
+    /// Allocates: nothing (the owner table is in the control block).
     [[nodiscard]] result<owner_id> add_owner() {
         if (b_ == nullptr) return closed();
         std::unique_lock g(b_->lock);
@@ -171,9 +197,13 @@ public:
 
     /// Open another view of the same storage for owner `o` (another VM, or
     /// a helper of this view's own owner: open_view(owner().value(), ...)),
-    /// with access policy `p`. Errors: not_bound (this view closed, or `o`
-    /// closed or stale); invalid_argument (invalid `p`); out_of_memory (the
-    /// view table is full). Table lock exclusive; O(max_views).
+    /// with access policy `p`.
+    /// Errors:    in this order, at no_page: not_bound (this view closed, or
+    ///            `o` closed or stale); invalid_argument (invalid `p`);
+    ///            out_of_memory (the view table is full).
+    /// Lock:      the view table's, exclusive.
+    /// Cost:      O(max_views).
+    /// Allocates: nothing (the view table is in the control block).
     [[nodiscard]] result<memory_view> open_view(owner_id o, access_policy p) {
         if (b_ == nullptr) return closed();
         std::unique_lock g(b_->lock);
@@ -194,7 +224,12 @@ public:
     /// Close this view: each binding made through it is released (unbind),
     /// then the view is gone; the last view to close destroys the storage
     /// (folios freed). The memory_view object stays, empty of rights.
-    /// Error: not_bound (already closed). Table lock exclusive; O(bindings).
+    /// Errors:    not_bound (already closed).
+    /// Lock:      the view table's, exclusive; then the storage's exclusive
+    ///            lock per unbind, the consumers' release callbacks under both.
+    /// Cost:      O(bindings) plus the consumers' callbacks (and, for the
+    ///            last view, destroying the storage: its folios freed).
+    /// Allocates: nothing.
     status close() {
         if (b_ == nullptr) return closed();
         std::unique_lock g(b_->lock);
@@ -204,9 +239,11 @@ public:
     }
 
     /// Close owner `o`: every view it owns closes (as close()), and the
-    /// owner id goes stale. May be this view's own owner. Errors: not_bound
-    /// (this view closed, or `o` closed or stale). Table lock exclusive;
-    /// O(max_views + bindings).
+    /// owner id goes stale. May be this view's own owner.
+    /// Errors:    not_bound (this view closed, then `o` closed or stale).
+    /// Lock:      as close().
+    /// Cost:      O(max_views + bindings) plus the consumers' callbacks.
+    /// Allocates: nothing.
     status close_owner(owner_id o) {
         if (b_ == nullptr) return closed();
         std::unique_lock g(b_->lock);
@@ -222,25 +259,42 @@ public:
 
     // ---- the storage's operations, through this view ------------------------
 
-    /// guest_memory::allocate. Errors: not_bound, then allocate's.
+    /// guest_memory::allocate.
+    /// Errors:    not_bound (this view closed), then allocate's.
+    /// Lock:      the view table's, shared; then allocate's (exclusive).
+    /// Cost:      O(1) more than allocate.
+    /// Allocates: as allocate.
     status allocate(page_range r) {
         return shared_call([&](Memory& m, const auto&) { return m.allocate(r); });
     }
     /// guest_memory::punch_hole (every view's consumers are told).
+    /// Errors:    not_bound (this view closed), then punch_hole's.
+    /// Lock:      the view table's, shared; then punch_hole's (exclusive).
+    /// Cost:      O(1) more than punch_hole.
     status punch_hole(page_range r) {
         return shared_call([&](Memory& m, const auto&) { return m.punch_hole(r); });
     }
     /// guest_memory::release_quarantine.
+    /// Errors:    not_bound (this view closed), then release_quarantine's.
+    /// Lock:      the view table's, shared; then release_quarantine's (exclusive).
+    /// Cost:      O(1) more than release_quarantine.
     status release_quarantine(page_range r) {
         return shared_call([&](Memory& m, const auto&) { return m.release_quarantine(r); });
     }
     /// guest_memory::convert: one round over every view's consumers; a veto
-    /// in any view fails it and aborts the others'. Errors: not_bound, then
-    /// convert's.
+    /// in any view fails it and aborts the others'.
+    /// Errors:    not_bound (this view closed), then convert's.
+    /// Lock:      the view table's, shared; then convert's (exclusive), every
+    ///            view's consumer callbacks under both.
+    /// Cost:      O(1) more than convert.
+    /// Allocates: as convert.
     status convert(page_range r, shareability to, convert_options opts = {}) {
         return shared_call([&](Memory& m, const auto&) { return m.convert(r, to, opts); });
     }
     /// guest_memory::fault under this view's access policy.
+    /// Errors:    not_bound (this view closed), then fault's.
+    /// Lock:      the view table's, shared; then fault's (shared).
+    /// Cost:      O(1) more than fault.
     [[nodiscard]] result<fault_result> fault(page_index page, shareability wanted, accessor who) const {
         if (b_ == nullptr) return closed();
         std::shared_lock g(b_->lock);
@@ -248,18 +302,32 @@ public:
         return b_->memory().fault(page, wanted, who, b_->views[id_.slot].policy);
     }
     /// guest_memory::pin under this view's access policy.
+    /// Errors:    not_bound (this view closed), then pin's.
+    /// Lock:      the view table's, shared; then pin's (exclusive).
+    /// Cost:      O(1) more than pin.
+    /// Allocates: as pin.
     status pin(page_range r, accessor who) {
         return shared_call([&](Memory& m, const auto& v) { return m.pin(r, who, v.policy); });
     }
     /// guest_memory::unpin.
+    /// Errors:    not_bound (this view closed), then unpin's.
+    /// Lock:      the view table's, shared; then unpin's (exclusive).
+    /// Cost:      O(1) more than unpin.
+    /// Allocates: as unpin.
     status unpin(page_range r) {
         return shared_call([&](Memory& m, const auto&) { return m.unpin(r); });
     }
     /// guest_memory::memory_failure (every view's consumers are told).
+    /// Errors:    not_bound (this view closed), then memory_failure's.
+    /// Lock:      the view table's, shared; then memory_failure's (exclusive).
+    /// Cost:      O(1) more than memory_failure.
     status memory_failure(page_index page) {
         return shared_call([&](Memory& m, const auto&) { return m.memory_failure(page); });
     }
     /// guest_memory::shareability_at.
+    /// Errors:    not_bound (this view closed), then shareability_at's.
+    /// Lock:      the view table's, shared; then shareability_at's (shared).
+    /// Cost:      O(1) more than shareability_at.
     [[nodiscard]] result<shareability> shareability_at(page_index page) const {
         if (b_ == nullptr) return closed();
         std::shared_lock g(b_->lock);
@@ -267,6 +335,9 @@ public:
         return b_->memory().shareability_at(page);
     }
     /// guest_memory::stats of the storage (bindings of every view).
+    /// Errors:    not_bound (this view closed).
+    /// Lock:      the view table's, shared; then stats' (shared).
+    /// Cost:      O(1) more than stats.
     [[nodiscard]] result<guest_memory_stats> stats() const {
         if (b_ == nullptr) return closed();
         std::shared_lock g(b_->lock);
@@ -274,11 +345,14 @@ public:
         return b_->memory().stats();
     }
     /// The storage itself, read-only, for tests and dumps: nullptr when this
-    /// view is closed. As guest_memory's part accessors: no lock, and
-    /// nothing keeps the storage alive once the call returns (the last close
-    /// destroys it): use it while no other thread calls into the storage.
-    /// To save or restore the storage, use save()/restore() below, which
-    /// hold the view table's lock.
+    /// view is closed. Nothing keeps the storage alive once the call
+    /// returns (the last close destroys it): use it while no other thread
+    /// closes the last view, and read its parts through its locked tier
+    /// (lock_shared(), locked()). To save or restore the storage, use
+    /// save()/restore() below, which hold the view table's lock.
+    /// Lock:      the view table's, shared, for the liveness check only; the
+    ///            storage's calls then take its own lock as they say.
+    /// Cost:      O(1).
     [[nodiscard]] const Memory* storage() const {
         if (b_ == nullptr) return nullptr;
         std::shared_lock g(b_->lock);
@@ -291,8 +365,10 @@ public:
     // view stale (not_bound): the storage is never destroyed under a save.
     // Buffers are plain bytes (the C ABI wraps these calls as they are).
 
-    /// guest_memory::generation of the storage. Errors: not_bound. Table
-    /// lock shared; O(1).
+    /// guest_memory::generation of the storage.
+    /// Errors:    not_bound (this view closed).
+    /// Lock:      the view table's, shared; then generation's (shared).
+    /// Cost:      O(1).
     [[nodiscard]] result<std::uint64_t> generation() const {
         if (b_ == nullptr) return closed();
         std::shared_lock g(b_->lock);
@@ -300,40 +376,59 @@ public:
         return b_->memory().generation();
     }
     /// snapshot::saved_size: the bytes save() needs now (it may change
-    /// before the save while other views convert). Errors: not_bound, then
-    /// saved_size's (busy). Table lock shared; O(runs + leaves).
+    /// before the save while other views convert).
+    /// Errors:    not_bound (this view closed), then saved_size's (busy).
+    /// Lock:      the view table's, shared; then the storage's, shared.
+    /// Cost:      O(runs + leaves).
+    /// Allocates: nothing.
     [[nodiscard]] result<std::size_t> saved_size() const {
         return shared_read([&](const Memory& m) { return snapshot::saved_size(m); });
     }
     /// snapshot::save of the storage into `out`: a full snapshot; returns
-    /// the bytes used. Errors: not_bound (view closed, also when a
-    /// concurrent close won); busy (a page pinned through any view);
-    /// invalid_argument (`out` too small: see saved_size()). Table lock
-    /// shared, held throughout; O(runs + leaves).
+    /// the bytes used.
+    /// Errors:    in this order: not_bound (view closed, also when a
+    ///            concurrent close won); busy (a page pinned through any
+    ///            view); invalid_argument (`out` too small: see saved_size()).
+    /// Lock:      the view table's, shared, held throughout; then the
+    ///            storage's, shared.
+    /// Cost:      O(runs + leaves).
+    /// Allocates: nothing.
     [[nodiscard]] result<std::size_t> save(std::span<std::uint8_t> out) const {
         return shared_read([&](const Memory& m) { return snapshot::save(m, out); });
     }
     /// snapshot::increment_size: the bytes save_increment(since, ...) needs
-    /// now. Errors: not_bound, then those of snapshot::for_each_change.
-    /// Table lock shared; O(k log k + runs in the changed ranges).
+    /// now.
+    /// Errors:    not_bound (this view closed), then those of
+    ///            snapshot::for_each_change.
+    /// Lock:      the view table's, shared; then the storage's, shared.
+    /// Cost:      O(k log k + runs in the changed ranges).
+    /// Allocates: nothing.
     [[nodiscard]] result<std::size_t> increment_size(std::uint64_t since) const {
         return shared_read([&](const Memory& m) { return snapshot::increment_size(m, since); });
     }
     /// snapshot::save_increment of what changed since generation `since`
-    /// into `out`; returns the bytes used. Errors: not_bound;
-    /// invalid_argument (`since` in the future, or `out` too small: see
-    /// increment_size()); not_supported (`since` older than the change log,
-    /// or a poison since: save a full snapshot). Table lock shared; O(k log
-    /// k + runs in the changed ranges).
+    /// into `out`; returns the bytes used.
+    /// Errors:    in this order: not_bound (this view closed);
+    ///            invalid_argument (`since` in the future); not_supported
+    ///            (`since` older than the change log, or a poison since: save
+    ///            a full snapshot); invalid_argument (`out` too small: see
+    ///            increment_size()).
+    /// Lock:      the view table's, shared, held throughout; then the
+    ///            storage's, shared.
+    /// Cost:      O(k log k + runs in the changed ranges).
+    /// Allocates: nothing.
     [[nodiscard]] result<std::size_t> save_increment(std::uint64_t since, std::span<std::uint8_t> out) const {
         return shared_read([&](const Memory& m) { return snapshot::save_increment(m, since, out); });
     }
     /// snapshot::restore of the full snapshot `bytes` into the storage,
     /// which must be fresh (no folio, one run, of the snapshot's shape).
     /// All or nothing; bindings of any view stay bound and are not told.
-    /// Errors: not_bound; every error of snapshot::restore (the storage
-    /// untouched). Table lock exclusive (no view calls into the storage
-    /// meanwhile); O(bytes + runs + leaves).
+    /// Errors:    not_bound (this view closed); then every error of
+    ///            snapshot::restore (the storage untouched).
+    /// Lock:      the view table's, exclusive (no view calls into the
+    ///            storage meanwhile); then restore's (the storage's, exclusive).
+    /// Cost:      O(bytes + runs + leaves).
+    /// Allocates: as snapshot::restore.
     status restore(std::span<const std::uint8_t> bytes) {
         return exclusive_call([&](Memory& m) { return snapshot::restore(m, bytes); });
     }
@@ -341,9 +436,14 @@ public:
     /// at the increment's base generation. Each of its conversions is one
     /// round over the consumers of every view: a veto in any view stops it
     /// with the storage back at its base generation (applying it again is
-    /// safe). Errors: not_bound; every error of snapshot::apply_increment.
-    /// Table lock exclusive (no other view converts meanwhile); O(bytes +
-    /// conversions).
+    /// safe).
+    /// Errors:    not_bound (this view closed); then every error of
+    ///            snapshot::apply_increment.
+    /// Lock:      the view table's, exclusive (no other view converts
+    ///            meanwhile); then each conversion's (the storage's,
+    ///            exclusive), every view's consumer callbacks under both.
+    /// Cost:      O(bytes + conversions), plus each conversion's cost.
+    /// Allocates: as snapshot::apply_increment.
     status apply_increment(std::span<const std::uint8_t> bytes) {
         return exclusive_call([&](Memory& m) { return snapshot::apply_increment(m, bytes); });
     }
@@ -352,10 +452,14 @@ public:
 
     /// Bind `c` over `pages` through this view (guest_memory::bind), then,
     /// with replay_mode::populated, replay each shared run of `pages` to
-    /// it (view/replay.hpp): a veto there leaves it unbound. Errors:
-    /// not_bound (view closed); invalid_argument (bad `mode`); bind's; vetoed
-    /// (from populate). Table lock exclusive (no conversion runs between
-    /// the bind and its replay). O(bindings + log runs + shared runs).
+    /// it (view/replay.hpp): a veto there leaves it unbound.
+    /// Errors:    in this order: not_bound (view closed); invalid_argument
+    ///            (bad `mode`); guest_memory::bind's; vetoed (from populate).
+    /// Lock:      the view table's, exclusive (no conversion runs between the
+    ///            bind and its replay); then the storage's, the consumer's
+    ///            replay callbacks under both.
+    /// Cost:      O(bindings + log runs + shared runs).
+    /// Allocates: nothing (`slot` is the record; the view's list is intrusive).
     [[nodiscard]] result<view_binding_handle> bind(binding_type& slot, consumer_type& c, page_range pages,
                                                    std::uint64_t target_base, binding_class cls = binding_class::ordinary,
                                                    replay_mode mode = replay_mode::populated) {
@@ -375,9 +479,12 @@ public:
     }
 
     /// Unbind a binding made through this view (its consumer gets its
-    /// release). Errors: not_bound (this view closed; the handle from
-    /// another view, a closed one, or another storage; or already unbound).
-    /// Table lock exclusive; O(bindings).
+    /// release).
+    /// Errors:    not_bound (this view closed; the handle from another view,
+    ///            a closed one, or another storage; or already unbound).
+    /// Lock:      the view table's, exclusive; then guest_memory::unbind's.
+    /// Cost:      O(bindings).
+    /// Allocates: nothing.
     status unbind(view_binding_handle h) {
         if (b_ == nullptr) return closed();
         std::unique_lock g(b_->lock);
@@ -399,10 +506,12 @@ public:
     }
 
     /// The sequence of `b` (odd while an invalidation over it is in
-    /// flight), read before fault. No lock: one atomic load.
+    /// flight), read before fault.
+    /// Lock: none (one atomic load). Cost: O(1).
     [[nodiscard]] std::uint64_t read_begin(const binding_type& b) const noexcept { return b.get().sequence(); }
     /// True if an invalidation over `b` ran since read_begin returned `seq`
-    /// (or was then in flight): fault again. No lock: one atomic load.
+    /// (or was then in flight): fault again.
+    /// Lock: none (one atomic load). Cost: O(1).
     [[nodiscard]] bool read_retry(const binding_type& b, std::uint64_t seq) const noexcept {
         return (seq & 1) != 0 || b.get().sequence() != seq;
     }
