@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <streambuf>
 #include <mutex>
 #include <string_view>
 #include <utility>
@@ -386,5 +387,28 @@ void adopt(guestmem_memory* mem, guestmem_binding* b, c_consumer* owner, bool fr
 /// The consumer table a caller passes: NULL, size (at least the ABI 0.1
 /// struct, up to `name`), reserved0 and an unknown tail checked. 0 when usable.
 int32_t check_ops(const guestmem_consumer_ops* ops, guestmem_error* err) noexcept;
+
+/// A std::streambuf that hands everything written to a guestmem_write_fn
+/// (guestmem_dump and the snapshot calls that write to a callback).
+class callback_buf final : public std::streambuf {
+public:
+    callback_buf(guestmem_write_fn fn, void* ctx) noexcept : fn_(fn), ctx_(ctx) {}
+
+protected:
+    int_type overflow(int_type c) override {
+        if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+        const char ch = traits_type::to_char_type(c);
+        fn_(ctx_, &ch, 1);
+        return c;
+    }
+    std::streamsize xsputn(const char* s, std::streamsize n) override {
+        if (n > 0) fn_(ctx_, s, static_cast<std::size_t>(n));
+        return n;
+    }
+
+private:
+    guestmem_write_fn fn_;
+    void* ctx_;
+};
 
 } // namespace guestmem::c_abi

@@ -27,28 +27,6 @@ std::span<const std::uint8_t> bytes_of(const uint8_t* p, std::size_t len) noexce
     return len == 0 ? std::span<const std::uint8_t>{} : std::span<const std::uint8_t>{p, len};
 }
 
-/// A std::streambuf handing everything to a guestmem_write_fn.
-class write_buf final : public std::streambuf {
-public:
-    write_buf(guestmem_write_fn fn, void* ctx) noexcept : fn_(fn), ctx_(ctx) {}
-
-protected:
-    int_type overflow(int_type c) override {
-        if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
-        const char ch = traits_type::to_char_type(c);
-        fn_(ctx_, &ch, 1);
-        return c;
-    }
-    std::streamsize xsputn(const char* s, std::streamsize n) override {
-        if (n > 0) fn_(ctx_, s, static_cast<std::size_t>(n));
-        return n;
-    }
-
-private:
-    guestmem_write_fn fn_;
-    void* ctx_;
-};
-
 /// Copies what fits into [buf, buf + cap) and counts every byte.
 struct counting_sink {
     std::uint8_t* buf;
@@ -176,7 +154,7 @@ int32_t guestmem_snapshot_inspect(const uint8_t* bytes, size_t len, size_t max_i
                                   guestmem_error* err) {
     if (fn == nullptr) return fail(err, errc::invalid_argument, no_page, "fn (the writer) is NULL");
     if (bytes == nullptr && len > 0) return null_bytes(err, len);
-    write_buf sb(fn, ctx);
+    callback_buf sb(fn, ctx);
     std::ostream os(&sb);
     return report(err, snapshot::inspect(bytes_of(bytes, len), os, max_items));
 }

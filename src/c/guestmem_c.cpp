@@ -25,28 +25,6 @@ int32_t deliver(const result<T>& r, U* out, guestmem_error* err) noexcept {
     return succeed(err);
 }
 
-/// A std::streambuf that hands everything written to a guestmem_write_fn.
-class callback_buf final : public std::streambuf {
-public:
-    callback_buf(guestmem_write_fn fn, void* ctx) noexcept : fn_(fn), ctx_(ctx) {}
-
-protected:
-    int_type overflow(int_type c) override {
-        if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
-        const char ch = traits_type::to_char_type(c);
-        fn_(ctx_, &ch, 1);
-        return c;
-    }
-    std::streamsize xsputn(const char* s, std::streamsize n) override {
-        if (n > 0) fn_(ctx_, s, static_cast<std::size_t>(n));
-        return n;
-    }
-
-private:
-    guestmem_write_fn fn_;
-    void* ctx_;
-};
-
 /// guestmem_dump's sink: copy what fits into the caller's buffer, count all.
 struct buffer_sink {
     char* buf;
