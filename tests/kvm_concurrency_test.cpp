@@ -263,6 +263,7 @@ TEST_CASE("slots added and removed while vCPU threads look up and route: no thre
     std::atomic<std::uint64_t> found{0}, holes{0}, routed{0}, used_absent{0}, bad_slot{0}, in_use_after_remove{0},
         removals{0}, failures{0};
     std::atomic<bool> writer_done{false};
+    std::atomic<int> readers_done{0};  // the writer stops waiting for lookups once every reader has left
     std::atomic<std::uint64_t> lookups_made{0};
     start_line line(readers + 1);
 
@@ -316,6 +317,7 @@ TEST_CASE("slots added and removed while vCPU threads look up and route: no thre
             in_use[id].fetch_sub(1);
             (void)g;
         }
+        readers_done.fetch_add(1);
     };
     auto writer = [&] {
         line.wait();
@@ -324,7 +326,8 @@ TEST_CASE("slots added and removed while vCPU threads look up and route: no thre
             // Let the readers make 16 lookups between two changes, so every
             // table is read (progress, not time: no sleep).
             const std::uint64_t seen = lookups_made.load();
-            while (lookups_made.load() < seen + 16) std::this_thread::yield();
+            // (A starved writer may find every reader gone at max_lookups: then it goes on alone.)
+            while (lookups_made.load() < seen + 16 && readers_done.load() < readers) std::this_thread::yield();
             const std::uint32_t id = std::uint32_t(rng.next() % ids);
             if (!present[id].load()) {
                 present[id].store(true);
