@@ -30,12 +30,7 @@ c_consumer::~c_consumer() {
 status c_consumer::populate(const invalidation& inv) {
     if (populate_ == nullptr) return inner_ != nullptr ? inner_->populate(inv) : ok();
     const guestmem_invalidation c = to_c(inv);
-    guestmem_error why;
-    why.size = sizeof why;
-    why.code = GUESTMEM_ERR_VETOED;
-    why.page = inv.pages.begin;
-    why.binding_id = inv.binding_id;
-    why.message[0] = '\0';
+    guestmem_error why = refusal_template(inv);
     const int32_t code = populate_(ctx_, &c, &why);
     if (code == GUESTMEM_OK) return ok();
     return refusal(inv, code, why);

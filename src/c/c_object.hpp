@@ -185,17 +185,24 @@ inline bool is_known_code(int32_t code) noexcept {
     return code >= static_cast<int32_t>(errc::invalid_range) && code <= static_cast<int32_t>(errc::would_deadlock);
 }
 
-// prepare and commit run once per binding per conversion: inline, so the
-// notifier's loops call the C callback with nothing in between.
-inline status c_consumer::prepare(const invalidation& inv) {
-    if (prepare_ == nullptr) return inner_ != nullptr ? inner_->prepare(inv) : ok();
-    const guestmem_invalidation c = to_c(inv);
+/// The error a C prepare or populate fills in when it refuses: VETOED at
+/// the invalidation's first page and binding, its message empty.
+inline guestmem_error refusal_template(const invalidation& inv) noexcept {
     guestmem_error why;
     why.size = sizeof why;
     why.code = GUESTMEM_ERR_VETOED;
     why.page = inv.pages.begin;
     why.binding_id = inv.binding_id;
     why.message[0] = '\0';
+    return why;
+}
+
+// prepare and commit run once per binding per conversion: inline, so the
+// notifier's loops call the C callback with nothing in between.
+inline status c_consumer::prepare(const invalidation& inv) {
+    if (prepare_ == nullptr) return inner_ != nullptr ? inner_->prepare(inv) : ok();
+    const guestmem_invalidation c = to_c(inv);
+    guestmem_error why = refusal_template(inv);
     const int32_t code = prepare_(ctx_, &c, &why);
     if (code == GUESTMEM_OK) [[likely]]
         return ok();
