@@ -1,0 +1,80 @@
+// src/c/c_fault.cpp — guestmem_fault (include/guestmem/c/guestmem.h), the
+// C ABI's hottest read path, alone in its file: the hot path is one inlined
+// C++ fault between a check of the arguments and the copy-out, and every
+// refusal is built out of line (fault_slow). Kept apart from the other
+// entry points so that GCC's interprocedural passes over them do not make
+// out-of-line clones of Outcome's result constructors that this path would
+// then call (each call takes the result's address and forces it to memory:
+// ~20 instructions per fault, measured with callgrind); CMakeLists.txt also
+// turns GCC's IPA-CP off for this file, which makes those clones even here.
+// Cost: O(log runs + log folios), as guest_memory::fault.
+#include "c_object.hpp"
+
+using namespace guestmem;
+using namespace guestmem::c_abi;
+
+namespace {
+
+/// `v` is a shareability / accessor guestmem knows. Compared as the
+/// uint32_t the caller passed (so a value past 255 never wraps onto one),
+/// in a form GCC folds into one comparison and that lets the C++ fault's own
+/// checks of the narrowed value fold away.
+constexpr bool valid_shareability(uint32_t v) noexcept {
+    return v == uint32_t(shareability::shared) || v == uint32_t(shareability::guest_only);
+}
+constexpr bool valid_accessor(uint32_t v) noexcept {
+    return v == uint32_t(accessor::host) || v == uint32_t(accessor::hypervisor) || v == uint32_t(accessor::device) ||
+           v == uint32_t(accessor::trusted_device);
+}
+static_assert(valid_shareability(GUESTMEM_SHARED) && valid_shareability(GUESTMEM_GUEST_ONLY) && !valid_shareability(2) &&
+              !valid_shareability(0x100));
+static_assert(valid_accessor(GUESTMEM_HOST) && valid_accessor(GUESTMEM_TRUSTED_DEVICE) && !valid_accessor(4) &&
+              !valid_accessor(0x103));
+
+/// guestmem_fault with everything checked and every refusal built: what
+/// the hot path hands over to when an argument is wrong or its fault was
+/// refused (the fault then runs again and reports what it finds: the same
+/// refusal, or an answer if a conversion made the page mappable meanwhile).
+[[gnu::cold, gnu::noinline]] int32_t fault_slow(const guestmem_memory* mem, uint64_t page, uint32_t wanted,
+                                               uint32_t who, guestmem_fault_result* out, guestmem_error* err) {
+    if (mem == nullptr)
+        return fail(err, errc::invalid_argument, no_page, "the guestmem_memory handle is NULL");
+    if (int32_t rc = check_output(out, "out", err)) return rc;
+    // A value past uint8_t must not wrap onto a valid enumerator: the C++
+    // side refuses 0xff by value.
+    const auto w = wanted > 0xff ? static_cast<shareability>(0xff) : static_cast<shareability>(wanted);
+    const auto a = who > 0xff ? static_cast<accessor>(0xff) : static_cast<accessor>(who);
+    return visit(mem, [&](const auto& g, const auto&) {
+        auto r = g.fault(page, w, a);
+        if (!r) return put(err, r.error());
+        write_fault_result(r.value(), out);
+        return succeed(err);
+    });
+}
+
+} // namespace
+
+extern "C" {
+
+// Flattened: left to itself GCC calls the three instantiations' fault out
+// of line. The arguments are checked here once (the C++ checks of `wanted`
+// and `who` then fold away); the hot path never reads the C++ error, so the
+// fault's answer stays in registers.
+[[gnu::flatten]] int32_t guestmem_fault(const guestmem_memory* mem, uint64_t page, uint32_t wanted, uint32_t who,
+                                        guestmem_fault_result* out, guestmem_error* err) {
+    if (mem == nullptr) [[unlikely]]
+        return fault_slow(mem, page, wanted, who, out, err);
+    if (out == nullptr || out->size < sizeof *out || !valid_shareability(wanted) || !valid_accessor(who)) [[unlikely]]
+        return fault_slow(mem, page, wanted, who, out, err);
+    return visit(mem, [&](const auto& g, const auto&) {
+        auto r = g.fault(page, static_cast<shareability>(wanted), static_cast<accessor>(who));
+        if (!r) [[unlikely]]
+            return fault_slow(mem, page, wanted, who, out, err);
+        write_fault_result(r.value(), out);
+        if (err != nullptr) [[unlikely]]
+            return succeed(err);
+        return int32_t{GUESTMEM_OK};
+    });
+}
+
+} // extern "C"
