@@ -54,27 +54,52 @@ static_assert(valid_accessor(GUESTMEM_HOST) && valid_accessor(GUESTMEM_TRUSTED_D
 
 } // namespace
 
+
+namespace guestmem::c_abi {
+
+// Flattened: left to itself GCC calls the fault out of line. The arguments
+// are checked here once (the C++ checks of `wanted` and `who` then fold
+// away); the hot path never reads the C++ error, so the fault's answer stays
+// in registers.
+template <class A>
+[[gnu::flatten]] int32_t fault_of(const guestmem_memory* mem, uint64_t page, uint32_t wanted, uint32_t who,
+                                  guestmem_fault_result* out, guestmem_error* err) noexcept {
+    // Four branches, not one: GCC merges || into setcc/or chains that cost more.
+    if (out == nullptr) [[unlikely]]
+        return fault_slow(mem, page, wanted, who, out, err);
+    if (out->size < sizeof *out) [[unlikely]]
+        return fault_slow(mem, page, wanted, who, out, err);
+    if (!valid_shareability(wanted)) [[unlikely]]
+        return fault_slow(mem, page, wanted, who, out, err);
+    if (!valid_accessor(who)) [[unlikely]]
+        return fault_slow(mem, page, wanted, who, out, err);
+    auto r = static_cast<const object<A>*>(mem)->mem.fault(page, static_cast<shareability>(wanted),
+                                                            static_cast<accessor>(who));
+    if (!r) [[unlikely]]
+        return fault_slow(mem, page, wanted, who, out, err);
+    write_fault_result(r.value(), out);
+    if (err != nullptr) [[unlikely]]
+        return succeed(err);
+    return GUESTMEM_OK;
+}
+
+template int32_t fault_of<simulated_allocator>(const guestmem_memory*, uint64_t, uint32_t, uint32_t,
+                                               guestmem_fault_result*, guestmem_error*) noexcept;
+template int32_t fault_of<memfd_allocator>(const guestmem_memory*, uint64_t, uint32_t, uint32_t,
+                                           guestmem_fault_result*, guestmem_error*) noexcept;
+template int32_t fault_of<guest_memfd_allocator>(const guestmem_memory*, uint64_t, uint32_t, uint32_t,
+                                                 guestmem_fault_result*, guestmem_error*) noexcept;
+
+} // namespace guestmem::c_abi
+
 extern "C" {
 
-// Flattened: left to itself GCC calls the three instantiations' fault out
-// of line. The arguments are checked here once (the C++ checks of `wanted`
-// and `who` then fold away); the hot path never reads the C++ error, so the
-// fault's answer stays in registers.
-[[gnu::flatten]] int32_t guestmem_fault(const guestmem_memory* mem, uint64_t page, uint32_t wanted, uint32_t who,
-                                        guestmem_fault_result* out, guestmem_error* err) {
+// The object's own instantiation (fault_of<A>), reached by a tail jump.
+int32_t guestmem_fault(const guestmem_memory* mem, uint64_t page, uint32_t wanted, uint32_t who,
+                       guestmem_fault_result* out, guestmem_error* err) {
     if (mem == nullptr) [[unlikely]]
         return fault_slow(mem, page, wanted, who, out, err);
-    if (out == nullptr || out->size < sizeof *out || !valid_shareability(wanted) || !valid_accessor(who)) [[unlikely]]
-        return fault_slow(mem, page, wanted, who, out, err);
-    return visit(mem, [&](const auto& g, const auto&) {
-        auto r = g.fault(page, static_cast<shareability>(wanted), static_cast<accessor>(who));
-        if (!r) [[unlikely]]
-            return fault_slow(mem, page, wanted, who, out, err);
-        write_fault_result(r.value(), out);
-        if (err != nullptr) [[unlikely]]
-            return succeed(err);
-        return int32_t{GUESTMEM_OK};
-    });
+    return mem->fault(mem, page, wanted, who, out, err);
 }
 
 } // extern "C"
