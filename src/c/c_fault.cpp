@@ -1,13 +1,18 @@
 // src/c/c_fault.cpp — guestmem_fault (include/guestmem/c/guestmem.h), the
-// C ABI's hottest read path, alone in its file: the hot path is one inlined
-// C++ fault between a check of the arguments and the copy-out, and every
-// refusal is built out of line (fault_slow). Kept apart from the other
-// entry points so that GCC's interprocedural passes over them do not make
-// out-of-line clones of Outcome's result constructors that this path would
-// then call (each call takes the result's address and forces it to memory:
-// ~20 instructions per fault, measured with callgrind); CMakeLists.txt also
-// turns GCC's IPA-CP off for this file, which makes those clones even here.
-// Cost: O(log runs + log folios), as guest_memory::fault.
+// C ABI's hottest read path. guestmem_fault tests the handle and jumps to
+// the object's own instantiation (fault_of<A>, stored in the handle by
+// object<A>): the arguments checked once, one inlined C++ fault, the
+// copy-out. Every refusal is worded out of line by fault_slow, which runs
+// the fault again (caveat: if a conversion made the page mappable in
+// between, the caller gets that answer instead of the refusal - both are
+// what some instant during the call saw).
+// In a file of its own so that CMakeLists.txt can build it without GCC's
+// IPA-CP: with it, GCC made an out-of-line clone of Outcome's
+// error-converting constructor, every error path of the inlined fault
+// called it with the result's address, and the result then lived on the
+// stack (~14 instructions a fault under callgrind).
+// Cost: O(log runs + log folios), as guest_memory::fault; about 12
+// instructions more than the fault inlined into a C++ caller.
 #include "c_object.hpp"
 
 using namespace guestmem;
