@@ -248,6 +248,12 @@ struct guestmem_memory {
     std::atomic<std::uint32_t> refs{1};
     /// The unblock notifier guestmem_set_unblock_eventfd made (owned), or nullptr.
     guestmem::unblock_notifier* unblock = nullptr;
+    /// guestmem_fault for this object's allocator (c_abi::fault_of<A>,
+    /// c_fault.cpp), set by object<A>: the fault jumps straight to its
+    /// instantiation instead of testing `kind` (visit) on every call.
+    using fault_entry = int32_t (*)(const guestmem_memory*, uint64_t, uint32_t, uint32_t, guestmem_fault_result*,
+                                    guestmem_error*) noexcept;
+    fault_entry fault = nullptr;
 
     /// What a gpa_map needs (kvm/gpa_map.hpp's gpa_memory): defined in
     /// c_object.cpp over the allocator kind.
@@ -266,12 +272,20 @@ inline void release(guestmem_memory* m) noexcept {
 
 namespace guestmem::c_abi {
 
+/// guestmem_fault on an object<A> whose `mem` is not NULL (c_fault.cpp,
+/// instantiated there for the three allocators).
+template <class A>
+int32_t fault_of(const guestmem_memory* mem, uint64_t page, uint32_t wanted, uint32_t who, guestmem_fault_result* out,
+                 guestmem_error* err) noexcept;
+
 /// One object over allocator A, which it owns (declared first: the
 /// guest_memory refers to it and goes first).
 template <class A>
 struct object final : guestmem_memory {
     object(std::uint32_t k, A&& a, const guest_memory_config& cfg) noexcept
-        : guestmem_memory(k), alloc(std::move(a)), mem(alloc, cfg) {}
+        : guestmem_memory(k), alloc(std::move(a)), mem(alloc, cfg) {
+        fault = &fault_of<A>;
+    }
     A alloc;
     // A closed consumer type: the notifier calls the C trampolines directly
     // (inlined, below), not through consumer's vtable.

@@ -127,52 +127,9 @@ int32_t guestmem_release_quarantine(guestmem_memory* mem, uint64_t begin, uint64
     return visit(mem, [&](auto& g, auto&) { return report(err, g.convert({begin, end}, share, o)); });
 }
 
-// ---- faults -------------------------------------------------------------------
+// ---- faults ---------------------------------------------------------------------
 
-namespace {
-
-/// guestmem_fault's refusals of its own arguments (NULL handle or output,
-/// a short output struct, an enumeration value past 255, which the C++ side
-/// then refuses by value).
-[[gnu::cold, gnu::noinline]] int32_t fault_argument_error(const guestmem_memory* mem, uint64_t page, uint32_t wanted,
-                                                         uint32_t who, guestmem_fault_result* out, guestmem_error* err) {
-    if (mem == nullptr) return null_object(err);
-    if (int32_t rc = check_output(out, "out", err)) return rc;
-    const auto w = wanted > 0xff ? static_cast<shareability>(0xff) : static_cast<shareability>(wanted);
-    const auto a = who > 0xff ? static_cast<accessor>(0xff) : static_cast<accessor>(who);
-    return visit(mem, [&](const auto& g, const auto&) {
-        auto r = g.fault(page, w, a);  // refused: the page past the end, or the bad enumeration
-        return r ? succeed(err) : put(err, r.error());
-    });
-}
-
-} // namespace
-
-// Flattened: the fault is the hottest read path, and left to itself GCC calls
-// the three instantiations' fault_locked out of line (and formats the
-// accessor's name for an error that does not happen): ~40% more instructions
-// than the same fault inlined into a C++ caller (bench/bench_c_abi.cpp).
-[[gnu::flatten]] int32_t guestmem_fault(const guestmem_memory* mem, uint64_t page, uint32_t wanted, uint32_t who,
-                       guestmem_fault_result* out, guestmem_error* err) {
-    // One test for every argument that cannot be right; the refusals are
-    // built out of line (fault_argument_error), so the common path is the
-    // C++ fault and the copy-out.
-    if (mem == nullptr || out == nullptr || out->size < sizeof *out || ((wanted | who) > 0xff)) [[unlikely]]
-        return fault_argument_error(mem, page, wanted, who, out, err);
-    return visit(mem, [&](const auto& g, const auto&) {
-        auto r = g.fault(page, static_cast<shareability>(wanted), static_cast<accessor>(who));
-        if (!r) [[unlikely]]
-            return put(err, r.error());
-        const fault_result& f = r.value();
-        out->order = f.order;
-        out->mappability = static_cast<uint8_t>(f.mappability);
-        out->reserved[0] = out->reserved[1] = 0;
-        out->frame = f.frame;
-        out->folio_first = f.folio_first;
-        out->folio_frame = f.folio_frame;
-        return succeed(err);
-    });
-}
+// guestmem_fault: in c_fault.cpp.
 
 uint64_t guestmem_read_begin(const guestmem_binding* binding) {
     return binding != nullptr ? binding->slot.sequence() : 1;

@@ -83,6 +83,35 @@ static void a_memfd_object_hands_out_its_fd_and_mapping(void) {
     guestmem_destroy(mem);
 }
 
+/* Each allocator's object has its own fault path (c_abi::fault_of<A>): the
+ * memfd one answers, refuses and checks its arguments like the simulated one. */
+static void a_memfd_object_answers_and_refuses_faults(void) {
+    guestmem_config cfg = config(GUESTMEM_ALLOC_MEMFD, 1024);
+    guestmem_memory* mem = NULL;
+    guestmem_error err = new_error();
+    guestmem_fault_result f;
+    CHECK_CODE(guestmem_create(&cfg, &mem, &err), GUESTMEM_OK, err);
+    CHECK_CODE(guestmem_allocate(mem, 0, 1024, &err), GUESTMEM_OK, err);
+    CHECK_CODE(guestmem_convert(mem, 512, 513, GUESTMEM_SHARED, NULL, &err), GUESTMEM_OK, err);
+    memset(&f, 0xff, sizeof f);
+    f.size = sizeof f;
+    err = new_error();
+    err.code = GUESTMEM_ERR_BUSY; /* a success must overwrite it */
+    CHECK_CODE(guestmem_fault(mem, 512, GUESTMEM_SHARED, GUESTMEM_HOST, &f, &err), GUESTMEM_OK, err);
+    CHECK(err.code == GUESTMEM_OK && err.page == GUESTMEM_NO_PAGE && err.message[0] == '\0');
+    CHECK(f.order == GUESTMEM_ORDER_4K && f.folio_first == 512 && f.frame == f.folio_frame);
+    CHECK(f.mappability == GUESTMEM_MAPPABLE_ALL && f.reserved[0] == 0 && f.reserved[1] == 0);
+    CHECK_CODE(guestmem_fault(mem, 513, GUESTMEM_SHARED, GUESTMEM_HOST, &f, &err), GUESTMEM_ERR_PERMISSION_DENIED, err);
+    CHECK(err.page == 513 && err.message[0] != '\0');
+    CHECK_CODE(guestmem_fault(mem, 513, GUESTMEM_GUEST_ONLY, GUESTMEM_HYPERVISOR, &f, &err), GUESTMEM_OK, err);
+    CHECK(f.folio_first <= 513 && f.frame == f.folio_frame + (513 - f.folio_first) && f.mappability == GUESTMEM_MAPPABLE_GUEST);
+    CHECK_CODE(guestmem_fault(mem, 1024, GUESTMEM_SHARED, GUESTMEM_HOST, &f, &err), GUESTMEM_ERR_INVALID_RANGE, err);
+    CHECK_CODE(guestmem_fault(mem, 512, GUESTMEM_SHARED, 4, &f, &err), GUESTMEM_ERR_INVALID_ARGUMENT, err);
+    CHECK_CODE(guestmem_fault(mem, 512, 0x100, GUESTMEM_HOST, &f, &err), GUESTMEM_ERR_INVALID_ARGUMENT, err);
+    CHECK_CODE(guestmem_fault(mem, 512, GUESTMEM_SHARED, GUESTMEM_HOST, NULL, &err), GUESTMEM_ERR_INVALID_ARGUMENT, err);
+    guestmem_destroy(mem);
+}
+
 static void a_memfd_object_refuses_1g_folios(void) {
     guestmem_config cfg = config(GUESTMEM_ALLOC_MEMFD, 1024);
     guestmem_memory* mem = (guestmem_memory*)&cfg; /* must be overwritten with NULL */
@@ -229,6 +258,7 @@ int main(void) {
     RUN(a_simulated_object_is_created_described_and_destroyed);
     RUN(a_simulated_object_runs_out_of_its_capacity);
     RUN(a_memfd_object_hands_out_its_fd_and_mapping);
+    RUN(a_memfd_object_answers_and_refuses_faults);
     RUN(a_memfd_object_refuses_1g_folios);
     RUN(a_guest_memfd_object_needs_a_kvm_vm);
     RUN(every_bad_configuration_is_refused_with_a_clear_error);
