@@ -79,7 +79,8 @@ TEST_CASE("the crc32 instruction and the table path agree with a bitwise CRC-32C
     std::vector<std::uint8_t> buf(4096 + 16);
     for (auto& b : buf) b = static_cast<std::uint8_t>(rng());
     const bool hw = snap::detail::crc32c_hardware();
-    MESSAGE(std::string("crc32 instruction on this CPU: ") + (hw ? "yes" : "no (only the table path is compared)"));
+    const std::string path = hw ? "yes" : "no (only the table path is compared)";
+    MESSAGE("crc32 instruction on this CPU: " << path);
     for (std::size_t len : {0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 4096}) {
         for (std::size_t align = 0; align < 8; ++align) {
             const std::uint8_t* p = buf.data() + align;
