@@ -61,6 +61,7 @@ struct run_tree_loader {
         const unsigned h = plan(n, per);
         std::size_t total = 0;
         for (unsigned l = 0; l < h; ++l) total += per[l];
+        const std::size_t pooled = t.nodes_.pooled();
         if (!t.nodes_.fill(total)) return load_outcome::no_memory;
         inner* open[tree::max_height] = {};
         std::size_t made[tree::max_height] = {};  // nodes finished per level
@@ -104,6 +105,7 @@ struct run_tree_loader {
                     t.free_node(lf);
                     for (unsigned l = 1; l < h; ++l)
                         if (open[l] != nullptr) give_back(give_back, open[l], l);
+                    t.nodes_.trim(pooled);  // the pool as it was, too
                     return load_outcome::stopped;
                 }
                 lf->keys[i] = start;
