@@ -131,11 +131,32 @@ inline error increment_alone() noexcept {
                                                         "restore a full snapshot, then apply_increment");
 }
 
+/// restore()'s run source: each run length checked as the map is built
+/// from it (run_length(), the check check_runs() makes; a bad one yields
+/// length 0, which stops the load, the map unchanged). Its state is held
+/// by value, so the map's load, which calls a copy, keeps it in registers;
+/// where the lengths end and the pages they cover are written out.
+struct checked_runs {
+    const std::uint8_t* d;
+    std::size_t at, end;
+    page_index pages, sum;
+    shareability value;  // the previous run's
+    std::size_t* end_at;
+    page_index* covered;
+
+    std::pair<page_index, shareability> operator()() noexcept {
+        const std::uint64_t len = run_length(d, at, end, pages - sum);  // 0: bad, the load stops
+        sum += len;
+        value = value == shareability::shared ? shareability::guest_only : shareability::shared;
+        *end_at = at;
+        *covered = sum;
+        return {len, value};
+    }
+};
+
 /// restore()'s single pass: the header and checksum; the shape; then,
 /// under the object's lock (guest_memory::load), each run length checked
-/// as the map is built from it (run_length(), the check check_runs()
-/// makes; a bad one yields length 0, which stops the load, the map
-/// unchanged), then the sections after the runs and the checks across
+/// as the map is built from it (checked_runs), then the sections after the runs and the checks across
 /// sections, then the folios. Any error leaves the object as it was but
 /// may not be the one check() reports first: restore() words that.
 template <class Memory>
@@ -153,13 +174,8 @@ status restore_one_pass(Memory& mem, std::span<const std::uint8_t> bytes) {
     if (auto s = check_runs_start(in, L); !s) return s;
     std::size_t at = L.runs_at;
     page_index sum = 0;
-    shareability value = L.first_value == shareability::shared ? shareability::guest_only : shareability::shared;
-    auto next = [&] {
-        const std::uint64_t len = run_length(d, at, body_end, L.h.pages - sum);  // 0: bad, the load stops
-        sum += len;
-        value = value == shareability::shared ? shareability::guest_only : shareability::shared;
-        return std::pair<page_index, shareability>{len, value};
-    };
+    checked_runs next{d, L.runs_at, body_end, L.h.pages, 0,
+                      L.first_value == shareability::shared ? shareability::guest_only : shareability::shared, &at, &sum};
     auto build = [&](auto& ld) -> status {
         if (auto s = check_runs_cover(at, sum, L); !s) return s;
         in.seek(at);

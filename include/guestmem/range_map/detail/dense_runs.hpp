@@ -413,9 +413,14 @@ private:
     /// exact-size array or a bitmap, and one top assign (runs of whole
     /// chunks: one top assign for all of them). Not loaded when the
     /// allocator refused or a length was 0 (the caller then drops this map).
+    /// Calls a copy of `source` (state it holds by value stays in the copy).
     template <class Next>
-    [[nodiscard]] load_outcome fill(std::size_t n, Next& next, std::uint16_t* scratch) noexcept {
+    [[nodiscard]] load_outcome fill(std::size_t n, Next& source, std::uint16_t* scratch) noexcept {
         constexpr load_outcome no_memory = load_outcome::no_memory;
+        // A copy the compiler can keep in registers: a source that holds its
+        // state by value (restore's decoder) is then not stored and reloaded
+        // around every run (blocks and the top are written in the loop).
+        Next next(source);
         const auto r0 = next();
         if (r0.first == 0) return load_outcome::stopped;
         bool cur = tv::bit(r0.second);
