@@ -14,7 +14,7 @@
 ///
 /// Costs: O(bytes + runs + leaves + quarantined leaves · log); restore
 /// takes the object's exclusive lock. The measured restore time of 10^6
-/// runs is in bench/RESULTS.md (section "Restore against memcpy").
+/// runs is in bench/RESULTS.md (section "Claims in headers").
 #pragma once
 
 #include <cinttypes>
