@@ -122,10 +122,6 @@ status build_folios(Loader& ld, const std::uint8_t* d, const layout& L) noexcept
     return ok();
 }
 
-} // namespace detail
-
-namespace detail {
-
 inline error increment_alone() noexcept {
     return error::make(errc::invalid_argument, no_page, "offset 5: an increment cannot be restored on its own; "
                                                         "restore a full snapshot, then apply_increment");
@@ -156,9 +152,10 @@ struct checked_runs {
 
 /// restore()'s single pass: the header and checksum; the shape; then,
 /// under the object's lock (guest_memory::load), each run length checked
-/// as the map is built from it (checked_runs), then the sections after the runs and the checks across
-/// sections, then the folios. Any error leaves the object as it was but
-/// may not be the one check() reports first: restore() words that.
+/// as the map is built from it (checked_runs), then the sections after
+/// the runs and the checks across sections, then the folios. Any error
+/// leaves the object as it was but may not be the one check() reports
+/// first: restore() words that.
 template <class Memory>
 status restore_one_pass(Memory& mem, std::span<const std::uint8_t> bytes) {
     auto hr = read_header(bytes);

@@ -1,13 +1,14 @@
 // guestmem/snapshot/detail/validate.hpp — every check a snapshot body must
-// pass before restore creates anything (docs/SNAPSHOT.md §Validation).
-// First each section's syntax, in order (counts, varints, ranges, order
-// and alignment, canonical form), then the checks across sections with
-// forward-only cursors: leaves uniform in shareability, no split folio
-// that would have merged, quarantined leaves apart from each other and
-// from live folios. Each error names the byte offset of the field at
-// fault. O(bytes + runs + extents + splits + poison), plus a sort of the
-// quarantined leaves (a temporary array from `Alloc`, only when there are
-// any).
+// pass (docs/SNAPSHOT.md §Validation). First each section's syntax, in
+// order (counts, varints, ranges, order and alignment, canonical form),
+// then the checks across sections with forward-only cursors: leaves
+// uniform in shareability, no split folio that would have merged,
+// quarantined leaves apart from each other and from live folios. Each
+// error names the byte offset of the field at fault. run_length() is the
+// one check of a run length: restore's single pass (restore.hpp) makes it
+// as it loads, then check_after_runs() for the rest. O(bytes + runs +
+// extents + splits + poison), plus a sort of the quarantined leaves (a
+// temporary array from `Alloc`, only when there are any).
 #pragma once
 
 #include <algorithm>
