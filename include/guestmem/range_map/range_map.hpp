@@ -126,7 +126,9 @@ public:
     /// Preconditions (the caller validated them): run_count >= 1, lengths
     /// summing to size(), no two neighbours equal. A length of 0 stops the
     /// load: a source that checks its runs as it goes (snapshot restore)
-    /// gives up that way on bad input.
+    /// gives up that way on bad input. `next` must be copyable: the dense
+    /// layout may call a copy of it (kept in registers), so state it holds
+    /// by value may not reach the caller's object (hold that by reference).
     /// Errors:    out_of_memory at page 0; invalid_argument (no_page) when
     ///            next() yielded a length of 0. Either way the map is
     ///            unchanged (the new structure is built before the old runs
