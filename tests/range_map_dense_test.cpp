@@ -300,6 +300,45 @@ TEST_CASE("load builds the same dense map as the assigns, and a failed load chan
     CHECK(failures >= 3);
 }
 
+TEST_CASE("a dense load stopped by a length of 0 anywhere, across chunks of every encoding, changes nothing and keeps no block") {
+    alloc_state st;
+    const bool_alloc a(&st);
+    const page_index size = 6 * chunk + 77;
+    bmap src(size, false, a);
+    std::mt19937_64 rng(28);
+    for (int i = 0; i < 3000; ++i) {
+        const page_index b = rng() % size;
+        REQUIRE(src.assign({b, std::min(size, b + 1 + rng() % 40)}, rng() & 1));
+    }
+    alternate(src, 2 * chunk, 3 * chunk + 5);  // a bitmap
+    std::vector<std::pair<page_index, bool>> runs;
+    for (auto r : src.runs({0, size})) runs.push_back({r.range.size(), r.value});
+    bmap dst(size, true, a);
+    REQUIRE(dst.assign({5, 9}, false));
+    const auto before = runs_of(dst, {0, size});
+    for (std::size_t stop : {std::size_t{0}, std::size_t{1}, runs.size() / 3, runs.size() / 2 + 1, runs.size() - 1}) {
+        CAPTURE(stop);
+        const long live = st.live;
+        std::size_t i = 0;
+        auto next = [&] {
+            auto r = runs[i];
+            if (i++ == stop) r.first = 0;
+            return r;
+        };
+        status s = dst.load(runs.size(), next);
+        REQUIRE_FALSE(s);
+        CHECK(s.error().code() == errc::invalid_argument);
+        CHECK(i == stop + 1);
+        CHECK(st.live == live);
+        CHECK(runs_of(dst, {0, size}) == before);
+        CHECK(dst.coalesced());
+    }
+    std::size_t i = 0;
+    auto one = [&] { return std::pair<page_index, bool>{i++ == 0 ? 0 : size, false}; };
+    CHECK_FALSE(dst.load(1, one));
+    CHECK(runs_of(dst, {0, size}) == before);
+}
+
 TEST_CASE("prepare_assign makes a dense commit_assign allocation-free, for either value") {
     alloc_state st;
     bmap m(4 * chunk, false, bool_alloc(&st));

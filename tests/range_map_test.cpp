@@ -472,3 +472,47 @@ TEST_CASE("node search counts keys <= p exactly, padding and 2^64 limits include
     check_count_le<2>(rng);
     check_count_le<3>(rng);
 }
+
+TEST_CASE("load builds the same tree as the assigns, and a length of 0 stops it anywhere, changing nothing and keeping no node") {
+    alloc_state st;
+    const test_allocator<std::uint8_t> a(&st);
+    const page_index size = 1u << 20;
+    counted_map src(size, 0, a);
+    std::mt19937_64 rng(28);
+    for (int i = 0; i < 6000; ++i) {  // thousands of runs: a tree of three levels
+        const page_index b = rng() % size;
+        REQUIRE(src.assign({b, std::min(size, b + 1 + rng() % 300)}, std::uint8_t(rng() % 4)));
+    }
+    std::vector<std::pair<page_index, std::uint8_t>> runs;
+    for (auto r : src.runs({0, size})) runs.push_back({r.range.size(), r.value});
+    REQUIRE(runs.size() > 2000);
+    counted_map dst(size, 7, a);
+    REQUIRE(dst.assign({5, 9}, 2));
+    const auto before = all_runs(dst, {0, size});
+    for (std::size_t stop : {std::size_t{0}, std::size_t{1}, std::size_t{400}, runs.size() / 2, runs.size() - 1}) {
+        CAPTURE(stop);
+        const long live = st.live;
+        std::size_t i = 0;
+        auto next = [&] {
+            auto r = runs[i];
+            if (i++ == stop) r.first = 0;
+            return r;
+        };
+        auto s = dst.load(runs.size(), next);
+        REQUIRE_FALSE(s);
+        CHECK(s.error() == errc::invalid_argument);
+        CHECK(i == stop + 1);  // no run read past the stop
+        CHECK(st.live == live);
+        CHECK(all_runs(dst, {0, size}) == before);
+        CHECK(dst.coalesced());
+    }
+    std::size_t i = 0;
+    auto one = [&] { return std::pair<page_index, std::uint8_t>{i++ == 0 ? 0 : size, 1}; };
+    CHECK_FALSE(dst.load(1, one));  // one run of length 0 stops too
+    CHECK(all_runs(dst, {0, size}) == before);
+    i = 0;
+    auto all = [&] { return runs[i++]; };
+    REQUIRE(dst.load(runs.size(), all));
+    CHECK(all_runs(dst, {0, size}) == all_runs(src, {0, size}));
+    CHECK(dst.coalesced());
+}

@@ -4,9 +4,12 @@
 // snap_builder and resealed, so each reaches the check behind the checksum.
 #include <doctest/doctest.h>
 
+#include "support/failing_allocator.hpp"
 #include "support/snapshot_support.hpp"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 using namespace guestmem;
 using namespace guestmem::test_support;
@@ -30,6 +33,8 @@ void rejected(const bytes& b, std::size_t offset, const char* what, errc code = 
     auto s = snap::restore(m, b);
     REQUIRE_FALSE(s);
     CHECK(snap::error_offset(s.error()) == offset);
+    CHECK(s.error() == code);
+    CHECK(std::string(s.error().message()) == std::string(r.error().message()));  // restore's one pass words it as check()
     CHECK(state_of(m) == before);
 }
 
@@ -343,4 +348,83 @@ TEST_CASE("a body that ends inside a field is truncated at that field's offset")
     cut.b(1).v(1).v(4096).v(1).v(1 << 14);  // a 3-byte gap, then the body ends
     const std::size_t order_at = cut.here();
     rejected(cut.done(), order_at, "truncated: an extent's order");
+}
+
+TEST_CASE("restore checks the run lengths as it loads them: a bad one deep in the runs, or a bad section after them, changes nothing") {
+    // 8 chunks of 2^16 pages, thousands of runs: the map is well into its
+    // build when the defect comes.
+    const page_index pages = 8 * (page_index{1} << 16);
+    std::mt19937_64 rng(28);
+    std::vector<page_index> lengths;
+    for (page_index sum = 0; sum < pages;) {
+        const page_index len = std::min<page_index>(pages - sum, 1 + rng() % 400);
+        lengths.push_back(len);
+        sum += len;
+    }
+    REQUIRE(lengths.size() > 2000);
+    const std::size_t bad = lengths.size() * 3 / 4;
+    auto make = [&](page_index bad_length, bool short_cover, bool trailing, std::size_t* at) {
+        snap_builder x;
+        x.pages = pages;
+        x.b(0).v(lengths.size() - (short_cover ? 1 : 0));
+        for (std::size_t i = 0; i + (short_cover ? 1 : 0) < lengths.size(); ++i) {
+            if (i == bad && at != nullptr) *at = x.here();
+            x.v(i == bad ? bad_length : lengths[i]);
+        }
+        if (short_cover && at != nullptr) *at = x.here();
+        x.no_folios();
+        if (trailing) {
+            if (at != nullptr) *at = x.here();
+            x.b(0);
+        }
+        return x.done();
+    };
+    struct variant {
+        const char* what;
+        page_index length;
+        bool short_cover, trailing;
+    };
+    for (const variant& v : {variant{"is empty", 0, false, false}, variant{"ends past", pages, false, false},
+                             variant{"longer than needed", 0, false, false}, variant{"the runs cover", 1, true, false},
+                             variant{"bytes after the last section", 1, false, true}}) {
+        CAPTURE(v.what);
+        std::size_t at = 0;
+        bytes b = make(v.length == 1 ? lengths[bad] : v.length, v.short_cover, v.trailing, &at);
+        if (std::string(v.what) == "longer than needed") {  // lengths[bad] with a needless 0x80 0x00 tail
+            snap_builder x;
+            x.pages = pages;
+            x.b(0).v(lengths.size());
+            for (std::size_t i = 0; i < lengths.size(); ++i) {
+                if (i == bad) {
+                    at = x.here();
+                    x.b(std::uint8_t(0x80 | (lengths[i] & 0x7f))).b(std::uint8_t(0x80 | (lengths[i] >> 7))).b(0);
+                } else {
+                    x.v(lengths[i]);
+                }
+            }
+            x.no_folios();
+            b = x.done();
+        }
+        auto r = snap::check(b);
+        REQUIRE_FALSE(r);
+        CHECK(snap::error_offset(r.error()) == at);
+        CHECK(std::string(r.error().message()).find(v.what) != std::string::npos);
+        simulated_allocator alloc;
+        alloc_control ctl;
+        guest_memory<simulated_allocator, consumer, null_lock, failing_allocator<std::byte>> m(
+            alloc, snap::read_header(b).value().config(), failing_allocator<std::byte>(&ctl));
+        const snap_state before = state_of(m);
+        const auto live = ctl.live;
+        auto s = snap::restore(m, b);
+        REQUIRE_FALSE(s);
+        CHECK(s.error() == r.error().code());
+        CHECK(std::string(s.error().message()) == std::string(r.error().message()));
+        CHECK(state_of(m) == before);
+        CHECK(ctl.live == live);  // every block and node the load took is back
+    }
+    const bytes good = make(lengths[bad], false, false, nullptr);  // the same bytes without the defect restore
+    simulated_allocator alloc;
+    guest_memory<simulated_allocator, consumer, null_lock> m(alloc, snap::read_header(good).value().config());
+    REQUIRE(snap::restore(m, good));
+    CHECK(state_of(m).runs.size() == lengths.size());
 }

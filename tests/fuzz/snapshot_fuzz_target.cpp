@@ -7,7 +7,9 @@
 // their base generation 0), and saving that object must give the input's
 // bytes back: the format has one encoding per state (an older version's
 // input restores, and its current-version save must be canonical). ASan and UBSan watch
-// for crashes, leaks and undefined behaviour. Seeds: snapshot_corpus/,
+// for crashes, leaks and undefined behaviour. A full snapshot check()
+// refuses must be refused by restore() too, with the same error, the
+// object left as it was (restore checks as it loads). Seeds: snapshot_corpus/,
 // valid snapshots of random histories (make_snapshot_corpus.cpp).
 #include <guestmem/memory/guest_memory.hpp>
 #include <guestmem/snapshot/snapshot.hpp>
@@ -31,6 +33,22 @@ using mem_type = guest_memory<simulated_allocator, consumer, null_lock>;
     std::abort();
 }
 
+/// restore() checks the run lengths as it loads them (one pass): on a full
+/// snapshot check() refuses, it must refuse with check()'s very error and
+/// leave the fresh object as it was.
+void restore_refused(const std::vector<std::uint8_t>& b, const error& e) {
+    auto h = snapshot::read_header(b);
+    if (!h || h.value().kind != snapshot::kind::full || h.value().pages > (page_index{1} << 19)) return;
+    simulated_allocator alloc;
+    mem_type m(alloc, h.value().config());
+    auto s = snapshot::restore(m, b);
+    if (s) fail("restore accepted a snapshot check() refused", &e);
+    if (s.error().code() != e.code() || s.error().message() != e.message()) fail("restore refused with another error than check()'s", &s.error());
+    const auto st = m.stats();
+    if (st.runs != 1 || st.shared_pages != 0 || st.allocated_pages != 0 || alloc.pages_in_use() != 0 || m.generation() != 0)
+        fail("a refused restore changed the object", &s.error());
+}
+
 void exercise(const std::vector<std::uint8_t>& b) {
     auto r = snapshot::check(b);
     if (!r) {
@@ -38,6 +56,7 @@ void exercise(const std::vector<std::uint8_t>& b) {
         if (e.message().empty()) fail("a rejection without a message");
         if (e.code() == errc::invalid_argument && snapshot::error_offset(e) > b.size()) fail("a rejection naming an offset past the input", &e);
         if (e.code() != errc::invalid_argument && e.code() != errc::not_supported) fail("an unexpected error code", &e);
+        restore_refused(b, e);
         return;
     }
     const snapshot::header h = r.value();

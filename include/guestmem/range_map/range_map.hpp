@@ -123,10 +123,16 @@ public:
     /// Replace every run at once with the `run_count` runs `next()` yields,
     /// in order, as (length, value) pairs: built bottom-up in one pass,
     /// much faster than one assign per run (restoring a snapshot).
-    /// Preconditions (the caller validated them): run_count >= 1, every
-    /// length >= 1, lengths summing to size(), no two neighbours equal.
-    /// Errors:    out_of_memory at page 0 (the new structure is built before
-    ///            the old runs go: the map is then unchanged).
+    /// Preconditions (the caller validated them): run_count >= 1, lengths
+    /// summing to size(), no two neighbours equal. A length of 0 stops the
+    /// load: a source that checks its runs as it goes (snapshot restore)
+    /// gives up that way on bad input. `next` must be copyable: the dense
+    /// layout may call a copy of it (kept in registers), so state it holds
+    /// by value may not reach the caller's object (hold that by reference).
+    /// Errors:    out_of_memory at page 0; invalid_argument (no_page) when
+    ///            next() yielded a length of 0. Either way the map is
+    ///            unchanged (the new structure is built before the old runs
+    ///            go).
     /// Lock:      none; the owner serialises it against every other call.
     /// Cost:      O(runs).
     /// Allocates: about runs / 24 nodes (dense: one block per chunk with
@@ -134,13 +140,16 @@ public:
     ///            the duration of the call).
     template <class Next>
     [[nodiscard]] status load(std::size_t run_count, Next&& next) noexcept {
-        bool loaded;
+        detail::load_outcome out;
         if constexpr (dense)
-            loaded = tree_.load(run_count, next);
+            out = tree_.load(run_count, next);
         else
-            loaded = detail::run_tree_loader<Value, Allocator>::load(tree_, run_count, next);
-        if (!loaded)
+            out = detail::run_tree_loader<Value, Allocator>::load(tree_, run_count, next);
+        if (out == detail::load_outcome::no_memory)
             return error::make(errc::out_of_memory, 0, "no memory for the range map nodes of %zu runs", run_count);
+        if (out == detail::load_outcome::stopped)
+            return error::make(errc::invalid_argument, no_page, "the run source stopped the load of %zu runs (a length of 0)",
+                               run_count);
         return ok();
     }
 

@@ -68,7 +68,8 @@ struct header {
 /// Castagnoli CRC that iSCSI and ext4 use and any language recomputes
 /// (reflected, initial value and final xor 0xFFFFFFFF). It catches every
 /// burst error up to 32 bits.
-/// Lock: none. Cost: O(n), a table lookup per byte.
+/// Lock: none. Cost: O(n): 8 bytes per crc32 instruction where the CPU has
+/// SSE4.2, else a table lookup per byte.
 [[nodiscard]] inline std::uint32_t checksum(const std::uint8_t* data, std::size_t n) noexcept {
     detail::hasher h;
     h.update(data, n);

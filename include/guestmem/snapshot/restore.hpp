@@ -1,12 +1,16 @@
 /// @file
 /// Check a snapshot, and restore a full one into a fresh object
-/// (docs/SNAPSHOT.md §Validation, §Restore). Everything is validated
-/// before anything is created; a snapshot that fails gets an
+/// (docs/SNAPSHOT.md §Validation, §Restore). A snapshot that fails gets an
 /// invalid_argument error (not_supported for another format version)
 /// whose message starts "offset N:" with the byte offset at fault, and the
-/// object is untouched. Restore then builds the map (one pass, bottom-up)
-/// and the folios; if the allocator or the node allocator runs out half
-/// way, everything made so far is given back and the object is as it was.
+/// object is as it was. Restore reads the run lengths once: each is
+/// checked as the map's dense chunks are built from it (range_map::load),
+/// and a bad one stops the load before the map changes; the other sections
+/// are checked before any folio is made; a failure after the map was
+/// loaded puts it back. Any failure then runs check()'s validation over
+/// the bytes to report the error check() would (the error path reads the
+/// bytes twice; the success path once). If the allocator or the node
+/// allocator runs out half way, everything made so far is given back.
 ///
 /// Costs: O(bytes + runs + leaves + quarantined leaves · log); restore
 /// takes the object's exclusive lock. The measured restore time of 10^6
@@ -118,6 +122,66 @@ status build_folios(Loader& ld, const std::uint8_t* d, const layout& L) noexcept
     return ok();
 }
 
+inline error increment_alone() noexcept {
+    return error::make(errc::invalid_argument, no_page, "offset 5: an increment cannot be restored on its own; "
+                                                        "restore a full snapshot, then apply_increment");
+}
+
+/// restore()'s run source: each run length checked as the map is built
+/// from it (run_length(), the check check_runs() makes; a bad one yields
+/// length 0, which stops the load, the map unchanged). Its state is held
+/// by value, so the map's load, which calls a copy, keeps it in registers;
+/// where the lengths end and the pages they cover are written out.
+struct checked_runs {
+    const std::uint8_t* d;
+    std::size_t at, end;
+    page_index pages, sum;
+    shareability value;  // the previous run's
+    std::size_t* end_at;
+    page_index* covered;
+
+    std::pair<page_index, shareability> operator()() noexcept {
+        const std::uint64_t len = run_length(d, at, end, pages - sum);  // 0: bad, the load stops
+        sum += len;
+        value = value == shareability::shared ? shareability::guest_only : shareability::shared;
+        *end_at = at;
+        *covered = sum;
+        return {len, value};
+    }
+};
+
+/// restore()'s single pass: the header and checksum; the shape; then,
+/// under the object's lock (guest_memory::load), each run length checked
+/// as the map is built from it (checked_runs), then the sections after
+/// the runs and the checks across sections, then the folios. Any error
+/// leaves the object as it was but may not be the one check() reports
+/// first: restore() words that.
+template <class Memory>
+status restore_one_pass(Memory& mem, std::span<const std::uint8_t> bytes) {
+    auto hr = read_header(bytes);
+    if (!hr) return hr.error();
+    layout L;
+    L.h = hr.value();
+    if (L.h.kind != kind::full) return increment_alone();
+    if (auto s = check_shape(mem, L.h); !s) return s;
+    const std::uint8_t* d = bytes.data();
+    const std::size_t body_end = L.h.body_offset + L.h.body_size;
+    reader in(d, body_end);
+    in.seek(L.h.body_offset);
+    if (auto s = check_runs_start(in, L); !s) return s;
+    std::size_t at = L.runs_at;
+    page_index sum = 0;
+    checked_runs next{d, L.runs_at, body_end, L.h.pages, 0,
+                      L.first_value == shareability::shared ? shareability::guest_only : shareability::shared, &at, &sum};
+    auto build = [&](auto& ld) -> status {
+        if (auto s = check_runs_cover(at, sum, L); !s) return s;
+        in.seek(at);
+        if (auto s = check_after_runs(in, L, std::allocator<std::byte>{}); !s) return s;
+        return build_folios(ld, d, L);
+    };
+    return mem.load(L.run_count, next, build, L.h.generation);
+}
+
 } // namespace detail
 
 /// Restore the full snapshot `bytes` into `mem`, which must be fresh: of
@@ -127,35 +191,31 @@ status build_folios(Loader& ld, const std::uint8_t* d, const layout& L) noexcept
 /// folios (orders, splits; frames are the allocator's new ones), poison,
 /// quarantined folios and generation; saving it again gives the same
 /// bytes.
-/// Errors:    in this order: everything check() reports (the object
-///            untouched); invalid_argument (an increment; then an object
+/// Errors:    in this order: everything check() reports, as check()
+///            reports it; invalid_argument (an increment; then an object
 ///            not of the snapshot's shape, or not fresh); out_of_memory or
-///            the allocator's error while creating (everything made is
-///            given back: the object is as before).
-/// Lock:      none while validating; the object's exclusive lock while it
-///            loads (guest_memory::load, held throughout the build).
-/// Cost:      O(bytes + runs + leaves + quarantined leaves · log).
+///            the allocator's error while creating. The object is as
+///            before whatever the error (what was made is given back).
+/// Lock:      none while reading the header and checksum; the object's
+///            exclusive lock while it checks the body and loads
+///            (guest_memory::load, held throughout).
+/// Cost:      O(bytes + runs + leaves + quarantined leaves · log); each
+///            run length is decoded once (twice when restore fails).
 /// Allocates: the map's nodes from the object's NodeAllocator, folios from
 ///            its Allocator, folio records; std::allocator to sort
 ///            quarantined leaves while validating.
 template <class Memory>
 status restore(Memory& mem, std::span<const std::uint8_t> bytes) {
+    status s = detail::restore_one_pass(mem, bytes);
+    if (s) return s;
+    // The object is as it was. Report what the checks, in their documented
+    // order, find first: a malformed byte before the kind, the shape or
+    // the object's state, as check() words it.
     auto Lr = detail::validate(bytes, std::allocator<std::byte>{});
     if (!Lr) return Lr.error();
-    const detail::layout& L = Lr.value();
-    if (L.h.kind != kind::full)
-        return error::make(errc::invalid_argument, no_page, "offset 5: an increment cannot be restored on its own; "
-                                                            "restore a full snapshot, then apply_increment");
-    if (auto s = detail::check_shape(mem, L.h); !s) return s;
-    detail::run_cursor runs;
-    runs.start(bytes.data(), L.runs_at, L.run_count, L.first_value);
-    bool first = true;
-    auto next = [&] {
-        if (!first) runs.next();
-        first = false;
-        return std::pair<page_index, shareability>{runs.end - runs.begin, runs.value};
-    };
-    return mem.load(L.run_count, next, [&](auto& ld) { return detail::build_folios(ld, bytes.data(), L); }, L.h.generation);
+    if (Lr.value().h.kind != kind::full) return detail::increment_alone();
+    if (auto shape = detail::check_shape(mem, Lr.value().h); !shape) return shape;
+    return s;  // not fresh, out of memory, the allocator's error
 }
 
 } // namespace guestmem::snapshot

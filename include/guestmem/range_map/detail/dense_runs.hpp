@@ -31,6 +31,7 @@
 #include <guestmem/core/types.hpp>
 #include <guestmem/range_map/detail/chunk.hpp>
 #include <guestmem/range_map/detail/dense_read.hpp>
+#include <guestmem/range_map/detail/run_loader.hpp>
 #include <guestmem/range_map/detail/run_tree.hpp>
 #include <guestmem/range_map/two_valued.hpp>
 
@@ -240,12 +241,13 @@ public:
     }
 
     /// Replace every run with the n runs next() yields as (length, value).
-    /// Preconditions as range_map::load. False (map unchanged) when the
-    /// allocator refused.
+    /// Preconditions as range_map::load (a length of 0 stops the load).
+    /// The map is unchanged unless the outcome is loaded.
     template <class Next>
-    [[nodiscard]] bool load(std::size_t n, Next& next) noexcept {
+    [[nodiscard]] load_outcome load(std::size_t n, Next& next) noexcept {
         if (n == 1) {
             const auto r = next();
+            if (r.first == 0) return load_outcome::stopped;
             release_pending();
             free_blocks(0, chunks_);
             free_dir();
@@ -254,14 +256,14 @@ public:
             runs_ = 1;
             single_bit_ = tv::bit(r.second);
             block_words_ = 0;
-            return true;
+            return load_outcome::loaded;
         }
         dense_runs fresh(size_, Value{}, Allocator(words_));
         std::uint64_t* scratch = word_traits::allocate(words_, chunk_pages / 4);  // 2^16 offsets
-        if (scratch == nullptr) return false;
-        const bool ok = fresh.fill(n, next, reinterpret_cast<std::uint16_t*>(scratch));
+        if (scratch == nullptr) return load_outcome::no_memory;
+        const load_outcome out = fresh.fill(n, next, reinterpret_cast<std::uint16_t*>(scratch));
         word_traits::deallocate(words_, scratch, chunk_pages / 4);
-        if (!ok) return false;
+        if (out != load_outcome::loaded) return out;  // fresh gives back what it took
         release_pending();
         free_blocks(0, chunks_);
         free_dir();
@@ -273,7 +275,7 @@ public:
         runs_ = fresh.runs_;
         block_words_ = fresh.block_words_;
         fresh.block_words_ = 0;
-        return true;
+        return load_outcome::loaded;
     }
 
 private:
@@ -409,16 +411,23 @@ private:
     /// load()'s pass over the runs, into this fresh map: boundaries gather
     /// per chunk in `scratch`; each finished chunk becomes an immediate, an
     /// exact-size array or a bitmap, and one top assign (runs of whole
-    /// chunks: one top assign for all of them). False when the allocator
-    /// refused (the caller then drops this map).
+    /// chunks: one top assign for all of them). Not loaded when the
+    /// allocator refused or a length was 0 (the caller then drops this map).
+    /// Calls a copy of `source` (state it holds by value stays in the copy).
     template <class Next>
-    [[nodiscard]] bool fill(std::size_t n, Next& next, std::uint16_t* scratch) noexcept {
+    [[nodiscard]] load_outcome fill(std::size_t n, Next& source, std::uint16_t* scratch) noexcept {
+        constexpr load_outcome no_memory = load_outcome::no_memory;
+        // A copy the compiler can keep in registers: a source that holds its
+        // state by value (restore's decoder) is then not stored and reloaded
+        // around every run (blocks and the top are written in the loop).
+        Next next(source);
         const auto r0 = next();
+        if (r0.first == 0) return load_outcome::stopped;
         bool cur = tv::bit(r0.second);
         page_index pos = r0.first;
         top_.reset(uniform_entry(cur));
         single_bit_ = cur;
-        if (direct_ && !make_dir()) return false;
+        if (direct_ && !make_dir()) return no_memory;
         page_index chunk = 0;
         bool first = cur;
         std::uint32_t k = 0;
@@ -454,10 +463,12 @@ private:
         };
         for (std::size_t i = 1; i < n; ++i) {
             const auto r = next();
+            if (r.first == 0) [[unlikely]]
+                return load_outcome::stopped;
             const page_index c = pos >> chunk_shift;
             if (c != chunk) {
-                if (!finish()) return false;
-                if (c > chunk + 1 && !put(chunk + 1, c, uniform_entry(cur))) return false;
+                if (!finish()) return no_memory;
+                if (c > chunk + 1 && !put(chunk + 1, c, uniform_entry(cur))) return no_memory;
                 chunk = c;
                 first = cur;
                 k = 0;
@@ -469,10 +480,10 @@ private:
             cur = tv::bit(r.second);
             pos += r.first;
         }
-        if (!finish()) return false;
-        if (chunk + 1 < chunks_ && !put(chunk + 1, chunks_, uniform_entry(cur))) return false;
+        if (!finish()) return no_memory;
+        if (chunk + 1 < chunks_ && !put(chunk + 1, chunks_, uniform_entry(cur))) return no_memory;
         runs_ = n;
-        return true;
+        return load_outcome::loaded;
     }
     void deallocate_block(chunk_block* b) noexcept {
         const std::uint32_t words = b->words;

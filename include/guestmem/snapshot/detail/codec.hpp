@@ -3,7 +3,9 @@
 // past 64), the checksum's hashers (CRC-32C; version 1's 64-bit hash), a reader that names the byte offset of
 // every error, and a writer that stages bytes in a fixed 4 KiB buffer,
 // hashes them and hands them to the caller's sink in chunks. Nothing here
-// allocates or throws.
+// allocates or throws. CRC-32C costs O(n): on x86-64 with SSE4.2 (checked
+// at run time, or known at compile time) the crc32 instruction, 8 bytes a
+// step (~0.1 ns a byte); elsewhere a table lookup a byte (~1-2 ns a byte).
 #pragma once
 
 #include <cinttypes>
@@ -13,24 +15,88 @@
 #include <cstdio>
 #include <cstring>
 
-#include <boost/crc.hpp>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <nmmintrin.h>
+#define GUESTMEM_SNAPSHOT_CRC32C_X86 1
+#else
+#define GUESTMEM_SNAPSHOT_CRC32C_X86 0
+#endif
 
 #include <guestmem/core/error.hpp>
 
 namespace guestmem::snapshot::detail {
 
+/// CRC-32C's byte table (reflected polynomial 0x82F63B78), made at
+/// compile time.
+struct crc32c_table {
+    std::uint32_t t[256] = {};
+    constexpr crc32c_table() noexcept {
+        for (std::uint32_t i = 0; i < 256; ++i) {
+            std::uint32_t c = i;
+            for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+            t[i] = c;
+        }
+    }
+};
+inline constexpr crc32c_table crc32c_bytes{};
+
+/// The portable CRC-32C step: `crc` (the raw register, neither initial
+/// value nor final xor applied) after p[0, n), a table lookup a byte.
+[[nodiscard]] inline std::uint32_t crc32c_portable(std::uint32_t crc, const std::uint8_t* p, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) crc = crc32c_bytes.t[(crc ^ p[i]) & 0xffu] ^ (crc >> 8);
+    return crc;
+}
+
+#if GUESTMEM_SNAPSHOT_CRC32C_X86
+/// The same step with SSE4.2's crc32 instruction, 8 bytes at a time. Call
+/// it only where crc32c_hardware() is true.
+[[nodiscard]] __attribute__((target("sse4.2"))) inline std::uint32_t crc32c_sse42(std::uint32_t crc, const std::uint8_t* p,
+                                                                                   std::size_t n) noexcept {
+    std::uint64_t c = crc;
+    for (; n >= 8; p += 8, n -= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p, 8);  // x86 is little-endian: the bytes in order
+        c = _mm_crc32_u64(c, w);
+    }
+    auto c32 = static_cast<std::uint32_t>(c);
+    for (; n != 0; ++p, --n) c32 = _mm_crc32_u8(c32, *p);
+    return c32;
+}
+#endif
+
+/// Does this CPU run crc32c_sse42()? Known at compile time under -msse4.2
+/// (or -march with it), else asked of the CPU (cpuid, read once by the
+/// runtime at start-up).
+[[nodiscard]] inline bool crc32c_hardware() noexcept {
+#if GUESTMEM_SNAPSHOT_CRC32C_X86 && defined(__SSE4_2__)
+    return true;
+#elif GUESTMEM_SNAPSHOT_CRC32C_X86
+    return __builtin_cpu_supports("sse4.2");
+#else
+    return false;
+#endif
+}
+
 /// The checksum's state (docs/SNAPSHOT.md §Checksum), format version 2
 /// on: CRC-32C (Castagnoli: polynomial 0x1EDC6F41, reflected, initial value
 /// and final xor 0xFFFFFFFF; "123456789" gives 0xE3069283), as iSCSI, ext4
-/// and every language's crc32c package compute it. Boost.CRC's table-driven
-/// byte loop; header-only, no allocation.
+/// and every language's crc32c package compute it. The crc32 instruction
+/// where the CPU has it, else crc32c_portable(); no allocation.
 class hasher {
 public:
-    void update(const std::uint8_t* p, std::size_t n) noexcept { crc_.process_bytes(p, n); }
-    [[nodiscard]] std::uint32_t finish() const noexcept { return crc_.checksum(); }
+    void update(const std::uint8_t* p, std::size_t n) noexcept {
+#if GUESTMEM_SNAPSHOT_CRC32C_X86
+        if (crc32c_hardware()) {
+            crc_ = crc32c_sse42(crc_, p, n);
+            return;
+        }
+#endif
+        crc_ = crc32c_portable(crc_, p, n);
+    }
+    [[nodiscard]] std::uint32_t finish() const noexcept { return crc_ ^ 0xFFFFFFFFu; }
 
 private:
-    boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc_;
+    std::uint32_t crc_ = 0xFFFFFFFFu;
 };
 
 /// The checksum of format version 1 (read, never written): a 64-bit hash

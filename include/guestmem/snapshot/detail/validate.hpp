@@ -1,13 +1,14 @@
 // guestmem/snapshot/detail/validate.hpp — every check a snapshot body must
-// pass before restore creates anything (docs/SNAPSHOT.md §Validation).
-// First each section's syntax, in order (counts, varints, ranges, order
-// and alignment, canonical form), then the checks across sections with
-// forward-only cursors: leaves uniform in shareability, no split folio
-// that would have merged, quarantined leaves apart from each other and
-// from live folios. Each error names the byte offset of the field at
-// fault. O(bytes + runs + extents + splits + poison), plus a sort of the
-// quarantined leaves (a temporary array from `Alloc`, only when there are
-// any).
+// pass (docs/SNAPSHOT.md §Validation). First each section's syntax, in
+// order (counts, varints, ranges, order and alignment, canonical form),
+// then the checks across sections with forward-only cursors: leaves
+// uniform in shareability, no split folio that would have merged,
+// quarantined leaves apart from each other and from live folios. Each
+// error names the byte offset of the field at fault. run_length() is the
+// one check of a run length: restore's single pass (restore.hpp) makes it
+// as it loads, then check_after_runs() for the rest. O(bytes + runs +
+// extents + splits + poison), plus a sort of the quarantined leaves (a
+// temporary array from `Alloc`, only when there are any).
 #pragma once
 
 #include <algorithm>
@@ -50,7 +51,8 @@ inline result<std::size_t> count_field(reader& in, const char* what, std::size_t
     if (!var##_r) return var##_r.error();       \
     const auto var = var##_r.value()
 
-inline status check_runs(reader& in, layout& L) noexcept {
+/// The runs section's start: the first run's shareability and the run count.
+inline status check_runs_start(reader& in, layout& L) noexcept {
     const std::size_t vat = in.offset();
     GUESTMEM_SNAP_TRY(v, in.byte("the first run's shareability"));
     if (v > 1) return reader::fail(vat, "offset %zu: shareability %u is neither 0 (shared) nor 1 (guest_only)", vat, unsigned(v));
@@ -59,40 +61,75 @@ inline status check_runs(reader& in, layout& L) noexcept {
     if (n == 0) return reader::fail(vat + 1, "offset %zu: a snapshot of 0 runs (an object has at least one)", vat + 1);
     L.run_count = n;
     L.runs_at = in.offset();
+    return ok();
+}
+
+/// run_length()'s other cases: a varint of more than two bytes, or one
+/// that may be bad.
+[[gnu::noinline]] inline std::uint64_t run_length_slow(const std::uint8_t* d, std::size_t& at, std::size_t end,
+                                                       page_index room) noexcept {
+    reader in(d, end);
+    in.seek(at);
+    const auto v = in.varint("a run length");
+    if (!v || v.value() == 0 || v.value() > room) return 0;
+    at = in.offset();
+    return v.value();
+}
+
+/// The run length at d[at], the body ending at `end`, `room` pages not yet
+/// covered: the length, `at` moved past it; or 0 (`at` unchanged) when it
+/// is not a canonical varint inside the body, is 0, or is longer than
+/// `room` (check_runs() words which). The one check of a run length, for
+/// check() and for restore's single pass alike. The common case inline
+/// and without a branch on the byte count: a canonical one- or two-byte
+/// length inside the body and not past the object.
+[[gnu::always_inline]] inline std::uint64_t run_length(const std::uint8_t* d, std::size_t& at, std::size_t end,
+                                                       page_index room) noexcept {
+    if (at + 2 <= end) [[likely]] {
+        const std::uint64_t b0 = d[at], b1 = d[at + 1];
+        const std::uint64_t two = b0 >> 7;
+        const std::uint64_t hi = b1 & (0 - two);  // the second byte, or 0
+        const std::uint64_t len = (b0 & 0x7f) | ((hi & 0x7f) << 7);
+        const bool fits = ((hi & 0x80) == 0) & (len != 0) & ((hi != 0) | (two == 0)) & (len <= room);
+        if (fits) [[likely]] {
+            at += 1 + two;
+            return len;
+        }
+    }
+    return run_length_slow(d, at, end, room);
+}
+
+/// The error of a run length that run_length() refused.
+inline error run_length_error(reader& in, std::size_t at, std::size_t i, page_index pages) noexcept {
+    in.seek(at);
+    const auto len = in.varint("a run length");
+    if (!len) return len.error();
+    if (len.value() == 0)
+        return reader::fail(at, "offset %zu: run %zu is empty (runs are maximal: its neighbours would be one run)", at, i);
+    return reader::fail(at, "offset %zu: run %zu ends past the object's %" PRIu64 " pages", at, i, pages);
+}
+
+/// The runs cover the whole object (after the last length, at `at`).
+inline status check_runs_cover(std::size_t at, page_index sum, const layout& L) noexcept {
+    if (sum != L.h.pages)
+        return reader::fail(at, "offset %zu: the runs cover %" PRIu64 " of the object's %" PRIu64 " pages", at, sum, L.h.pages);
+    return ok();
+}
+
+inline status check_runs(reader& in, layout& L) noexcept {
+    if (auto s = check_runs_start(in, L); !s) return s;
     page_index sum = 0;
     const std::uint8_t* d = in.data();
     const std::size_t end = in.offset() + in.left();
-    for (std::size_t i = 0; i < n; ++i) {
-        // The common case inline and without a branch on the byte count: a
-        // canonical one- or two-byte length inside the body and not past
-        // the object. Anything else (longer, zero, non-canonical,
-        // truncated, too long) takes the checked reader below, which words
-        // the error.
-        std::size_t at = in.offset();
-        for (; i < n && at + 2 <= end; ++i) {
-            const std::uint64_t b0 = d[at], b1 = d[at + 1];
-            const std::uint64_t two = b0 >> 7;
-            const std::uint64_t hi = b1 & (0 - two);  // the second byte, or 0
-            const std::uint64_t len = (b0 & 0x7f) | ((hi & 0x7f) << 7);
-            const bool fits = ((hi & 0x80) == 0) & (len != 0) & ((hi != 0) | (two == 0)) & (len <= L.h.pages - sum);
-            if (!fits) [[unlikely]]
-                break;
-            at += 1 + two;
-            sum += len;
-        }
-        in.seek(at);
-        if (i == n) break;
-        GUESTMEM_SNAP_TRY(len, in.varint("a run length"));
-        if (len == 0)
-            return reader::fail(at, "offset %zu: run %zu is empty (runs are maximal: its neighbours would be one run)", at, i);
-        if (len > L.h.pages - sum)
-            return reader::fail(at, "offset %zu: run %zu ends past the object's %" PRIu64 " pages", at, i, L.h.pages);
+    std::size_t at = in.offset();
+    for (std::size_t i = 0; i < L.run_count; ++i) {
+        const std::uint64_t len = run_length(d, at, end, L.h.pages - sum);
+        if (len == 0) [[unlikely]]
+            return run_length_error(in, at, i, L.h.pages);
         sum += len;
     }
-    if (sum != L.h.pages)
-        return reader::fail(in.offset(), "offset %zu: the runs cover %" PRIu64 " of the object's %" PRIu64 " pages", in.offset(),
-                            sum, L.h.pages);
-    return ok();
+    in.seek(at);
+    return check_runs_cover(at, sum, L);
 }
 
 inline status check_tops(reader& in, layout& L) noexcept {
@@ -315,6 +352,48 @@ inline status check_changes(reader& in, layout& L) noexcept {
     return ok();
 }
 
+/// A full snapshot's sections after the runs (`in` at their end, `L`
+/// filled by check_runs), and the checks across sections: the rest of
+/// validate(), which restore's single pass runs after its runs.
+template <class Alloc>
+status check_after_runs(reader& in, layout& L, const Alloc& a) noexcept {
+    const std::size_t body_end = L.h.body_offset + L.h.body_size;
+    const std::uint8_t* d = in.data();
+    if (auto s = check_tops(in, L); !s) return s.error();
+    if (auto s = check_splits(in, L); !s) return s.error();
+    if (auto s = check_poison(in, L); !s) return s.error();
+    const std::size_t q_at = in.offset();
+    std::size_t q = 0;
+    if (auto s = check_quarantine(in, L, nullptr, q); !s) return s.error();
+    if (in.offset() != body_end)
+        return reader::fail(in.offset(), "offset %zu: %zu bytes after the last section", in.offset(), body_end - in.offset());
+    if (auto s = check_across(d, L); !s) return s.error();
+    if (q != 0) {
+        using traits = typename std::allocator_traits<Alloc>::template rebind_traits<q_leaf>;
+        typename traits::allocator_type qa(a);
+        q_leaf* leaves = traits::allocate(qa, q);
+        if (leaves == nullptr)
+            return error::make(errc::out_of_memory, no_page, "no memory to sort %zu quarantined leaves", q);
+        in.seek(q_at);
+        std::size_t again = 0;
+        (void)check_quarantine(in, L, leaves, again);
+        std::sort(leaves, leaves + q);
+        top_cursor tops;
+        tops.start(d, L.tops_at, L.extent_count);
+        status st = ok();
+        for (std::size_t i = 0; i < q && st; ++i) {
+            const q_leaf& x = leaves[i];
+            if (i != 0 && leaves[i - 1].end > x.first)
+                st = reader::fail(x.at, "offset %zu: the quarantined leaf at page %#" PRIx64 " overlaps another one", x.at, x.first);
+            else if (tops.top_at(x.first) != no_page || (tops.valid && tops.first < x.end))
+                st = reader::fail(x.at, "offset %zu: the quarantined leaf at page %#" PRIx64 " overlaps a live folio", x.at, x.first);
+        }
+        traits::deallocate(qa, leaves, q);
+        if (!st) return st.error();
+    }
+    return ok();
+}
+
 /// Every check of docs/SNAPSHOT.md §Validation on `bytes`; the layout of
 /// its sections when it passes. `a`: where the quarantined leaves' sort
 /// array comes from.
@@ -331,38 +410,7 @@ result<layout> validate(std::span<const std::uint8_t> bytes, const Alloc& a) noe
         if (auto s = check_changes(in, L); !s) return s.error();
     } else {
         if (auto s = check_runs(in, L); !s) return s.error();
-        if (auto s = check_tops(in, L); !s) return s.error();
-        if (auto s = check_splits(in, L); !s) return s.error();
-        if (auto s = check_poison(in, L); !s) return s.error();
-        const std::size_t q_at = in.offset();
-        std::size_t q = 0;
-        if (auto s = check_quarantine(in, L, nullptr, q); !s) return s.error();
-        if (in.offset() != body_end)
-            return reader::fail(in.offset(), "offset %zu: %zu bytes after the last section", in.offset(), body_end - in.offset());
-        if (auto s = check_across(bytes.data(), L); !s) return s.error();
-        if (q != 0) {
-            using traits = typename std::allocator_traits<Alloc>::template rebind_traits<q_leaf>;
-            typename traits::allocator_type qa(a);
-            q_leaf* leaves = traits::allocate(qa, q);
-            if (leaves == nullptr)
-                return error::make(errc::out_of_memory, no_page, "no memory to sort %zu quarantined leaves", q);
-            in.seek(q_at);
-            std::size_t again = 0;
-            (void)check_quarantine(in, L, leaves, again);
-            std::sort(leaves, leaves + q);
-            top_cursor tops;
-            tops.start(bytes.data(), L.tops_at, L.extent_count);
-            status st = ok();
-            for (std::size_t i = 0; i < q && st; ++i) {
-                const q_leaf& x = leaves[i];
-                if (i != 0 && leaves[i - 1].end > x.first)
-                    st = reader::fail(x.at, "offset %zu: the quarantined leaf at page %#" PRIx64 " overlaps another one", x.at, x.first);
-                else if (tops.top_at(x.first) != no_page || (tops.valid && tops.first < x.end))
-                    st = reader::fail(x.at, "offset %zu: the quarantined leaf at page %#" PRIx64 " overlaps a live folio", x.at, x.first);
-            }
-            traits::deallocate(qa, leaves, q);
-            if (!st) return st.error();
-        }
+        if (auto s = check_after_runs(in, L, a); !s) return s.error();
         return L;
     }
     if (in.offset() != body_end)
