@@ -86,7 +86,11 @@ TEST_CASE("the crc32 instruction and the table path agree with a bitwise CRC-32C
             const std::uint8_t* p = buf.data() + align;
             const std::uint32_t want = crc32c_reference(p, len);
             CHECK(snap::checksum(p, len) == want);
-            CHECK((snap::detail::crc32c_portable(0xFFFFFFFFu, p, len) ^ 0xFFFFFFFFu) == want);
+            snap::detail::crc32c_portable portable;  // in two pieces, as the writer hashes
+            const std::size_t half = len / 3;
+            portable.process_bytes(p, half);
+            portable.process_bytes(p + half, len - half);
+            CHECK(portable.checksum() == want);
 #if GUESTMEM_SNAPSHOT_CRC32C_X86
             if (hw) CHECK((snap::detail::crc32c_sse42(0xFFFFFFFFu, p, len) ^ 0xFFFFFFFFu) == want);
 #endif

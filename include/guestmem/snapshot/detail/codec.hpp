@@ -5,7 +5,8 @@
 // hashes them and hands them to the caller's sink in chunks. Nothing here
 // allocates or throws. CRC-32C costs O(n): on x86-64 with SSE4.2 (checked
 // at run time, or known at compile time) the crc32 instruction, 8 bytes a
-// step (~0.1 ns a byte); elsewhere a table lookup a byte (~1-2 ns a byte).
+// step (~0.1 ns a byte); elsewhere Boost.CRC's table lookup a byte (~1-2 ns
+// a byte).
 #pragma once
 
 #include <cinttypes>
@@ -22,34 +23,20 @@
 #define GUESTMEM_SNAPSHOT_CRC32C_X86 0
 #endif
 
+#include <boost/crc.hpp>
+
 #include <guestmem/core/error.hpp>
 
 namespace guestmem::snapshot::detail {
 
-/// CRC-32C's byte table (reflected polynomial 0x82F63B78), made at
-/// compile time.
-struct crc32c_table {
-    std::uint32_t t[256] = {};
-    constexpr crc32c_table() noexcept {
-        for (std::uint32_t i = 0; i < 256; ++i) {
-            std::uint32_t c = i;
-            for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-            t[i] = c;
-        }
-    }
-};
-inline constexpr crc32c_table crc32c_bytes{};
-
-/// The portable CRC-32C step: `crc` (the raw register, neither initial
-/// value nor final xor applied) after p[0, n), a table lookup a byte.
-[[nodiscard]] inline std::uint32_t crc32c_portable(std::uint32_t crc, const std::uint8_t* p, std::size_t n) noexcept {
-    for (std::size_t i = 0; i < n; ++i) crc = crc32c_bytes.t[(crc ^ p[i]) & 0xffu] ^ (crc >> 8);
-    return crc;
-}
+/// The portable CRC-32C: Boost.CRC's table-driven byte loop (CRC-32C's
+/// parameters below, as hasher documents them).
+using crc32c_portable = boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true>;
 
 #if GUESTMEM_SNAPSHOT_CRC32C_X86
-/// The same step with SSE4.2's crc32 instruction, 8 bytes at a time. Call
-/// it only where crc32c_hardware() is true.
+/// CRC-32C with SSE4.2's crc32 instruction, 8 bytes at a time: `crc` (the
+/// raw register, neither initial value nor final xor applied) after
+/// p[0, n). Call it only where crc32c_hardware() is true.
 [[nodiscard]] __attribute__((target("sse4.2"))) inline std::uint32_t crc32c_sse42(std::uint32_t crc, const std::uint8_t* p,
                                                                                    std::size_t n) noexcept {
     std::uint64_t c = crc;
@@ -81,22 +68,28 @@ inline constexpr crc32c_table crc32c_bytes{};
 /// on: CRC-32C (Castagnoli: polynomial 0x1EDC6F41, reflected, initial value
 /// and final xor 0xFFFFFFFF; "123456789" gives 0xE3069283), as iSCSI, ext4
 /// and every language's crc32c package compute it. The crc32 instruction
-/// where the CPU has it, else crc32c_portable(); no allocation.
+/// where the CPU has it, else crc32c_portable (Boost.CRC); no allocation.
 class hasher {
 public:
     void update(const std::uint8_t* p, std::size_t n) noexcept {
 #if GUESTMEM_SNAPSHOT_CRC32C_X86
         if (crc32c_hardware()) {
-            crc_ = crc32c_sse42(crc_, p, n);
+            raw_ = crc32c_sse42(raw_, p, n);
             return;
         }
 #endif
-        crc_ = crc32c_portable(crc_, p, n);
+        portable_.process_bytes(p, n);
     }
-    [[nodiscard]] std::uint32_t finish() const noexcept { return crc_ ^ 0xFFFFFFFFu; }
+    [[nodiscard]] std::uint32_t finish() const noexcept {
+#if GUESTMEM_SNAPSHOT_CRC32C_X86
+        if (crc32c_hardware()) return raw_ ^ 0xFFFFFFFFu;
+#endif
+        return portable_.checksum();
+    }
 
 private:
-    std::uint32_t crc_ = 0xFFFFFFFFu;
+    std::uint32_t raw_ = 0xFFFFFFFFu;  // the crc32 instruction's register
+    crc32c_portable portable_;         // used where the CPU has no crc32 instruction
 };
 
 /// The checksum of format version 1 (read, never written): a 64-bit hash
