@@ -268,7 +268,7 @@ public:
     /// fail; allocates nothing. Precondition: the plan was prepared and no
     /// folio was populated or truncated since it was made. Returns how many
     /// leaves in the range it moved into mappability none (left draining).
-    std::uint64_t commit_conversion(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
+    [[gnu::always_inline]] std::uint64_t commit_conversion(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
         // The range within one whole top folio (and nothing to split): one
         // record moves, handled here; everything else walks (commit_walk).
         if (p.count == 0 && within_first_top(p)) {
@@ -291,7 +291,7 @@ public:
     /// The same after a conversion's commit_conversion, starting from the
     /// top folio its plan found (no second lookup).
     template <class ShareMap>
-    void merge_eligible(const plan& p, const ShareMap& share) noexcept {
+    [[gnu::always_inline]] void merge_eligible(const plan& p, const ShareMap& share) noexcept {
         if (p.first_top == nullptr || within_first_top(p)) return;  // no split folio to merge
         merge_from(top_iterator(p.first_top), p.range, share);
     }
