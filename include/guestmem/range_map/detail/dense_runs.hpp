@@ -196,12 +196,15 @@ public:
 
     /// Assign [b, e) := v. Preconditions: b < e <= size(); reserve(b, e)
     /// succeeded and nothing changed since. Cannot fail; only frees.
-    void commit_assign(page_index b, page_index e, Value value) noexcept {
-        const bool v = tv::bit(value);
-        if (whole_direct(b, e)) [[likely]] {  // reserve() took nothing: nothing to give back
-            whole_chunks(b >> chunk_shift, chunks_of(e), v);
-            return;
-        }
+    [[gnu::always_inline]] void commit_assign(page_index b, page_index e, Value value) noexcept {
+        if (whole_direct(b, e))  // reserve() took nothing: nothing to give back
+            whole_chunks(b >> chunk_shift, chunks_of(e), tv::bit(value));
+        else
+            commit_parts(b, e, tv::bit(value));
+    }
+
+private:
+    [[gnu::noinline]] void commit_parts(page_index b, page_index e, bool v) noexcept {
         const parts P = split(b, e);
         if (P.n == 1 && P.full_lo == P.full_hi && P.lo[0] > 0 && P.hi[0] < chunk_pages) {
             // Inside one chunk, away from its edges: only that chunk's own
@@ -239,6 +242,7 @@ public:
         if (runs_ == 1) single_bit_ = chunk_first(top_at(0));
     }
 
+public:
     /// [lo, hi) := v for whole chunks of a direct top: one pass that counts
     /// the boundaries it removes (at lo's start, inside, at hi's start) and
     /// frees the blocks, then the two neighbours say what is left.
