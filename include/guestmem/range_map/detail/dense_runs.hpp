@@ -243,29 +243,39 @@ private:
     }
 
 public:
-    /// [lo, hi) := v for whole chunks of a direct top: one pass that counts
-    /// the boundaries it removes (at lo's start, inside, at hi's start) and
+    /// [lo, hi) := v for whole chunks of a direct top. A range of one
+    /// uniform value (the whole-folio conversion) is rewritten inline in
+    /// one compare-and-store pass and its two neighbours give the run
+    /// count; anything else takes mixed_chunks: one pass that counts the
+    /// boundaries it removes (at lo's start, inside, at hi's start) and
     /// frees the blocks, then the two neighbours say what is left.
-    void whole_chunks(page_index lo, page_index hi, bool v) noexcept {
+    [[gnu::always_inline]] void whole_chunks(page_index lo, page_index hi, bool v) noexcept {
         const chunk_entry u = uniform_entry(v);
         const chunk_entry w = dir_[lo];
-        if ((w | 2u) == uniform_entry(true)) {
+        if ((w | 2u) == uniform_entry(true) && w != u) {
             // [lo, hi) one uniform value before (a whole-folio conversion):
-            // only the two edges can hold boundaries, before and after.
-            page_index c = lo + 1;
-            while (c < hi && dir_[c] == w) ++c;
-            if (c == hi) {
-                if (w == u) return;  // already v: nothing changes
+            // only the two edges can hold boundaries, before and after. The
+            // entries are rewritten as they are compared; a chunk that
+            // differs puts the ones before it back and takes the full pass.
+            page_index c = lo;
+            do dir_[c++] = u;
+            while (c < hi && dir_[c] == w);
+            if (c == hi) [[likely]] {
                 const bool was = (w >> 1) & 1u;
                 // The boundary at lo (at hi) appears when that neighbour was
                 // equal to the old value, and goes when it differed.
                 if (lo > 0) runs_ = fast_last(dir_[lo - 1]) == was ? runs_ + 1 : runs_ - 1;
                 if (hi < chunks_) runs_ = fast_first(dir_[hi]) == was ? runs_ + 1 : runs_ - 1;
-                for (c = lo; c < hi; ++c) dir_[c] = u;
                 if (runs_ == 1) single_bit_ = v;
                 return;
             }
+            while (c > lo) dir_[--c] = w;
         }
+        mixed_chunks(lo, hi, v);
+    }
+
+private:
+    [[gnu::noinline]] void mixed_chunks(page_index lo, page_index hi, bool v) noexcept {
         std::size_t before = 0;
         bool prev = lo > 0 && chunk_last(dir_[lo - 1]);
         for (page_index c = lo; c < hi; ++c) {
@@ -286,6 +296,8 @@ public:
         runs_ = runs_ - before + after;
         if (runs_ == 1) single_bit_ = v;
     }
+
+public:
 
     /// Replace every run with the n runs next() yields as (length, value).
     /// Preconditions as range_map::load. False (map unchanged) when the
