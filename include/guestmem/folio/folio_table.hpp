@@ -144,7 +144,7 @@ public:
     /// was truncated while pinned belong to that detached folio, not to a
     /// folio populated there since: first_pinned and the conversion steps
     /// see only the live folios' pins; pins(p) is the raw count.
-    [[nodiscard]] page_index first_pinned(page_range r) const noexcept { return live_first_pinned(r); }
+    [[nodiscard, gnu::always_inline]] page_index first_pinned(page_range r) const noexcept { return live_first_pinned(r); }
     /// Visit pin runs: f(begin, end, count).
     template <class F>
     void for_each_pin_run(F&& f) const { pins_.for_each(f); }

@@ -190,7 +190,7 @@ public:
     /// Lock:      none (const: concurrent const calls are safe).
     /// Cost:      O(log runs) (dense: O(1) to the chunk, then a search of its
     ///            at most 4,096 boundaries); O(1) for a map of one run.
-    [[nodiscard]] Value at(page_index p) const noexcept { return tree_.at(p); }
+    [[nodiscard, gnu::always_inline]] Value at(page_index p) const noexcept { return tree_.at(p); }
 
     /// The runs overlapping r, clipped to r, in order. An empty window gives
     /// an empty view. Precondition: r.end <= size(). The view is valid
