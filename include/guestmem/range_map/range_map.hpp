@@ -176,7 +176,7 @@ public:
     /// Lock:      none; the owner serialises it against every other call.
     /// Cost:      O(log runs + runs removed).
     /// Allocates: nothing (frees the surplus of the reservation).
-    void commit_assign(page_range r, Value v) noexcept { tree_.commit_assign(r.begin, r.end, v); }
+    [[gnu::always_inline]] void commit_assign(page_range r, Value v) noexcept { tree_.commit_assign(r.begin, r.end, v); }
 
     /// Give reserved, unused nodes and blocks back to the allocator (after a
     /// prepare_assign whose assignment is abandoned), and a one-run dense map's
