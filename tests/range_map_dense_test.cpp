@@ -135,6 +135,46 @@ TEST_CASE("a dense map answers like a per-page model across chunk edges (randomi
     }
 }
 
+TEST_CASE("assigns of whole chunks keep the run count right whatever their neighbours hold (randomised)") {
+    // Whole-chunk assigns take dense_runs' shortcut (no reservation; a
+    // uniform range only looks at its two neighbours): mixed with partial
+    // assigns so the neighbours and the range itself are immediates, arrays
+    // and bitmaps, and with the padded last chunk.
+    for (const std::uint32_t seed : {11u, 12u}) {
+        CAPTURE(seed);
+        std::mt19937_64 rng(seed);
+        const page_index chunks = 6, size = (chunks - 1) * chunk + 777;
+        alloc_state st;
+        bmap m(size, false, bool_alloc(&st));
+        std::vector<char> model(size, 0);
+        auto rnd = [&](page_index n) { return page_index(rng() % n); };
+        for (int op = 0; op < 700; ++op) {
+            page_range r;
+            if (rnd(2) == 0) {
+                const page_index lo = rnd(chunks), hi = lo + 1 + rnd(std::min<page_index>(3, chunks - lo));
+                r = {lo * chunk, std::min(size, hi * chunk)};
+            } else {
+                const page_index b = rnd(4) == 0 ? rnd(chunks) * chunk + rnd(3) : rnd(size);
+                r = {std::min(b, size - 1), std::min(size, std::min(b, size - 1) + 1 + rnd(rnd(3) == 0 ? 6000 : 40))};
+            }
+            const bool v = rnd(2);
+            REQUIRE(m.assign(r, v));
+            std::fill(model.begin() + std::ptrdiff_t(r.begin), model.begin() + std::ptrdiff_t(r.end), char(v));
+            REQUIRE(m.coalesced());
+            REQUIRE(m.run_count() == model_runs(model, {0, size}).size());
+            for (const page_index p : {r.begin, r.end - 1, r.begin ? r.begin - 1 : 0, r.end < size ? r.end : 0})
+                REQUIRE(m.at(p) == bool(model[p]));
+        }
+        REQUIRE(runs_of(m, {0, size}) == model_runs(model, {0, size}));
+        // A prepared whole-chunk assign that is abandoned leaves the map as it was.
+        const auto before = runs_of(m, {0, size});
+        REQUIRE(m.prepare_assign({chunk, 3 * chunk}));
+        m.abort_assign();
+        CHECK(runs_of(m, {0, size}) == before);
+        REQUIRE(m.coalesced());
+    }
+}
+
 TEST_CASE("a chunk goes from immediate to array to bitmap and back, and memory follows") {
     alloc_state st;
     bmap m(4 * chunk, false, bool_alloc(&st));

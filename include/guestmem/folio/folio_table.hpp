@@ -144,7 +144,7 @@ public:
     /// was truncated while pinned belong to that detached folio, not to a
     /// folio populated there since: first_pinned and the conversion steps
     /// see only the live folios' pins; pins(p) is the raw count.
-    [[nodiscard]] page_index first_pinned(page_range r) const noexcept { return live_first_pinned(r); }
+    [[nodiscard, gnu::always_inline]] page_index first_pinned(page_range r) const noexcept { return live_first_pinned(r); }
     /// Visit pin runs: f(begin, end, count).
     template <class F>
     void for_each_pin_run(F&& f) const { pins_.for_each(f); }
@@ -268,7 +268,7 @@ public:
     /// fail; allocates nothing. Precondition: the plan was prepared and no
     /// folio was populated or truncated since it was made. Returns how many
     /// leaves in the range it moved into mappability none (left draining).
-    std::uint64_t commit_conversion(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
+    [[gnu::always_inline]] std::uint64_t commit_conversion(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
         // The range within one whole top folio (and nothing to split): one
         // record moves, handled here; everything else walks (commit_walk).
         if (p.count == 0 && within_first_top(p)) {
@@ -291,7 +291,7 @@ public:
     /// The same after a conversion's commit_conversion, starting from the
     /// top folio its plan found (no second lookup).
     template <class ShareMap>
-    void merge_eligible(const plan& p, const ShareMap& share) noexcept {
+    [[gnu::always_inline]] void merge_eligible(const plan& p, const ShareMap& share) noexcept {
         if (p.first_top == nullptr || within_first_top(p)) return;  // no split folio to merge
         merge_from(top_iterator(p.first_top), p.range, share);
     }

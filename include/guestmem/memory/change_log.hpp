@@ -63,7 +63,7 @@ public:
     /// widening the newest entry when it overlaps or touches it, else taking
     /// a slot (the oldest goes, and the floor rises, when the log is full).
     /// Lock: the owner's, exclusive. Cost: O(1); allocates nothing.
-    void record(page_range r) noexcept {
+    [[gnu::always_inline]] void record(page_range r) noexcept {
         ++gen_;
         if (count_ > 0) {
             entry& last = slot(count_ - 1);

@@ -185,7 +185,7 @@ public:
     /// Lock:      none; the owner serialises it against every other call.
     /// Cost:      O(log runs + runs removed).
     /// Allocates: nothing (frees the surplus of the reservation).
-    void commit_assign(page_range r, Value v) noexcept { tree_.commit_assign(r.begin, r.end, v); }
+    [[gnu::always_inline]] void commit_assign(page_range r, Value v) noexcept { tree_.commit_assign(r.begin, r.end, v); }
 
     /// Give reserved, unused nodes and blocks back to the allocator (after a
     /// prepare_assign whose assignment is abandoned), and a one-run dense map's
@@ -199,7 +199,7 @@ public:
     /// Lock:      none (const: concurrent const calls are safe).
     /// Cost:      O(log runs) (dense: O(1) to the chunk, then a search of its
     ///            at most 4,096 boundaries); O(1) for a map of one run.
-    [[nodiscard]] Value at(page_index p) const noexcept { return tree_.at(p); }
+    [[nodiscard, gnu::always_inline]] Value at(page_index p) const noexcept { return tree_.at(p); }
 
     /// The runs overlapping r, clipped to r, in order. An empty window gives
     /// an empty view. Precondition: r.end <= size(). The view is valid

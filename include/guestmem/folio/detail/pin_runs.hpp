@@ -52,13 +52,19 @@ public:
     }
 
     /// First pinned page in r, or no_page.
-    [[nodiscard]] page_index first_pinned(page_range r) const noexcept {
-        if (set_.empty()) return no_page;  // nothing pinned anywhere: the usual case
+    [[nodiscard, gnu::always_inline]] page_index first_pinned(page_range r) const noexcept {
+        if (set_.empty()) return no_page;  // nothing pinned anywhere: the usual case, tested inline
+        return first_pinned_in(r);
+    }
+
+private:
+    [[nodiscard, gnu::noinline]] page_index first_pinned_in(page_range r) const noexcept {
         auto it = at_or_after(set_, r.begin);
         if (it != set_.end() && it->begin < r.end) return it->begin > r.begin ? it->begin : r.begin;
         return no_page;
     }
 
+public:
     /// +1 on every page of r.
     [[nodiscard]] status pin(page_range r) noexcept {
         std::size_t need = 0;

@@ -13,7 +13,10 @@
 // Costs: at() O(1) to the chunk (tree top: O(log top runs)) + O(log 4096);
 // assign() the same + the boundaries of the (at most two) partly covered
 // chunks + the runs and whole chunks removed; a walk over the runs O(1)
-// per boundary inside an array chunk, one lookup per chunk change.
+// per boundary inside an array chunk, one lookup per chunk change. An
+// assign of whole chunks of a direct top (a conversion of whole 1 GiB
+// folios) reserves nothing and, when the range was one uniform value,
+// costs a compare and a store per chunk plus its two neighbours.
 //
 // Infallible commits, as for the B+-tree: reserve(b, e) takes everything an
 // assign of [b, e) to either value can need — chunk blocks for the (at most
@@ -132,7 +135,16 @@ public:
 
     /// Take what commit_assign(b, e, either value) needs. All or nothing;
     /// false when the allocator refused (the map is unchanged).
-    [[nodiscard]] bool reserve(page_index b, page_index e) noexcept {
+    [[nodiscard, gnu::always_inline]] bool reserve(page_index b, page_index e) noexcept {
+        if (whole_direct(b, e)) {  // whole chunks of an existing direct top: nothing to take
+            release_pending();
+            return true;
+        }
+        return reserve_parts(b, e);
+    }
+
+private:
+    [[nodiscard, gnu::noinline]] bool reserve_parts(page_index b, page_index e) noexcept {
         release_pending();
         const parts P = split(b, e);
         for (unsigned k = 0; k < P.n; ++k) {
@@ -156,6 +168,7 @@ public:
         return true;
     }
 
+public:
     /// Give back what reserve() took and commit_assign() did not use, and
     /// the top map's spare nodes.
     void release() noexcept {
@@ -167,17 +180,32 @@ public:
     }
 
     /// Give back the chunk blocks reserve() took and commit_assign() did not use.
-    void release_pending() noexcept {
+    /// Inline test: most reserves take no block (a rewrite in place).
+    [[gnu::always_inline]] void release_pending() noexcept {
+        if (pending_[0].fresh != nullptr || pending_[1].fresh != nullptr) release_blocks();
+    }
+
+private:
+    [[gnu::noinline]] void release_blocks() noexcept {
         for (pending& p : pending_) {
             if (p.fresh) deallocate_block(p.fresh);
             p.fresh = nullptr;  // entry and change are rewritten by the next reserve
         }
     }
 
+public:
+
     /// Assign [b, e) := v. Preconditions: b < e <= size(); reserve(b, e)
     /// succeeded and nothing changed since. Cannot fail; only frees.
-    void commit_assign(page_index b, page_index e, Value value) noexcept {
-        const bool v = tv::bit(value);
+    [[gnu::always_inline]] void commit_assign(page_index b, page_index e, Value value) noexcept {
+        if (whole_direct(b, e))  // reserve() took nothing: nothing to give back
+            whole_chunks(b >> chunk_shift, chunks_of(e), tv::bit(value));
+        else
+            commit_parts(b, e, tv::bit(value));
+    }
+
+private:
+    [[gnu::noinline]] void commit_parts(page_index b, page_index e, bool v) noexcept {
         const parts P = split(b, e);
         if (P.n == 1 && P.full_lo == P.full_hi && P.lo[0] > 0 && P.hi[0] < chunk_pages) {
             // Inside one chunk, away from its edges: only that chunk's own
@@ -215,10 +243,40 @@ public:
         if (runs_ == 1) single_bit_ = chunk_first(top_at(0));
     }
 
-    /// [lo, hi) := v for whole chunks of a direct top: one pass that counts
-    /// the boundaries it removes (at lo's start, inside, at hi's start) and
+public:
+    /// [lo, hi) := v for whole chunks of a direct top. A range of one
+    /// uniform value (the whole-folio conversion) is rewritten inline in
+    /// one compare-and-store pass and its two neighbours give the run
+    /// count; anything else takes mixed_chunks: one pass that counts the
+    /// boundaries it removes (at lo's start, inside, at hi's start) and
     /// frees the blocks, then the two neighbours say what is left.
-    void whole_chunks(page_index lo, page_index hi, bool v) noexcept {
+    [[gnu::always_inline]] void whole_chunks(page_index lo, page_index hi, bool v) noexcept {
+        const chunk_entry u = uniform_entry(v);
+        const chunk_entry w = dir_[lo];
+        if ((w | 2u) == uniform_entry(true) && w != u) {
+            // [lo, hi) one uniform value before (a whole-folio conversion):
+            // only the two edges can hold boundaries, before and after. The
+            // entries are rewritten as they are compared; a chunk that
+            // differs puts the ones before it back and takes the full pass.
+            page_index c = lo;
+            do dir_[c++] = u;
+            while (c < hi && dir_[c] == w);
+            if (c == hi) [[likely]] {
+                const bool was = (w >> 1) & 1u;
+                // The boundary at lo (at hi) appears when that neighbour was
+                // equal to the old value, and goes when it differed.
+                if (lo > 0) runs_ = fast_last(dir_[lo - 1]) == was ? runs_ + 1 : runs_ - 1;
+                if (hi < chunks_) runs_ = fast_first(dir_[hi]) == was ? runs_ + 1 : runs_ - 1;
+                if (runs_ == 1) single_bit_ = v;
+                return;
+            }
+            while (c > lo) dir_[--c] = w;
+        }
+        mixed_chunks(lo, hi, v);
+    }
+
+private:
+    [[gnu::noinline]] void mixed_chunks(page_index lo, page_index hi, bool v) noexcept {
         std::size_t before = 0;
         bool prev = lo > 0 && chunk_last(dir_[lo - 1]);
         for (page_index c = lo; c < hi; ++c) {
@@ -239,6 +297,8 @@ public:
         runs_ = runs_ - before + after;
         if (runs_ == 1) single_bit_ = v;
     }
+
+public:
 
     /// Replace every run with the n runs next() yields as (length, value).
     /// Preconditions as range_map::load (a length of 0 stops the load).
@@ -279,6 +339,20 @@ public:
     }
 
 private:
+    /// [b, e) is whole chunks (it may end at the map's end) of a direct top
+    /// that exists: no partly covered chunk, nothing to reserve.
+    [[nodiscard, gnu::always_inline]] bool whole_direct(page_index b, page_index e) const noexcept {
+        // b's offset first: a partial assign (a 4 KiB conversion) leaves at the first test.
+        return (b & mask) == 0 && ((e & mask) == 0 || e == size_) && dir_ != nullptr;
+    }
+    /// chunk_first / chunk_last with the immediate case inline.
+    [[nodiscard, gnu::always_inline]] static bool fast_first(chunk_entry e) noexcept {
+        return is_immediate(e) ? (e >> 1) & 1u : chunk_first(e);
+    }
+    [[nodiscard, gnu::always_inline]] static bool fast_last(chunk_entry e) noexcept {
+        return is_immediate(e) ? ((e >> 1) ^ (e >> 2)) & 1u : chunk_last(e);
+    }
+
     [[nodiscard]] parts split(page_index b, page_index e) const noexcept {
         parts P;
         const page_index cb = b >> chunk_shift, ce = (e - 1) >> chunk_shift;
