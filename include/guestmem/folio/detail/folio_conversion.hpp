@@ -17,6 +17,7 @@ template <folio_allocator A, class NodeAllocator>
 template <class ShareMap>
 inline void folio_table<A, NodeAllocator>::plan_into(plan& p, const ShareMap& share) const noexcept {
     p.count = 0;
+    p.leaf = {};
     const auto it = detail::top_at_or_after(tops_, p.range.begin);
     p.first_top = it == tops_.end() ? nullptr : &*it;
     if (it == tops_.end()) return;  // all holes: nothing to split
@@ -38,8 +39,12 @@ template <class ShareMap>
         const ref x = descend(it->ref(), r.begin);
         plan_splits(p, x, r.begin, share);
         // One leaf holds the whole range and needs no split: the last
-        // page would find the same leaf and plan the same nothing.
-        if (p.count == 0 && x.end() >= r.end) return;
+        // page would find the same leaf and plan the same nothing, and the
+        // commit moves that leaf alone.
+        if (p.count == 0 && x.end() >= r.end) {
+            p.leaf = x;
+            return;
+        }
     }
     const page_index last = r.end - 1;
     if (it->end() <= last) it = detail::top_at_or_after(tops_, last);
