@@ -70,24 +70,33 @@ inline chunk_block* mutable_block_of(chunk_entry e) noexcept { return reinterpre
 
 /// Number of the n ascending offsets that are <= x: a branchless binary
 /// search (conditional moves; the comparisons are coin tosses for random
-/// pages).
+/// pages). The first probe, at the largest power of two k <= n, leaves a
+/// window of k + 1 candidate counts; each further step halves a power of
+/// two (a shift, a load, a compare, a conditional move, no length to keep).
 [[nodiscard, gnu::always_inline]] inline std::uint32_t count_le(const std::uint16_t* a, std::uint32_t n,
                                                                 std::uint32_t x) noexcept {
     if (n == 0) return 0;
+    std::uint32_t step = std::bit_floor(n);
+    // a[k-1] <= x: the count is in [k, n], inside [n-k, n] (n < 2k); else in [0, k).
     const std::uint16_t* base = a;
-    while (n > 1) {
-        const std::uint32_t half = n / 2;
-        // A conditional move, never a branch (GCC compiles `?:` here into a
-        // jump that mispredicts half the steps; see rm_search_step).
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-        const std::uint16_t* moved = base + half;
-        const std::uint32_t key = base[half - 1];
+    // A conditional move, never a branch (GCC compiles `?:` here into a
+    // jump that mispredicts half the steps; see rm_search_step).
+    {
+        const std::uint16_t* moved = a + (n - step);
+        const std::uint32_t key = a[step - 1];
         __asm__("cmpl %[k], %[x]\n\tcmovaeq %[m], %[b]" : [b] "+r"(base) : [k] "r"(key), [x] "r"(x), [m] "r"(moved) : "cc");
-#else
-        base += half & (0u - static_cast<std::uint32_t>(base[half - 1] <= x));
-#endif
-        n -= half;
     }
+    for (step >>= 1; step != 0; step >>= 1) {
+        const std::uint16_t* moved = base + step;
+        const std::uint32_t key = base[step - 1];
+        __asm__("cmpl %[k], %[x]\n\tcmovaeq %[m], %[b]" : [b] "+r"(base) : [k] "r"(key), [x] "r"(x), [m] "r"(moved) : "cc");
+    }
+#else
+    base += (n - step) & (0u - static_cast<std::uint32_t>(a[step - 1] <= x));
+    for (step >>= 1; step != 0; step >>= 1) base += step & (0u - static_cast<std::uint32_t>(base[step - 1] <= x));
+#endif
+    // The window is [i, i + 1] with i = base - a < n.
     return static_cast<std::uint32_t>(base - a) + (*base <= x);
 }
 
