@@ -213,6 +213,8 @@ public:
     [[nodiscard]] page_index find_first_not(page_range r, Value v) const noexcept {
         if (tree_.one_run()) return tree_.single() == v ? no_page : r.begin;  // one run: no walk
         if constexpr (dense) {  // two values: the first page, else the first boundary in r
+            if (r.end - r.begin == 1)  // one page (a 4 KiB conversion): a point lookup, no boundary search
+                return two_valued<Value>::value(tree_.bit_at(r.begin)) == v ? no_page : r.begin;
             bool first = false;
             const page_index q = tree_.next_boundary(r.begin, r.end, first);
             if (!(two_valued<Value>::value(first) == v)) return r.begin;
