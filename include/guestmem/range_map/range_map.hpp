@@ -116,7 +116,7 @@ public:
     ///            two chunk blocks, and the direct array or top nodes).
     [[nodiscard]] status assign(page_range r, Value v) noexcept {
         if (auto s = prepare_assign(r); !s) return s;
-        tree_.commit_assign(r.begin, r.end, v);
+        commit_assign(r, v);
         return ok();
     }
 
@@ -162,7 +162,8 @@ public:
         if (auto s = check_range(r, size()); !s) return s;
         bool reserved;
         if constexpr (dense)
-            reserved = tree_.reserve(r.begin, r.end);
+            reserved = tree_.inside_one_chunk(r.begin, r.end) ? tree_.reserve_inside(r.begin, r.end)
+                                                               : tree_.reserve(r.begin, r.end);
         else
             reserved = tree_.reserve();
         if (!reserved) return no_nodes_for(r);
@@ -176,7 +177,11 @@ public:
     /// Lock:      none; the owner serialises it against every other call.
     /// Cost:      O(log runs + runs removed).
     /// Allocates: nothing (frees the surplus of the reservation).
-    void commit_assign(page_range r, Value v) noexcept { tree_.commit_assign(r.begin, r.end, v); }
+    void commit_assign(page_range r, Value v) noexcept {
+        if constexpr (dense)
+            if (tree_.inside_one_chunk(r.begin, r.end)) return tree_.commit_inside(r.begin, v);  // as prepared
+        tree_.commit_assign(r.begin, r.end, v);
+    }
 
     /// Give reserved, unused nodes and blocks back to the allocator (after a
     /// prepare_assign whose assignment is abandoned), and a one-run dense map's
