@@ -18,7 +18,10 @@ template <class ShareMap>
 inline void folio_table<A, NodeAllocator>::plan_into(plan& p, const ShareMap& share) const noexcept {
     p.count = 0;
     p.leaf = {};
-    const auto it = detail::top_at_or_after(tops_, p.range.begin);
+    // The top holding range.begin, from the fault path's direct index when
+    // it is of the largest order (no tree walk), else the first at or after.
+    const top* hit = index_.find(p.range.begin);
+    const auto it = hit != nullptr ? tops_.iterator_to(*hit) : detail::top_at_or_after(tops_, p.range.begin);
     p.first_top = it == tops_.end() ? nullptr : &*it;
     if (it == tops_.end()) return;  // all holes: nothing to split
     // The range ends where a top folio inside it ends (a uniform conversion
