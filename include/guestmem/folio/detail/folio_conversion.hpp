@@ -27,6 +27,15 @@ inline void folio_table<A, NodeAllocator>::plan_into(plan& p, const ShareMap& sh
     // The range ends where a top folio inside it ends (a uniform conversion
     // of whole folios): no leaf crosses an end of the range, nothing splits.
     if (it->first >= p.range.begin && it->end() == p.range.end) return;
+    // One page inside a 4 KiB leaf of a split folio (a 4 KiB conversion):
+    // what plan_ends finds (that leaf, nothing to split), without its call.
+    if (it->first <= p.range.begin && it->split()) {
+        const ref x = descend(it->ref(), p.range.begin);
+        if (x.order == order_4k && x.end() >= p.range.end) {
+            p.leaf = x;
+            return;
+        }
+    }
     plan_ends(p, it, share);
 }
 
