@@ -209,6 +209,8 @@ public:
     /// Lock: none (const). Cost: O(log runs + runs in r); O(1) for a map of one run.
     [[nodiscard]] bool all_of(page_range r, Value v) const noexcept {
         if (tree_.one_run()) return tree_.single() == v;  // one run: answered inline
+        if constexpr (dense)
+            if (r.end - r.begin == 1) return two_valued<Value>::value(tree_.bit_at(r.begin)) == v;  // one page: a point lookup
         return find_first_not(r, v) == no_page;
     }
 

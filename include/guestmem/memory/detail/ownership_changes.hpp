@@ -44,7 +44,8 @@ status guest_memory<Allocator, Consumer, Lock, NodeAllocator>::convert(page_rang
         ++counters_.noop_conversions;
         return ok();
     }
-    if (page_index p = first_poisoned(r); p != no_page) return poisoned_in(p, r);
+    if (poison_events_ != 0)  // never poisoned: no folio walk, no call
+        if (page_index p = first_poisoned(r); p != no_page) return poisoned_in(p, r);
     // 2. plan
     typename folio_table<Allocator, NodeAllocator>::plan plan{r, to};
     folios_.plan_into(plan, shares_);
