@@ -87,9 +87,12 @@ inline chunk_block* mutable_block_of(chunk_entry e) noexcept { return reinterpre
         const std::uint32_t key = a[step - 1];
         __asm__("cmpl %[k], %[x]\n\tcmovaeq %[m], %[b]" : [b] "+r"(base) : [k] "r"(key), [x] "r"(x), [m] "r"(moved) : "cc");
     }
-    for (step >>= 1; step != 0; step >>= 1) {
-        const std::uint16_t* moved = base + step;
-        const std::uint32_t key = base[step - 1];
+    // The half step in bytes (2 * step / 2): one scaled address for the
+    // probe, one for the move.
+    for (std::uintptr_t bytes = step; bytes > 1; bytes >>= 1) {
+        const auto at = reinterpret_cast<std::uintptr_t>(base) + bytes;
+        const std::uint32_t key = *reinterpret_cast<const std::uint16_t*>(at - 2);
+        const std::uint16_t* moved = reinterpret_cast<const std::uint16_t*>(at);
         __asm__("cmpl %[k], %[x]\n\tcmovaeq %[m], %[b]" : [b] "+r"(base) : [k] "r"(key), [x] "r"(x), [m] "r"(moved) : "cc");
     }
 #else
