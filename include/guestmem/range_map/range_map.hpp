@@ -82,6 +82,15 @@ public:
     using allocator_type = Allocator;     ///< the allocator nodes come from (rebound)
     using iterator = run_iterator<Value>; ///< iterator over the runs of a run_view
 
+    /// Where an all_of search stood, for a following prepare_assign of the
+    /// same range to start from (a dense map's one-page search: the page's
+    /// place among its chunk's boundaries). Only a guess: prepare_assign
+    /// checks it, so a stale or default hint costs a search, never a wrong
+    /// result.
+    struct assign_hint {
+        std::uint32_t index = ~std::uint32_t{0};
+    };
+
     /// What runs() returns: the runs of this map overlapping a window.
     using run_view = guestmem::run_view<Value, Allocator>;
 
@@ -159,10 +168,15 @@ public:
     /// Allocates: what it reserves: up to height + 1 nodes (dense: up to two
     ///            chunk blocks, and the direct array or top nodes).
     [[nodiscard, gnu::always_inline]] inline status prepare_assign(page_range r) noexcept {
+        return prepare_assign(r, assign_hint{});
+    }
+    /// The same, starting from where all_of(r, v, hint) stood (a checked
+    /// guess: any hint gives the same result). Errors, Lock, Allocates: as above.
+    [[nodiscard, gnu::always_inline]] inline status prepare_assign(page_range r, const assign_hint& hint) noexcept {
         if (auto s = check_range(r, size()); !s) return s;
         bool reserved;
         if constexpr (dense)
-            reserved = tree_.inside_one_chunk(r.begin, r.end) ? tree_.reserve_inside(r.begin, r.end)
+            reserved = tree_.inside_one_chunk(r.begin, r.end) ? tree_.reserve_inside(r.begin, r.end, hint.index)
                                                                : tree_.reserve(r.begin, r.end);
         else
             reserved = tree_.reserve();
@@ -208,9 +222,17 @@ public:
     /// Do all pages of r equal v? Precondition: r valid (check_range).
     /// Lock: none (const). Cost: O(log runs + runs in r); O(1) for a map of one run.
     [[nodiscard]] bool all_of(page_range r, Value v) const noexcept {
+        assign_hint unused;
+        return all_of(r, v, unused);
+    }
+    /// The same, leaving in `hint` what prepare_assign(r, hint) can reuse.
+    /// Lock: none (const). Cost: as above.
+    [[nodiscard]] bool all_of(page_range r, Value v, assign_hint& hint) const noexcept {
+        hint.index = ~std::uint32_t{0};
         if (tree_.one_run()) return tree_.single() == v;  // one run: answered inline
         if constexpr (dense)
-            if (r.end - r.begin == 1) return two_valued<Value>::value(tree_.bit_at(r.begin)) == v;  // one page: a point lookup
+            if (r.end - r.begin == 1)  // one page: a point lookup
+                return two_valued<Value>::value(tree_.bit_at(r.begin, hint.index)) == v;
         return find_first_not(r, v) == no_page;
     }
 

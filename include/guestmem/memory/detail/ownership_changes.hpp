@@ -40,7 +40,8 @@ status guest_memory<Allocator, Consumer, Lock, NodeAllocator>::convert(page_rang
     if (auto s = check_range(r, size_); !s) return s;
     if (!is_valid(to) || (opts.content != content_policy::preserve && opts.content != content_policy::zero))
         return bad_conversion_argument(r, to, opts);
-    if (shares_.all_of(r, to)) {
+    typename share_map::assign_hint hint;  // where all_of's search stood, for prepare_assign
+    if (shares_.all_of(r, to, hint)) {
         ++counters_.noop_conversions;
         return ok();
     }
@@ -50,7 +51,7 @@ status guest_memory<Allocator, Consumer, Lock, NodeAllocator>::convert(page_rang
     typename folio_table<Allocator, NodeAllocator>::plan plan{r, to};
     folios_.plan_into(plan, shares_);
     // 3. prepare the map and the folio table
-    if (auto s = shares_.prepare_assign(r); !s) {
+    if (auto s = shares_.prepare_assign(r, hint); !s) {
         ++counters_.rollbacks;
         return s;
     }

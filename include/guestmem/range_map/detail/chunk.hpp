@@ -173,6 +173,18 @@ inline void bitmap_fill(std::uint64_t* w, std::uint32_t lo, std::uint32_t hi, bo
     return (b->first ^ count_le(b->offsets(), b->count, off)) & 1u;
 }
 
+/// chunk_value(e, off), and in `index` the count of boundaries <= off of
+/// an array or immediate chunk (~0 for a bitmap): a guess chunk_change may
+/// reuse for the same offset (see chunk_change).
+[[nodiscard, gnu::always_inline]] inline bool chunk_value(chunk_entry e, std::uint32_t off, std::uint32_t& index) noexcept {
+    index = ~std::uint32_t{0};
+    if (is_immediate(e)) return chunk_value(e, off);
+    const chunk_block* b = block_of(e);
+    if (b->bitmap()) return (b->bits()[off / 64] >> (off % 64)) & 1u;
+    index = count_le(b->offsets(), b->count, off);
+    return (b->first ^ index) & 1u;
+}
+
 [[nodiscard]] inline bool chunk_first(chunk_entry e) noexcept {
     if (is_immediate(e)) return (e >> 1) & 1u;
     const chunk_block* b = block_of(e);
@@ -258,7 +270,11 @@ struct chunk_change {
     /// For a bitmap, kept_below is 0 and kept_above counts every kept
     /// boundary (only their sum is used): O(hi - lo) instead of O(chunk).
     chunk_change() = default;
-    chunk_change(chunk_entry e, std::uint32_t lo_, std::uint32_t hi_) noexcept : lo(lo_), hi(hi_) {
+    /// `guess`: what count_le(offsets, count, lo) may be (a value read
+    /// by chunk_value(e, lo, index) before); checked in two compares and
+    /// searched for when wrong, so any value is safe (~0: no guess).
+    chunk_change(chunk_entry e, std::uint32_t lo_, std::uint32_t hi_, std::uint32_t guess = ~std::uint32_t{0}) noexcept
+        : lo(lo_), hi(hi_) {
         const std::uint32_t n = chunk_boundaries(e);
         bool before = false, after_v = false;
         if (!is_immediate(e) && block_of(e)->bitmap()) {
@@ -271,7 +287,14 @@ struct chunk_change {
             const immediate im(e);
             const bool first = chunk_first(e);
             const std::uint16_t* o = is_immediate(e) ? im.off : block_of(e)->offsets();
-            kept_below = lo ? count_le(o, n, lo - 1) : 0;
+            if (lo) {
+                // Boundaries <= lo - 1: those <= lo, less one at lo itself.
+                std::uint32_t i = guess;
+                if (i > n || (i > 0 && o[i - 1] > lo) || (i < n && o[i] <= lo)) i = count_le(o, n, lo);
+                kept_below = i - (i > 0 && o[i - 1] == lo);
+            } else {
+                kept_below = 0;
+            }
             // The boundaries in [lo, hi] are the ones the assign removes:
             // step over them rather than search again (O(runs removed)).
             std::uint32_t upto_hi = kept_below;

@@ -289,11 +289,12 @@ public:
     }
     /// reserve(b, e) when inside_one_chunk(b, e): the same blocks taken,
     /// the same result.
-    [[nodiscard]] bool reserve_inside(page_index b, page_index e) noexcept {
+    /// `guess`: see chunk_change (any value is safe).
+    [[nodiscard]] bool reserve_inside(page_index b, page_index e, std::uint32_t guess) noexcept {
         release_pending();
         pending& p = pending_[0];
         p.entry = dir_[b >> chunk_shift];
-        p.change = chunk_change(p.entry, std::uint32_t(b) & mask, std::uint32_t(e) & mask);
+        p.change = chunk_change(p.entry, std::uint32_t(b) & mask, std::uint32_t(e) & mask, guess);
         const block_need need = block_words_for(p.entry, p.change.most());
         if (need.words == 0) return true;
         p.fresh = allocate_block(need);
