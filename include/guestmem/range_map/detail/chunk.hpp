@@ -284,9 +284,20 @@ struct chunk_change {
             if (lo) before = (w[(lo - 1) / 64] >> ((lo - 1) % 64)) & 1u;
             if (hi < chunk_pages) after_v = (w[hi / 64] >> (hi % 64)) & 1u;
         } else {
-            const immediate im(e);
-            const bool first = chunk_first(e);
-            const std::uint16_t* o = is_immediate(e) ? im.off : block_of(e)->offsets();
+            // An immediate's offsets unpacked, or an array's in place (an
+            // array never pays for the unpacking, nor a bitmap test).
+            std::uint16_t unpacked[immediate_max];
+            const std::uint16_t* o;
+            bool first;
+            if (is_immediate(e)) {
+                const immediate im(e);
+                for (std::uint32_t i = 0; i < immediate_max; ++i) unpacked[i] = im.off[i];
+                o = unpacked;
+                first = im.first;
+            } else {
+                o = block_of(e)->offsets();
+                first = block_of(e)->first != 0;
+            }
             if (lo) {
                 // Boundaries <= lo - 1: those <= lo, less one at lo itself.
                 std::uint32_t i = guess;
