@@ -191,7 +191,8 @@ public:
     /// Lock:      none; the owner serialises it against every other call.
     /// Cost:      O(log runs + runs removed).
     /// Allocates: nothing (frees the surplus of the reservation).
-    void commit_assign(page_range r, Value v) noexcept {
+    /// Always inlined: a test, then one call.
+    [[gnu::always_inline]] inline void commit_assign(page_range r, Value v) noexcept {
         if constexpr (dense)
             if (tree_.inside_one_chunk(r.begin, r.end)) return tree_.commit_inside(r.begin, v);  // as prepared
         tree_.commit_assign(r.begin, r.end, v);
@@ -227,12 +228,12 @@ public:
     }
     /// The same, leaving in `hint` what prepare_assign(r, hint) can reuse.
     /// Lock: none (const). Cost: as above.
-    [[nodiscard]] bool all_of(page_range r, Value v, assign_hint& hint) const noexcept {
+    /// Always inlined: the one-page search and find_first_not are calls.
+    [[nodiscard, gnu::always_inline]] inline bool all_of(page_range r, Value v, assign_hint& hint) const noexcept {
         hint.index = ~std::uint32_t{0};
         if (tree_.one_run()) return tree_.single() == v;  // one run: answered inline
         if constexpr (dense)
-            if (r.end - r.begin == 1)  // one page: a point lookup
-                return two_valued<Value>::value(tree_.bit_at(r.begin, hint.index)) == v;
+            if (r.end - r.begin == 1) return page_is(r.begin, v, hint);  // one page: a point lookup
         return find_first_not(r, v) == no_page;
     }
 
@@ -293,6 +294,11 @@ public:
     }
 
 private:
+    /// all_of of the one page p (a dense map of more than one run), out of
+    /// line: the chunk search and the hint.
+    [[gnu::noinline]] bool page_is(page_index p, Value v, assign_hint& hint) const noexcept {
+        return two_valued<Value>::value(tree_.bit_at(p, hint.index)) == v;
+    }
     [[gnu::cold, gnu::noinline]] static error no_nodes_for(page_range r) noexcept {
         return error::make(errc::out_of_memory, r.begin,
                            "no memory for range map nodes to assign [%#" PRIx64 ", %#" PRIx64 ")", r.begin, r.end);
