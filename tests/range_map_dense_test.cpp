@@ -427,3 +427,46 @@ TEST_CASE("above 2^16 chunks the top is a run tree: out of memory at every alloc
     REQUIRE(m.coalesced());
     REQUIRE(m == same);
 }
+
+TEST_CASE("prepare_assign from an all_of hint assigns like a per-page model, whether the hint is right, stale or made up (randomised)") {
+    for (const std::uint32_t seed : {7u, 8u}) {
+        CAPTURE(seed);
+        std::mt19937_64 rng(seed);
+        const page_index size = 2 * chunk + 777;
+        alloc_state st;
+        bmap m(size, false, bool_alloc(&st));
+        std::vector<char> model(size, 0);
+        auto rnd = [&](page_index n) { return page_index(rng() % n); };
+        for (int op = 0; op < 8000; ++op) {
+            // Mostly one page (the hinted case), clustered so chunks fill up
+            // into arrays; sometimes a few pages or a chunk edge.
+            page_index b = rnd(4) == 0 ? rnd(size) : chunk / 2 + rnd(3000);
+            if (rnd(16) == 0) b = std::min(size - 1, rnd(3) * chunk + rnd(2));
+            const page_range r{b, std::min(size, b + (rnd(8) == 0 ? 1 + rnd(5) : 1))};
+            const bool v = rnd(2);
+            bmap::assign_hint hint;
+            switch (rnd(4)) {
+                case 0: (void)m.all_of(r, v, hint); break;  // the search of this very range
+                case 1: {  // another page's search (a wrong guess, usually)
+                    const page_index q = rnd(size);
+                    (void)m.all_of({q, q + 1}, v, hint);
+                    break;
+                }
+                case 2: hint.index = std::uint32_t(rng()) % 5000; break;    // made up
+                default: break;                                              // none
+            }
+            REQUIRE(m.all_of(r, v) == std::all_of(model.begin() + std::ptrdiff_t(r.begin),
+                                                  model.begin() + std::ptrdiff_t(r.end),
+                                                  [&](char c) { return bool(c) == v; }));
+            REQUIRE(m.prepare_assign(r, hint));
+            m.commit_assign(r, v);
+            std::fill(model.begin() + std::ptrdiff_t(r.begin), model.begin() + std::ptrdiff_t(r.end), char(v));
+            REQUIRE(m.coalesced());
+            if (op % 64 == 0) {
+                REQUIRE(runs_of(m, {0, size}) == model_runs(model, {0, size}));
+                REQUIRE(m.run_count() == model_runs(model, {0, size}).size());
+            }
+        }
+        REQUIRE(runs_of(m, {0, size}) == model_runs(model, {0, size}));
+    }
+}

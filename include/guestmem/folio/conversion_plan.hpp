@@ -78,6 +78,10 @@ private:
     /// found by the plan and reused by commit_conversion and merge_eligible: the set of
     /// top folios does not change during a conversion.
     const detail::top_folio* first_top = nullptr;
+    /// The one leaf holding the whole range, when the plan found it and
+    /// splits nothing (null otherwise): commit_conversion moves it alone,
+    /// without a walk. The leaves do not change before the commit.
+    detail::folio_ref leaf{};
     split_op ops[max_splits];
     unsigned count = 0;
 
@@ -85,6 +89,7 @@ private:
         range = o.range;
         to = o.to;
         first_top = o.first_top;
+        leaf = o.leaf;
         count = o.count;
         std::copy(o.ops, o.ops + o.count, ops);
         owner_ = o.owner_;

@@ -269,12 +269,21 @@ public:
     /// folio was populated or truncated since it was made. Returns how many
     /// leaves in the range it moved into mappability none (left draining).
     [[gnu::always_inline]] std::uint64_t commit_conversion(plan& p, [[maybe_unused]] bool defer_if_pinned) noexcept {
-        // The range within one whole top folio (and nothing to split): one
-        // record moves, handled here; everything else walks (commit_walk).
-        if (p.count == 0 && within_first_top(p)) {
-            p.owner_ = nullptr;
-            const top* t = p.first_top;
-            return t->first < p.range.end ? move_leaf(t->ref(), p.to) : 0;
+        // The range within one whole top folio, or within one leaf the plan
+        // found (and nothing to split): one record moves, handled here;
+        // everything else walks (commit_walk).
+        if (p.count == 0) {
+            if (within_first_top(p)) {
+                p.owner_ = nullptr;
+                const top* t = p.first_top;
+                return t->first < p.range.end ? move_leaf(t->ref(), p.to) : 0;
+            }
+            // One leaf of a split folio holds the range (the plan found it):
+            // the walk would visit that leaf alone.
+            if (p.leaf) {
+                p.owner_ = nullptr;
+                return move_leaf(p.leaf, p.to);
+            }
         }
         return commit_walk(p);
     }

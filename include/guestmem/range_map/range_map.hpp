@@ -82,6 +82,15 @@ public:
     using allocator_type = Allocator;     ///< the allocator nodes come from (rebound)
     using iterator = run_iterator<Value>; ///< iterator over the runs of a run_view
 
+    /// Where an all_of search stood, for a following prepare_assign of the
+    /// same range to start from (a dense map's one-page search: the page's
+    /// place among its chunk's boundaries). Only a guess: prepare_assign
+    /// checks it, so a stale or default hint costs a search, never a wrong
+    /// result.
+    struct assign_hint {
+        std::uint32_t index = ~std::uint32_t{0};
+    };
+
     /// What runs() returns: the runs of this map overlapping a window.
     using run_view = guestmem::run_view<Value, Allocator>;
 
@@ -116,7 +125,7 @@ public:
     ///            two chunk blocks, and the direct array or top nodes).
     [[nodiscard]] status assign(page_range r, Value v) noexcept {
         if (auto s = prepare_assign(r); !s) return s;
-        tree_.commit_assign(r.begin, r.end, v);
+        commit_assign(r, v);
         return ok();
     }
 
@@ -168,10 +177,16 @@ public:
     /// Allocates: what it reserves: up to height + 1 nodes (dense: up to two
     ///            chunk blocks, and the direct array or top nodes).
     [[nodiscard, gnu::always_inline]] inline status prepare_assign(page_range r) noexcept {
+        return prepare_assign(r, assign_hint{});
+    }
+    /// The same, starting from where all_of(r, v, hint) stood (a checked
+    /// guess: any hint gives the same result). Errors, Lock, Allocates: as above.
+    [[nodiscard, gnu::always_inline]] inline status prepare_assign(page_range r, const assign_hint& hint) noexcept {
         if (auto s = check_range(r, size()); !s) return s;
         bool reserved;
         if constexpr (dense)
-            reserved = tree_.reserve(r.begin, r.end);
+            reserved = tree_.inside_one_chunk(r.begin, r.end) ? tree_.reserve_inside(r.begin, r.end, hint.index)
+                                                               : tree_.reserve(r.begin, r.end);
         else
             reserved = tree_.reserve();
         if (!reserved) return no_nodes_for(r);
@@ -185,7 +200,12 @@ public:
     /// Lock:      none; the owner serialises it against every other call.
     /// Cost:      O(log runs + runs removed).
     /// Allocates: nothing (frees the surplus of the reservation).
-    [[gnu::always_inline]] void commit_assign(page_range r, Value v) noexcept { tree_.commit_assign(r.begin, r.end, v); }
+    /// Always inlined: a test, then one call.
+    [[gnu::always_inline]] inline void commit_assign(page_range r, Value v) noexcept {
+        if constexpr (dense)
+            if (tree_.inside_one_chunk(r.begin, r.end)) return tree_.commit_inside(r.begin, v);  // as prepared
+        tree_.commit_assign(r.begin, r.end, v);
+    }
 
     /// Give reserved, unused nodes and blocks back to the allocator (after a
     /// prepare_assign whose assignment is abandoned), and a one-run dense map's
@@ -212,7 +232,17 @@ public:
     /// Do all pages of r equal v? Precondition: r valid (check_range).
     /// Lock: none (const). Cost: O(log runs + runs in r); O(1) for a map of one run.
     [[nodiscard]] bool all_of(page_range r, Value v) const noexcept {
+        assign_hint unused;
+        return all_of(r, v, unused);
+    }
+    /// The same, leaving in `hint` what prepare_assign(r, hint) can reuse.
+    /// Lock: none (const). Cost: as above.
+    /// Always inlined: the one-page search and find_first_not are calls.
+    [[nodiscard, gnu::always_inline]] inline bool all_of(page_range r, Value v, assign_hint& hint) const noexcept {
+        hint.index = ~std::uint32_t{0};
         if (tree_.one_run()) return tree_.single() == v;  // one run: answered inline
+        if constexpr (dense)
+            if (r.end - r.begin == 1) return page_is(r.begin, v, hint);  // one page: a point lookup
         return find_first_not(r, v) == no_page;
     }
 
@@ -222,6 +252,8 @@ public:
     [[nodiscard]] page_index find_first_not(page_range r, Value v) const noexcept {
         if (tree_.one_run()) return tree_.single() == v ? no_page : r.begin;  // one run: no walk
         if constexpr (dense) {  // two values: the first page, else the first boundary in r
+            if (r.end - r.begin == 1)  // one page (a 4 KiB conversion): a point lookup, no boundary search
+                return two_valued<Value>::value(tree_.bit_at(r.begin)) == v ? no_page : r.begin;
             bool first = false;
             const page_index q = tree_.next_boundary(r.begin, r.end, first);
             if (!(two_valued<Value>::value(first) == v)) return r.begin;
@@ -271,6 +303,11 @@ public:
     }
 
 private:
+    /// all_of of the one page p (a dense map of more than one run), out of
+    /// line: the chunk search and the hint.
+    [[gnu::noinline]] bool page_is(page_index p, Value v, assign_hint& hint) const noexcept {
+        return two_valued<Value>::value(tree_.bit_at(p, hint.index)) == v;
+    }
     [[gnu::cold, gnu::noinline]] static error no_nodes_for(page_range r) noexcept {
         return error::make(errc::out_of_memory, r.begin,
                            "no memory for range map nodes to assign [%#" PRIx64 ", %#" PRIx64 ")", r.begin, r.end);

@@ -17,12 +17,25 @@ template <folio_allocator A, class NodeAllocator>
 template <class ShareMap>
 inline void folio_table<A, NodeAllocator>::plan_into(plan& p, const ShareMap& share) const noexcept {
     p.count = 0;
-    const auto it = detail::top_at_or_after(tops_, p.range.begin);
+    p.leaf = {};
+    // The top holding range.begin, from the fault path's direct index when
+    // it is of the largest order (no tree walk), else the first at or after.
+    const top* hit = index_.find(p.range.begin);
+    const auto it = hit != nullptr ? tops_.iterator_to(*hit) : detail::top_at_or_after(tops_, p.range.begin);
     p.first_top = it == tops_.end() ? nullptr : &*it;
     if (it == tops_.end()) return;  // all holes: nothing to split
     // The range ends where a top folio inside it ends (a uniform conversion
     // of whole folios): no leaf crosses an end of the range, nothing splits.
     if (it->first >= p.range.begin && it->end() == p.range.end) return;
+    // One page inside a 4 KiB leaf of a split folio (a 4 KiB conversion):
+    // what plan_ends finds (that leaf, nothing to split), without its call.
+    if (it->first <= p.range.begin && it->split()) {
+        const ref x = descend(it->ref(), p.range.begin);
+        if (x.order == order_4k && x.end() >= p.range.end) {
+            p.leaf = x;
+            return;
+        }
+    }
     plan_ends(p, it, share);
 }
 
@@ -38,8 +51,12 @@ template <class ShareMap>
         const ref x = descend(it->ref(), r.begin);
         plan_splits(p, x, r.begin, share);
         // One leaf holds the whole range and needs no split: the last
-        // page would find the same leaf and plan the same nothing.
-        if (p.count == 0 && x.end() >= r.end) return;
+        // page would find the same leaf and plan the same nothing, and the
+        // commit moves that leaf alone.
+        if (p.count == 0 && x.end() >= r.end) {
+            p.leaf = x;
+            return;
+        }
     }
     const page_index last = r.end - 1;
     if (it->end() <= last) it = detail::top_at_or_after(tops_, last);

@@ -40,20 +40,21 @@ status guest_memory<Allocator, Consumer, Lock, NodeAllocator>::convert(page_rang
     if (auto s = check_range(r, size_); !s) return s;
     if (!is_valid(to) || (opts.content != content_policy::preserve && opts.content != content_policy::zero))
         return bad_conversion_argument(r, to, opts);
-    // A range whose first page is not `to` changes (most conversions): the
-    // point lookup decides without the walk all_of makes.
-    if (shares_.at(r.begin) == to && shares_.all_of(r, to)) {
+    // A range whose first page is not `to` changes (most conversions): a
+    // one-page range asks all_of, whose search prepare_assign then starts
+    // from (the hint); a longer one tests the first page before all_of walks.
+    typename share_map::assign_hint hint;
+    if ((r.end - r.begin == 1 || shares_.at(r.begin) == to) && shares_.all_of(r, to, hint)) {
         ++counters_.noop_conversions;
         return ok();
     }
-    if (poison_events_ != 0) {  // no page ever poisoned (the usual case): no folio walk, no call
+    if (poison_events_ != 0)  // never poisoned: no folio walk, no call
         if (page_index p = first_poisoned(r); p != no_page) return poisoned_in(p, r);
-    }
     // 2. plan
     typename folio_table<Allocator, NodeAllocator>::plan plan{r, to};
     folios_.plan_into(plan, shares_);
     // 3. prepare the map and the folio table
-    if (auto s = shares_.prepare_assign(r); !s) {
+    if (auto s = shares_.prepare_assign(r, hint); !s) {
         ++counters_.rollbacks;
         return s;
     }

@@ -70,24 +70,36 @@ inline chunk_block* mutable_block_of(chunk_entry e) noexcept { return reinterpre
 
 /// Number of the n ascending offsets that are <= x: a branchless binary
 /// search (conditional moves; the comparisons are coin tosses for random
-/// pages).
+/// pages). The first probe, at the largest power of two k <= n, leaves a
+/// window of k + 1 candidate counts; each further step halves a power of
+/// two (a shift, a load, a compare, a conditional move, no length to keep).
 [[nodiscard, gnu::always_inline]] inline std::uint32_t count_le(const std::uint16_t* a, std::uint32_t n,
                                                                 std::uint32_t x) noexcept {
     if (n == 0) return 0;
+    std::uint32_t step = std::bit_floor(n);
+    // a[k-1] <= x: the count is in [k, n], inside [n-k, n] (n < 2k); else in [0, k).
     const std::uint16_t* base = a;
-    while (n > 1) {
-        const std::uint32_t half = n / 2;
-        // A conditional move, never a branch (GCC compiles `?:` here into a
-        // jump that mispredicts half the steps; see rm_search_step).
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-        const std::uint16_t* moved = base + half;
-        const std::uint32_t key = base[half - 1];
+    // A conditional move, never a branch (GCC compiles `?:` here into a
+    // jump that mispredicts half the steps; see rm_search_step).
+    {
+        const std::uint16_t* moved = a + (n - step);
+        const std::uint32_t key = a[step - 1];
         __asm__("cmpl %[k], %[x]\n\tcmovaeq %[m], %[b]" : [b] "+r"(base) : [k] "r"(key), [x] "r"(x), [m] "r"(moved) : "cc");
-#else
-        base += half & (0u - static_cast<std::uint32_t>(base[half - 1] <= x));
-#endif
-        n -= half;
     }
+    // The half step in bytes (2 * step / 2): one scaled address for the
+    // probe, one for the move.
+    for (std::uintptr_t bytes = step; bytes > 1; bytes >>= 1) {
+        const auto at = reinterpret_cast<std::uintptr_t>(base) + bytes;
+        const std::uint32_t key = *reinterpret_cast<const std::uint16_t*>(at - 2);
+        const std::uint16_t* moved = reinterpret_cast<const std::uint16_t*>(at);
+        __asm__("cmpl %[k], %[x]\n\tcmovaeq %[m], %[b]" : [b] "+r"(base) : [k] "r"(key), [x] "r"(x), [m] "r"(moved) : "cc");
+    }
+#else
+    base += (n - step) & (0u - static_cast<std::uint32_t>(a[step - 1] <= x));
+    for (step >>= 1; step != 0; step >>= 1) base += step & (0u - static_cast<std::uint32_t>(base[step - 1] <= x));
+#endif
+    // The window is [i, i + 1] with i = base - a < n.
     return static_cast<std::uint32_t>(base - a) + (*base <= x);
 }
 
@@ -159,6 +171,18 @@ inline void bitmap_fill(std::uint64_t* w, std::uint32_t lo, std::uint32_t hi, bo
     const chunk_block* b = block_of(e);
     if (b->bitmap()) return (b->bits()[off / 64] >> (off % 64)) & 1u;
     return (b->first ^ count_le(b->offsets(), b->count, off)) & 1u;
+}
+
+/// chunk_value(e, off), and in `index` the count of boundaries <= off of
+/// an array or immediate chunk (~0 for a bitmap): a guess chunk_change may
+/// reuse for the same offset (see chunk_change).
+[[nodiscard, gnu::always_inline]] inline bool chunk_value(chunk_entry e, std::uint32_t off, std::uint32_t& index) noexcept {
+    index = ~std::uint32_t{0};
+    if (is_immediate(e)) return chunk_value(e, off);
+    const chunk_block* b = block_of(e);
+    if (b->bitmap()) return (b->bits()[off / 64] >> (off % 64)) & 1u;
+    index = count_le(b->offsets(), b->count, off);
+    return (b->first ^ index) & 1u;
 }
 
 [[nodiscard]] inline bool chunk_first(chunk_entry e) noexcept {
@@ -246,7 +270,11 @@ struct chunk_change {
     /// For a bitmap, kept_below is 0 and kept_above counts every kept
     /// boundary (only their sum is used): O(hi - lo) instead of O(chunk).
     chunk_change() = default;
-    chunk_change(chunk_entry e, std::uint32_t lo_, std::uint32_t hi_) noexcept : lo(lo_), hi(hi_) {
+    /// `guess`: what count_le(offsets, count, lo) may be (a value read
+    /// by chunk_value(e, lo, index) before); checked in two compares and
+    /// searched for when wrong, so any value is safe (~0: no guess).
+    chunk_change(chunk_entry e, std::uint32_t lo_, std::uint32_t hi_, std::uint32_t guess = ~std::uint32_t{0}) noexcept
+        : lo(lo_), hi(hi_) {
         const std::uint32_t n = chunk_boundaries(e);
         bool before = false, after_v = false;
         if (!is_immediate(e) && block_of(e)->bitmap()) {
@@ -256,10 +284,28 @@ struct chunk_change {
             if (lo) before = (w[(lo - 1) / 64] >> ((lo - 1) % 64)) & 1u;
             if (hi < chunk_pages) after_v = (w[hi / 64] >> (hi % 64)) & 1u;
         } else {
-            const immediate im(e);
-            const bool first = chunk_first(e);
-            const std::uint16_t* o = is_immediate(e) ? im.off : block_of(e)->offsets();
-            kept_below = lo ? count_le(o, n, lo - 1) : 0;
+            // An immediate's offsets unpacked, or an array's in place (an
+            // array never pays for the unpacking, nor a bitmap test).
+            std::uint16_t unpacked[immediate_max];
+            const std::uint16_t* o;
+            bool first;
+            if (is_immediate(e)) {
+                const immediate im(e);
+                for (std::uint32_t i = 0; i < immediate_max; ++i) unpacked[i] = im.off[i];
+                o = unpacked;
+                first = im.first;
+            } else {
+                o = block_of(e)->offsets();
+                first = block_of(e)->first != 0;
+            }
+            if (lo) {
+                // Boundaries <= lo - 1: those <= lo, less one at lo itself.
+                std::uint32_t i = guess;
+                if (i > n || (i > 0 && o[i - 1] > lo) || (i < n && o[i] <= lo)) i = count_le(o, n, lo);
+                kept_below = i - (i > 0 && o[i - 1] == lo);
+            } else {
+                kept_below = 0;
+            }
             // The boundaries in [lo, hi] are the ones the assign removes:
             // step over them rather than search again (O(runs removed)).
             std::uint32_t upto_hi = kept_below;

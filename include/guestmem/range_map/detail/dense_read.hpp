@@ -49,6 +49,14 @@ struct dense_read {
         return chunk_value(entry(p >> chunk_shift), std::uint32_t(p) & (chunk_pages - 1));
     }
 
+    /// bit_at(p), and in `index` a guess for a following reserve_inside
+    /// of p (see chunk_value).
+    [[nodiscard, gnu::always_inline]] bool bit_at(page_index p, std::uint32_t& index) const noexcept {
+        index = ~std::uint32_t{0};
+        if (runs_ == 1) return single_bit_;
+        return chunk_value(entry(p >> chunk_shift), std::uint32_t(p) & (chunk_pages - 1), index);
+    }
+
     /// Smallest q > p where the value changes (page q differs from q-1),
     /// or size() when none does; `limit` when there is none below it (the
     /// caller does not care past its window). O(1) (direct top) or O(log

@@ -338,6 +338,42 @@ public:
         return load_outcome::loaded;
     }
 
+    // ---- one chunk's inside (a 4 KiB conversion) ------------------------------
+
+    /// Is [b, e) inside one chunk, clear of its first page and of its end
+    /// (and of the map's), with the direct top allocated? Then only that
+    /// chunk's own boundaries change, and reserve_inside / commit_inside do
+    /// what reserve / commit_assign do, without cutting the range into
+    /// parts. Precondition: b < e <= size(). O(1).
+    [[nodiscard, gnu::always_inline]] bool inside_one_chunk(page_index b, page_index e) const noexcept {
+        return dir_ != nullptr && ((b ^ (e - 1)) >> chunk_shift) == 0 && (b & mask) != 0 && (e & mask) != 0 &&
+               e != size_;
+    }
+    /// reserve(b, e) when inside_one_chunk(b, e): the same blocks taken,
+    /// the same result.
+    /// `guess`: see chunk_change (any value is safe).
+    [[nodiscard]] bool reserve_inside(page_index b, page_index e, std::uint32_t guess) noexcept {
+        release_pending();
+        pending& p = pending_[0];
+        p.entry = dir_[b >> chunk_shift];
+        p.change = chunk_change(p.entry, std::uint32_t(b) & mask, std::uint32_t(e) & mask, guess);
+        const block_need need = block_words_for(p.entry, p.change.most());
+        if (need.words == 0) return true;
+        p.fresh = allocate_block(need);
+        return p.fresh != nullptr;
+    }
+    /// commit_assign(b, e, value) after reserve_inside(b, e) (so
+    /// inside_one_chunk(b, e) still holds): the same change.
+    void commit_inside(page_index b, Value value) noexcept {
+        const chunk_entry old = pending_[0].entry;
+        const std::size_t before = chunk_boundaries(old);
+        const chunk_entry now = rewrite(pending_[0], tv::bit(value));
+        runs_ = runs_ - before + chunk_boundaries(now);
+        dir_[b >> chunk_shift] = now;
+        if (runs_ == 1) single_bit_ = chunk_first(now);
+        release_pending();
+    }
+
 private:
     /// [b, e) is whole chunks (it may end at the map's end) of a direct top
     /// that exists: no partly covered chunk, nothing to reserve.
