@@ -17,6 +17,7 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace guestmem;
@@ -267,6 +268,46 @@ TEST_CASE("faults: access control, holes, poison and bad input") {
     CHECK(past.error().code() == errc::invalid_range);
     CHECK(mem.fault(0, static_cast<shareability>(5), accessor::host).error().code() == errc::invalid_argument);
     CHECK(mem.fault(0, shareability::shared, static_cast<accessor>(9)).error().code() == errc::invalid_argument);
+}
+
+TEST_CASE("try_fault answers exactly what fault answers and nothing wherever fault refuses") {
+    simulated_allocator alloc;
+    sim_memory mem(alloc, {.pages = 4 * p2m, .initial = shareability::shared, .max_order = order_2m});
+    REQUIRE(mem.allocate({0, 3 * p2m}));                                 // the last 2 MiB a hole
+    REQUIRE(mem.convert({p2m, 2 * p2m}, shareability::guest_only));      // guest_only folio
+    REQUIRE(mem.convert({2 * p2m + 5, 2 * p2m + 9}, shareability::guest_only));  // split folio, mixed
+    REQUIRE(mem.memory_failure(7));                                      // poisoned folio
+    // A thread's first shared hold takes its reader slot; try_fault never
+    // takes one (answers nothing), so fault once first, as guestmem_fault does.
+    std::thread([&] { CHECK_FALSE(mem.try_fault(2 * p2m, shareability::shared, accessor::host).has_value()); }).join();
+    REQUIRE_FALSE(mem.fault(7, shareability::shared, accessor::host));
+    std::size_t answers = 0, refusals = 0;
+    const page_index pages[] = {0, 7, 100, p2m, p2m + 1, 2 * p2m, 2 * p2m + 5, 2 * p2m + 8, 2 * p2m + 9,
+                                3 * p2m - 1, 3 * p2m, 4 * p2m - 1, 4 * p2m, ~page_index{0}};
+    for (page_index p : pages)
+        for (unsigned w = 0; w < 3; ++w)
+            for (unsigned a = 0; a < 5; ++a) {
+                const auto wanted = static_cast<shareability>(w);
+                const auto who = static_cast<accessor>(a);
+                CAPTURE(p);
+                CAPTURE(w);
+                CAPTURE(a);
+                const auto f = mem.fault(p, wanted, who);
+                const auto t = mem.try_fault(p, wanted, who);
+                REQUIRE(bool(f) == t.has_value());
+                if (!f) {
+                    ++refusals;
+                    continue;
+                }
+                ++answers;
+                CHECK(t->frame == f.value().frame);
+                CHECK(t->folio_first == f.value().folio_first);
+                CHECK(t->folio_frame == f.value().folio_frame);
+                CHECK(t->order == f.value().order);
+                CHECK(t->mappability == f.value().mappability);
+            }
+    CHECK(answers > 10);
+    CHECK(refusals > 100);
 }
 
 TEST_CASE("memory failure: every consumer of the folio told once with its order and shareability, page never handed out, conversion refused") {

@@ -271,3 +271,36 @@ TEST_CASE("with the default lock a fault from a callback is would_deadlock too (
     c.at = reentering_consumer::none;
     CHECK(mem.fault(8, shareability::shared, accessor::host));
 }
+
+TEST_CASE("try_fault answers nothing from a callback of its own object, with the default lock and with another") {
+    simulated_allocator alloc{UINT64_MAX, order_4k};
+    guest_memory<simulated_allocator> mem{alloc, {16, shareability::shared, order_4k}};
+    REQUIRE(mem.allocate({0, 16}));
+    REQUIRE(mem.fault(0, shareability::shared, accessor::host));  // this thread holds a reader slot now
+    reentering_consumer c;
+    guest_memory<simulated_allocator>::binding_type slot;
+    REQUIRE(mem.bind(slot, c, {0, 16}, 0));
+    int answered = 0, asked = 0;
+    c.at = reentering_consumer::prepare_site;
+    c.hook = [&] {
+        ++asked;
+        answered += mem.try_fault(8, shareability::shared, accessor::host).has_value();
+    };
+    REQUIRE(mem.convert({0, 4}, shareability::guest_only));
+    CHECK(asked == 1);
+    CHECK(answered == 0);
+    c.at = reentering_consumer::none;
+    CHECK(mem.try_fault(8, shareability::shared, accessor::host).has_value());
+
+    object o;  // a lock without the sharded try-lock: the re-entry check answers
+    reentering_consumer d;
+    memory::binding_type dslot;
+    REQUIRE(o.mem.bind(dslot, d, {0, 64}, 0));
+    bool none = false;
+    d.at = reentering_consumer::prepare_site;
+    d.hook = [&] { none = !o.mem.try_fault(8, shareability::shared, accessor::host).has_value(); };
+    REQUIRE(o.mem.convert({0, 4}, shareability::guest_only));
+    CHECK(none);
+    d.at = reentering_consumer::none;
+    CHECK(o.mem.try_fault(8, shareability::shared, accessor::host).has_value());
+}

@@ -78,11 +78,11 @@ template <class A>
         return fault_slow(mem, page, wanted, who, out, err);
     if (!valid_accessor(who)) [[unlikely]]
         return fault_slow(mem, page, wanted, who, out, err);
-    auto r = static_cast<const object<A>*>(mem)->mem.fault(page, static_cast<shareability>(wanted),
-                                                            static_cast<accessor>(who));
+    const auto r = static_cast<const object<A>*>(mem)->mem.try_fault(page, static_cast<shareability>(wanted),
+                                                                      static_cast<accessor>(who));
     if (!r) [[unlikely]]
         return fault_slow(mem, page, wanted, who, out, err);
-    write_fault_result(r.value(), out);
+    write_fault_result(*r, out);
     if (err != nullptr) [[unlikely]]
         return succeed(err);
     return GUESTMEM_OK;

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <shared_mutex>
 
@@ -269,6 +270,20 @@ public:
         std::shared_lock guard(lock_, std::adopt_lock);
         return fault_locked(page, wanted, who, policy);
     }
+
+    /// fault() without the refusal's words, for a caller that asks fault()
+    /// for them only when it needs them (the C ABI's guestmem_fault): the
+    /// answer, or nothing. No error object on the path, so a caller that is
+    /// a function of its own (not inlined into a loop) keeps a small frame.
+    /// Errors:    none reported: std::nullopt stands for every refusal
+    ///            fault() words, and for a shared lock not free at once.
+    /// Lock:      shared; with the default sharded lock by try-lock only
+    ///            (never waits); with another `Lock`, as fault().
+    /// Cost:      O(log runs + log folios), as fault.
+    /// Allocates: nothing.
+    template <access_rule Policy = confidential>
+    [[gnu::always_inline]] inline std::optional<fault_result> try_fault(page_index page, shareability wanted,
+                                                                         accessor who, Policy policy = {}) const noexcept;
 
     /// The sequence of binding `b`, read before fault (odd while an
     /// invalidation over `b` is in flight).
@@ -549,6 +564,10 @@ private:
             return detail::fault_mappability_error(page, f->mappability, t);
         return fault_result{f->frame + (page - f->first), f->first, f->frame, f->order, f->mappability};
     }
+    // try_fault's checks after the lock (memory/detail/fault_probe.hpp).
+    template <class Policy>
+    [[gnu::always_inline]] inline std::optional<fault_result> probe(page_index page, shareability wanted, accessor who,
+                                                                     Policy policy) const noexcept;
     // Out of line in memory/detail/slow_paths.hpp: the refusals convert and
     // punch_hole build (cold, so the compiler has room to inline the steps
     // every conversion runs), the scans for a poisoned or unmappable page,
@@ -596,6 +615,7 @@ using guest_memory_with =
 
 } // namespace guestmem
 
+#include <guestmem/memory/detail/fault_probe.hpp>
 #include <guestmem/memory/detail/ownership_changes.hpp>
 #include <guestmem/memory/detail/slow_paths.hpp>
 #include <guestmem/memory/locked.hpp>

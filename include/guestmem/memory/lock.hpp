@@ -61,6 +61,8 @@ class sharded_shared_mutex {
 public:
     /// Marks this lock's try_lock_shared as safe from the exclusive holder (memory/reentry.hpp).
     using sharded_tag = void;
+    /// The number of reader slots (try_lock_shared_slot's "nothing held").
+    static constexpr std::size_t slots = Slots;
     sharded_shared_mutex() = default;
     sharded_shared_mutex(const sharded_shared_mutex&) = delete;
     sharded_shared_mutex& operator=(const sharded_shared_mutex&) = delete;
@@ -93,6 +95,23 @@ public:
     }
     /// Release a shared hold taken by this thread.
     void unlock_shared() noexcept { slots_[slot_index()].readers.fetch_sub(1, std::memory_order_release); }
+    /// try_lock_shared with no call on any path, for the fastest readers
+    /// (guest_memory::try_fault): the slot this thread counted itself in, or
+    /// `Slots` (nothing held) when a writer holds or waits for the lock or
+    /// this thread has no slot yet (it takes one on its first lock_shared or
+    /// try_lock_shared). Release with unlock_shared_slot.
+    [[nodiscard]] std::size_t try_lock_shared_slot() noexcept {
+        const std::size_t i = this_slot;
+        if (i == Slots) [[unlikely]]
+            return Slots;
+        slots_[i].readers.fetch_add(1, std::memory_order_seq_cst);
+        if (!writer_.load(std::memory_order_seq_cst)) [[likely]]
+            return i;
+        slots_[i].readers.fetch_sub(1, std::memory_order_release);
+        return Slots;
+    }
+    /// Release the hold try_lock_shared_slot took in slot `i`.
+    void unlock_shared_slot(std::size_t i) noexcept { slots_[i].readers.fetch_sub(1, std::memory_order_release); }
 
     /// Take the lock exclusive: raise the writer flag (the flag is also the
     /// writers' lock: one exchange; a second writer yields until it drops),
@@ -128,11 +147,11 @@ private:
     /// so unlock_shared finds the slot lock_shared counted in.
     /// The thread-local is constant-initialised (Slots: none yet), so each
     /// access is a plain TLS load, with no initialisation guard.
+    static inline thread_local std::size_t this_slot = Slots;
     static std::size_t slot_index() noexcept {
-        thread_local std::size_t index = Slots;
-        if (index == Slots) [[unlikely]]
-            index = take_slot();
-        return index;
+        if (this_slot == Slots) [[unlikely]]
+            this_slot = take_slot();
+        return this_slot;
     }
     [[gnu::noinline]] static std::size_t take_slot() noexcept {
         static std::atomic<std::size_t> next{0};

@@ -183,6 +183,17 @@ public:
     /// guess: any hint gives the same result). Errors, Lock, Allocates: as above.
     [[nodiscard, gnu::always_inline]] inline status prepare_assign(page_range r, const assign_hint& hint) noexcept {
         if (auto s = check_range(r, size()); !s) return s;
+        return prepare_checked_assign(r, hint);
+    }
+    /// The same for a range its caller has already checked against size()
+    /// (guest_memory::convert checks against the object's size, the map's):
+    /// the range is not checked twice.
+    /// Precondition: check_range(r, size()) succeeds.
+    /// Errors:    out_of_memory at r.begin (then nothing new is reserved).
+    /// Lock:      none; the owner serialises it against every other call.
+    /// Cost:      as prepare_assign.
+    /// Allocates: as prepare_assign.
+    [[nodiscard, gnu::always_inline]] inline status prepare_checked_assign(page_range r, const assign_hint& hint) noexcept {
         bool reserved;
         if constexpr (dense)
             reserved = tree_.inside_one_chunk(r.begin, r.end) ? tree_.reserve_inside(r.begin, r.end, hint.index)

@@ -15,7 +15,7 @@ namespace guestmem {
 
 template <folio_allocator A, class NodeAllocator>
 template <class ShareMap>
-inline void folio_table<A, NodeAllocator>::plan_into(plan& p, const ShareMap& share) const noexcept {
+[[gnu::always_inline]] inline void folio_table<A, NodeAllocator>::plan_into(plan& p, const ShareMap& share) const noexcept {
     p.count = 0;
     p.leaf = {};
     // The top holding range.begin, from the fault path's direct index when

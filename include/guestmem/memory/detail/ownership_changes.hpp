@@ -54,7 +54,7 @@ status guest_memory<Allocator, Consumer, Lock, NodeAllocator>::convert(page_rang
     typename folio_table<Allocator, NodeAllocator>::plan plan{r, to};
     folios_.plan_into(plan, shares_);
     // 3. prepare the map and the folio table
-    if (auto s = shares_.prepare_assign(r, hint); !s) {
+    if (auto s = shares_.prepare_checked_assign(r, hint); !s) {
         ++counters_.rollbacks;
         return s;
     }
