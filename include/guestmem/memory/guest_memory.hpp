@@ -544,27 +544,10 @@ private:
         return order_4k;
     }
 
-    // The fault path: the checks inline, every refusal built out of line
-    // (so the whole path inlines into the caller's loop).
+    // The fault path after the lock, and try_fault's (memory/detail/fault_paths.hpp).
     template <class Policy>
     [[gnu::always_inline]] inline result<fault_result> fault_locked(page_index page, shareability wanted, accessor who,
-                                                                     Policy policy) const {
-        if (page >= size_ || !is_valid(wanted) || !is_valid(who) || !policy.may_map(who, wanted)) [[unlikely]]
-            return detail::fault_argument_error(page, size_, wanted, who);
-        if (const shareability actual = shares_.at(page); actual != wanted) [[unlikely]]
-            return detail::fault_shareability_error(page, actual, wanted);
-        auto f = folios_.lookup(page);
-        if (!f || f->poisoned) [[unlikely]]
-            return detail::fault_folio_error(page, !f);
-        // The mappability table decides: host faults need `all`; guest-side
-        // faults are refused (retry) while the folio drains references.
-        const auto event =
-            policy.may_map(who, shareability::guest_only) ? mappability_event::guest_fault : mappability_event::host_fault;
-        if (const auto t = next_mappability(f->mappability, event); !t.allowed) [[unlikely]]
-            return detail::fault_mappability_error(page, f->mappability, t);
-        return fault_result{f->frame + (page - f->first), f->first, f->frame, f->order, f->mappability};
-    }
-    // try_fault's checks after the lock (memory/detail/fault_probe.hpp).
+                                                                     Policy policy) const;
     template <class Policy>
     [[gnu::always_inline]] inline std::optional<fault_result> probe(page_index page, shareability wanted, accessor who,
                                                                      Policy policy) const noexcept;
@@ -615,7 +598,7 @@ using guest_memory_with =
 
 } // namespace guestmem
 
-#include <guestmem/memory/detail/fault_probe.hpp>
+#include <guestmem/memory/detail/fault_paths.hpp>
 #include <guestmem/memory/detail/ownership_changes.hpp>
 #include <guestmem/memory/detail/slow_paths.hpp>
 #include <guestmem/memory/locked.hpp>

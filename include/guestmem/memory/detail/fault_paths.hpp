@@ -1,5 +1,7 @@
 /// @file
-/// The body of guest_memory::try_fault: fault()'s checks in the same order,
+/// The fault path after the lock (fault_locked: the checks inline, every
+/// refusal built out of line, so the whole path inlines into the caller's
+/// loop) and the body of guest_memory::try_fault: the same checks in order,
 /// each refusal answered with nothing instead of an error, and the default
 /// sharded lock taken by try-lock only, so the whole path is straight-line code with
 /// no error object and no call (the C ABI's guestmem_fault runs it and asks
@@ -14,6 +16,27 @@
 #include <guestmem/memory/guest_memory.hpp>
 
 namespace guestmem {
+
+template <folio_allocator Allocator, invalidation_consumer Consumer, lock_policy Lock, class NodeAllocator>
+template <class Policy>
+[[gnu::always_inline]] inline result<fault_result>
+guest_memory<Allocator, Consumer, Lock, NodeAllocator>::fault_locked(page_index page, shareability wanted, accessor who,
+                                                                     Policy policy) const {
+    if (page >= size_ || !is_valid(wanted) || !is_valid(who) || !policy.may_map(who, wanted)) [[unlikely]]
+        return detail::fault_argument_error(page, size_, wanted, who);
+    if (const shareability actual = shares_.at(page); actual != wanted) [[unlikely]]
+        return detail::fault_shareability_error(page, actual, wanted);
+    auto f = folios_.lookup(page);
+    if (!f || f->poisoned) [[unlikely]]
+        return detail::fault_folio_error(page, !f);
+    // The mappability table decides: host faults need `all`; guest-side
+    // faults are refused (retry) while the folio drains references.
+    const auto event =
+        policy.may_map(who, shareability::guest_only) ? mappability_event::guest_fault : mappability_event::host_fault;
+    if (const auto t = next_mappability(f->mappability, event); !t.allowed) [[unlikely]]
+        return detail::fault_mappability_error(page, f->mappability, t);
+    return fault_result{f->frame + (page - f->first), f->first, f->frame, f->order, f->mappability};
+}
 
 template <folio_allocator Allocator, invalidation_consumer Consumer, lock_policy Lock, class NodeAllocator>
 template <access_rule Policy>
