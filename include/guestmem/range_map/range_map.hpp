@@ -88,7 +88,7 @@ public:
     /// checks it, so a stale or default hint costs a search, never a wrong
     /// result.
     struct assign_hint {
-        std::uint32_t index = ~std::uint32_t{0};
+        std::uint32_t index = ~std::uint32_t{0};  ///< the page's place in its chunk; ~0: none
     };
 
     /// What runs() returns: the runs of this map overlapping a window.
@@ -180,7 +180,11 @@ public:
         return prepare_assign(r, assign_hint{});
     }
     /// The same, starting from where all_of(r, v, hint) stood (a checked
-    /// guess: any hint gives the same result). Errors, Lock, Allocates: as above.
+    /// guess: any hint gives the same result).
+    /// Errors:    as prepare_assign(r): invalid_range, then out_of_memory.
+    /// Lock:      none; the owner serialises it against every other call.
+    /// Cost:      as prepare_assign(r), less one search when the hint is right.
+    /// Allocates: as prepare_assign(r).
     [[nodiscard, gnu::always_inline]] inline status prepare_assign(page_range r, const assign_hint& hint) noexcept {
         if (auto s = check_range(r, size()); !s) return s;
         return prepare_checked_assign(r, hint);
