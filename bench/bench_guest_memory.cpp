@@ -134,9 +134,13 @@ struct node_cache_allocator {
     node_cache_allocator() = default;
     template <class U>
     node_cache_allocator(const node_cache_allocator<U>&) noexcept {}
+    // Never destroyed: fixtures held in function statics free their nodes at
+    // exit, after a list of this kind would be gone if it were a static
+    // object (which static goes first depends on which benchmark ran first,
+    // so interleaved repetitions crashed at exit).
     static std::vector<T*>& free_list() {
-        static std::vector<T*> l;
-        return l;
+        static auto* l = new std::vector<T*>;
+        return *l;
     }
     T* allocate(std::size_t n) {
         if (n == 1 && !free_list().empty()) {
