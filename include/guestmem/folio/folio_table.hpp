@@ -475,30 +475,9 @@ private:
     }
 
     /// Pieces inherit x's mappability: one byte each, frames implicit.
-    void do_split(const ref& x, pieces* children) noexcept {
-        const folio_order co = next_lower_order(x.order);
-        if (co > order_4k) ::new (static_cast<void*>(children)) wide_pieces;
-        else ::new (static_cast<void*>(children)) pieces;
-        std::memset(children->state, static_cast<int>(x.map()), fanout);
-        alloc_->commit_split(x.frame, x.order, co);
-        x.aux->sub = children;
-        *x.st |= detail::st_split;
-        --c_.folios_by_order[detail::order_slot(x.order)];
-        c_.folios_by_order[detail::order_slot(co)] += fanout;
-        ++c_.split_folios;
-    }
-
+    void do_split(const ref& x, pieces* children) noexcept;
     /// Pieces (all leaves) back into x. Frees records; cannot fail.
-    void do_merge(const ref& x) noexcept {
-        const folio_order co = next_lower_order(x.order);
-        alloc_->merge(x.frame, co, x.order);
-        free_pieces(x.pieces(), co);
-        x.aux->sub = nullptr;
-        *x.st = static_cast<std::uint8_t>(mappability::guest);
-        c_.folios_by_order[detail::order_slot(co)] -= fanout;
-        ++c_.folios_by_order[detail::order_slot(x.order)];
-        --c_.split_folios;
-    }
+    void do_merge(const ref& x) noexcept;
 
     /// merge_eligible's walk, from `it` (the top holding r.begin or the first after it).
     template <class ShareMap>
@@ -511,17 +490,8 @@ private:
     void try_merge(const ref& x, page_range r, const ShareMap& share) noexcept;
 
     /// Is every piece a plain guest leaf (not split, not poisoned)? Eight
-    /// state bytes per compare, stopping at the first that is not: a folio
-    /// with shared pieces left is usually refused in its first word.
-    static bool all_plain_guest(const std::uint8_t* st) noexcept {
-        constexpr std::uint64_t guest8 = 0x0101010101010101ull * static_cast<std::uint8_t>(mappability::guest);
-        for (std::uint32_t i = 0; i < fanout; i += 8) {
-            std::uint64_t w;
-            std::memcpy(&w, st + i, sizeof w);
-            if (w != guest8) return false;
-        }
-        return true;
-    }
+    /// state bytes per compare, stopping at the first that is not.
+    static bool all_plain_guest(const std::uint8_t* st) noexcept;
 
     /// Split a fresh folio as far as `share` needs (populate).
     template <class ShareMap>

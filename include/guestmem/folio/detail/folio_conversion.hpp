@@ -2,8 +2,8 @@
 // conversion steps, declared and documented in folio_table.hpp: plan_into
 // and plan_ends (which leaves at the two ends of the range split),
 // prepare_splits (the fallible part), move_leaf and commit_walk (split, then
-// move mappability; cannot fail) and try_merge (pieces back into their
-// folio once all are plain guest).
+// move mappability; cannot fail), try_merge (pieces back into their folio
+// once all are plain guest), and do_split / do_merge / all_plain_guest.
 #pragma once
 
 #include <cinttypes>
@@ -172,6 +172,44 @@ inline void folio_table<A, NodeAllocator>::try_merge(const ref& x, page_range r,
     const page_range R{x.first, x.end()};
     if (live_first_pinned(R) != no_page || !share.all_of(R, shareability::guest_only)) return;
     do_merge(x);
+}
+
+template <folio_allocator A, class NodeAllocator>
+inline void folio_table<A, NodeAllocator>::do_split(const ref& x, pieces* children) noexcept {
+    const folio_order co = next_lower_order(x.order);
+    if (co > order_4k) ::new (static_cast<void*>(children)) wide_pieces;
+    else ::new (static_cast<void*>(children)) pieces;
+    std::memset(children->state, static_cast<int>(x.map()), fanout);
+    alloc_->commit_split(x.frame, x.order, co);
+    x.aux->sub = children;
+    *x.st |= detail::st_split;
+    --c_.folios_by_order[detail::order_slot(x.order)];
+    c_.folios_by_order[detail::order_slot(co)] += fanout;
+    ++c_.split_folios;
+}
+
+template <folio_allocator A, class NodeAllocator>
+inline void folio_table<A, NodeAllocator>::do_merge(const ref& x) noexcept {
+    const folio_order co = next_lower_order(x.order);
+    alloc_->merge(x.frame, co, x.order);
+    free_pieces(x.pieces(), co);
+    x.aux->sub = nullptr;
+    *x.st = static_cast<std::uint8_t>(mappability::guest);
+    c_.folios_by_order[detail::order_slot(co)] -= fanout;
+    ++c_.folios_by_order[detail::order_slot(x.order)];
+    --c_.split_folios;
+}
+
+// A folio with shared pieces left is usually refused in its first word.
+template <folio_allocator A, class NodeAllocator>
+inline bool folio_table<A, NodeAllocator>::all_plain_guest(const std::uint8_t* st) noexcept {
+    constexpr std::uint64_t guest8 = 0x0101010101010101ull * static_cast<std::uint8_t>(mappability::guest);
+    for (std::uint32_t i = 0; i < fanout; i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, st + i, sizeof w);
+        if (w != guest8) return false;
+    }
+    return true;
 }
 
 } // namespace guestmem
