@@ -86,6 +86,21 @@ int assign_failing_each_allocation(bmap& m, bmap& same, alloc_state& st, page_ra
 
 } // namespace
 
+// Sanitizer builds check memory, not breadth: the two long randomised
+// loops below run a quarter of their operations there (each still checked
+// against the model); the other builds run them all.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr int sanitizer_divisor = 4;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr int sanitizer_divisor = 4;
+#else
+constexpr int sanitizer_divisor = 1;
+#endif
+#else
+constexpr int sanitizer_divisor = 1;
+#endif
+
 TEST_CASE("a dense map answers like a per-page model across chunk edges (randomised)") {
     for (const std::uint32_t seed : {1u, 2u, 3u}) {
         CAPTURE(seed);
@@ -95,7 +110,7 @@ TEST_CASE("a dense map answers like a per-page model across chunk edges (randomi
         bmap m(size, false, bool_alloc(&st));
         std::vector<char> model(size, 0);
         auto rnd = [&](page_index n) { return page_index(rng() % n); };
-        for (int op = 0; op < 6000; ++op) {
+        for (int op = 0; op < 6000 / sanitizer_divisor; ++op) {
             page_index b = rnd(size);
             switch (rnd(6)) {
                 case 0: b = (rnd(4) * chunk + size - 3 + rnd(6)) % size; break;  // near a chunk edge
@@ -148,7 +163,7 @@ TEST_CASE("assigns of whole chunks keep the run count right whatever their neigh
         bmap m(size, false, bool_alloc(&st));
         std::vector<char> model(size, 0);
         auto rnd = [&](page_index n) { return page_index(rng() % n); };
-        for (int op = 0; op < 700; ++op) {
+        for (int op = 0; op < 700 / sanitizer_divisor; ++op) {
             page_range r;
             if (rnd(2) == 0) {
                 const page_index lo = rnd(chunks), hi = lo + 1 + rnd(std::min<page_index>(3, chunks - lo));
